@@ -1,0 +1,43 @@
+# Two commands do all set-up: `make run` and `make test`. Everything else is a step they use.
+SHELL := /bin/bash
+PYTHON ?= python3
+# Use uv from PATH when present, else bootstrap it into .tools/ with pip.
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test check lint format bench clean
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+$(BIN)/attune: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+## Serve on ATTUNE_HOST:ATTUNE_PORT (default 127.0.0.1:8000) against ATTUNE_DATABASE_URL
+## (default: SQLite under ./var/); migrates, and on an empty database seeds a demo org.
+run: $(BIN)/attune
+	$(BIN)/attune run
+
+## The whole test suite. SQLite by default; set ATTUNE_TEST_DATABASE_URL for PostgreSQL.
+test: $(BIN)/attune
+	$(BIN)/pytest
+
+## Lint, format check and strict typing.
+check: $(BIN)/attune
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(BIN)/attune
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Submission benchmark on PostgreSQL: the service against a minimal floor app (see bench/README.md).
+bench: $(BIN)/attune
+	bench/run
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

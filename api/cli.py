@@ -1,0 +1,153 @@
+"""`attune` command line: migrate, seed a demo organization, mint keys, serve.
+
+Usage:
+    attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL
+    attune seed-demo            on an empty database: create the demo org, print an admin key
+    attune admin-key SLUG       print a new admin key for an existing organization
+    attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
+    attune run                  migrate, seed-demo, serve: what `make run` does
+"""
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from models.tenancy import ApiKeyCreate, Organization, OrganizationCreate
+from services.auth import Actor, Principal
+from services.config import Settings, get_settings
+from services.database import create_engine, create_sessionmaker
+from services.organizations import create_api_key, create_organization
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SLUG = "demo"
+
+
+def migrate(settings: Settings) -> None:
+    from alembic.config import Config
+
+    from alembic import command
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = settings.database_url
+    command.upgrade(config, "head")
+
+
+# Changes made from the command line are audited as made by no key, from the local console.
+_CONSOLE = Actor(
+    principal=Principal(key_id=None, org_id=None, scopes=frozenset({"system"}), clinician_id=None),
+    client_address="console",
+)
+
+
+async def _seed_demo(settings: Settings) -> str | None:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            count = await session.scalar(select(func.count()).select_from(Organization))
+            if count:
+                return None
+            org = await create_organization(
+                session, actor=_CONSOLE, data=OrganizationCreate(name="Demo clinic", slug=DEMO_SLUG)
+            )
+            created = await create_api_key(
+                session,
+                actor=_CONSOLE,
+                org_id=org.id,
+                data=ApiKeyCreate(name="demo admin", scopes=["admin"]),
+                secret=settings.secret_key.get_secret_value(),
+            )
+            await session.commit()
+            return created.key
+    finally:
+        await engine.dispose()
+
+
+async def _admin_key(settings: Settings, slug: str) -> str | None:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            org = await session.scalar(select(Organization).where(col(Organization.slug) == slug))
+            if org is None:
+                return None
+            created = await create_api_key(
+                session,
+                actor=_CONSOLE,
+                org_id=org.id,
+                data=ApiKeyCreate(name="admin (from the command line)", scopes=["admin"]),
+                secret=settings.secret_key.get_secret_value(),
+            )
+            await session.commit()
+            return created.key
+    finally:
+        await engine.dispose()
+
+
+def seed_demo(settings: Settings) -> None:
+    key = asyncio.run(_seed_demo(settings))
+    if key is None:
+        print(
+            "Database already has organizations; no demo key printed (keys are shown once).\n"
+            f"Mint a new one with: .venv/bin/attune admin-key {DEMO_SLUG}",
+            file=sys.stderr,
+        )
+        return
+    print(
+        f"\nDemo organization '{DEMO_SLUG}' created. Its admin API key (shown once):\n\n    {key}\n"
+    )
+    print(f"Try:  export ATTUNE_KEY={key}\n", flush=True)
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from api import logs
+
+    logs.configure(settings.log_level)
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,  # our own access log omits paths that can carry identifiers
+        log_config=None,
+        proxy_headers=True,
+        timeout_keep_alive=5,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="attune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate")
+    sub.add_parser("seed-demo")
+    key_parser = sub.add_parser("admin-key")
+    key_parser.add_argument("slug")
+    sub.add_parser("serve")
+    sub.add_parser("run")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    if args.command == "migrate":
+        migrate(settings)
+    elif args.command == "seed-demo":
+        seed_demo(settings)
+    elif args.command == "admin-key":
+        key = asyncio.run(_admin_key(settings, args.slug))
+        if key is None:
+            sys.exit(f"no organization with slug '{args.slug}'")
+        print(key)
+    elif args.command == "serve":
+        serve(settings)
+    elif args.command == "run":
+        migrate(settings)
+        seed_demo(settings)
+        serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Typed dependencies: the unit of work, the authenticated actor with its scopes, paging."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.auth import Actor, authenticate
+from services.config import Settings
+from services.errors import Unauthorized
+from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+_bearer = HTTPBearer(auto_error=False, description="An Attune API key: `Bearer att_…`")
+
+
+async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request, committed here after the handler has built its response
+    and before that response is sent (the dependency has function scope), so a failed commit
+    becomes an error response instead of a 2xx for data that was never saved."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def require(scope: str) -> Any:
+    """A dependency that authenticates the bearer key and demands `scope` (401, then 403)."""
+
+    async def dependency(
+        request: Request,
+        session: SessionDep,
+        settings: SettingsDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Actor:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        principal = await authenticate(
+            session, token=credentials.credentials, secret=settings.secret_key.get_secret_value()
+        )
+        actor = Actor(principal=principal, client_address=_client_address(request))
+        principal.require(scope)
+        if scope != "system":
+            principal.require_org()
+        request.state.actor = actor
+        return actor
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return Depends(dependency)
+
+
+SystemActor = Annotated[Actor, require("system")]
+AdminActor = Annotated[Actor, require("admin")]
+ClientsRead = Annotated[Actor, require("clients:read")]
+ClientsWrite = Annotated[Actor, require("clients:write")]
+
+
+def audit_target(
+    request: Request, action: str, resource_type: str, resource_id: uuid.UUID | None
+) -> None:
+    """Name what a request is about, so that a refusal (403/404) is audited too."""
+    request.state.audit_as = (action, resource_type, resource_id)
+
+
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="opaque cursor")
+]
+DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT

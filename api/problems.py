@@ -1,0 +1,202 @@
+"""RFC 9457 problem+json for every error, rendered in one place.
+
+Clients and integrators get the same shape for bad input, missing auth, conflicts and outages;
+nothing ever leaks a stack trace.
+"""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import DomainError
+
+log = logging.getLogger("attune.errors")
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str | None,
+    slug: str,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:attune:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Never echo the offending input back: it may be health data, and it may be huge.
+    errors = [
+        {
+            "field": _field_name(tuple(err.get("loc", ()))),
+            "message": err.get("msg", "invalid"),
+            "type": err.get("type", "value_error"),
+        }
+        for err in exc.errors()
+    ]
+    fields = ", ".join(sorted({e["field"] for e in errors})) or "request"
+    return problem_response(
+        request,
+        status=422,
+        title="Invalid request",
+        detail=f"invalid: {fields}",
+        slug="validation-error",
+        extra={"errors": errors},
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    await _audit_refusal(request, exc.status)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        slug=exc.type_slug,
+        extra=exc.extra,
+        headers=headers,
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
+        exc.status_code, "HTTP error"
+    )
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=title,
+        detail=str(exc.detail),
+        slug=title.lower().replace(" ", "-"),
+        headers=dict(exc.headers or {}) or None,
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if (
+        isinstance(exc, DBAPIError)
+        and not isinstance(exc, OperationalError)
+        and (not exc.connection_invalidated)
+    ):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        request,
+        status=503,
+        title="Service unavailable",
+        detail="the database is unavailable; retry shortly",
+        slug="unavailable",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Type and route only: messages of database errors can quote the values of the statement.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return problem_response(
+        request, status=500, title="Internal server error", detail=None, slug="internal"
+    )
+
+
+async def _audit_refusal(request: Request, status: int) -> None:
+    """Refused attempts on client data are audited too, in their own transaction.
+
+    The request's transaction rolls back with the error, so the record is written apart from it.
+    """
+    if status not in (403, 404):
+        return
+    actor = getattr(request.state, "actor", None)
+    audit_as = getattr(request.state, "audit_as", None)
+    if actor is None or audit_as is None:
+        return
+    from services import audit
+
+    outcome = "forbidden" if status == 403 else "not_found"
+    try:
+        async with request.app.state.sessionmaker() as session:
+            audit.record(
+                session,
+                actor,
+                action=audit_as[0],
+                resource_type=audit_as[1],
+                resource_id=audit_as[2],
+                outcome=outcome,
+            )
+            await session.commit()
+    except Exception:  # the refusal itself must still be answered
+        log.exception("could not audit a refused request")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    names = {
+        400: "Bad request",
+        401: "Missing, invalid or revoked API key",
+        403: "The key lacks a scope",
+        404: "Not found (or another tenant's object)",
+        409: "Conflict",
+        413: "Body larger than allowed",
+        422: "Invalid input, naming the fields",
+        503: "Database unavailable",
+    }
+    return {s: {"description": names[s], "model": Problem} for s in statuses}

@@ -1,0 +1,42 @@
+"""An organization's own API keys, managed by its admins."""
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep
+from api.problems import responses
+from models.tenancy import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from services import organizations
+from services.pagination import DEFAULT_LIMIT, Page
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+
+
+@router.post("", status_code=201, responses=responses(401, 403, 422))
+async def create_api_key(
+    body: ApiKeyCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep
+) -> ApiKeyCreated:
+    return await organizations.create_api_key(
+        session,
+        actor=actor,
+        org_id=actor.org_id,
+        data=body,
+        secret=settings.secret_key.get_secret_value(),
+    )
+
+
+@router.get("", responses=responses(401, 403, 422))
+async def list_api_keys(
+    actor: AdminActor, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[ApiKeyPublic]:
+    rows, next_cursor = await organizations.list_api_keys(
+        session, actor=actor, limit=limit, cursor=cursor
+    )
+    return Page(items=[ApiKeyPublic.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.delete("/{key_id}", status_code=204, responses=responses(401, 403, 404, 422))
+async def revoke_api_key(key_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> Response:
+    await organizations.revoke_api_key(session, actor=actor, key_id=key_id)
+    return Response(status_code=204)

@@ -1,0 +1,19 @@
+"""The audit trail, for an organization's admins."""
+
+from fastapi import APIRouter
+
+from api.deps import AdminActor, Cursor, Limit, SessionDep
+from api.problems import responses
+from models.audit import AuditEventPublic
+from services import audit
+from services.pagination import DEFAULT_LIMIT, Page
+
+router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
+
+
+@router.get("", responses=responses(401, 403, 422))
+async def list_audit_events(
+    actor: AdminActor, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[AuditEventPublic]:
+    rows, next_cursor = await audit.list_events(session, actor=actor, limit=limit, cursor=cursor)
+    return Page(items=[AuditEventPublic.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -1,0 +1,45 @@
+"""Clinicians."""
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
+from api.problems import responses
+from models.people import ClinicianCreate, ClinicianPublic
+from models.types import ExternalId
+from services import clinicians
+from services.pagination import DEFAULT_LIMIT, Page
+
+router = APIRouter(prefix="/v1/clinicians", tags=["clinicians"])
+
+
+@router.post("", status_code=201, responses=responses(401, 403, 409, 422))
+async def create_clinician(
+    body: ClinicianCreate, actor: ClientsWrite, session: SessionDep
+) -> ClinicianPublic:
+    row = await clinicians.create_clinician(session, actor=actor, data=body)
+    return ClinicianPublic.model_validate(row)
+
+
+@router.get("", responses=responses(401, 403, 422))
+async def list_clinicians(
+    actor: ClientsRead,
+    session: SessionDep,
+    external_id: ExternalId | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[ClinicianPublic]:
+    rows, next_cursor = await clinicians.list_clinicians(
+        session, actor=actor, external_id=external_id, limit=limit, cursor=cursor
+    )
+    return Page(items=[ClinicianPublic.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{clinician_id}", responses=responses(401, 403, 404, 422))
+async def get_clinician(
+    clinician_id: uuid.UUID, request: Request, actor: ClientsRead, session: SessionDep
+) -> ClinicianPublic:
+    audit_target(request, "clinician.read", "clinician", clinician_id)
+    row = await clinicians.get_clinician(session, actor=actor, clinician_id=clinician_id)
+    return ClinicianPublic.model_validate(row)

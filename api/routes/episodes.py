@@ -1,0 +1,65 @@
+"""Episodes of care."""
+
+import uuid
+
+from fastapi import APIRouter, Request
+
+from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
+from api.problems import responses
+from models.episodes import EpisodeCreate, EpisodePublic, EpisodeStatus, EpisodeUpdate
+from services import episodes
+from services.pagination import DEFAULT_LIMIT, Page
+
+router = APIRouter(prefix="/v1/episodes", tags=["episodes"])
+
+
+@router.post("", status_code=201, responses=responses(401, 403, 422))
+async def create_episode(
+    body: EpisodeCreate, actor: ClientsWrite, session: SessionDep
+) -> EpisodePublic:
+    row = await episodes.create_episode(session, actor=actor, data=body)
+    return EpisodePublic.model_validate(row)
+
+
+@router.get("", responses=responses(401, 403, 422))
+async def list_episodes(
+    actor: ClientsRead,
+    session: SessionDep,
+    client_id: uuid.UUID | None = None,
+    clinician_id: uuid.UUID | None = None,
+    status: EpisodeStatus | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[EpisodePublic]:
+    rows, next_cursor = await episodes.list_episodes(
+        session,
+        actor=actor,
+        client_id=client_id,
+        clinician_id=clinician_id,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+    return Page(items=[EpisodePublic.model_validate(r) for r in rows], next_cursor=next_cursor)
+
+
+@router.get("/{episode_id}", responses=responses(401, 403, 404, 422))
+async def get_episode(
+    episode_id: uuid.UUID, request: Request, actor: ClientsRead, session: SessionDep
+) -> EpisodePublic:
+    audit_target(request, "episode.read", "episode", episode_id)
+    row = await episodes.get_episode(session, actor=actor, episode_id=episode_id)
+    return EpisodePublic.model_validate(row)
+
+
+@router.patch("/{episode_id}", responses=responses(401, 403, 404, 422))
+async def update_episode(
+    episode_id: uuid.UUID,
+    body: EpisodeUpdate,
+    request: Request,
+    actor: ClientsWrite,
+    session: SessionDep,
+) -> EpisodePublic:
+    audit_target(request, "episode.update", "episode", episode_id)
+    row = await episodes.update_episode(session, actor=actor, episode_id=episode_id, data=body)
+    return EpisodePublic.model_validate(row)

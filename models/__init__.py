@@ -1,0 +1,5 @@
+"""Tables and API schemas. Importing this package registers every table on `SQLModel.metadata`."""
+
+from models import audit, episodes, people, tenancy
+
+__all__ = ["audit", "episodes", "people", "tenancy"]

@@ -1,0 +1,68 @@
+"""Shared column types, id generation and the metadata naming convention for every table."""
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import SQLModel
+
+# Set before the first table is declared so every constraint gets a stable, predictable name in
+# migrations on SQLite and PostgreSQL alike (Alembic cannot alter unnamed constraints on SQLite).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def new_id() -> uuid.UUID:
+    """A UUIDv7: time-ordered, so keyset pagination by id follows creation order."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= 0x7 << 76  # version 7
+    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= 0b10 << 62  # RFC 9562 variant
+    value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
+    return uuid.UUID(int=value)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always returned timezone-aware.
+
+    SQLite has no timezone type and would hand back naive values; PostgreSQL's timestamptz would
+    hand back the session's zone. Normalising here keeps API output identical on both.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - defensive, SQLAlchemy parses SQLite strings
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

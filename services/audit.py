@@ -1,0 +1,43 @@
+"""Audit events, written in the caller's transaction: one exists exactly when its change does."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.audit import AuditEvent
+from services.auth import Actor
+from services.pagination import fetch_page
+
+
+def record(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    outcome: str = "success",
+) -> None:
+    session.add(
+        AuditEvent(
+            org_id=actor.principal.org_id,
+            key_id=actor.principal.key_id,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
+            client_address=actor.client_address,
+        )
+    )
+
+
+async def list_events(
+    session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
+) -> tuple[Sequence[AuditEvent], str | None]:
+    stmt = select(AuditEvent).where(col(AuditEvent.org_id) == actor.org_id)
+    return await fetch_page(
+        session, stmt, id_column=col(AuditEvent.id), limit=limit, cursor=cursor, newest_first=True
+    )

@@ -1,0 +1,132 @@
+"""API keys: generation, keyed hashing, authentication and scope checks.
+
+Keys are 256-bit random tokens, so a fast keyed hash (HMAC-SHA256 with the server secret) is the
+right tool: slow password hashes defend low-entropy secrets and would only add latency here. The
+database holds the hash alone; a stolen table is useless without the secret.
+"""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.tenancy import ORG_SCOPES, ApiKey
+from services.errors import Forbidden, Unauthorized
+
+KEY_PREFIX = "att_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: uuid.UUID | None
+    org_id: uuid.UUID | None
+    scopes: frozenset[str]
+    clinician_id: uuid.UUID | None
+
+    @property
+    def is_system(self) -> bool:
+        return "system" in self.scopes
+
+    def has(self, scope: str) -> bool:
+        if scope in self.scopes:
+            return True
+        # An admin may do everything inside its own organization, never across organizations.
+        return scope in ORG_SCOPES and "admin" in self.scopes and self.org_id is not None
+
+    def require(self, scope: str) -> None:
+        if not self.has(scope):
+            raise Forbidden(f"this API key lacks the '{scope}' scope")
+
+    def require_org(self) -> uuid.UUID:
+        if self.org_id is None:
+            raise Forbidden("this route acts inside an organization; use an organization's key")
+        return self.org_id
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting and from where: what every service needs for scoping and auditing."""
+
+    principal: Principal
+    client_address: str | None
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.principal.require_org()
+
+    @property
+    def clinician_id(self) -> uuid.UUID | None:
+        return self.principal.clinician_id
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str, secret: str) -> str:
+    return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + 6]
+
+
+async def authenticate(session: AsyncSession, *, token: str, secret: str) -> Principal:
+    """Look a bearer token up by its keyed hash. Revoked keys fail on the very next request."""
+    if not token.startswith(KEY_PREFIX) or len(token) > 200:
+        raise Unauthorized("invalid API key")
+    digest = hash_key(token, secret)
+    row = (
+        await session.execute(
+            select(
+                col(ApiKey.id),
+                col(ApiKey.org_id),
+                col(ApiKey.scopes),
+                col(ApiKey.clinician_id),
+                col(ApiKey.key_hash),
+            )
+            .where(col(ApiKey.key_hash) == digest)
+            .where(col(ApiKey.revoked_at).is_(None))
+        )
+    ).one_or_none()
+    # The lookup is by hash, so timing reveals nothing about the key; compare_digest guards the
+    # final equality anyway, in case a collation or index ever matched loosely.
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
+        raise Unauthorized("invalid or revoked API key")
+    return Principal(
+        key_id=row.id,
+        org_id=row.org_id,
+        scopes=frozenset(row.scopes),
+        clinician_id=row.clinician_id,
+    )
+
+
+async def ensure_bootstrap_key(session: AsyncSession, *, key: str, secret: str) -> bool:
+    """Create the system key from `ATTUNE_BOOTSTRAP_KEY` unless a system key already exists.
+
+    Like a database image taking its first password from the environment: later changes to the
+    variable do not replace an existing system key.
+    """
+    existing = (
+        await session.execute(
+            select(col(ApiKey.id), col(ApiKey.scopes)).where(col(ApiKey.org_id).is_(None))
+        )
+    ).all()
+    if any("system" in scopes for _, scopes in existing):
+        return False
+    session.add(
+        ApiKey(
+            org_id=None,
+            name="bootstrap system key",
+            prefix=display_prefix(key),
+            key_hash=hash_key(key, secret),
+            scopes=["system"],
+        )
+    )
+    await session.flush()
+    return True

@@ -1,0 +1,57 @@
+"""Settings from the environment (prefix `ATTUNE_`), validated once at start-up."""
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
+# Placeholders that ship in docs and examples; a real deployment must never run on them.
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "dev-secret-key", "secret"})
+DEV_SECRET = "dev-secret-key"  # noqa: S105  (development only; refused elsewhere)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTUNE_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = DEFAULT_SQLITE_URL
+    # Keyed hash for API keys and other high-entropy tokens; also seeds pseudonyms later.
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
+    bootstrap_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.environment == "development":
+            return self
+        if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "ATTUNE_SECRET_KEY is a placeholder; set a long random value outside development"
+            )
+        bootstrap = self.bootstrap_key
+        if bootstrap is not None and len(bootstrap.get_secret_value()) < 24:
+            raise ValueError("ATTUNE_BOOTSTRAP_KEY must be at least 24 characters")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        _, _, path = self.database_url.partition(":///")
+        return Path(path) if path and path != ":memory:" else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+"""Domain errors. Each carries its HTTP status; `api/problems.py` renders them as problem+json."""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status: int = 400
+    title: str = "Bad request"
+    type_slug: str = "bad-request"
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class NotFound(DomainError):
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(DomainError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class Forbidden(DomainError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+
+class InvalidInput(DomainError):
+    """Input that is well-formed but refers to something impossible; names the fields at fault."""
+
+    status = 422
+    title = "Invalid input"
+    type_slug = "validation-error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, extra={"errors": errors})

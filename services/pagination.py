@@ -1,0 +1,57 @@
+"""Keyset pagination by id (ids are UUIDv7, so id order is creation order)."""
+
+import base64
+import binascii
+import uuid
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.errors import InvalidInput
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(
+            "the cursor is not one this API issued",
+            errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}],
+        ) from exc
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    id_column: Any,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+) -> tuple[Sequence[Any], str | None]:
+    if cursor is not None:
+        after = decode_cursor(cursor)
+        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+    stmt = stmt.order_by(id_column.desc() if newest_first else id_column.asc()).limit(limit + 1)
+    rows = (await session.execute(stmt)).scalars().all()
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id)
+    return rows, None

@@ -1,0 +1,87 @@
+"""Test fixtures: a migrated database (SQLite file, or PostgreSQL from ATTUNE_TEST_DATABASE_URL),
+the app with its real lifespan, and an HTTP client speaking ASGI to it.
+
+The schema is built with `alembic upgrade head`, so every run tests the migrations. Tests never
+share rows: each creates its own organizations through the API, and all data is tenant-scoped.
+"""
+
+import asyncio
+import inspect
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from api.app import create_app
+from api.cli import migrate
+from services.config import Settings
+from tests.support import SYSTEM_KEY, Attune
+
+TEST_SECRET = "test-secret-key-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
+            item.add_marker(pytest.mark.anyio)
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("ATTUNE_TEST_DATABASE_URL")
+    if url is None:
+        path: Path = tmp_path_factory.mktemp("db") / "attune-test.db"
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        asyncio.run(_reset_postgres(url))
+    migrate(Settings(environment="test", database_url=url, secret_key=SecretStr(TEST_SECRET)))
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        secret_key=SecretStr(TEST_SECRET),
+        bootstrap_key=SecretStr(SYSTEM_KEY),
+        db_pool_size=5,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
+    async with httpx.AsyncClient(transport=transport, base_url="http://attune.test") as client:
+        yield client
+
+
+@pytest.fixture
+def attune(http: httpx.AsyncClient) -> Attune:
+    return Attune(http)

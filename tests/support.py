@@ -1,0 +1,90 @@
+"""Helpers that drive the API the way an integrator would."""
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+SYSTEM_KEY = "att_test-system-key-0123456789abcdefghijkl"
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def expect(response: httpx.Response, status: int) -> Any:
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+@dataclass
+class Tenant:
+    """An organization with an admin key, and shortcuts to create its objects."""
+
+    http: httpx.AsyncClient
+    org_id: str
+    slug: str
+    admin_key: str
+    keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return bearer(self.admin_key)
+
+    async def key(self, *scopes: str, clinician_id: str | None = None) -> str:
+        body: dict[str, Any] = {"name": "test key", "scopes": list(scopes)}
+        if clinician_id is not None:
+            body["clinician_id"] = clinician_id
+        data = expect(await self.http.post("/v1/api-keys", json=body, headers=self.admin), 201)
+        return str(data["key"])
+
+    async def clinician(self, name: str = "Dr Test", **extra: Any) -> dict[str, Any]:
+        return expect(  # type: ignore[no-any-return]
+            await self.http.post(
+                "/v1/clinicians", json={"display_name": name, **extra}, headers=self.admin
+            ),
+            201,
+        )
+
+    async def client(self, **body: Any) -> dict[str, Any]:
+        return expect(  # type: ignore[no-any-return]
+            await self.http.post("/v1/clients", json=body, headers=self.admin), 201
+        )
+
+    async def episode(
+        self, *, client_id: str | None = None, clinician_id: str | None = None
+    ) -> dict[str, Any]:
+        client_id = client_id or (await self.client())["id"]
+        clinician_id = clinician_id or (await self.clinician())["id"]
+        return expect(  # type: ignore[no-any-return]
+            await self.http.post(
+                "/v1/episodes",
+                json={"client_id": client_id, "clinician_id": clinician_id},
+                headers=self.admin,
+            ),
+            201,
+        )
+
+
+@dataclass
+class Attune:
+    http: httpx.AsyncClient
+
+    async def tenant(self, name: str = "Clinic") -> Tenant:
+        slug = f"t-{uuid.uuid4().hex[:12]}"
+        org = expect(
+            await self.http.post(
+                "/v1/organizations", json={"name": name, "slug": slug}, headers=bearer(SYSTEM_KEY)
+            ),
+            201,
+        )
+        key = expect(
+            await self.http.post(
+                f"/v1/organizations/{org['id']}/api-keys",
+                json={"name": "admin", "scopes": ["admin"]},
+                headers=bearer(SYSTEM_KEY),
+            ),
+            201,
+        )
+        return Tenant(http=self.http, org_id=org["id"], slug=slug, admin_key=key["key"])
