@@ -1,0 +1,199 @@
+"""Malformed input anywhere gives a 4xx problem+json naming the field, never a 500."""
+
+import json
+import re
+import uuid
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+
+from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect
+
+BAD_VALUES: list[Any] = [
+    "bad\x00nul",
+    "x" * 100_000,
+    10**40,
+    -1,
+    1.5e308,
+    True,
+    None,
+    [],
+    {"nested": {"deeper": [1, 2, 3]}},
+    "",
+    "\u202e\u0007",
+]
+
+
+def _path(template: str, ids: dict[str, str]) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda m: ids.get(m.group(1), str(uuid.uuid4())), template)
+
+
+def _assert_problem(response: Any, context: Any) -> None:
+    assert 400 <= response.status_code < 500, (context, response.status_code, response.text)
+    assert response.headers["content-type"] == "application/problem+json", context
+    body = response.json()
+    assert body["status"] == response.status_code
+
+
+async def _fixture_ids(tenant: Tenant) -> dict[str, str]:
+    episode = await tenant.episode()
+    return {
+        "episode_id": episode["id"],
+        "client_id": episode["client_id"],
+        "clinician_id": episode["clinician_id"],
+        "org_id": tenant.org_id,
+        "external_id": "MRN-1",
+    }
+
+
+def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
+    ops = []
+    for template, operations in app.openapi()["paths"].items():
+        for method, op in operations.items():
+            ops.append((method.upper(), template, op))
+    return ops
+
+
+def _body_fields(app: FastAPI, op: dict[str, Any]) -> list[str]:
+    content = op.get("requestBody", {}).get("content", {}).get("application/json")
+    if not content:
+        return []
+    ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
+    return list(app.openapi()["components"]["schemas"][ref]["properties"])
+
+
+async def test_every_body_field_rejects_absurd_values_with_a_named_422(
+    app: FastAPI, attune: Attune
+) -> None:
+    tenant = await attune.tenant()
+    ids = await _fixture_ids(tenant)
+    for method, template, op in _operations(app):
+        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        for field in _body_fields(app, op):
+            for value in BAD_VALUES:
+                response = await attune.http.request(
+                    method, _path(template, ids), json={field: value}, headers=headers
+                )
+                context = (method, template, field, repr(value)[:40])
+                if response.status_code < 300:
+                    continue  # a value that is valid for this field (e.g. a null optional)
+                _assert_problem(response, context)
+
+
+async def test_unknown_fields_are_rejected_naming_the_field(app: FastAPI, attune: Attune) -> None:
+    tenant = await attune.tenant()
+    ids = await _fixture_ids(tenant)
+    for method, template, op in _operations(app):
+        if not _body_fields(app, op):
+            continue
+        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        response = await attune.http.request(
+            method, _path(template, ids), json={"surprise": 1}, headers=headers
+        )
+        _assert_problem(response, template)
+        assert response.status_code == 422
+        assert "body.surprise" in {e["field"] for e in response.json()["errors"]}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"\xff\xfe\xfa", "application/json"),
+        (b'{"display_name": "A"}', "text/plain"),
+        (b"[1, 2, 3]", "application/json"),
+        (b'"just a string"', "application/json"),
+        (b"[" * 10_000 + b"]" * 10_000, "application/json"),
+        (b'{"display_name": NaN}', "application/json"),
+        (b'{"display_name": Infinity}', "application/json"),
+        (b"", "application/json"),
+    ],
+)
+async def test_broken_bodies_are_refused_on_every_write_route(
+    app: FastAPI, attune: Attune, content: bytes, content_type: str
+) -> None:
+    tenant = await attune.tenant()
+    ids = await _fixture_ids(tenant)
+    for method, template, op in _operations(app):
+        if "requestBody" not in op:
+            continue
+        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        response = await attune.http.request(
+            method,
+            _path(template, ids),
+            content=content,
+            headers={**headers, "Content-Type": content_type},
+        )
+        _assert_problem(response, (template, content[:20]))
+
+
+async def test_bodies_over_one_mebibyte_get_413(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    big = json.dumps({"display_name": "x" * (1024 * 1024 + 10)})
+    response = await attune.http.post(
+        "/v1/clinicians",
+        content=big,
+        headers={**tenant.admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_chunked_bodies_over_the_limit_get_413(attune: Attune) -> None:
+    tenant = await attune.tenant()
+
+    async def chunks() -> Any:
+        for _ in range(20):
+            yield b"x" * 100_000
+
+    response = await attune.http.post(
+        "/v1/clinicians",
+        content=chunks(),
+        headers={**tenant.admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=501",
+        "limit=0",
+        "limit=abc",
+        "cursor=%00",
+        "cursor=not-a-real-cursor",
+        "external_id=%00",
+        f"external_id={'x' * 500}",
+    ],
+)
+async def test_bad_query_parameters_are_rejected_naming_the_parameter(
+    attune: Attune, query: str
+) -> None:
+    tenant = await attune.tenant()
+    response = await attune.http.get(f"/v1/clients?{query}", headers=tenant.admin)
+    assert response.status_code == 422, response.text
+    name = query.split("=")[0]
+    assert any(e["field"] == f"query.{name}" for e in response.json()["errors"])
+
+
+async def test_bad_path_ids_are_rejected(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    for path in ("/v1/clients/not-a-uuid", "/v1/episodes/%00", "/v1/clinicians/" + "9" * 300):
+        response = await attune.http.get(path, headers=tenant.admin)
+        _assert_problem(response, path)
+
+
+async def test_cursor_from_listing_pages_through_everything(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    created = [(await tenant.client())["id"] for _ in range(5)]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "/v1/clients?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = expect(await attune.http.get(query, headers=tenant.admin), 200)
+        seen += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == created

@@ -1,0 +1,51 @@
+"""A response is sent only after its transaction committed: a failed commit is never a 2xx."""
+
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.support import Attune, expect
+
+
+async def test_failed_commit_answers_503_and_saves_nothing(
+    attune: Attune, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await attune.tenant()
+    real_commit = AsyncSession.commit
+
+    async def failing_commit(self: AsyncSession) -> Any:
+        raise OperationalError("COMMIT", {}, Exception("disk full"))
+
+    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    response = await attune.http.post(
+        "/v1/clients", json={"external_id": "MRN-LOST"}, headers=tenant.admin
+    )
+    monkeypatch.setattr(AsyncSession, "commit", real_commit)
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    assert response.headers["content-type"] == "application/problem+json"
+    found = expect(
+        await attune.http.get("/v1/clients?external_id=MRN-LOST", headers=tenant.admin), 200
+    )
+    assert found["items"] == []
+
+
+async def test_error_inside_a_request_rolls_back_its_earlier_writes(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    # The episode update changes the clinician and then fails validation on ended_on:
+    # the clinician change must not survive.
+    episode = await tenant.episode()
+    other = await tenant.clinician("Dr Other")
+    response = await attune.http.patch(
+        f"/v1/episodes/{episode['id']}",
+        json={"clinician_id": other["id"], "ended_on": "2020-01-01"},
+        headers=tenant.admin,
+    )
+    assert response.status_code == 422
+    after = expect(
+        await attune.http.get(f"/v1/episodes/{episode['id']}", headers=tenant.admin), 200
+    )
+    assert after["clinician_id"] == episode["clinician_id"]
