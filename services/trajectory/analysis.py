@@ -1,0 +1,231 @@
+"""An episode's trajectory on one instrument (DESIGN.md §7): per-session points plus a summary with
+the Jacobson & Truax classification, sudden gains/losses and (alliance instruments) rupture-repair
+sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+from services.instruments.schema import InstrumentDefinition, Population, dec
+from services.scoring.engine import cutoff_for, in_clinical_range
+from services.trajectory.reliable_change import (
+    Classification,
+    jacobson_truax,
+    reliable_direction,
+)
+from services.trajectory.ruptures import (
+    DEFAULT_K,
+    DEFAULT_REPAIR_WINDOW,
+    default_min_drop,
+    find_ruptures,
+)
+from services.trajectory.sudden_gains import find_sudden_changes
+
+_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class Observation(NamedTuple):
+    """One scored submission: a plain ``(session_number, total, subscales)`` tuple works as well."""
+
+    session_number: int
+    total: float | None
+    subscales: Mapping[str, float]
+
+
+class TrajectoryPoint(BaseModel):
+    model_config = _CONFIG
+
+    session_number: int
+    total: float | None
+    subscales: dict[str, float]
+    change_from_previous: float | None
+    change_from_first: float | None
+    # Reliable change from the first score: null when the instrument has no reliable-change points.
+    reliable_change: Literal["improved", "deteriorated", "none"] | None
+    clinical: bool | None
+
+
+class SuddenChangeOut(BaseModel):
+    model_config = _CONFIG
+
+    from_session: int
+    to_session: int
+    change: float
+
+
+class RuptureOut(BaseModel):
+    model_config = _CONFIG
+
+    session_number: int
+    subscale: str | None
+    drop: float
+    repaired_at_session: int | None
+
+
+class TrajectorySummary(BaseModel):
+    model_config = _CONFIG
+
+    classification: Classification | None
+    sudden_gains: list[SuddenChangeOut]
+    sudden_losses: list[SuddenChangeOut]
+    ruptures: list[RuptureOut]
+    first_session: int | None
+    latest_session: int | None
+    n_points: int
+
+
+class Trajectory(BaseModel):
+    model_config = _CONFIG
+
+    instrument: str
+    points: list[TrajectoryPoint]
+    summary: TrajectorySummary
+
+
+def _diff(a: float, b: float) -> float:
+    return float(dec(a) - dec(b))
+
+
+def _points(
+    defn: InstrumentDefinition, observations: Sequence[Observation], population: Population
+) -> list[TrajectoryPoint]:
+    cutoff = cutoff_for(defn, population)
+    rc_points = defn.reliable_change_points
+    first: float | None = None
+    previous: float | None = None
+    points = []
+    for obs in observations:
+        total = obs.total
+        point = TrajectoryPoint(
+            session_number=obs.session_number,
+            total=total,
+            subscales=dict(obs.subscales),
+            change_from_previous=None
+            if total is None or previous is None
+            else _diff(total, previous),
+            change_from_first=None if total is None or first is None else _diff(total, first),
+            reliable_change=None,
+            clinical=None,
+        )
+        if total is not None and defn.direction is not None:
+            if first is None:
+                first = total
+            point = point.model_copy(
+                update={
+                    "change_from_first": _diff(total, first),
+                    "reliable_change": None
+                    if rc_points is None
+                    else reliable_direction(first, total, rc_points, defn.direction),
+                    "clinical": None
+                    if cutoff is None
+                    else in_clinical_range(total, cutoff, defn.direction),
+                }
+            )
+            previous = total
+        points.append(point)
+    return points
+
+
+def _ruptures(
+    defn: InstrumentDefinition,
+    observations: Sequence[Observation],
+    *,
+    k: float,
+    repair_window: int,
+    min_drops: Mapping[str | None, float],
+    as_of_session: int | None,
+) -> list[RuptureOut]:
+    """Alliance instruments only; evaluated on the total and on each subscale, so a fall in one part
+    (goals, tasks or bond) shows even when the total hides it."""
+    if defn.kind != "alliance":
+        return []
+    found: list[RuptureOut] = []
+    for subscale in [None, *defn.subscales]:
+        min_drop = min_drops.get(subscale, default_min_drop(defn, subscale))
+        if min_drop is None:
+            continue
+        series = [
+            (o.session_number, o.total if subscale is None else o.subscales.get(subscale))
+            for o in observations
+        ]
+        observed = [(s, v) for s, v in series if v is not None]
+        for r in find_ruptures(
+            observed,
+            min_drop=min_drop,
+            k=k,
+            repair_window=repair_window,
+            as_of_session=as_of_session,
+        ):
+            found.append(RuptureOut(
+                session_number=r.session_number,
+                subscale=subscale,
+                drop=r.drop,
+                repaired_at_session=r.repaired_at_session,
+            ))  # fmt: skip
+    return sorted(found, key=lambda r: (r.session_number, r.subscale or ""))
+
+
+def build_trajectory(
+    defn: InstrumentDefinition,
+    observations: Sequence[tuple[int, float | None, Mapping[str, float]]],
+    population: Population = "adult",
+    *,
+    k: float = DEFAULT_K,
+    repair_window: int = DEFAULT_REPAIR_WINDOW,
+    min_drops: Mapping[str | None, float] | None = None,
+    as_of_session: int | None = None,
+) -> Trajectory:
+    """Trajectory of one series (one episode, instrument, respondent). ``min_drops`` overrides
+    :func:`default_min_drop` by subscale (``None`` = total); ``as_of_session`` says how far the
+    episode has gone, for rupture repair windows (default: the last observation)."""
+    obs = sorted((Observation(*o) for o in observations), key=lambda o: o.session_number)
+    sessions = [o.session_number for o in obs]
+    if len(set(sessions)) != len(sessions):
+        raise ValueError("one observation per session")
+    if any(s < 1 for s in sessions):
+        raise ValueError("session numbers start at 1")
+    points = _points(defn, obs, population)
+    scored = [p for p in points if p.total is not None]
+    rc_points = defn.reliable_change_points
+    classification: Classification | None = None
+    gains: list[SuddenChangeOut] = []
+    losses: list[SuddenChangeOut] = []
+    if rc_points is not None and defn.direction is not None and scored:
+        first, latest = scored[0].total, scored[-1].total
+        assert first is not None
+        assert latest is not None
+        if len(scored) >= 2:
+            classification = jacobson_truax(
+                first, latest, rc_points, cutoff_for(defn, population), defn.direction
+            )
+        # Criterion 1 cut-off: the instrument's reliable-change points (reference/psychometrics.md).
+        by_session: list[float | None] = [None] * sessions[-1]
+        for p in scored:
+            by_session[p.session_number - 1] = p.total
+        g, lo = find_sudden_changes(by_session, direction=defn.direction, cutoff=rc_points)
+        gains = [SuddenChangeOut(**vars(c)) for c in g]
+        losses = [SuddenChangeOut(**vars(c)) for c in lo]
+    ruptures = _ruptures(
+        defn,
+        obs,
+        k=k,
+        repair_window=repair_window,
+        min_drops=min_drops or {},
+        as_of_session=as_of_session,
+    )
+    return Trajectory(
+        instrument=defn.code,
+        points=points,
+        summary=TrajectorySummary(
+            classification=classification,
+            sudden_gains=gains,
+            sudden_losses=losses,
+            ruptures=ruptures,
+            first_session=sessions[0] if sessions else None,
+            latest_session=sessions[-1] if sessions else None,
+            n_points=len(points),
+        ),
+    )
