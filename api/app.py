@@ -8,7 +8,17 @@ from fastapi import FastAPI
 from api import problems
 from api.limits import BodySizeLimit
 from api.logs import AccessLog, SecurityHeaders
-from api.routes import api_keys, audit, clients, clinicians, episodes, health, organizations
+from api.routes import (
+    api_keys,
+    audit,
+    clients,
+    clinicians,
+    episodes,
+    health,
+    instruments,
+    organizations,
+    submissions,
+)
 from services.auth import ensure_bootstrap_key
 from services.config import Settings, get_settings
 from services.database import create_engine, create_sessionmaker
@@ -56,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clinicians.router,
         clients.router,
         episodes.router,
+        instruments.router,
+        submissions.router,
         audit.router,
     ):
         app.include_router(router)

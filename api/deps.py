@@ -55,13 +55,14 @@ def require(scope: str) -> Any:
             session, token=credentials.credentials, secret=settings.secret_key.get_secret_value()
         )
         actor = Actor(principal=principal, client_address=_client_address(request))
-        principal.require(scope)
+        if scope:
+            principal.require(scope)
         if scope != "system":
             principal.require_org()
         request.state.actor = actor
         return actor
 
-    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    dependency.__name__ = f"require_{scope.replace(':', '_') or 'org_key'}"
     return Depends(dependency)
 
 
@@ -69,6 +70,10 @@ SystemActor = Annotated[Actor, require("system")]
 AdminActor = Annotated[Actor, require("admin")]
 ClientsRead = Annotated[Actor, require("clients:read")]
 ClientsWrite = Annotated[Actor, require("clients:write")]
+SubmissionsRead = Annotated[Actor, require("submissions:read")]
+SubmissionsWrite = Annotated[Actor, require("submissions:write")]
+# Any key of an organization, whatever its scopes (instrument definitions are not health data).
+OrgKey = Annotated[Actor, require("")]
 
 
 def audit_target(

@@ -1,5 +1,5 @@
 """Tables and API schemas. Importing this package registers every table on `SQLModel.metadata`."""
 
-from models import audit, episodes, people, tenancy
+from models import audit, episodes, people, submissions, tenancy
 
-__all__ = ["audit", "episodes", "people", "tenancy"]
+__all__ = ["audit", "episodes", "people", "submissions", "tenancy"]

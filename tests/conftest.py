@@ -6,7 +6,6 @@ share rows: each creates its own organizations through the API, and all data is 
 """
 
 import asyncio
-import inspect
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,17 +23,6 @@ from services.config import Settings
 from tests.support import SYSTEM_KEY, Attune
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
-            item.add_marker(pytest.mark.anyio)
-
-
-@pytest.fixture(scope="session")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 async def _reset_postgres(url: str) -> None:

@@ -88,3 +88,43 @@ class Attune:
             201,
         )
         return Tenant(http=self.http, org_id=org["id"], slug=slug, admin_key=key["key"])
+
+
+SRS_ITEMS = ("relationship", "goals_topics", "approach_method", "overall")
+ORS_ITEMS = ("individually", "interpersonally", "socially", "overall")
+
+
+def srs(*values: float) -> dict[str, float]:
+    return dict(zip(SRS_ITEMS, values, strict=True))
+
+
+def ors(*values: float) -> dict[str, float]:
+    return dict(zip(ORS_ITEMS, values, strict=True))
+
+
+def items(prefix: str, *values: float) -> dict[str, float]:
+    return {f"{prefix}{i}": v for i, v in enumerate(values, start=1)}
+
+
+async def submit(
+    tenant: Tenant,
+    episode_id: str,
+    instrument: str,
+    session_number: int,
+    answers: dict[str, Any],
+    *,
+    status: int = 201,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Any:
+    body = {
+        "episode_id": episode_id,
+        "instrument": instrument,
+        "session_number": session_number,
+        "answers": answers,
+        **extra,
+    }
+    response = await tenant.http.post(
+        "/v1/submissions", json=body, headers={**tenant.admin, **(headers or {})}
+    )
+    return expect(response, status)

@@ -1,0 +1,52 @@
+"""Instrument definitions: the built-ins and an organization's own."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path
+
+from api.deps import AdminActor, OrgKey, SessionDep
+from api.problems import responses
+from services import instrument_catalog
+from services.errors import NotFound
+from services.instruments import InstrumentDefinition
+
+router = APIRouter(prefix="/v1/instruments", tags=["instruments"])
+
+
+@router.get("", responses=responses(401, 403), response_model_exclude_none=True)
+async def list_instruments(actor: OrgKey, session: SessionDep) -> list[InstrumentDefinition]:
+    return await instrument_catalog.list_instruments(session, actor=actor)
+
+
+@router.get("/{code}", responses=responses(401, 403, 404, 422), response_model_exclude_none=True)
+async def get_instrument(
+    code: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")],
+    actor: OrgKey,
+    session: SessionDep,
+) -> InstrumentDefinition:
+    try:
+        return await instrument_catalog.resolve(session, actor=actor, code=code)
+    except NotFound:
+        raise NotFound(f"no instrument '{code}'") from None
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses=responses(401, 403, 409, 422),
+    response_model_exclude_none=True,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/InstrumentDefinition"}
+                }
+            },
+        }
+    },
+)
+async def create_instrument(
+    body: Annotated[dict[str, Any], Body()], actor: AdminActor, session: SessionDep
+) -> InstrumentDefinition:
+    return await instrument_catalog.create_instrument(session, actor=actor, raw=body)

@@ -1,0 +1,123 @@
+"""Submissions, their episode listings and trajectories."""
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from api.deps import Cursor, Limit, SessionDep, SubmissionsRead, SubmissionsWrite, audit_target
+from api.idempotent import IdempotencyKey, run_once
+from api.problems import responses
+from models.submissions import Respondent, SubmissionCreate, SubmissionPublic, SubmissionVoid
+from services import submissions, trajectories
+from services.pagination import DEFAULT_LIMIT, Page
+from services.trajectory import Trajectory
+
+router = APIRouter(tags=["submissions"])
+
+InstrumentCode = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+@router.post(
+    "/v1/submissions",
+    status_code=201,
+    response_model=SubmissionPublic,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def create_submission(
+    body: SubmissionCreate,
+    request: Request,
+    actor: SubmissionsWrite,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    audit_target(request, "submission.create", "episode", body.episode_id)
+
+    async def make() -> dict[str, Any]:
+        values = await submissions.create_submission(session, actor=actor, data=body)
+        return jsonable_encoder(submissions.to_public(values))  # type: ignore[no-any-return]
+
+    return await run_once(
+        session,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/submissions",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+    )
+
+
+@router.get("/v1/submissions/{submission_id}", responses=responses(401, 403, 404, 422))
+async def get_submission(
+    submission_id: uuid.UUID, request: Request, actor: SubmissionsRead, session: SessionDep
+) -> SubmissionPublic:
+    audit_target(request, "submission.read", "submission", submission_id)
+    row = await submissions.get_submission(session, actor=actor, submission_id=submission_id)
+    return SubmissionPublic.model_validate(submissions.to_public(row))
+
+
+@router.post("/v1/submissions/{submission_id}/void", responses=responses(401, 403, 404, 422))
+async def void_submission(
+    submission_id: uuid.UUID,
+    body: SubmissionVoid,
+    request: Request,
+    actor: SubmissionsWrite,
+    session: SessionDep,
+) -> SubmissionPublic:
+    audit_target(request, "submission.void", "submission", submission_id)
+    row = await submissions.void_submission(
+        session, actor=actor, submission_id=submission_id, reason=body.reason
+    )
+    return SubmissionPublic.model_validate(submissions.to_public(row))
+
+
+@router.get("/v1/episodes/{episode_id}/submissions", responses=responses(401, 403, 404, 422))
+async def list_episode_submissions(
+    episode_id: uuid.UUID,
+    request: Request,
+    actor: SubmissionsRead,
+    session: SessionDep,
+    instrument: InstrumentCode | None = None,
+    status: Literal["valid", "voided"] | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[SubmissionPublic]:
+    audit_target(request, "submission.list", "episode", episode_id)
+    rows, next_cursor = await submissions.list_for_episode(
+        session,
+        actor=actor,
+        episode_id=episode_id,
+        instrument=instrument,
+        status=status,
+        limit=limit,
+        cursor=cursor,
+    )
+    items = [SubmissionPublic.model_validate(submissions.to_public(r)) for r in rows]
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/v1/episodes/{episode_id}/trajectory", responses=responses(401, 403, 404, 422))
+async def episode_trajectory(
+    episode_id: uuid.UUID,
+    request: Request,
+    actor: SubmissionsRead,
+    session: SessionDep,
+    instrument: InstrumentCode,
+    respondent: Respondent = "client",
+    rater: Annotated[
+        str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ] = None,
+) -> Trajectory:
+    audit_target(request, "trajectory.read", "episode", episode_id)
+    return await trajectories.episode_trajectory(
+        session,
+        actor=actor,
+        episode_id=episode_id,
+        instrument=instrument,
+        respondent=respondent,
+        rater=rater,
+    )

@@ -1,0 +1,102 @@
+"""Which instrument definitions an organization can use: the built-ins plus its own."""
+
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.submissions import StoredInstrument
+from services import audit
+from services.auth import Actor
+from services.errors import Conflict, InvalidInput, NotFound
+from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
+from services.instruments.schema import DefinitionProblems
+
+
+async def _own_latest(session: AsyncSession, actor: Actor) -> dict[str, InstrumentDefinition]:
+    rows = (
+        await session.execute(
+            select(col(StoredInstrument.code), col(StoredInstrument.definition))
+            .where(col(StoredInstrument.org_id) == actor.org_id)
+            .order_by(col(StoredInstrument.id))
+        )
+    ).all()
+    # Later versions were stored later, so the last row per code is the current one.
+    return {code: InstrumentDefinition.model_validate(defn) for code, defn in rows}
+
+
+async def list_instruments(session: AsyncSession, *, actor: Actor) -> list[InstrumentDefinition]:
+    catalog = builtin_instruments()
+    catalog.update(await _own_latest(session, actor))
+    return [catalog[code] for code in sorted(catalog)]
+
+
+async def resolve(session: AsyncSession, *, actor: Actor, code: str) -> InstrumentDefinition:
+    try:
+        return get_builtin(code)
+    except KeyError:
+        pass
+    row = await session.scalar(
+        select(col(StoredInstrument.definition))
+        .where(col(StoredInstrument.org_id) == actor.org_id)
+        .where(col(StoredInstrument.code) == code)
+        .order_by(col(StoredInstrument.id).desc())
+        .limit(1)
+    )
+    if row is None:
+        raise NotFound(f"no instrument '{code}'")
+    return InstrumentDefinition.model_validate(row)
+
+
+def parse_definition(raw: dict[str, Any]) -> InstrumentDefinition:
+    """Validate a definition; every problem becomes a named field error (422)."""
+    try:
+        return InstrumentDefinition.model_validate(raw)
+    except ValidationError as exc:
+        errors: list[dict[str, Any]] = []
+        for err in exc.errors():
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, DefinitionProblems):
+                errors += [
+                    {"field": f"body.{field}", "message": message, "type": "definition"}
+                    for field, message in cause.problems
+                ]
+            else:
+                loc = ".".join(str(p) for p in err["loc"])
+                errors.append(
+                    {
+                        "field": f"body.{loc}" if loc else "body",
+                        "message": err["msg"],
+                        "type": err["type"],
+                    }
+                )
+        raise InvalidInput("the instrument definition is inconsistent", errors=errors) from exc
+
+
+async def create_instrument(
+    session: AsyncSession, *, actor: Actor, raw: dict[str, Any]
+) -> InstrumentDefinition:
+    definition = parse_definition(raw)
+    if definition.code in builtin_instruments():
+        raise Conflict(f"'{definition.code}' is a built-in instrument; choose another code")
+    session.add(
+        StoredInstrument(
+            org_id=actor.org_id,
+            code=definition.code,
+            version=definition.version,
+            definition=definition.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"instrument '{definition.code}' version '{definition.version}' exists; "
+            "publish a new version instead"
+        ) from exc
+    audit.record(session, actor, action="instrument.create", resource_type="instrument")
+    return definition

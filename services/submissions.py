@@ -1,0 +1,297 @@
+"""Submissions: validate, score and store one completed instrument for one session.
+
+The hot path uses lean Core statements (DESIGN.md §2): one query for the episode and its client's
+population, one upsert for the session, one insert for the submission whose conflict clause
+enforces "one valid submission per session, instrument, respondent and rater", one audit insert.
+"""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.audit import AuditEvent
+from models.base import new_id, utcnow
+from models.episodes import Episode
+from models.people import Client
+from models.submissions import CareSession, Submission, SubmissionCreate
+from services.auth import Actor
+from services.caseload import visible_episodes
+from services.database import dialect_insert
+from services.errors import Conflict, InvalidInput, NotFound
+from services.instrument_catalog import resolve
+from services.instruments import InstrumentDefinition
+from services.pagination import fetch_page
+from services.scoring import score, validate_answers
+
+PUBLIC_SCORE_FIELDS = (
+    "total",
+    "mean",
+    "subscales",
+    "band",
+    "below_cutoff",
+    "clinical",
+    "risk_flags",
+)
+
+
+def audit_values(
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "org_id": actor.org_id,
+        "key_id": actor.principal.key_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "outcome": "success",
+        "client_address": actor.client_address,
+        "occurred_at": utcnow(),
+    }
+
+
+async def _episode_for_submission(
+    session: AsyncSession, actor: Actor, episode_id: uuid.UUID
+) -> tuple[str, str]:
+    stmt = visible_episodes(
+        select(col(Episode.status), col(Client.population)).join(
+            Client, col(Client.id) == col(Episode.client_id)
+        ),
+        actor,
+    ).where(col(Episode.id) == episode_id)
+    row = (await session.execute(stmt)).one_or_none()
+    if row is None:
+        raise NotFound("episode not found")
+    return row[0], row[1]
+
+
+def _answer_errors(definition: InstrumentDefinition, answers: dict[str, Any]) -> None:
+    problems = validate_answers(definition, answers)
+    if problems:
+        raise InvalidInput(
+            "some answers are invalid: " + ", ".join(p.item for p in problems),
+            errors=[
+                {"field": f"body.answers.{p.item}", "message": p.message, "type": p.code}
+                for p in problems
+            ],
+        )
+
+
+async def create_submission(
+    session: AsyncSession, *, actor: Actor, data: SubmissionCreate
+) -> dict[str, Any]:
+    """Score and store a submission; returns the row's values (as the API shows them)."""
+    status, population = await _episode_for_submission(session, actor, data.episode_id)
+    if status != "active":
+        raise Conflict("the episode is closed; reopen it to add submissions")
+    try:
+        definition = await resolve(session, actor=actor, code=data.instrument)
+    except NotFound as exc:
+        raise InvalidInput(
+            exc.detail,
+            errors=[
+                {"field": "body.instrument", "message": "unknown instrument", "type": "unknown"}
+            ],
+        ) from exc
+    if data.respondent not in definition.respondents:
+        raise InvalidInput(
+            f"{definition.code} is not rated by a {data.respondent}",
+            errors=[
+                {
+                    "field": "body.respondent",
+                    "message": f"allowed: {', '.join(definition.respondents)}",
+                    "type": "respondent",
+                }
+            ],
+        )
+    _answer_errors(definition, data.answers)
+    scores = score(definition, data.answers, population)  # type: ignore[arg-type]
+    now = utcnow()
+
+    session_stmt = dialect_insert(session, CareSession).values(
+        id=new_id(),
+        org_id=actor.org_id,
+        episode_id=data.episode_id,
+        session_number=data.session_number,
+        occurred_at=data.occurred_at,
+        created_at=now,
+    )
+    session_stmt = session_stmt.on_conflict_do_update(
+        index_elements=["org_id", "episode_id", "session_number"],
+        set_={
+            "occurred_at": func.coalesce(
+                CareSession.__table__.c.occurred_at,  # type: ignore[attr-defined]
+                session_stmt.excluded.occurred_at,
+            )
+        },
+    ).returning(col(CareSession.id))
+    session_id = (await session.execute(session_stmt)).scalar_one()
+
+    values: dict[str, Any] = {
+        "id": new_id(),
+        "org_id": actor.org_id,
+        "episode_id": data.episode_id,
+        "session_id": session_id,
+        "session_number": data.session_number,
+        "instrument": definition.code,
+        "instrument_version": definition.version,
+        "respondent": data.respondent,
+        "rater": data.rater or "",
+        "answers": data.answers,
+        "scores": scores.model_dump(mode="json"),
+        "total": scores.total,
+        "status": "valid",
+        "occurred_at": data.occurred_at,
+        "created_at": now,
+        "created_by_key_id": actor.principal.key_id,
+    }
+    stmt = (
+        dialect_insert(session, Submission)
+        .values(**values)
+        .on_conflict_do_nothing(
+            index_elements=[
+                "org_id",
+                "episode_id",
+                "session_number",
+                "instrument",
+                "respondent",
+                "rater",
+            ],
+            # A literal, not a bound parameter: PostgreSQL must see the partial index's own
+            # predicate to infer it, and a generic prepared plan would hide a parameter's value.
+            index_where=text("status = 'valid'"),
+        )
+        .returning(col(Submission.id))
+    )
+    inserted = (await session.execute(stmt)).scalar_one_or_none()
+    if inserted is None:
+        existing = await session.scalar(
+            select(col(Submission.id))
+            .where(col(Submission.org_id) == actor.org_id)
+            .where(col(Submission.episode_id) == data.episode_id)
+            .where(col(Submission.session_number) == data.session_number)
+            .where(col(Submission.instrument) == definition.code)
+            .where(col(Submission.respondent) == data.respondent)
+            .where(col(Submission.rater) == (data.rater or ""))
+            .where(col(Submission.status) == "valid")
+        )
+        raise Conflict(
+            f"session {data.session_number} already has a valid {definition.code} submission "
+            f"from this respondent; void it to replace it",
+            extra={"existing_id": str(existing) if existing else None},
+        )
+    await session.execute(
+        insert(AuditEvent).values(
+            **audit_values(actor, "submission.create", "submission", values["id"])
+        )
+    )
+    return values
+
+
+def to_public(
+    values: dict[str, Any] | Submission, alerts: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
+    row = values if isinstance(values, dict) else values.model_dump()
+    scores = row["scores"]
+    return {
+        "id": row["id"],
+        "episode_id": row["episode_id"],
+        "instrument": row["instrument"],
+        "instrument_version": row["instrument_version"],
+        "session_number": row["session_number"],
+        "occurred_at": row["occurred_at"],
+        "respondent": row["respondent"],
+        "rater": row["rater"] or None,
+        "status": row["status"],
+        "answers": row["answers"],
+        "scores": {k: scores.get(k) for k in PUBLIC_SCORE_FIELDS},
+        "alerts": list(alerts),
+        "created_at": row["created_at"],
+        "voided_at": row.get("voided_at"),
+        "void_reason": row.get("void_reason"),
+    }
+
+
+def _visible_submissions(actor: Actor) -> Select[Any]:
+    stmt = select(Submission).where(col(Submission.org_id) == actor.org_id)
+    if actor.clinician_id is not None:
+        stmt = stmt.join(Episode, col(Episode.id) == col(Submission.episode_id)).where(
+            col(Episode.clinician_id) == actor.clinician_id
+        )
+    return stmt
+
+
+async def get_submission(
+    session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID, audit_action: str = "read"
+) -> Submission:
+    row: Submission | None = await session.scalar(
+        _visible_submissions(actor).where(col(Submission.id) == submission_id)
+    )
+    if row is None:
+        raise NotFound("submission not found")
+    if audit_action:
+        await session.execute(
+            insert(AuditEvent).values(
+                **audit_values(actor, f"submission.{audit_action}", "submission", row.id)
+            )
+        )
+    return row
+
+
+async def list_for_episode(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    episode_id: uuid.UUID,
+    instrument: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Submission], str | None]:
+    from services.episodes import load_episode
+
+    await load_episode(session, actor=actor, episode_id=episode_id)
+    stmt = _visible_submissions(actor).where(col(Submission.episode_id) == episode_id)
+    if instrument is not None:
+        stmt = stmt.where(col(Submission.instrument) == instrument)
+    if status is not None:
+        stmt = stmt.where(col(Submission.status) == status)
+    page = await fetch_page(session, stmt, id_column=col(Submission.id), limit=limit, cursor=cursor)
+    await session.execute(
+        insert(AuditEvent).values(**audit_values(actor, "submission.list", "episode", episode_id))
+    )
+    return page
+
+
+async def void_submission(
+    session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID, reason: str
+) -> Submission:
+    """Void a submission (kept, never deleted). Voiding twice keeps the first reason."""
+    row = await get_submission(session, actor=actor, submission_id=submission_id, audit_action="")
+    if row.status != "voided":
+        voided_at: datetime = utcnow()
+        await session.execute(
+            update(Submission)
+            .where(col(Submission.id) == row.id)
+            .values(
+                status="voided",
+                voided_at=voided_at,
+                voided_by_key_id=actor.principal.key_id,
+                void_reason=reason,
+            )
+        )
+        await session.refresh(row)
+        await session.execute(
+            insert(AuditEvent).values(
+                **audit_values(actor, "submission.void", "submission", row.id)
+            )
+        )
+    return row

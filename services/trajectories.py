@@ -1,0 +1,58 @@
+"""Trajectory of one series of an episode (DESIGN.md §7), from its valid submissions."""
+
+import uuid
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.audit import AuditEvent
+from models.people import Client
+from models.submissions import Submission
+from services.auth import Actor
+from services.episodes import load_episode
+from services.errors import InvalidInput, NotFound
+from services.instrument_catalog import resolve
+from services.submissions import audit_values
+from services.trajectory import Trajectory, build_trajectory
+
+
+async def episode_trajectory(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    episode_id: uuid.UUID,
+    instrument: str,
+    respondent: str,
+    rater: str | None,
+) -> Trajectory:
+    episode = await load_episode(session, actor=actor, episode_id=episode_id)
+    try:
+        definition = await resolve(session, actor=actor, code=instrument)
+    except NotFound as exc:
+        raise InvalidInput(
+            exc.detail,
+            errors=[
+                {"field": "query.instrument", "message": "unknown instrument", "type": "unknown"}
+            ],
+        ) from exc
+    population = await session.scalar(
+        select(col(Client.population)).where(col(Client.id) == episode.client_id)
+    )
+    rows = (
+        await session.execute(
+            select(col(Submission.session_number), col(Submission.scores))
+            .where(col(Submission.org_id) == actor.org_id)
+            .where(col(Submission.episode_id) == episode_id)
+            .where(col(Submission.instrument) == definition.code)
+            .where(col(Submission.respondent) == respondent)
+            .where(col(Submission.rater) == (rater or ""))
+            .where(col(Submission.status) == "valid")
+            .order_by(col(Submission.session_number))
+        )
+    ).all()
+    observations = [(n, s.get("total"), s.get("subscales") or {}) for n, s in rows]
+    await session.execute(
+        insert(AuditEvent).values(**audit_values(actor, "trajectory.read", "episode", episode_id))
+    )
+    return build_trajectory(definition, observations, population or "adult")  # type: ignore[arg-type]

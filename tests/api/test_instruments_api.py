@@ -1,0 +1,136 @@
+"""GET/POST /v1/instruments: built-ins for everyone, organisation-defined ones for their owner."""
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.support import Attune, bearer, expect, submit
+
+LOCAL: dict[str, Any] = {
+    "code": "bdi-local", "version": "1", "name": "Local depression inventory", "kind": "symptom",
+    "respondents": ["client"],
+    "items": [{"id": "score", "label": "Total score", "min": 0, "max": 63, "step": 1}],
+    "subscales": {},
+    "direction": "lower_is_better",
+    "cutoff": 14,
+    "reliable_change": 7,
+    "bands": [{"max": 13, "label": "minimal"}, {"max": 19, "label": "mild"},
+              {"max": 63, "label": "severe"}],
+    "risk_items": [],
+    "citation": "Local adaptation.", "license": "used under the organisation's own licence",
+}  # fmt: skip
+
+
+async def test_builtins_are_listed_for_any_key_without_licensed_wording(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    key = bearer(await tenant.key("alerts:read"))
+    listing = expect(await attune.http.get("/v1/instruments", headers=key), 200)
+    codes = {i["code"] for i in listing}
+    assert {"srs", "ors", "wai-sr", "phq-9", "gad-7", "chs", "rupture-check"} <= codes
+    srs = expect(await attune.http.get("/v1/instruments/srs", headers=key), 200)
+    assert srs["version"] == "3.0"
+    assert [i["id"] for i in srs["items"]] == [
+        "relationship",
+        "goals_topics",
+        "approach_method",
+        "overall",
+    ]
+    assert all(len(i["label"]) <= 40 for i in srs["items"])
+
+
+async def test_organisation_defines_its_own_instrument_and_submits_to_it(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    created = expect(
+        await attune.http.post("/v1/instruments", json=LOCAL, headers=tenant.admin), 201
+    )
+    assert created["code"] == "bdi-local"
+    got = expect(await attune.http.get("/v1/instruments/bdi-local", headers=tenant.admin), 200)
+    assert got["cutoff"] == 14
+    eid = (await tenant.episode())["id"]
+    sub = await submit(tenant, eid, "bdi-local", 1, {"score": 17})
+    assert sub["scores"]["band"] == "mild"
+    assert sub["scores"]["clinical"] is True
+
+
+async def test_own_instruments_are_invisible_to_other_organisations(attune: Attune) -> None:
+    mine = await attune.tenant()
+    theirs = await attune.tenant()
+    expect(await attune.http.post("/v1/instruments", json=LOCAL, headers=mine.admin), 201)
+    assert (
+        await attune.http.get("/v1/instruments/bdi-local", headers=theirs.admin)
+    ).status_code == 404
+    listing = expect(await attune.http.get("/v1/instruments", headers=theirs.admin), 200)
+    assert "bdi-local" not in {i["code"] for i in listing}
+    eid = (await theirs.episode())["id"]
+    await submit(theirs, eid, "bdi-local", 1, {"score": 3}, status=422)
+
+
+async def test_same_version_twice_and_builtin_codes_are_conflicts(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    expect(await attune.http.post("/v1/instruments", json=LOCAL, headers=tenant.admin), 201)
+    again = await attune.http.post("/v1/instruments", json=LOCAL, headers=tenant.admin)
+    assert again.status_code == 409
+    builtin = await attune.http.post(
+        "/v1/instruments", json={**LOCAL, "code": "srs"}, headers=tenant.admin
+    )
+    assert builtin.status_code == 409
+    newer = expect(
+        await attune.http.post(
+            "/v1/instruments", json={**LOCAL, "version": "2", "cutoff": 20}, headers=tenant.admin
+        ),
+        201,
+    )
+    assert newer["version"] == "2"
+    current = expect(await attune.http.get("/v1/instruments/bdi-local", headers=tenant.admin), 200)
+    assert current["cutoff"] == 20
+
+
+def _broken(change: Any) -> dict[str, Any]:
+    definition = copy.deepcopy(LOCAL)
+    change(definition)
+    return definition
+
+
+@pytest.mark.parametrize(
+    ("definition", "field"),
+    [
+        (_broken(lambda d: d["items"][0].update(min=10, max=1)), "body.items"),
+        (_broken(lambda d: d.update(subscales={"a": ["nope"]})), "body.subscales"),
+        (_broken(lambda d: d["items"].append(dict(d["items"][0]))), "body.items"),
+        (
+            _broken(
+                lambda d: d.update(risk_items=[{"item": "ghost", "threshold": 1, "label": "x"}])
+            ),
+            "body.risk_items",
+        ),
+        (_broken(lambda d: d.update(surprise=1)), "body.surprise"),
+        (_broken(lambda d: d.pop("items")), "body.items"),
+    ],
+)
+async def test_inconsistent_definitions_are_422_naming_the_field(
+    attune: Attune, definition: dict[str, Any], field: str
+) -> None:
+    tenant = await attune.tenant()
+    response = await attune.http.post("/v1/instruments", json=definition, headers=tenant.admin)
+    assert response.status_code == 422, response.text
+    assert any(e["field"].startswith(field) for e in response.json()["errors"]), response.text
+
+
+async def test_overlapping_subscales_are_refused(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    definition = copy.deepcopy(LOCAL)
+    definition["items"].append({"id": "extra", "label": "Extra", "min": 0, "max": 3, "step": 1})
+    definition["bands"][-1]["max"] = 66
+    definition["subscales"] = {"a": ["score", "extra"], "b": ["extra"]}
+    response = await attune.http.post("/v1/instruments", json=definition, headers=tenant.admin)
+    assert response.status_code == 422
+    assert any(e["field"].startswith("body.subscales") for e in response.json()["errors"])
+
+
+async def test_only_admins_publish_instruments(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    writer = bearer(await tenant.key("submissions:write"))
+    assert (
+        await attune.http.post("/v1/instruments", json=LOCAL, headers=writer)
+    ).status_code == 403
