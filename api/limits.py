@@ -1,7 +1,8 @@
 """Request body size limit, enforced while the body streams in.
 
 Checking `Content-Length` alone would let a chunked upload of any size through; counting the
-bytes as they arrive stops it at the limit without buffering more.
+bytes as they arrive stops it at the limit without buffering more. (FastAPI's own
+`max_body_size` answers a declared oversize body in plain text; integrators get problem+json.)
 """
 
 from fastapi import HTTPException

@@ -1,0 +1,161 @@
+"""Summarise the wrk results of one benchmark run (bench/run calls this).
+
+Reads RESULTS_DIR/{floor,service}-<round>.json (written by submit.lua's done() hook), prints a
+table of every round and of the medians, the service/floor ratios and the verdict against the
+goal, writes the whole record as JSON to --out, and exits 0 on PASS, 1 otherwise.
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+GOAL_CONNECTIONS = 16
+GOAL_THROUGHPUT_RATIO = 0.5  # service req/s >= 50 % of the floor's
+GOAL_P99_RATIO = 2.0  # service p99 <= 2x the floor's
+
+
+def load_rounds(results: Path, app: str) -> list[dict[str, Any]]:
+    rounds = []
+    for path in sorted(results.glob(f"{app}-*.json"), key=lambda p: int(p.stem.split("-")[1])):
+        rounds.append(json.loads(path.read_text()))
+    return rounds
+
+
+def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "rps": statistics.median(r["rps_ok"] for r in rounds),
+        "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in rounds),
+        "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in rounds),
+        "non2xx": sum(r["non2xx"] for r in rounds),
+        "socket_errors": sum(sum(r["socket_errors"].values()) for r in rounds),
+    }
+
+
+def problems(app: str, rounds: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for i, r in enumerate(rounds, 1):
+        if r["non2xx"]:
+            statuses = ", ".join(
+                f"{code} x {n}" for code, n in sorted(r["statuses"].items()) if code[0] != "2"
+            )
+            found.append(f"{app} round {i}: {r['non2xx']} non-2xx responses ({statuses})")
+            found.extend(f"    e.g. {sample}" for sample in dict.fromkeys(r["error_samples"]))
+        errors = {k: v for k, v in r["socket_errors"].items() if v}
+        if errors:
+            found.append(f"{app} round {i}: socket errors {errors}")
+        if r["ok"] == 0:
+            found.append(f"{app} round {i}: no successful request at all")
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--config", default="{}", help="the run's settings, as JSON")
+    parser.add_argument("--service-skipped", default="", help="why the service was not measured")
+    args = parser.parse_args()
+    config = json.loads(args.config)
+
+    rounds = {app: load_rounds(args.results, app) for app in ("floor", "service")}
+    medians = {app: median(r) for app, r in rounds.items() if r}
+
+    row = "{:<10} {:>6} {:>10} {:>9} {:>9} {:>8} {:>8}"
+    print()
+    print(row.format("app", "round", "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err"))
+    for app, app_rounds in rounds.items():
+        for i, r in enumerate(app_rounds, 1):
+            lat = r["latency_ms"]
+            socket_errors = sum(r["socket_errors"].values())
+            print(
+                row.format(
+                    app,
+                    i,
+                    f"{r['rps_ok']:.1f}",
+                    f"{lat['p50']:.2f}",
+                    f"{lat['p99']:.2f}",
+                    r["non2xx"],
+                    socket_errors,
+                )
+            )
+    print()
+    print(row.format("app", "", "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err"))
+    for app, m in medians.items():
+        print(
+            row.format(
+                app,
+                "median",
+                f"{m['rps']:.1f}",
+                f"{m['p50_ms']:.2f}",
+                f"{m['p99_ms']:.2f}",
+                m["non2xx"],
+                m["socket_errors"],
+            )
+        )
+    print()
+
+    issues = problems("service", rounds["service"]) + problems("floor", rounds["floor"])
+    ratios: dict[str, float] = {}
+    if "floor" in medians and "service" in medians:
+        floor, service = medians["floor"], medians["service"]
+        ratios = {
+            "throughput": service["rps"] / floor["rps"] if floor["rps"] else 0.0,
+            "p99": service["p99_ms"] / floor["p99_ms"] if floor["p99_ms"] else float("inf"),
+        }
+        print(
+            f"ratio throughput service/floor = {ratios['throughput']:.2f}"
+            f"   (goal >= {GOAL_THROUGHPUT_RATIO:.2f})"
+        )
+        print(f"ratio p99 service/floor = {ratios['p99']:.2f}   (goal <= {GOAL_P99_RATIO:.2f})")
+
+    if args.service_skipped:
+        verdict = "FAIL"
+        issues.insert(0, f"service not measured: {args.service_skipped}")
+    elif issues or not ratios:
+        verdict = "INVALID"
+    elif ratios["throughput"] >= GOAL_THROUGHPUT_RATIO and ratios["p99"] <= GOAL_P99_RATIO:
+        verdict = "PASS"
+    else:
+        verdict = "FAIL"
+
+    if issues:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("!!! NOT A VALID COMPARISON:", file=sys.stderr)
+        for issue in issues:
+            print(f"!!! {issue}", file=sys.stderr)
+        print("!" * 78 + "\n", file=sys.stderr)
+    connections = config.get("connections")
+    if connections is not None and connections != GOAL_CONNECTIONS:
+        print(
+            f"note: the goal is defined at {GOAL_CONNECTIONS} connections; this run used "
+            f"{connections}"
+        )
+    print(
+        f"{verdict}: service throughput >= {GOAL_THROUGHPUT_RATIO:.0%} of the floor's and "
+        f"p99 <= {GOAL_P99_RATIO:g}x the floor's, on PostgreSQL"
+    )
+
+    record = {
+        "config": config,
+        "rounds": rounds,
+        "median": medians,
+        "ratios": ratios,
+        "goal": {
+            "connections": GOAL_CONNECTIONS,
+            "throughput_ratio_min": GOAL_THROUGHPUT_RATIO,
+            "p99_ratio_max": GOAL_P99_RATIO,
+        },
+        "issues": issues,
+        "verdict": verdict,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"results written to {args.out}")
+    return 0 if verdict == "PASS" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
