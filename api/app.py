@@ -1,13 +1,14 @@
-"""The FastAPI application: routers, error handling, limits, and the database lifecycle."""
+"""The FastAPI application: routers, error handling, body limit, and the database lifecycle."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api import problems
 from api.limits import BodySizeLimit
-from api.logs import AccessLog, SecurityHeaders
+from api.logs import AccessLog
 from api.routes import (
     api_keys,
     audit,
@@ -56,10 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No OpenTelemetry providers are configured; skip the per-request instrumentation.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     problems.install(app)
+    # Routes are matched in order: the busiest (submissions) first.
     for router in (
+        submissions.router,
         health.router,
         organizations.router,
         api_keys.router,
@@ -67,11 +72,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients.router,
         episodes.router,
         instruments.router,
-        submissions.router,
         audit.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
+    _document_bearer_auth(app)
     return app
+
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the API-key scheme in the OpenAPI document (keys are checked in `api.deps`)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An Attune API key: `Authorization: Bearer att_…`",
+                }
+            }
+            for path, operations in schema["paths"].items():
+                if path not in PUBLIC_PATHS:
+                    for operation in operations.values():
+                        operation["security"] = [{"apiKey": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

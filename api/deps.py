@@ -1,34 +1,38 @@
 """Typed dependencies: the unit of work, the authenticated actor with its scopes, paging."""
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.routing import UOW_STATE
 from services.auth import Actor, authenticate
 from services.config import Settings
+from services.database import UnitOfWork
 from services.errors import Unauthorized
 from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
-_bearer = HTTPBearer(auto_error=False, description="An Attune API key: `Bearer att_…`")
+
+async def _unit_of_work(request: Request) -> UnitOfWork:
+    """The request's one transaction; `api.routing.UnitOfWorkRoute` commits it before the
+    response is sent, or rolls it back."""
+    uow = UnitOfWork(request.app.state.engine)
+    setattr(request.state, UOW_STATE, uow)
+    return uow
 
 
-async def _unit_of_work(request: Request) -> AsyncIterator[AsyncSession]:
-    """One transaction per request, committed here after the handler has built its response
-    and before that response is sent (the dependency has function scope), so a failed commit
-    becomes an error response instead of a 2xx for data that was never saved."""
-    async with request.app.state.sessionmaker() as session:
-        yield session
-        await session.commit()
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
 
 
-SessionDep = Annotated[AsyncSession, Depends(_unit_of_work, scope="function")]
+async def _orm_session(uow: UnitOfWorkDep) -> AsyncSession:
+    return await uow.orm()
 
 
-def get_settings(request: Request) -> Settings:
+SessionDep = Annotated[AsyncSession, Depends(_orm_session)]
+
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -45,14 +49,16 @@ def require(scope: str) -> Any:
 
     async def dependency(
         request: Request,
-        session: SessionDep,
-        settings: SettingsDep,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        uow: UnitOfWorkDep,
     ) -> Actor:
-        if credentials is None or credentials.scheme.lower() != "bearer":
+        # Parsed here rather than by a security dependency: this runs on every request, and the
+        # scheme is documented in the OpenAPI by `api.app` instead.
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        settings: Settings = request.app.state.settings
         principal = await authenticate(
-            session, token=credentials.credentials, secret=settings.secret_key.get_secret_value()
+            uow, token=token.strip(), secret=settings.secret_key.get_secret_value()
         )
         actor = Actor(principal=principal, client_address=_client_address(request))
         if scope:

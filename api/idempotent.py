@@ -3,12 +3,13 @@
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import idempotency
 from services.auth import Actor
+from services.database import UnitOfWork
 
 IdempotencyKey = Annotated[
     str | None,
@@ -23,7 +24,7 @@ IdempotencyKey = Annotated[
 
 
 async def run_once(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     actor: Actor,
     key: str | None,
@@ -34,13 +35,21 @@ async def run_once(
     make: Callable[[], Awaitable[dict[str, Any]]],
 ) -> JSONResponse:
     if key is None:
-        return JSONResponse(await make(), status_code=status)
+        return FastJSONResponse(await make(), status_code=status)
     fingerprint = idempotency.request_fingerprint(method, path, body)
-    stored = await idempotency.claim(session, actor=actor, key=key, fingerprint=fingerprint)
+    stored = await idempotency.claim(uow, actor=actor, key=key, fingerprint=fingerprint)
     if stored is not None:
-        return JSONResponse(
+        return FastJSONResponse(
             stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
         )
-    payload = await make()
-    await idempotency.store(session, actor=actor, key=key, status=status, body=payload)
-    return JSONResponse(payload, status_code=status)
+    payload = orjson.loads(orjson.dumps(await make()))
+    await idempotency.store(uow, actor=actor, key=key, status=status, body=payload)
+    return FastJSONResponse(payload, status_code=status)
+
+
+class FastJSONResponse(JSONResponse):
+    """orjson: several times faster than the standard library on the busiest route, and it
+    writes UUIDs and aware datetimes (RFC 3339) itself."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)

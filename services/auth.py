@@ -11,14 +11,23 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.tenancy import ORG_SCOPES, ApiKey
+from services import pg_hot_path
+from services.database import UnitOfWork
 from services.errors import Forbidden, Unauthorized
 
 KEY_PREFIX = "att_"
+_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+# Every request runs this; prebuilt with a bound parameter so it is compiled once.
+_KEY_BY_HASH = (
+    select(_KEYS.c.id, _KEYS.c.org_id, _KEYS.c.scopes, _KEYS.c.clinician_id, _KEYS.c.key_hash)
+    .where(_KEYS.c.key_hash == bindparam("key_hash"))
+    .where(_KEYS.c.revoked_at.is_(None))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,33 +85,24 @@ def display_prefix(key: str) -> str:
     return key[: len(KEY_PREFIX) + 6]
 
 
-async def authenticate(session: AsyncSession, *, token: str, secret: str) -> Principal:
+async def authenticate(uow: UnitOfWork, *, token: str, secret: str) -> Principal:
     """Look a bearer token up by its keyed hash. Revoked keys fail on the very next request."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid API key")
     digest = hash_key(token, secret)
-    row = (
-        await session.execute(
-            select(
-                col(ApiKey.id),
-                col(ApiKey.org_id),
-                col(ApiKey.scopes),
-                col(ApiKey.clinician_id),
-                col(ApiKey.key_hash),
-            )
-            .where(col(ApiKey.key_hash) == digest)
-            .where(col(ApiKey.revoked_at).is_(None))
-        )
-    ).one_or_none()
+    driver = await uow.asyncpg()
+    if driver is not None:
+        row = await pg_hot_path.key_by_hash(driver, digest)
+    else:
+        conn = await uow.connection()
+        row = (await conn.execute(_KEY_BY_HASH, {"key_hash": digest})).one_or_none()
     # The lookup is by hash, so timing reveals nothing about the key; compare_digest guards the
     # final equality anyway, in case a collation or index ever matched loosely.
-    if row is None or not hmac.compare_digest(row.key_hash, digest):
+    if row is None or not hmac.compare_digest(row[4], digest):
         raise Unauthorized("invalid or revoked API key")
+    key_id, org_id, scopes, clinician_id, _ = row
     return Principal(
-        key_id=row.id,
-        org_id=row.org_id,
-        scopes=frozenset(row.scopes),
-        clinician_id=row.clinician_id,
+        key_id=key_id, org_id=org_id, scopes=frozenset(scopes), clinician_id=clinician_id
     )
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -29,7 +30,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping (a round trip per request): a connection that died with the server raises
+        # a disconnect error, SQLAlchemy then invalidates the whole pool, and the next request
+        # connects afresh.
         pool_timeout=settings.db_timeout_seconds,
         connect_args={
             "timeout": settings.db_timeout_seconds,
@@ -70,3 +73,70 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+class UnitOfWork:
+    """One request's transaction on one connection.
+
+    The connection and its transaction are opened on first use; an ORM session joined to that
+    transaction is made only when a service asks for one, so the submission hot path, which needs
+    only the connection (and on PostgreSQL the driver under it), skips the ORM's bookkeeping.
+    Services never commit: the request boundary calls `commit()` before the response is sent.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+        self._session: AsyncSession | None = None
+        self._driver: Any = None
+
+    async def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            conn = await self._engine.connect()
+            await conn.begin()
+            self._conn = conn
+        return self._conn
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    async def asyncpg(self) -> Any | None:
+        """The asyncpg connection under this transaction (PostgreSQL), else None."""
+        if self.dialect != "postgresql":
+            return None
+        if self._driver is None:
+            fairy = await (await self.connection()).get_raw_connection()
+            adapted = fairy.dbapi_connection
+            # SQLAlchemy's adapter sends BEGIN lazily, with the first statement it runs itself;
+            # statements sent straight to the driver must run inside that same transaction.
+            if adapted._transaction is None:  # type: ignore[union-attr]
+                await adapted._start_transaction()  # type: ignore[union-attr]
+            self._driver = fairy.driver_connection
+        return self._driver
+
+    async def orm(self) -> AsyncSession:
+        if self._session is None:
+            self._session = AsyncSession(
+                bind=await self.connection(),
+                expire_on_commit=False,
+                autoflush=False,
+                # The session works inside the connection's transaction and never commits it.
+                join_transaction_mode="rollback_only",
+            )
+        return self._session
+
+    async def commit(self) -> None:
+        if self._session is not None:
+            await self._session.flush()
+        if self._conn is not None:
+            await self._conn.commit()
+
+    async def close(self) -> None:
+        """Release everything; whatever was not committed is rolled back."""
+        try:
+            if self._session is not None:
+                await self._session.close()
+        finally:
+            if self._conn is not None:
+                await self._conn.close()

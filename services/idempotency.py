@@ -16,17 +16,18 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.base import utcnow
 from models.submissions import IdempotencyRecord
 from services.auth import Actor
-from services.database import dialect_insert
+from services.database import UnitOfWork
 from services.errors import Conflict, InvalidInput
 
 RETENTION = timedelta(hours=24)
+_RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 # How long a request waits for a concurrent twin before answering 409 (PostgreSQL).
 IN_FLIGHT_WAIT_MS = 200
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock timeout
@@ -44,7 +45,7 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
 
 
 async def claim(
-    session: AsyncSession, *, actor: Actor, key: str, fingerprint: str
+    uow: UnitOfWork, *, actor: Actor, key: str, fingerprint: str
 ) -> StoredResponse | None:
     """Claim `key` for this request, or return the response stored for it.
 
@@ -59,35 +60,36 @@ async def claim(
         "created_at": now,
         "expires_at": now + RETENTION,
     }
-    is_pg = session.get_bind().dialect.name == "postgresql"
+    conn = await uow.connection()
+    is_pg = uow.dialect == "postgresql"
     stmt = (
-        dialect_insert(session, IdempotencyRecord)
+        (postgresql.insert if is_pg else sqlite.insert)(_RECORDS)
         .values(**values)
         .on_conflict_do_nothing()
         .returning(col(IdempotencyRecord.key))
     )
     if is_pg:
-        await session.execute(text(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT_MS}ms'"))
+        await conn.execute(text(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT_MS}ms'"))
     try:
-        claimed = (await session.execute(stmt)).scalar_one_or_none()
+        claimed = (await conn.execute(stmt)).scalar_one_or_none()
     except DBAPIError as exc:
         if is_pg and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
             raise _in_flight() from exc
         raise
     if is_pg:
-        await session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
+        await conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
     if claimed is not None:
         return None
-    record = await session.scalar(
-        select(IdempotencyRecord)
-        .where(col(IdempotencyRecord.org_id) == actor.org_id)
-        .where(col(IdempotencyRecord.key) == key)
-    )
+    record = (
+        await conn.execute(
+            select(_RECORDS).where(_RECORDS.c.org_id == actor.org_id).where(_RECORDS.c.key == key)
+        )
+    ).one_or_none()
     if record is None or record.response_status is None:
         raise _in_flight()
     if record.expires_at < now:
         # An expired key starts afresh, as if never used.
-        await session.execute(
+        await conn.execute(
             update(IdempotencyRecord)
             .where(col(IdempotencyRecord.org_id) == actor.org_id)
             .where(col(IdempotencyRecord.key) == key)
@@ -116,9 +118,9 @@ async def claim(
 
 
 async def store(
-    session: AsyncSession, *, actor: Actor, key: str, status: int, body: dict[str, Any]
+    uow: UnitOfWork, *, actor: Actor, key: str, status: int, body: dict[str, Any]
 ) -> None:
-    await session.execute(
+    await (await uow.connection()).execute(
         update(IdempotencyRecord)
         .where(col(IdempotencyRecord.org_id) == actor.org_id)
         .where(col(IdempotencyRecord.key) == key)

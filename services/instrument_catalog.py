@@ -11,6 +11,7 @@ from sqlmodel import col
 from models.submissions import StoredInstrument
 from services import audit
 from services.auth import Actor
+from services.database import UnitOfWork
 from services.errors import Conflict, InvalidInput, NotFound
 from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.instruments.schema import DefinitionProblems
@@ -34,12 +35,15 @@ async def list_instruments(session: AsyncSession, *, actor: Actor) -> list[Instr
     return [catalog[code] for code in sorted(catalog)]
 
 
-async def resolve(session: AsyncSession, *, actor: Actor, code: str) -> InstrumentDefinition:
+async def resolve(
+    db: AsyncSession | UnitOfWork, *, actor: Actor, code: str
+) -> InstrumentDefinition:
     try:
         return get_builtin(code)
     except KeyError:
         pass
-    row = await session.scalar(
+    conn = await db.connection()
+    row = await conn.scalar(
         select(col(StoredInstrument.definition))
         .where(col(StoredInstrument.org_id) == actor.org_id)
         .where(col(StoredInstrument.code) == code)

@@ -8,9 +8,11 @@ enforces "one valid submission per session, instrument, respondent and rater", o
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text, update
+from sqlalchemy import Select, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -19,14 +21,14 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.people import Client
 from models.submissions import CareSession, Submission, SubmissionCreate
+from services import pg_hot_path
 from services.auth import Actor
-from services.caseload import visible_episodes
-from services.database import dialect_insert
+from services.database import UnitOfWork
 from services.errors import Conflict, InvalidInput, NotFound
 from services.instrument_catalog import resolve
 from services.instruments import InstrumentDefinition
 from services.pagination import fetch_page
-from services.scoring import score, validate_answers
+from services.scoring import InvalidAnswers, Scores, score
 
 PUBLIC_SCORE_FIELDS = (
     "total",
@@ -58,42 +60,123 @@ def audit_values(
     }
 
 
+# The hot path runs prebuilt Core statements on the request's connection: parameters are passed at
+# execution, so SQLAlchemy compiles each statement once and skips the ORM's per-call machinery.
+_EPISODES = Episode.__table__  # type: ignore[attr-defined]
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+_SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+
+_EPISODE_FOR_SUBMISSION = (
+    select(_EPISODES.c.status, _CLIENTS.c.population)
+    .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
+    .where(_EPISODES.c.org_id == bindparam("org_id"))
+    .where(_EPISODES.c.id == bindparam("episode_id"))
+)
+# A clinician-bound key sees only the episodes its clinician treats.
+_EPISODE_FOR_SUBMISSION_BY_CLINICIAN = _EPISODE_FOR_SUBMISSION.where(
+    _EPISODES.c.clinician_id == bindparam("clinician_id")
+)
+_SERIES_KEY = ["org_id", "episode_id", "session_number", "instrument", "respondent", "rater"]
+_INSERT_AUDIT = insert(_AUDIT)
+
+
+@cache
+def _sqlite_writes() -> tuple[Any, Any]:
+    """The session upsert and the submission insert, as two statements."""
+    new_session = sqlite.insert(_SESSIONS)
+    upsert = new_session.on_conflict_do_update(
+        index_elements=["org_id", "episode_id", "session_number"],
+        # The first known time of a session wins; later submissions may fill it in.
+        set_={
+            "occurred_at": func.coalesce(_SESSIONS.c.occurred_at, new_session.excluded.occurred_at)
+        },
+    ).returning(_SESSIONS.c.id)
+    submission = (
+        sqlite.insert(_SUBMISSIONS)
+        .on_conflict_do_nothing(index_elements=_SERIES_KEY, index_where=text("status = 'valid'"))
+        .returning(_SUBMISSIONS.c.id)
+    )
+    return upsert, submission
+
+
+async def _store(
+    uow: UnitOfWork, values: dict[str, Any], audit: dict[str, Any]
+) -> uuid.UUID | None:
+    """Insert session (if new), submission and audit event; None when a valid submission for the
+    same session, instrument, respondent and rater exists already."""
+    session_values = {
+        "org_id": values["org_id"],
+        "episode_id": values["episode_id"],
+        "session_number": values["session_number"],
+        "occurred_at": values["occurred_at"],
+        "created_at": values["created_at"],
+    }
+    driver = await uow.asyncpg()
+    if driver is not None:
+        return await pg_hot_path.store_submission(
+            driver, session_id=new_id(), values=values, audit=audit
+        )
+    conn = await uow.connection()
+    upsert_session, insert_submission = _sqlite_writes()
+    session_id = (
+        await conn.execute(upsert_session, {"id": new_id(), **session_values})
+    ).scalar_one()
+    inserted: uuid.UUID | None = (
+        await conn.execute(insert_submission, {**values, "session_id": session_id})
+    ).scalar_one_or_none()
+    if inserted is not None:
+        await conn.execute(_INSERT_AUDIT, audit)
+    return inserted
+
+
 async def _episode_for_submission(
-    session: AsyncSession, actor: Actor, episode_id: uuid.UUID
+    uow: UnitOfWork, actor: Actor, episode_id: uuid.UUID
 ) -> tuple[str, str]:
-    stmt = visible_episodes(
-        select(col(Episode.status), col(Client.population)).join(
-            Client, col(Client.id) == col(Episode.client_id)
-        ),
-        actor,
-    ).where(col(Episode.id) == episode_id)
-    row = (await session.execute(stmt)).one_or_none()
+    driver = await uow.asyncpg()
+    if driver is not None:
+        found = await pg_hot_path.episode_for_submission(
+            driver, actor.org_id, episode_id, actor.clinician_id
+        )
+        if found is None:
+            raise NotFound("episode not found")
+        return found
+    conn = await uow.connection()
+    params = {"org_id": actor.org_id, "episode_id": episode_id}
+    stmt = _EPISODE_FOR_SUBMISSION
+    if actor.clinician_id is not None:
+        stmt = _EPISODE_FOR_SUBMISSION_BY_CLINICIAN
+        params["clinician_id"] = actor.clinician_id
+    row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
         raise NotFound("episode not found")
     return row[0], row[1]
 
 
-def _answer_errors(definition: InstrumentDefinition, answers: dict[str, Any]) -> None:
-    problems = validate_answers(definition, answers)
-    if problems:
+def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
+    """Scores of the answers, or a 422 naming every bad item (the engine validates as it scores)."""
+    try:
+        return score(definition, answers, population)  # type: ignore[arg-type]
+    except InvalidAnswers as exc:
         raise InvalidInput(
-            "some answers are invalid: " + ", ".join(p.item for p in problems),
+            "some answers are invalid: " + ", ".join(p.item for p in exc.problems),
             errors=[
                 {"field": f"body.answers.{p.item}", "message": p.message, "type": p.code}
-                for p in problems
+                for p in exc.problems
             ],
-        )
+        ) from None
 
 
 async def create_submission(
-    session: AsyncSession, *, actor: Actor, data: SubmissionCreate
+    uow: UnitOfWork, *, actor: Actor, data: SubmissionCreate
 ) -> dict[str, Any]:
     """Score and store a submission; returns the row's values (as the API shows them)."""
-    status, population = await _episode_for_submission(session, actor, data.episode_id)
+    status, population = await _episode_for_submission(uow, actor, data.episode_id)
     if status != "active":
         raise Conflict("the episode is closed; reopen it to add submissions")
     try:
-        definition = await resolve(session, actor=actor, code=data.instrument)
+        definition = await resolve(uow, actor=actor, code=data.instrument)
     except NotFound as exc:
         raise InvalidInput(
             exc.detail,
@@ -112,34 +195,13 @@ async def create_submission(
                 }
             ],
         )
-    _answer_errors(definition, data.answers)
-    scores = score(definition, data.answers, population)  # type: ignore[arg-type]
+    scores = _score(definition, data.answers, population)
     now = utcnow()
-
-    session_stmt = dialect_insert(session, CareSession).values(
-        id=new_id(),
-        org_id=actor.org_id,
-        episode_id=data.episode_id,
-        session_number=data.session_number,
-        occurred_at=data.occurred_at,
-        created_at=now,
-    )
-    session_stmt = session_stmt.on_conflict_do_update(
-        index_elements=["org_id", "episode_id", "session_number"],
-        set_={
-            "occurred_at": func.coalesce(
-                CareSession.__table__.c.occurred_at,  # type: ignore[attr-defined]
-                session_stmt.excluded.occurred_at,
-            )
-        },
-    ).returning(col(CareSession.id))
-    session_id = (await session.execute(session_stmt)).scalar_one()
 
     values: dict[str, Any] = {
         "id": new_id(),
         "org_id": actor.org_id,
         "episode_id": data.episode_id,
-        "session_id": session_id,
         "session_number": data.session_number,
         "instrument": definition.code,
         "instrument_version": definition.version,
@@ -153,27 +215,10 @@ async def create_submission(
         "created_at": now,
         "created_by_key_id": actor.principal.key_id,
     }
-    stmt = (
-        dialect_insert(session, Submission)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=[
-                "org_id",
-                "episode_id",
-                "session_number",
-                "instrument",
-                "respondent",
-                "rater",
-            ],
-            # A literal, not a bound parameter: PostgreSQL must see the partial index's own
-            # predicate to infer it, and a generic prepared plan would hide a parameter's value.
-            index_where=text("status = 'valid'"),
-        )
-        .returning(col(Submission.id))
-    )
-    inserted = (await session.execute(stmt)).scalar_one_or_none()
+    audit = audit_values(actor, "submission.create", "submission", values["id"])
+    inserted = await _store(uow, values, audit)
     if inserted is None:
-        existing = await session.scalar(
+        existing = await (await uow.connection()).scalar(
             select(col(Submission.id))
             .where(col(Submission.org_id) == actor.org_id)
             .where(col(Submission.episode_id) == data.episode_id)
@@ -188,11 +233,6 @@ async def create_submission(
             f"from this respondent; void it to replace it",
             extra={"existing_id": str(existing) if existing else None},
         )
-    await session.execute(
-        insert(AuditEvent).values(
-            **audit_values(actor, "submission.create", "submission", values["id"])
-        )
-    )
     return values
 
 

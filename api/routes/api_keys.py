@@ -2,15 +2,16 @@
 
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep
 from api.problems import responses
+from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from services import organizations
 from services.pagination import DEFAULT_LIMIT, Page
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+router = api_router(prefix="/v1/api-keys", tags=["api-keys"])
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 422))

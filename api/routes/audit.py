@@ -1,14 +1,13 @@
 """The audit trail, for an organization's admins."""
 
-from fastapi import APIRouter
-
 from api.deps import AdminActor, Cursor, Limit, SessionDep
 from api.problems import responses
+from api.routing import router as api_router
 from models.audit import AuditEventPublic
 from services import audit
 from services.pagination import DEFAULT_LIMIT, Page
 
-router = APIRouter(prefix="/v1/audit-events", tags=["audit"])
+router = api_router(prefix="/v1/audit-events", tags=["audit"])
 
 
 @router.get("", responses=responses(401, 403, 422))

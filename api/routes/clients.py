@@ -3,16 +3,17 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 
 from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
 from api.problems import responses
+from api.routing import router as api_router
 from models.people import ClientCreate, ClientPublic, ClientUpsert
 from models.types import ExternalId
 from services import clients
 from services.pagination import DEFAULT_LIMIT, Page
 
-router = APIRouter(prefix="/v1/clients", tags=["clients"])
+router = api_router(prefix="/v1/clients", tags=["clients"])
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 422))

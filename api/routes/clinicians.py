@@ -2,16 +2,17 @@
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
 from api.problems import responses
+from api.routing import router as api_router
 from models.people import ClinicianCreate, ClinicianPublic
 from models.types import ExternalId
 from services import clinicians
 from services.pagination import DEFAULT_LIMIT, Page
 
-router = APIRouter(prefix="/v1/clinicians", tags=["clinicians"])
+router = api_router(prefix="/v1/clinicians", tags=["clinicians"])
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 422))

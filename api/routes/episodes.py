@@ -2,15 +2,16 @@
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
 from api.problems import responses
+from api.routing import router as api_router
 from models.episodes import EpisodeCreate, EpisodePublic, EpisodeStatus, EpisodeUpdate
 from services import episodes
 from services.pagination import DEFAULT_LIMIT, Page
 
-router = APIRouter(prefix="/v1/episodes", tags=["episodes"])
+router = api_router(prefix="/v1/episodes", tags=["episodes"])
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 422))

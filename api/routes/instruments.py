@@ -2,15 +2,16 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import Body, Path
 
 from api.deps import AdminActor, OrgKey, SessionDep
 from api.problems import responses
+from api.routing import router as api_router
 from services import instrument_catalog
 from services.errors import NotFound
 from services.instruments import InstrumentDefinition
 
-router = APIRouter(prefix="/v1/instruments", tags=["instruments"])
+router = api_router(prefix="/v1/instruments", tags=["instruments"])
 
 
 @router.get("", responses=responses(401, 403), response_model_exclude_none=True)

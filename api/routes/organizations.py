@@ -2,14 +2,13 @@
 
 import uuid
 
-from fastapi import APIRouter
-
 from api.deps import SessionDep, SettingsDep, SystemActor
 from api.problems import responses
+from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, OrganizationCreate, OrganizationPublic
 from services import organizations
 
-router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
+router = api_router(prefix="/v1/organizations", tags=["organizations"])
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 422))

@@ -3,19 +3,27 @@
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi import Query, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import Cursor, Limit, SessionDep, SubmissionsRead, SubmissionsWrite, audit_target
+from api.deps import (
+    Cursor,
+    Limit,
+    SessionDep,
+    SubmissionsRead,
+    SubmissionsWrite,
+    UnitOfWorkDep,
+    audit_target,
+)
 from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
+from api.routing import router as api_router
 from models.submissions import Respondent, SubmissionCreate, SubmissionPublic, SubmissionVoid
 from services import submissions, trajectories
 from services.pagination import DEFAULT_LIMIT, Page
 from services.trajectory import Trajectory
 
-router = APIRouter(tags=["submissions"])
+router = api_router(tags=["submissions"])
 
 InstrumentCode = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 
@@ -30,17 +38,17 @@ async def create_submission(
     body: SubmissionCreate,
     request: Request,
     actor: SubmissionsWrite,
-    session: SessionDep,
+    uow: UnitOfWorkDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     audit_target(request, "submission.create", "episode", body.episode_id)
 
     async def make() -> dict[str, Any]:
-        values = await submissions.create_submission(session, actor=actor, data=body)
-        return jsonable_encoder(submissions.to_public(values))  # type: ignore[no-any-return]
+        values = await submissions.create_submission(uow, actor=actor, data=body)
+        return submissions.to_public(values)
 
     return await run_once(
-        session,
+        uow,
         actor=actor,
         key=idempotency_key,
         method="POST",

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.support import Attune, expect
 
@@ -13,16 +13,16 @@ async def test_failed_commit_answers_503_and_saves_nothing(
     attune: Attune, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant = await attune.tenant()
-    real_commit = AsyncSession.commit
+    real_commit = AsyncConnection.commit
 
-    async def failing_commit(self: AsyncSession) -> Any:
+    async def failing_commit(self: AsyncConnection) -> Any:
         raise OperationalError("COMMIT", {}, Exception("disk full"))
 
-    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    monkeypatch.setattr(AsyncConnection, "commit", failing_commit)
     response = await attune.http.post(
         "/v1/clients", json={"external_id": "MRN-LOST"}, headers=tenant.admin
     )
-    monkeypatch.setattr(AsyncSession, "commit", real_commit)
+    monkeypatch.setattr(AsyncConnection, "commit", real_commit)
 
     assert response.status_code == 503
     assert response.headers["retry-after"]
@@ -49,3 +49,40 @@ async def test_error_inside_a_request_rolls_back_its_earlier_writes(attune: Attu
         await attune.http.get(f"/v1/episodes/{episode['id']}", headers=tenant.admin), 200
     )
     assert after["clinician_id"] == episode["clinician_id"]
+
+
+async def test_failed_commit_of_a_submission_saves_nothing(
+    attune: Attune, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The submission, its session and its audit event share the request's transaction (on
+    PostgreSQL they are sent straight to the driver, which must not escape it)."""
+    from tests.support import srs
+
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    events_before = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)
+    real_commit = AsyncConnection.commit
+
+    async def failing_commit(self: AsyncConnection) -> Any:
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(AsyncConnection, "commit", failing_commit)
+    response = await attune.http.post(
+        "/v1/submissions",
+        json={
+            "episode_id": eid,
+            "instrument": "srs",
+            "session_number": 1,
+            "answers": srs(9, 9, 9, 9),
+        },
+        headers=tenant.admin,
+    )
+    monkeypatch.setattr(AsyncConnection, "commit", real_commit)
+    assert response.status_code == 503
+    listed = expect(
+        await attune.http.get(f"/v1/episodes/{eid}/submissions", headers=tenant.admin), 200
+    )
+    assert listed["items"] == []
+    events = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)["items"]
+    new = {e["action"] for e in events} - {e["action"] for e in events_before["items"]}
+    assert "submission.create" not in new
