@@ -43,34 +43,22 @@ _CONSOLE = Actor(
 )
 
 
-async def _seed_demo(settings: Settings) -> str | None:
+async def _mint_admin_key(settings: Settings, slug: str, *, create_demo: bool) -> str | None:
+    """A new admin key for the organization `slug`; with `create_demo`, first create that
+    organization, but only on a database that has none yet (the `make run` demo)."""
     engine = create_engine(settings)
     try:
         async with create_sessionmaker(engine)() as session:
-            count = await session.scalar(select(func.count()).select_from(Organization))
-            if count:
-                return None
-            org = await create_organization(
-                session, actor=_CONSOLE, data=OrganizationCreate(name="Demo clinic", slug=DEMO_SLUG)
-            )
-            created = await create_api_key(
-                session,
-                actor=_CONSOLE,
-                org_id=org.id,
-                data=ApiKeyCreate(name="demo admin", scopes=["admin"]),
-                secret=settings.secret_key.get_secret_value(),
-            )
-            await session.commit()
-            return created.key
-    finally:
-        await engine.dispose()
-
-
-async def _admin_key(settings: Settings, slug: str) -> str | None:
-    engine = create_engine(settings)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            org = await session.scalar(select(Organization).where(col(Organization.slug) == slug))
+            if create_demo:
+                if await session.scalar(select(func.count()).select_from(Organization)):
+                    return None
+                org: Organization | None = await create_organization(
+                    session, actor=_CONSOLE, data=OrganizationCreate(name="Demo clinic", slug=slug)
+                )
+            else:
+                org = await session.scalar(
+                    select(Organization).where(col(Organization.slug) == slug)
+                )
             if org is None:
                 return None
             created = await create_api_key(
@@ -87,7 +75,7 @@ async def _admin_key(settings: Settings, slug: str) -> str | None:
 
 
 def seed_demo(settings: Settings) -> None:
-    key = asyncio.run(_seed_demo(settings))
+    key = asyncio.run(_mint_admin_key(settings, DEMO_SLUG, create_demo=True))
     if key is None:
         print(
             "Database already has organizations; no demo key printed (keys are shown once).\n"
@@ -137,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "seed-demo":
         seed_demo(settings)
     elif args.command == "admin-key":
-        key = asyncio.run(_admin_key(settings, args.slug))
+        key = asyncio.run(_mint_admin_key(settings, args.slug, create_demo=False))
         if key is None:
             sys.exit(f"no organization with slug '{args.slug}'")
         print(key)

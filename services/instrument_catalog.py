@@ -55,6 +55,19 @@ async def resolve(
     return InstrumentDefinition.model_validate(row)
 
 
+async def resolve_named(
+    db: AsyncSession | UnitOfWork, *, actor: Actor, code: str, field: str
+) -> InstrumentDefinition:
+    """`resolve`, with an unknown code reported as invalid input naming `field` (422)."""
+    try:
+        return await resolve(db, actor=actor, code=code)
+    except NotFound as exc:
+        raise InvalidInput(
+            exc.detail,
+            errors=[{"field": field, "message": "unknown instrument", "type": "unknown"}],
+        ) from exc
+
+
 def parse_definition(raw: dict[str, Any]) -> InstrumentDefinition:
     """Validate a definition; every problem becomes a named field error (422)."""
     try:

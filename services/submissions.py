@@ -25,7 +25,7 @@ from services import pg_hot_path
 from services.auth import Actor
 from services.database import UnitOfWork
 from services.errors import Conflict, InvalidInput, NotFound
-from services.instrument_catalog import resolve
+from services.instrument_catalog import resolve_named
 from services.instruments import InstrumentDefinition
 from services.pagination import fetch_page
 from services.scoring import InvalidAnswers, Scores, score
@@ -175,15 +175,9 @@ async def create_submission(
     status, population = await _episode_for_submission(uow, actor, data.episode_id)
     if status != "active":
         raise Conflict("the episode is closed; reopen it to add submissions")
-    try:
-        definition = await resolve(uow, actor=actor, code=data.instrument)
-    except NotFound as exc:
-        raise InvalidInput(
-            exc.detail,
-            errors=[
-                {"field": "body.instrument", "message": "unknown instrument", "type": "unknown"}
-            ],
-        ) from exc
+    definition = await resolve_named(
+        uow, actor=actor, code=data.instrument, field="body.instrument"
+    )
     if data.respondent not in definition.respondents:
         raise InvalidInput(
             f"{definition.code} is not rated by a {data.respondent}",

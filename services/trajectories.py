@@ -11,8 +11,7 @@ from models.people import Client
 from models.submissions import Submission
 from services.auth import Actor
 from services.episodes import load_episode
-from services.errors import InvalidInput, NotFound
-from services.instrument_catalog import resolve
+from services.instrument_catalog import resolve_named
 from services.submissions import audit_values
 from services.trajectory import Trajectory, build_trajectory
 
@@ -27,15 +26,9 @@ async def episode_trajectory(
     rater: str | None,
 ) -> Trajectory:
     episode = await load_episode(session, actor=actor, episode_id=episode_id)
-    try:
-        definition = await resolve(session, actor=actor, code=instrument)
-    except NotFound as exc:
-        raise InvalidInput(
-            exc.detail,
-            errors=[
-                {"field": "query.instrument", "message": "unknown instrument", "type": "unknown"}
-            ],
-        ) from exc
+    definition = await resolve_named(
+        session, actor=actor, code=instrument, field="query.instrument"
+    )
     population = await session.scalar(
         select(col(Client.population)).where(col(Client.id) == episode.client_id)
     )
