@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _document_bearer_auth(app: FastAPI) -> None:

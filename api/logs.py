@@ -1,4 +1,4 @@
-"""JSON logs that never carry health data or identifiers.
+"""JSON logs and request metrics that never carry health data or identifiers.
 
 Requests are logged by their route *template* (`/v1/clients/{client_id}`), never the raw path or
 query string, which can hold external ids; uvicorn's own access log is switched off for that reason.
@@ -10,6 +10,8 @@ import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import metrics
 
 access_log = logging.getLogger("attune.access")
 
@@ -72,16 +74,19 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope.get("method", ""), template, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                route = scope.get("route")
                 access_log.info(
                     "request",
                     extra={
                         "fields": {
                             "method": scope.get("method"),
-                            "route": getattr(route, "path", None) or "unmatched",
+                            "route": template,
                             "status": status,
-                            "ms": round((time.perf_counter() - started) * 1000, 2),
+                            "ms": round(elapsed * 1000, 2),
                         }
                     },
                 )

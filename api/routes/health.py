@@ -1,8 +1,10 @@
-"""Liveness and readiness probes (no auth: load balancers call them)."""
+"""Liveness, readiness and metrics (no auth: load balancers and Prometheus call them)."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+
+from api.metrics import exposition
 
 router = APIRouter(tags=["operations"])
 
@@ -10,6 +12,13 @@ router = APIRouter(tags=["operations"])
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics() -> PlainTextResponse:
+    """Prometheus exposition format."""
+    body, media_type = exposition()
+    return PlainTextResponse(body, media_type=media_type)
 
 
 @router.get("/readyz", responses={503: {"description": "The database is unreachable"}})

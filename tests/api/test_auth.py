@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from tests.support import Attune, bearer, expect
 
-PUBLIC_PATHS = {"/healthz", "/readyz"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
 # Readable with any key of an organization, whatever its scopes (DESIGN.md §4).
 ANY_ORG_KEY = {("GET", "/v1/instruments"), ("GET", "/v1/instruments/{code}")}
 

@@ -111,3 +111,13 @@ async def test_responses_carry_security_headers(attune: Attune) -> None:
     response = await attune.http.get("/healthz")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def test_metrics_count_requests_by_route_template_without_ids(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    client = await tenant.client(external_id="MRN-METRICS-1")
+    expect(await attune.http.get(f"/v1/clients/{client['id']}", headers=tenant.admin), 200)
+    body = (await attune.http.get("/metrics")).text
+    assert 'route="/v1/clients/{client_id}"' in body
+    assert client["id"] not in body
+    assert "MRN-METRICS-1" not in body
