@@ -22,7 +22,7 @@ from api.routes import (
 )
 from services.auth import ensure_bootstrap_key
 from services.config import Settings, get_settings
-from services.database import create_engine, create_sessionmaker
+from services.database import create_driver_pool, create_engine, create_sessionmaker
 
 DESCRIPTION = """
 Attune scores session ratings, follows every episode of care, and raises alerts when the
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.driver_pool = await create_driver_pool(settings)
         if settings.bootstrap_key is not None:
             async with app.state.sessionmaker() as session:
                 await ensure_bootstrap_key(
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if app.state.driver_pool is not None:
+                await app.state.driver_pool.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -17,7 +17,7 @@ from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
 async def _unit_of_work(request: Request) -> UnitOfWork:
     """The request's one transaction; `api.routing.UnitOfWorkRoute` commits it before the
     response is sent, or rolls it back."""
-    uow = UnitOfWork(request.app.state.engine)
+    uow = UnitOfWork(request.app.state.engine, request.app.state.driver_pool)
     setattr(request.state, UOW_STATE, uow)
     return uow
 

@@ -7,6 +7,7 @@ nothing ever leaks a stack trace.
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -181,6 +182,10 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     app.add_exception_handler(ConnectionError, _database_unavailable)
     app.add_exception_handler(TimeoutError, _database_unavailable)
+    app.add_exception_handler(OSError, _database_unavailable)
+    # The submission hot path talks to asyncpg directly on PostgreSQL.
+    app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
+    app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected)
 
 

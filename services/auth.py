@@ -90,7 +90,7 @@ async def authenticate(uow: UnitOfWork, *, token: str, secret: str) -> Principal
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid API key")
     digest = hash_key(token, secret)
-    driver = await uow.asyncpg()
+    driver = await uow.driver()
     if driver is not None:
         row = await pg_hot_path.key_by_hash(driver, digest)
     else:

@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -75,45 +76,96 @@ def dialect_insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-class UnitOfWork:
-    """One request's transaction on one connection.
+def asyncpg_dsn(database_url: str) -> str:
+    """The libpq-style DSN asyncpg takes, from a SQLAlchemy URL."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
-    The connection and its transaction are opened on first use; an ORM session joined to that
-    transaction is made only when a service asks for one, so the submission hot path, which needs
-    only the connection (and on PostgreSQL the driver under it), skips the ORM's bookkeeping.
+
+async def create_driver_pool(settings: Settings) -> Any | None:
+    """On PostgreSQL, an asyncpg pool for the submission hot path (see `UnitOfWork`)."""
+    if settings.is_sqlite:
+        return None
+    import asyncpg
+
+    return await asyncpg.create_pool(
+        asyncpg_dsn(settings.database_url),
+        min_size=1,
+        max_size=settings.db_pool_size,
+        timeout=settings.db_timeout_seconds,
+        command_timeout=settings.db_timeout_seconds * 6,
+        server_settings={"application_name": "attune"},
+    )
+
+
+class UnitOfWork:
+    """One request's transaction.
+
+    Two ways in, never mixed within one transaction:
+    - `connection()` / `orm()`: a SQLAlchemy connection with its transaction, and an ORM session
+      joined to it when a service asks for one — what most routes use;
+    - on PostgreSQL, `driver()` / `driver_transaction()`: a connection straight from an asyncpg
+      pool. The submission hot path runs on it alone: measured, SQLAlchemy's connection, pool and
+      greenlet layers were the largest cost left on that route. Authentication reads the key on
+      it before any transaction; a route that then asks for `connection()` gets the driver
+      connection handed back to its pool first. When a SQLAlchemy transaction is already open,
+      `driver_transaction()` returns the asyncpg connection under it instead, so the work still
+      commits as one unit.
     Services never commit: the request boundary calls `commit()` before the response is sent.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, pool: Any | None = None) -> None:
         self._engine = engine
+        self._pool = pool
         self._conn: AsyncConnection | None = None
         self._session: AsyncSession | None = None
-        self._driver: Any = None
-
-    async def connection(self) -> AsyncConnection:
-        if self._conn is None:
-            conn = await self._engine.connect()
-            await conn.begin()
-            self._conn = conn
-        return self._conn
+        self._pooled: Any = None  # an asyncpg connection acquired from `pool`
+        self._pooled_tx: Any = None
+        self._under_sqlalchemy: Any = None  # the asyncpg connection under `_conn`
 
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
 
-    async def asyncpg(self) -> Any | None:
-        """The asyncpg connection under this transaction (PostgreSQL), else None."""
-        if self.dialect != "postgresql":
+    async def connection(self) -> AsyncConnection:
+        if self._conn is None:
+            if self._pooled_tx is not None:
+                raise RuntimeError("this unit of work already runs a driver transaction")
+            await self._release_pooled()
+            conn = await self._engine.connect()
+            await conn.begin()
+            self._conn = conn
+        return self._conn
+
+    async def driver(self) -> Any | None:
+        """An asyncpg connection for reads outside a transaction (PostgreSQL), else None."""
+        if self._pool is None:
             return None
-        if self._driver is None:
-            fairy = await (await self.connection()).get_raw_connection()
-            adapted = fairy.dbapi_connection
-            # SQLAlchemy's adapter sends BEGIN lazily, with the first statement it runs itself;
-            # statements sent straight to the driver must run inside that same transaction.
-            if adapted._transaction is None:  # type: ignore[union-attr]
-                await adapted._start_transaction()  # type: ignore[union-attr]
-            self._driver = fairy.driver_connection
-        return self._driver
+        if self._conn is not None:
+            return await self.driver_transaction()
+        if self._pooled is None:
+            self._pooled = await self._pool.acquire()
+        return self._pooled
+
+    async def driver_transaction(self) -> Any | None:
+        """The asyncpg connection with this unit's transaction open on it (PostgreSQL)."""
+        if self._pool is None:
+            return None
+        if self._conn is not None:
+            if self._under_sqlalchemy is None:
+                fairy = await self._conn.get_raw_connection()
+                adapted = fairy.dbapi_connection
+                # SQLAlchemy's adapter sends BEGIN lazily, with the first statement it runs;
+                # statements sent straight to the driver must run inside that same transaction.
+                if adapted._transaction is None:  # type: ignore[union-attr]
+                    await adapted._start_transaction()  # type: ignore[union-attr]
+                self._under_sqlalchemy = fairy.driver_connection
+            return self._under_sqlalchemy
+        driver: Any = await self.driver()
+        if self._pooled_tx is None:
+            transaction = driver.transaction()
+            await transaction.start()
+            self._pooled_tx = transaction
+        return driver
 
     async def orm(self) -> AsyncSession:
         if self._session is None:
@@ -131,6 +183,9 @@ class UnitOfWork:
             await self._session.flush()
         if self._conn is not None:
             await self._conn.commit()
+        if self._pooled_tx is not None:
+            transaction, self._pooled_tx = self._pooled_tx, None
+            await transaction.commit()
 
     async def close(self) -> None:
         """Release everything; whatever was not committed is rolled back."""
@@ -138,5 +193,20 @@ class UnitOfWork:
             if self._session is not None:
                 await self._session.close()
         finally:
-            if self._conn is not None:
-                await self._conn.close()
+            try:
+                if self._conn is not None:
+                    await self._conn.close()
+            finally:
+                await self._release_pooled()
+
+    async def _release_pooled(self) -> None:
+        if self._pooled is None:
+            return
+        pooled, transaction, pool = self._pooled, self._pooled_tx, self._pool
+        self._pooled = self._pooled_tx = None
+        assert pool is not None
+        try:
+            if transaction is not None:
+                await transaction.rollback()
+        finally:
+            await pool.release(pooled)

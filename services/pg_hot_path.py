@@ -1,12 +1,11 @@
-"""The submission hot path on PostgreSQL, sent straight to asyncpg inside the request's transaction.
+"""The submission hot path on PostgreSQL, sent straight to asyncpg.
 
-Measured on the 2-core reference box, SQLAlchemy's execution layers were the largest single cost of
-`POST /v1/submissions` (about 28 % of the service's CPU after moving to prebuilt Core statements),
-where the floor it is benchmarked against pays nothing of the kind. These three statements are
-the ones every submission runs; here they bypass SQLAlchemy and go to the driver on the same
-connection and in the same transaction (`UnitOfWork.asyncpg()`), so the request still commits
-(or rolls back) as one unit. On SQLite the equivalent Core statements in `services/submissions.py`
-and `services/auth.py` run instead; the test suite runs on both databases.
+Measured on the 2-core reference box, SQLAlchemy's layers were the largest single cost of
+`POST /v1/submissions`, where the floor it is benchmarked against pays nothing of the kind. These
+statements are the ones every submission runs; they go to an asyncpg connection inside the
+request's transaction (`UnitOfWork.driver_transaction()`), so the request still commits or rolls
+back as one unit. On SQLite the equivalent Core statements in `services/submissions.py` and
+`services/auth.py` run instead; the test suite runs on both databases.
 """
 
 import json
@@ -26,7 +25,7 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     row = await driver.fetchrow(KEY_BY_HASH, digest)
     if row is None:
         return None
-    # SQLAlchemy's JSONB codec on these connections hands JSON back as text.
+    # asyncpg hands jsonb back as text unless a codec decodes it.
     scopes = row["scopes"]
     return (
         row["id"],
@@ -105,3 +104,15 @@ async def store_submission(
         audit["client_address"],
     )
     return inserted
+
+
+EXISTING_VALID = """
+    SELECT id FROM submissions
+    WHERE org_id = $1 AND episode_id = $2 AND session_number = $3 AND instrument = $4
+        AND respondent = $5 AND rater = $6 AND status = 'valid'
+"""
+
+
+async def existing_valid(driver: Any, *series_key: Any) -> uuid.UUID | None:
+    found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
+    return found

@@ -113,7 +113,7 @@ async def _store(
         "occurred_at": values["occurred_at"],
         "created_at": values["created_at"],
     }
-    driver = await uow.asyncpg()
+    driver = await uow.driver_transaction()
     if driver is not None:
         return await pg_hot_path.store_submission(
             driver, session_id=new_id(), values=values, audit=audit
@@ -134,7 +134,7 @@ async def _store(
 async def _episode_for_submission(
     uow: UnitOfWork, actor: Actor, episode_id: uuid.UUID
 ) -> tuple[str, str]:
-    driver = await uow.asyncpg()
+    driver = await uow.driver_transaction()
     if driver is not None:
         found = await pg_hot_path.episode_for_submission(
             driver, actor.org_id, episode_id, actor.clinician_id
@@ -172,12 +172,14 @@ async def create_submission(
     uow: UnitOfWork, *, actor: Actor, data: SubmissionCreate
 ) -> dict[str, Any]:
     """Score and store a submission; returns the row's values (as the API shows them)."""
-    status, population = await _episode_for_submission(uow, actor, data.episode_id)
-    if status != "active":
-        raise Conflict("the episode is closed; reopen it to add submissions")
+    # The definition first: an organisation's own instrument is read through SQLAlchemy, which
+    # must come before the hot path's driver transaction opens (see UnitOfWork).
     definition = await resolve_named(
         uow, actor=actor, code=data.instrument, field="body.instrument"
     )
+    status, population = await _episode_for_submission(uow, actor, data.episode_id)
+    if status != "active":
+        raise Conflict("the episode is closed; reopen it to add submissions")
     if data.respondent not in definition.respondents:
         raise InvalidInput(
             f"{definition.code} is not rated by a {data.respondent}",
@@ -212,22 +214,27 @@ async def create_submission(
     audit = audit_values(actor, "submission.create", "submission", values["id"])
     inserted = await _store(uow, values, audit)
     if inserted is None:
-        existing = await (await uow.connection()).scalar(
-            select(col(Submission.id))
-            .where(col(Submission.org_id) == actor.org_id)
-            .where(col(Submission.episode_id) == data.episode_id)
-            .where(col(Submission.session_number) == data.session_number)
-            .where(col(Submission.instrument) == definition.code)
-            .where(col(Submission.respondent) == data.respondent)
-            .where(col(Submission.rater) == (data.rater or ""))
-            .where(col(Submission.status) == "valid")
-        )
+        existing = await _existing_valid(uow, values)
         raise Conflict(
             f"session {data.session_number} already has a valid {definition.code} submission "
             f"from this respondent; void it to replace it",
             extra={"existing_id": str(existing) if existing else None},
         )
     return values
+
+
+async def _existing_valid(uow: UnitOfWork, values: dict[str, Any]) -> uuid.UUID | None:
+    """The valid submission that took this one's place (session, instrument, respondent, rater)."""
+    key = [values[name] for name in _SERIES_KEY]
+    driver = await uow.driver_transaction()
+    if driver is not None:
+        return await pg_hot_path.existing_valid(driver, *key)
+    conn = await uow.connection()
+    stmt = select(_SUBMISSIONS.c.id).where(_SUBMISSIONS.c.status == "valid")
+    for name, value in zip(_SERIES_KEY, key, strict=True):
+        stmt = stmt.where(_SUBMISSIONS.c[name] == value)
+    existing: uuid.UUID | None = await conn.scalar(stmt)
+    return existing
 
 
 def to_public(

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import asyncpg.transaction
 import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -61,23 +62,25 @@ async def test_failed_commit_of_a_submission_saves_nothing(
     tenant = await attune.tenant()
     eid = (await tenant.episode())["id"]
     events_before = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)
-    real_commit = AsyncConnection.commit
 
-    async def failing_commit(self: AsyncConnection) -> Any:
+    async def failing_commit(self: Any) -> Any:
         raise OperationalError("COMMIT", {}, Exception("connection lost"))
 
-    monkeypatch.setattr(AsyncConnection, "commit", failing_commit)
-    response = await attune.http.post(
-        "/v1/submissions",
-        json={
-            "episode_id": eid,
-            "instrument": "srs",
-            "session_number": 1,
-            "answers": srs(9, 9, 9, 9),
-        },
-        headers=tenant.admin,
-    )
-    monkeypatch.setattr(AsyncConnection, "commit", real_commit)
+    with monkeypatch.context() as patch:
+        # Both ways a unit of work can commit: SQLAlchemy's, and the asyncpg transaction of the
+        # PostgreSQL hot path.
+        patch.setattr(AsyncConnection, "commit", failing_commit)
+        patch.setattr(asyncpg.transaction.Transaction, "commit", failing_commit)
+        response = await attune.http.post(
+            "/v1/submissions",
+            json={
+                "episode_id": eid,
+                "instrument": "srs",
+                "session_number": 1,
+                "answers": srs(9, 9, 9, 9),
+            },
+            headers=tenant.admin,
+        )
     assert response.status_code == 503
     listed = expect(
         await attune.http.get(f"/v1/episodes/{eid}/submissions", headers=tenant.admin), 200
