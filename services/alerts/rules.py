@@ -1,0 +1,583 @@
+"""The alert rules of DESIGN.md §6 as pure functions over one series.
+
+A series is an episode's valid submissions of one instrument by one respondent (and rater), one per
+session, in session order. Each rule turns the series into :class:`~services.alerts.model.Event`\\ s
+(raise / clear / escalate, per session and key) and :mod:`services.alerts.replay` folds them into
+alerts. Every rule is *causal*: an event at session t depends only on the sessions up to t, so the
+alerts of a history are the same whether it is replayed at once or one submission at a time.
+
+Instruments take part through their definitions: kind, direction, cut-off for the population,
+reliable-change points, risk items and subscales. Missing data means no alert from that rule (no
+cut-off → no ``alliance.low`` or ``outcome.not_on_track``; no reliable change → no outcome rules;
+fewer than 4 scores → no rupture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from itertools import pairwise
+from typing import TypeVar
+
+from pydantic import BaseModel, JsonValue
+
+from services.alerts.model import Event, SeriesPoint
+from services.alerts.settings import (
+    RULES,
+    AllianceDropParams,
+    AllianceLowParams,
+    AllianceRuptureParams,
+    NoParams,
+    NotOnTrackParams,
+    RiskItemParams,
+    RuleId,
+    RuleSetting,
+    RuptureReportedParams,
+    Severity,
+    resolve_settings,
+)
+from services.instruments.registry import builtin_instruments
+from services.instruments.schema import Direction, InstrumentDefinition, Population, dec
+from services.scoring.engine import cutoff_for, in_clinical_range
+from services.trajectory.reliable_change import healthy_change, reliable_direction
+from services.trajectory.ruptures import default_min_drop, find_ruptures
+
+# ----- plain-language helpers ---------------------------------------------------------------------
+
+_DISPLAY_NAMES = {
+    "srs": "SRS",
+    "ors": "ORS",
+    "wai-sr": "WAI-SR",
+    "phq-9": "PHQ-9",
+    "gad-7": "GAD-7",
+    "chs": "CHS",
+    "rupture-check": "Rupture check",
+}
+
+
+def display_name(defn: InstrumentDefinition) -> str:
+    """Short name of a built-in (SRS, WAI-SR, PHQ-9, …); an organisation's instrument by its
+    definition's name (even if its code happens to match a built-in's)."""
+    short = _DISPLAY_NAMES.get(defn.code)
+    if short is not None and builtin_instruments().get(defn.code) == defn:
+        return short
+    return defn.name
+
+
+def subscale_label(subscale: str) -> str:
+    """``bond`` → ``Bond``; ``low_mood`` → ``Low mood``."""
+    text = subscale.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def series_label(defn: InstrumentDefinition, subscale: str | None) -> str:
+    """``SRS total`` or ``Bond (WAI-SR)``."""
+    name = display_name(defn)
+    return f"{name} total" if subscale is None else f"{subscale_label(subscale)} ({name})"
+
+
+def fmt(value: float | Decimal, places: int | None = None) -> str:
+    """35.9 → ``35.9``; 36.0 → ``36``; with ``places``, rounded first (5.747681 → ``5.75``)."""
+    d = dec(value)
+    if places is not None:
+        d = round(d, places)
+    if d == d.to_integral_value():
+        return str(int(d))
+    return format(d.normalize(), "f")
+
+
+def points(value: float | Decimal, places: int | None = None) -> str:
+    """``1 point``, ``8 points``, ``0.5 points``."""
+    text = fmt(value, places)
+    return f"{text} point" if text == "1" else f"{text} points"
+
+
+def _num(value: float | Decimal) -> float:
+    return float(dec(value))
+
+
+def _diff(a: float, b: float) -> float:
+    """``a - b``, exact in decimal (35.3 - 34.1 is 1.2)."""
+    return float(dec(a) - dec(b))
+
+
+def _worse_verb(direction: Direction) -> str:
+    return "fell" if direction == "higher_is_better" else "rose"
+
+
+def _observed(
+    series: Sequence[SeriesPoint], subscale: str | None
+) -> list[tuple[SeriesPoint, float]]:
+    """The points that carry a value for the total (``subscale=None``) or the subscale."""
+    out = []
+    for p in series:
+        value = p.total if subscale is None else p.subscales.get(subscale)
+        if value is not None:
+            out.append((p, value))
+    return out
+
+
+def _raise(
+    rule_id: RuleId,
+    defn: InstrumentDefinition,
+    p: SeriesPoint,
+    *,
+    subscale: str | None = None,
+    severity: Severity | None = None,
+    message: str,
+    evidence: dict[str, JsonValue],
+    params: dict[str, JsonValue],
+) -> Event:
+    return Event(
+        session_number=p.session_number,
+        submission_id=p.submission_id,
+        rule_id=rule_id,
+        instrument=defn.code,
+        subscale=subscale,
+        action="raise",
+        severity=severity or RULES[rule_id].severity,
+        message=message,
+        evidence=evidence,
+        params=params,
+    )
+
+
+def _clear(
+    rule_id: RuleId, defn: InstrumentDefinition, p: SeriesPoint, subscale: str | None = None
+) -> Event:
+    return Event(
+        session_number=p.session_number,
+        submission_id=p.submission_id,
+        rule_id=rule_id,
+        instrument=defn.code,
+        subscale=subscale,
+        action="clear",
+        resolution="condition_cleared",
+    )
+
+
+# ----- alliance -----------------------------------------------------------------------------------
+
+
+def alliance_low(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: AllianceLowParams,
+) -> list[Event]:
+    """Total on the clinical side of the cut-off (SRS: below 36; 36.0 is not below). Cleared when a
+    later total is back on the other side."""
+    direction = defn.direction
+    cutoff = params.cutoff if params.cutoff is not None else cutoff_for(defn, population)
+    if direction is None or cutoff is None:
+        return []
+    label = series_label(defn, None)
+    side = "below" if direction == "higher_is_better" else "at or above"
+    used: dict[str, JsonValue] = {"cutoff": _num(cutoff)}
+    events = []
+    for p, total in _observed(series, None):
+        if not in_clinical_range(total, cutoff, direction):
+            events.append(_clear("alliance.low", defn, p))
+            continue
+        events.append(
+            _raise(
+                "alliance.low", defn, p,
+                message=f"{label} {fmt(total)} is {side} the cut-off of {fmt(cutoff)}: "
+                "a possible problem in the working relationship.",
+                evidence={
+                    "current": _num(total), "cutoff": _num(cutoff), "population": population,
+                    "direction": direction, "sessions": [p.session_number],
+                },
+                params=used,
+            )
+        )  # fmt: skip
+    return events
+
+
+def alliance_drop(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: AllianceDropParams,
+) -> list[Event]:
+    """Total worse by at least ``min_drop`` than the previous observed total (OpenFIT: SRS 38 → 37
+    fires although 37 is above the cut-off). Cleared by a person."""
+    direction = defn.direction
+    if direction is None:
+        return []
+    label = series_label(defn, None)
+    events = []
+    observed = _observed(series, None)
+    for (before, previous), (p, current) in pairwise(observed):
+        drop = -healthy_change(previous, current, direction)
+        if dec(drop) < dec(params.min_drop):
+            continue
+        events.append(
+            _raise(
+                "alliance.drop", defn, p,
+                message=f"{label} {_worse_verb(direction)} from {fmt(previous)} to "
+                f"{fmt(current)} — {points(drop)} since the previous session.",
+                evidence={
+                    "previous": _num(previous), "current": _num(current), "drop": drop,
+                    "threshold": params.min_drop,
+                    "sessions": [before.session_number, p.session_number],
+                },
+                params={"min_drop": params.min_drop},
+            )
+        )  # fmt: skip
+    return events
+
+
+def alliance_rupture(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: AllianceRuptureParams,
+) -> list[Event]:
+    """Within-client rupture on the total and each subscale (:func:`find_ruptures`, mirrored for a
+    lower-is-better instrument). Per rupture: raise (warning) at its session; ``repaired`` at the
+    repair session if it came within the window; else escalate to high at the first observed
+    session at or after the window's end. Repair and escalation only touch the alert while it still
+    tracks that rupture (a later rupture on the same key updates the alert and takes over)."""
+    direction = defn.direction
+    if direction is None:
+        return []
+    sign = 1.0 if direction == "higher_is_better" else -1.0
+    window = params.repair_window
+    events: list[Event] = []
+    for subscale in [None, *defn.subscales]:
+        min_drop = (
+            params.min_drop if params.min_drop is not None else default_min_drop(defn, subscale)
+        )
+        if min_drop is None:
+            continue
+        observed = _observed(series, subscale)
+        by_session = {p.session_number: (i, p, v) for i, (p, v) in enumerate(observed)}
+        label = series_label(defn, subscale)
+        used: dict[str, JsonValue] = {"k": params.k, "min_drop": min_drop, "repair_window": window}
+        found = find_ruptures(
+            [(p.session_number, sign * v) for p, v in observed],
+            min_drop=min_drop,
+            k=params.k,
+            repair_window=window,
+        )
+        for r in found:
+            i, p, current = by_session[r.session_number]
+            before, previous = observed[i - 1]
+            message = (
+                f"{label} {_worse_verb(direction)} from {fmt(previous)} to {fmt(current)} — "
+                f"{points(r.drop)}, more than this client's usual variation."
+            )
+            evidence: dict[str, JsonValue] = {
+                "previous": _num(previous), "current": _num(current), "drop": r.drop,
+                "threshold": round(r.threshold, 4), "earlier_sd": round(r.earlier_sd, 4),
+                "sessions": [before.session_number, p.session_number],
+                "repair_window": window,
+            }  # fmt: skip
+            events.append(
+                _raise(
+                    "alliance.rupture", defn, p, subscale=subscale,
+                    message=message, evidence=evidence, params=used,
+                )
+            )  # fmt: skip
+            window_end = r.session_number + window
+            if r.repaired_at_session is not None:
+                _, repair, score = by_session[r.repaired_at_session]
+                events.append(
+                    Event(
+                        session_number=repair.session_number, submission_id=repair.submission_id,
+                        rule_id="alliance.rupture", instrument=defn.code, subscale=subscale,
+                        action="clear", resolution="repaired", only_if_session=r.session_number,
+                        evidence={"repaired_at_session": repair.session_number,
+                                  "repair_score": _num(score)},
+                    )
+                )  # fmt: skip
+                continue
+            late = next((q for q, _ in observed[i + 1 :] if q.session_number >= window_end), None)
+            if late is not None:
+                events.append(
+                    Event(
+                        session_number=late.session_number, submission_id=late.submission_id,
+                        rule_id="alliance.rupture", instrument=defn.code, subscale=subscale,
+                        action="escalate", severity="high", only_if_session=r.session_number,
+                        message=f"{message} Not back to the earlier level of {fmt(previous)} "
+                        f"within {window} sessions.",
+                        evidence={"unrepaired": True, "repair_window_end": window_end},
+                    )
+                )  # fmt: skip
+    return events
+
+
+# ----- rupture-check ------------------------------------------------------------------------------
+
+
+def rupture_reported(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: RuptureReportedParams,
+) -> list[Event]:
+    """tension = 1 and resolution ≤ ``resolution_max`` (not resolved), or intensity ≥
+    ``intensity_min`` (strong): warning; high if both. Needs the items ``tension``, ``intensity``
+    and ``resolution`` (an organisation's rupture-kind instrument without them takes no part)."""
+    ids = {it.id for it in defn.items}
+    if not {"tension", "intensity", "resolution"} <= ids:
+        return []
+    intensity_max = fmt(defn.item("intensity").max)
+    resolution_max = fmt(defn.item("resolution").max)
+    name = display_name(defn)
+    events = []
+    for p in series:
+        if p.answers.get("tension") != 1:
+            continue
+        intensity = p.answers.get("intensity")
+        resolution = p.answers.get("resolution")
+        strong = intensity is not None and dec(intensity) >= params.intensity_min
+        unresolved = resolution is not None and dec(resolution) <= params.resolution_max
+        if not (strong or unresolved):
+            continue
+        parts = []
+        if strong:
+            assert intensity is not None
+            parts.append(f"strong (intensity {fmt(intensity)} of {intensity_max})")
+        if unresolved:
+            assert resolution is not None
+            parts.append(
+                f"not resolved by the end of the session (resolution {fmt(resolution)} "
+                f"of {resolution_max})"
+            )
+        events.append(
+            _raise(
+                "rupture.reported", defn, p,
+                severity="high" if strong and unresolved else "warning",
+                message=f"{name}: the client reported tension with the therapist in this "
+                f"session that was {' and '.join(parts)}.",
+                evidence={
+                    "tension": 1,
+                    "intensity": None if intensity is None else _num(intensity),
+                    "resolution": None if resolution is None else _num(resolution),
+                    "intensity_min": params.intensity_min,
+                    "resolution_max": params.resolution_max,
+                    "sessions": [p.session_number],
+                },
+                params=params.model_dump(),
+            )
+        )  # fmt: skip
+    return events
+
+
+# ----- risk ---------------------------------------------------------------------------------------
+
+
+def risk_thresholds(defn: InstrumentDefinition, params: RiskItemParams) -> dict[str, float]:
+    """Threshold of each risk item: the organisation's override or the definition's, capped at the
+    item's maximum so that no setting can silence a risk item."""
+    overrides = params.thresholds.get(defn.code, {})
+    out = {}
+    for risk in defn.risk_items:
+        wanted = dec(overrides.get(risk.item, risk.threshold))
+        out[risk.item] = float(min(wanted, dec(defn.item(risk.item).max)))
+    return out
+
+
+def risk_item(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: RiskItemParams,
+) -> list[Event]:
+    """Any risk item answered at or above its threshold → critical, whatever the total (never
+    suppressed by a low total; raised for every instrument whose definition has risk items)."""
+    if not defn.risk_items:
+        return []
+    thresholds = risk_thresholds(defn, params)
+    labels = {r.item: r.label for r in defn.risk_items}
+    name = display_name(defn)
+    used: dict[str, JsonValue] = {"thresholds": dict(thresholds)}
+    events = []
+    for p in series:
+        flagged: list[JsonValue] = []
+        texts = []
+        for item_id, threshold in thresholds.items():
+            answer = p.answers.get(item_id)
+            if answer is None or dec(answer) < dec(threshold):
+                continue
+            flagged.append(
+                {"item": item_id, "label": labels[item_id], "answer": _num(answer),
+                 "threshold": threshold}
+            )  # fmt: skip
+            texts.append(
+                f"{labels[item_id]} answered {fmt(answer)}, at or above the risk threshold of "
+                f"{fmt(threshold)}"
+            )
+        if not flagged:
+            continue
+        events.append(
+            _raise(
+                "risk.item", defn, p, severity="critical",
+                message=f"{name}: {'; '.join(texts)}. Follow up whatever the total score.",
+                evidence={
+                    "items": flagged,
+                    "total": None if p.total is None else _num(p.total),
+                    "sessions": [p.session_number],
+                },
+                params=used,
+            )
+        )  # fmt: skip
+    return events
+
+
+# ----- outcome ------------------------------------------------------------------------------------
+
+
+def _change_text(change: float) -> str:
+    if change > 0:
+        return f"{points(change)} better than"
+    if change < 0:
+        return f"{points(-change)} worse than"
+    return "no change from"
+
+
+def outcome_deterioration(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: NoParams,
+) -> list[Event]:
+    """Worse than the episode's first score by at least the reliable-change points (ORS 5 down,
+    PHQ-9 6 up, GAD-7 4 up) → high; cleared when a later score is no longer that much worse."""
+    direction = defn.direction
+    rc = defn.reliable_change_points
+    observed = _observed(series, None)
+    if direction is None or rc is None or not observed:
+        return []
+    first_point, first = observed[0]
+    label = series_label(defn, None)
+    events = []
+    for p, total in observed:
+        if reliable_direction(first, total, rc, direction) != "deteriorated":
+            events.append(_clear("outcome.deterioration", defn, p))
+            continue
+        worse = -healthy_change(first, total, direction)
+        events.append(
+            _raise(
+                "outcome.deterioration", defn, p,
+                message=f"{label} {_worse_verb(direction)} from {fmt(first)} at the first "
+                f"session to {fmt(total)} — {points(worse)} worse, at least the "
+                f"{points(rc, 2)} of reliable change.",
+                evidence={
+                    "first": _num(first), "current": _num(total), "worse_by": worse,
+                    "reliable_change": rc, "direction": direction,
+                    "sessions": [first_point.session_number, p.session_number],
+                },
+                params={},
+            )
+        )  # fmt: skip
+    return events
+
+
+def outcome_not_on_track(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: NotOnTrackParams,
+) -> list[Event]:
+    """First score in the clinical range (cut-off for the population, direction-aware) and, at a
+    session number ≥ ``min_session``, not improved by the reliable-change points → warning (high
+    from ``high_from_session``). Cleared only by a reliable improvement from the first score
+    [D]: crossing the cut-off by less than the reliable change is within measurement error, so it
+    neither prevents nor clears the alert. Sessions before ``min_session`` are not judged."""
+    direction = defn.direction
+    rc = defn.reliable_change_points
+    cutoff = cutoff_for(defn, population)
+    observed = _observed(series, None)
+    if direction is None or rc is None or cutoff is None or not observed:
+        return []
+    first_point, first = observed[0]
+    if not in_clinical_range(first, cutoff, direction):
+        return []
+    label = series_label(defn, None)
+    used: dict[str, JsonValue] = params.model_dump()
+    events = []
+    for p, total in observed:
+        if p.session_number < params.min_session:
+            continue
+        if reliable_direction(first, total, rc, direction) == "improved":
+            events.append(_clear("outcome.not_on_track", defn, p))
+            continue
+        change = healthy_change(first, total, direction)
+        high = p.session_number >= params.high_from_session
+        events.append(
+            _raise(
+                "outcome.not_on_track", defn, p, severity="high" if high else "warning",
+                message=f"{label} is {fmt(total)} at session {p.session_number}, "
+                f"{_change_text(change)} the first score of {fmt(first)}; a reliable "
+                f"improvement needs {points(rc, 2)}. Not on track.",
+                evidence={
+                    "first": _num(first), "current": _num(total), "improvement": change,
+                    "reliable_change": rc, "cutoff": _num(cutoff), "population": population,
+                    "direction": direction,
+                    "sessions": [first_point.session_number, p.session_number],
+                },
+                params=used,
+            )
+        )  # fmt: skip
+    return events
+
+
+# ----- all rules ----------------------------------------------------------------------------------
+
+_Rule = Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, BaseModel], list[Event]]
+
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def _typed(
+    fn: Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, P], list[Event]],
+    model: type[P],
+) -> _Rule:
+    def run(
+        defn: InstrumentDefinition,
+        series: Sequence[SeriesPoint],
+        population: Population,
+        params: BaseModel,
+    ) -> list[Event]:
+        if not isinstance(params, model):
+            raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
+        return fn(defn, series, population, params)
+
+    return run
+
+
+SERIES_RULES: dict[RuleId, _Rule] = {
+    "alliance.low": _typed(alliance_low, AllianceLowParams),
+    "alliance.drop": _typed(alliance_drop, AllianceDropParams),
+    "alliance.rupture": _typed(alliance_rupture, AllianceRuptureParams),
+    "rupture.reported": _typed(rupture_reported, RuptureReportedParams),
+    "risk.item": _typed(risk_item, RiskItemParams),
+    "outcome.deterioration": _typed(outcome_deterioration, NoParams),
+    "outcome.not_on_track": _typed(outcome_not_on_track, NotOnTrackParams),
+}
+
+
+def rule_events(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    settings: Mapping[str, RuleSetting] | None = None,
+) -> list[Event]:
+    """Every event of every applicable, enabled rule over the series, ordered by session and, within
+    a session, by rule (registry order) and by the rule's own order. ``risk.item`` runs even when a
+    setting says disabled."""
+    resolved = resolve_settings(settings)
+    events: list[Event] = []
+    for rule_id, spec in RULES.items():
+        rule = SERIES_RULES.get(rule_id)
+        if rule is None or defn.kind not in spec.kinds:
+            continue
+        setting = resolved[rule_id]
+        if not setting.enabled and spec.can_disable:
+            continue
+        events += rule(defn, series, population, setting.params)
+    return sorted(events, key=lambda e: e.session_number)  # stable: rule order within a session

@@ -1,0 +1,258 @@
+"""Alert lifecycle over a series: dedup of repeat triggers, auto-clearing, new alerts after
+resolution, and the equivalence of the incremental ``step`` with the whole-history ``replay``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.alerts import (
+    AlertState,
+    Event,
+    RuleSetting,
+    SeriesPoint,
+    apply_events,
+    replay,
+    step,
+    validate_override,
+)
+from services.instruments import InstrumentDefinition, get_builtin
+from services.instruments.schema import Population
+from services.scoring.engine import score
+
+SRS = get_builtin("srs")
+WAI = get_builtin("wai-sr")
+PHQ = get_builtin("phq-9")
+ORS = get_builtin("ors")
+CHECK = get_builtin("rupture-check")
+
+
+def totals(values: Sequence[float], sessions: Sequence[int] | None = None) -> list[SeriesPoint]:
+    numbers = sessions or range(1, len(values) + 1)
+    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in zip(numbers, values, strict=True)]
+
+
+def one_by_one(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population = "adult",
+    settings_: Mapping[str, RuleSetting] | None = None,
+) -> list[AlertState]:
+    states: list[AlertState] = []
+    for i in range(1, len(series) + 1):
+        states = step(states, defn, series[:i], population, settings_)
+    return states
+
+
+def open_keys(alerts: Sequence[AlertState]) -> Counter[tuple[str, str, str | None]]:
+    return Counter(a.key for a in alerts if a.status == "open")
+
+
+# ----- dedup and lifecycle ------------------------------------------------------------------------
+
+
+def test_repeat_trigger_updates_the_open_alert_instead_of_duplicating() -> None:
+    alerts = replay(SRS, totals([35.0, 34.0, 33.5]))
+    (low,) = [a for a in alerts if a.rule_id == "alliance.low"]
+    assert low.status == "open"
+    assert (low.first_session_number, low.session_number, low.submission_id) == (1, 3, "sub-3")
+    assert low.evidence["current"] == 33.5
+    assert "33.5" in low.message
+
+
+def test_a_new_trigger_after_auto_clear_opens_a_new_alert() -> None:
+    alerts = [
+        a
+        for a in replay(SRS, totals([35.0, 37.0, 35.5, 36.0, 30.0]))
+        if a.rule_id == "alliance.low"
+    ]
+    assert [(a.status, a.first_session_number, a.resolved_session_number) for a in alerts] == [
+        ("resolved", 1, 2),
+        ("resolved", 3, 4),
+        ("open", 5, None),
+    ]
+
+
+def test_at_most_one_open_alert_per_rule_instrument_and_subscale() -> None:
+    alerts = replay(SRS, totals([38.0, 36.0, 35.0, 34.0, 33.0, 30.0, 40.0, 30.0]))
+    assert max(open_keys(alerts).values()) == 1
+
+
+def test_replay_is_deterministic() -> None:
+    series = totals([48.0, 50.0, 51.0, 49.0, 41.0, 45.0, 46.0, 47.0])
+    assert replay(WAI, series) == replay(WAI, series)
+
+
+def test_severity_rises_but_never_falls_on_update() -> None:
+    base = {
+        "session_number": 1, "submission_id": "a", "rule_id": "rupture.reported",
+        "instrument": "rupture-check", "subscale": None, "action": "raise",
+    }  # fmt: skip
+    high = Event(**base, severity="high", message="high")  # type: ignore[arg-type]
+    low = Event(**{**base, "session_number": 2}, severity="warning", message="low")  # type: ignore[arg-type]
+    (alert,) = apply_events([], [high, low])
+    assert (alert.severity, alert.message, alert.session_number) == ("high", "low", 2)
+
+
+def test_clear_for_another_rupture_leaves_the_alert_open() -> None:
+    raise_ = Event(5, "a", "alliance.rupture", "wai-sr", None, "raise", message="m")
+    clear = Event(6, "b", "alliance.rupture", "wai-sr", None, "clear", resolution="repaired",
+                  only_if_session=4)  # fmt: skip
+    (alert,) = apply_events([], [raise_, clear])
+    assert alert.status == "open"
+
+
+def test_step_leaves_alerts_of_other_instruments_alone() -> None:
+    other = replay(PHQ, totals([9.0, 16.0]))
+    states = step(other, SRS, totals([30.0]))
+    assert states[: len(other)] == other
+    assert [a.rule_id for a in states[len(other) :]] == ["alliance.low"]
+
+
+def test_step_on_an_empty_series_changes_nothing() -> None:
+    assert step([], SRS, []) == []
+
+
+def test_series_must_be_in_session_order_without_repeats() -> None:
+    with pytest.raises(ValueError, match="session order"):
+        replay(SRS, totals([30.0, 31.0], sessions=[2, 2]))
+    with pytest.raises(ValueError, match="session order"):
+        replay(SRS, totals([30.0, 31.0], sessions=[3, 2]))
+    with pytest.raises(ValueError, match="start at 1"):
+        replay(SRS, totals([30.0], sessions=[0]))
+
+
+def test_empty_and_single_session_histories() -> None:
+    assert replay(WAI, []) == []
+    assert replay(WAI, totals([40.0])) == []
+
+
+def test_rupture_escalates_incrementally_at_the_first_session_after_the_window() -> None:
+    series = totals([48.0, 50.0, 51.0, 49.0, 41.0, 45.0, 46.0, 47.0])
+    severities = []
+    states: list[AlertState] = []
+    for i in range(5, len(series) + 1):
+        states = step(states, WAI, series[:i])
+        (rupture,) = [a for a in states if a.rule_id == "alliance.rupture"]
+        severities.append(rupture.severity)
+    assert severities == ["warning", "warning", "warning", "high"]
+
+
+def test_reference_rupture_and_repair_one_by_one() -> None:
+    series = totals([48.0, 50.0, 51.0, 49.0, 41.0, 50.0, 52.0])
+    states = one_by_one(WAI, series)
+    assert states == replay(WAI, series)
+    (rupture,) = [a for a in states if a.rule_id == "alliance.rupture"]
+    assert (rupture.status, rupture.resolution) == ("resolved", "repaired")
+
+
+def test_concern_reported_has_no_series_rule() -> None:
+    series = totals([10.0, 40.0, 0.0, 40.0])
+    assert all(a.rule_id != "concern.reported" for a in replay(SRS, series))
+
+
+def test_evidence_is_json_able() -> None:
+    import json
+
+    series = totals([48.0, 50.0, 51.0, 49.0, 41.0, 45.0, 46.0, 47.0])
+    for alert in replay(WAI, series):
+        assert json.loads(alert.model_dump_json())["evidence"] == alert.evidence
+
+
+# ----- property: one by one == all at once --------------------------------------------------------
+
+WAI_IDS = [f"q{i}" for i in range(1, 13)]
+PHQ_IDS = [f"q{i}" for i in range(1, 10)]
+
+
+@st.composite
+def session_numbers(draw: st.DrawFn, n: int) -> list[int]:
+    gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))
+    out, current = [], 0
+    for gap in gaps:
+        current += gap
+        out.append(current)
+    return out
+
+
+def _scored(
+    defn: InstrumentDefinition, sessions: list[int], answers: list[dict[str, float]]
+) -> list[SeriesPoint]:
+    out = []
+    for n, a in zip(sessions, answers, strict=True):
+        s = score(defn, a)
+        out.append(SeriesPoint(n, f"sub-{n}", s.total, s.subscales, a))
+    return out
+
+
+def _tension(intensity: int, resolution: int) -> dict[str, float]:
+    return {"tension": 1.0, "intensity": float(intensity), "resolution": float(resolution)}
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> tuple[InstrumentDefinition, list[SeriesPoint], Population]:
+    kind = draw(st.sampled_from(["srs", "wai-sr", "phq-9", "ors", "rupture-check"]))
+    n = draw(st.integers(0, 12))
+    sessions = draw(session_numbers(n))
+    population: Population = draw(st.sampled_from(["adult", "adolescent", "child"]))
+    if kind in ("srs", "ors"):
+        # 0-40 in steps of 0.1, as the scorer gives them (Decimal-exact floats).
+        values = draw(st.lists(st.integers(0, 400), min_size=n, max_size=n))
+        defn = SRS if kind == "srs" else ORS
+        return defn, totals([v / 10 for v in values], sessions), population
+    if kind == "wai-sr":
+        rows = draw(
+            st.lists(st.lists(st.integers(1, 5), min_size=12, max_size=12), min_size=n, max_size=n)
+        )
+        answers = [{i: float(v) for i, v in zip(WAI_IDS, row, strict=True)} for row in rows]
+        return WAI, _scored(WAI, sessions, answers), population
+    if kind == "phq-9":
+        rows = draw(
+            st.lists(st.lists(st.integers(0, 3), min_size=9, max_size=9), min_size=n, max_size=n)
+        )
+        answers = [{i: float(v) for i, v in zip(PHQ_IDS, row, strict=True)} for row in rows]
+        return PHQ, _scored(PHQ, sessions, answers), population
+    checks = draw(
+        st.lists(
+            st.one_of(
+                st.just({"tension": 0.0}),
+                st.builds(_tension, st.integers(1, 5), st.integers(1, 5)),
+            ),
+            min_size=n, max_size=n,
+        )
+    )  # fmt: skip
+    return CHECK, _scored(CHECK, sessions, checks), population
+
+
+SETTINGS_VARIANTS: list[dict[str, dict[str, object]]] = [
+    {},
+    {"alliance.rupture": {"params": {"k": 0.5, "min_drop": 1, "repair_window": 1}}},
+    {"alliance.rupture": {"params": {"k": 0, "repair_window": 2}},
+     "alliance.drop": {"params": {"min_drop": 0.5}}},
+    {"outcome.not_on_track": {"params": {"min_session": 2, "high_from_session": 3}},
+     "alliance.low": {"enabled": False}},
+    {"risk.item": {"params": {"thresholds": {"phq-9": {"q9": 2}}}},
+     "rupture.reported": {"params": {"resolution_max": 2, "intensity_min": 5}}},
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=cases(), variant=st.sampled_from(SETTINGS_VARIANTS))
+def test_alerts_are_the_same_one_by_one_or_all_at_once(
+    case: tuple[InstrumentDefinition, list[SeriesPoint], Population],
+    variant: dict[str, dict[str, object]],
+) -> None:
+    defn, series, population = case
+    rule_settings = {rule_id: validate_override(rule_id, body) for rule_id, body in variant.items()}
+    at_once = replay(defn, series, population, rule_settings)
+    assert one_by_one(defn, series, population, rule_settings) == at_once
+    assert all(n == 1 for n in open_keys(at_once).values())
+    for alert in at_once:
+        assert (alert.resolution is None) == (alert.status == "open")
+        assert alert.first_session_number <= alert.session_number
+        if alert.rule_id == "risk.item":
+            assert alert.severity == "critical"
