@@ -1,5 +1,6 @@
 """The FastAPI application: routers, error handling, body limit, and the database lifecycle."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     secret=settings.secret_key.get_secret_value(),
                 )
                 await session.commit()
+        # Move everything loaded at start-up out of the collector's reach: full collections
+        # then scan only what requests allocate, which trims latency spikes (p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
