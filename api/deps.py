@@ -11,7 +11,7 @@ from services.auth import Actor, authenticate
 from services.config import Settings
 from services.database import UnitOfWork
 from services.errors import Unauthorized
-from services.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from services.pagination import MAX_LIMIT
 
 
 async def _unit_of_work(request: Request) -> UnitOfWork:
@@ -93,4 +93,3 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"page size, at mos
 Cursor = Annotated[
     str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="opaque cursor")
 ]
-DEFAULT_PAGE_LIMIT = DEFAULT_LIMIT

@@ -1,9 +1,8 @@
-"""The async engine and session factory for SQLite (embedded default) and PostgreSQL."""
+"""Database access: the async engine, the session factory, and the per-request unit of work."""
 
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -67,13 +66,6 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
-
-
-def dialect_insert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT with the dialect's ON CONFLICT support (PostgreSQL and SQLite share the syntax)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
 
 
 def asyncpg_dsn(database_url: str) -> str:

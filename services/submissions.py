@@ -1,8 +1,10 @@
 """Submissions: validate, score and store one completed instrument for one session.
 
-The hot path uses lean Core statements (DESIGN.md §2): one query for the episode and its client's
-population, one upsert for the session, one insert for the submission whose conflict clause
-enforces "one valid submission per session, instrument, respondent and rater", one audit insert.
+The hot path is lean (DESIGN.md §2): one query for the episode and its client's population, then
+the session upsert, the submission insert (whose conflict clause enforces "one valid submission
+per session, instrument, respondent and rater") and the audit insert. On PostgreSQL these go to
+asyncpg (`services/pg_hot_path.py`, the write as one CTE); on SQLite they run as prebuilt Core
+statements.
 """
 
 import uuid
