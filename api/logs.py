@@ -32,7 +32,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+# Drivers and the ORM log statements with their parameters at DEBUG: parameters are health data.
+# They stay at WARNING whatever level the service runs at.
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore")
+
+
+def quiet_third_party() -> None:
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def configure(level: str = "INFO") -> None:
+    quiet_third_party()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -82,3 +82,29 @@ async def test_audit_events_are_for_admins_only(attune: Attune) -> None:
     tenant = await attune.tenant()
     reader = bearer(await tenant.key("clients:read", "clients:write"))
     assert (await attune.http.get("/v1/audit-events", headers=reader)).status_code == 403
+
+
+async def test_reads_and_changes_of_submissions_write_one_audit_event_each(attune: Attune) -> None:
+    from tests.support import srs, submit
+
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    sub = await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    calls: list[tuple[str, str, dict[str, Any] | None, str, str]] = [
+        ("GET", f"/v1/submissions/{sub['id']}", None, "submission.read", sub["id"]),
+        ("GET", f"/v1/episodes/{eid}/submissions", None, "submission.list", eid),
+        ("GET", f"/v1/episodes/{eid}/trajectory?instrument=srs", None, "trajectory.read", eid),
+        (
+            "POST",
+            f"/v1/submissions/{sub['id']}/void",
+            {"reason": "test"},
+            "submission.void",
+            sub["id"],
+        ),
+    ]
+    for method, path, body, action, resource_id in calls:
+        before = {e["id"] for e in await _events(tenant)}
+        response = await attune.http.request(method, path, json=body, headers=tenant.admin)
+        assert response.status_code == 200, (path, response.text)
+        new = [e for e in await _events(tenant) if e["id"] not in before]
+        assert [(e["action"], e["resource_id"]) for e in new] == [(action, resource_id)], path
