@@ -3,11 +3,10 @@
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
-from api import problems
+from api import openapi, problems
 from api.limits import BodySizeLimit
 from api.logs import AccessLog
 from api.routes import (
@@ -85,32 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
-    _document_bearer_auth(app)
+    openapi.install(app)
     return app
-
-
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def _document_bearer_auth(app: FastAPI) -> None:
-    """Declare the API-key scheme in the OpenAPI document (keys are checked in `api.deps`)."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "apiKey": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An Attune API key: `Authorization: Bearer att_…`",
-                }
-            }
-            for path, operations in schema["paths"].items():
-                if path not in PUBLIC_PATHS:
-                    for operation in operations.values():
-                        operation["security"] = [{"apiKey": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -81,7 +81,8 @@ async def create_driver_pool(settings: Settings) -> Any | None:
 
     return await asyncpg.create_pool(
         asyncpg_dsn(settings.database_url),
-        min_size=1,
+        # Connect on demand: the service starts, and reports not ready, without a database.
+        min_size=0,
         max_size=settings.db_pool_size,
         timeout=settings.db_timeout_seconds,
         command_timeout=settings.db_timeout_seconds * 6,

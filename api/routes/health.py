@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 
 from api.metrics import exposition
+from api.problems import RETRY_AFTER_SECONDS, problem_response
 
 router = APIRouter(tags=["operations"])
 
@@ -27,9 +28,13 @@ async def readyz(request: Request) -> JSONResponse:
         async with request.app.state.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
     except Exception:
-        return JSONResponse(
-            {"status": "unavailable", "database": "unreachable"},
-            status_code=503,
-            headers={"Retry-After": "5"},
+        return problem_response(
+            request,
+            status=503,
+            title="Service unavailable",
+            detail="the database is unreachable",
+            slug="unavailable",
+            extra={"database": "unreachable"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return JSONResponse({"status": "ready", "database": "ok"})
