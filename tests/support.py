@@ -128,3 +128,20 @@ async def submit(
         "/v1/submissions", json=body, headers={**tenant.admin, **(headers or {})}
     )
     return expect(response, status)
+
+
+AUDIT_EVENT_FIELDS = {
+    "id", "key_id", "action", "resource_type", "resource_id", "outcome", "client_address",
+    "occurred_at",
+}  # fmt: skip
+
+
+def assert_audit_events_carry_no_content(events: list[dict[str, Any]], *secrets: str) -> None:
+    """Audit events hold who/what/when/where only: no field beyond those, and none of `secrets`
+    in the descriptive fields (ids and timestamps are left out of the search: a random UUID or a
+    clock reading can contain any short digit string by chance)."""
+    for event in events:
+        assert set(event) == AUDIT_EVENT_FIELDS, event
+        described = (event["action"], event["resource_type"], event["outcome"])
+        for secret in secrets:
+            assert all(secret not in text for text in described), (secret, event)
