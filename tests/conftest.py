@@ -53,6 +53,8 @@ def settings(database_url: str) -> Settings:
         secret_key=SecretStr(TEST_SECRET),
         bootstrap_key=SecretStr(SYSTEM_KEY),
         db_pool_size=5,
+        # Generous: the concurrency tests queue 50 requests on these small pools, and CI is busy.
+        db_timeout_seconds=30,
     )
 
 
