@@ -11,7 +11,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from models.base import JSONType, UTCDateTime, new_id, utcnow
-from models.types import Note
+from models.types import Note, Timestamp
 
 Respondent = Literal["client", "clinician", "collateral"]
 SubmissionStatus = Literal["valid", "voided"]
@@ -97,9 +97,9 @@ class SubmissionCreate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     episode_id: uuid.UUID
-    instrument: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    instrument: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
     session_number: int = PydanticField(ge=1, le=MAX_SESSION_NUMBER)
-    occurred_at: datetime | None = None
+    occurred_at: Timestamp | None = None
     respondent: Respondent = "client"
     rater: Rater | None = None
     # Values are checked item by item by the scoring engine, which names each bad item.

@@ -5,9 +5,10 @@ unbounded strings have no business in identifiers either. Rejecting them at the 
 error a 422 that names the field, on both databases.
 """
 
+from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
 
 
 def _no_control_chars(value: str) -> str:
@@ -35,3 +36,23 @@ ExternalId = Annotated[
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 Note = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_nul)]
 BirthYear = Annotated[int, Field(ge=1900, le=2100)]
+
+
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 12, 31, tzinfo=UTC)
+
+
+def _plausible_instant(value: datetime) -> datetime:
+    # Converting an extreme offset to UTC can leave the calendar (year 0 or 10000): refuse
+    # anything outside a window that holds every real session.
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be between 1900 and 2200") from None
+    if not _EARLIEST <= utc <= _LATEST:
+        raise ValueError("must be between 1900 and 2200")
+    return utc
+
+
+# ISO 8601 with an offset (DESIGN.md §4): a naive time would be ambiguous, so it is refused.
+Timestamp = Annotated[AwareDatetime, AfterValidator(_plausible_instant)]

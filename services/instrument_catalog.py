@@ -68,8 +68,30 @@ async def resolve_named(
         ) from exc
 
 
+def _nul_paths(value: Any, path: str) -> list[str]:
+    """Where a NUL character hides in a JSON value (keys included): PostgreSQL refuses them."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        found = [f"{path}.{k!r}" for k in value if isinstance(k, str) and "\x00" in k]
+        for key, item in value.items():
+            found += _nul_paths(item, f"{path}.{key}")
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nul_paths(item, f"{path}.{i}")]
+    return []
+
+
 def parse_definition(raw: dict[str, Any]) -> InstrumentDefinition:
     """Validate a definition; every problem becomes a named field error (422)."""
+    nul = _nul_paths(raw, "body")
+    if nul:
+        raise InvalidInput(
+            "text in the definition must not contain NUL characters",
+            errors=[
+                {"field": p, "message": "contains a NUL character", "type": "nul"} for p in nul
+            ],
+        )
     try:
         return InstrumentDefinition.model_validate(raw)
     except ValidationError as exc:

@@ -1,6 +1,8 @@
 """Malformed input anywhere gives a 4xx problem+json naming the field, never a 500."""
 
+import copy
 import json
+import random
 import re
 import uuid
 from typing import Any
@@ -8,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect
+from tests.api.test_instruments_api import LOCAL
+from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect, srs, submit
 
 BAD_VALUES: list[Any] = [
     "bad\x00nul",
@@ -22,6 +25,10 @@ BAD_VALUES: list[Any] = [
     {"nested": {"deeper": [1, 2, 3]}},
     "",
     "\u202e\u0007",
+    "2026-11-20T15:00:00",  # a time without an offset
+    "0001-01-01T00:00:00+14:00",  # leaves the calendar when converted to UTC
+    "9999-12-31T23:59:59-14:00",
+    "2026-02-30",
 ]
 
 
@@ -38,13 +45,40 @@ def _assert_problem(response: Any, context: Any) -> None:
 
 async def _fixture_ids(tenant: Tenant) -> dict[str, str]:
     episode = await tenant.episode()
+    submission = await submit(tenant, episode["id"], "srs", 1, srs(9, 9, 9, 9))
     return {
         "episode_id": episode["id"],
         "client_id": episode["client_id"],
         "clinician_id": episode["clinician_id"],
+        "submission_id": submission["id"],
         "org_id": tenant.org_id,
         "external_id": "MRN-1",
     }
+
+
+def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, Any]:
+    """A body each write route accepts; a new write route must be added here."""
+    fresh = uuid.uuid4().hex[:10]
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/v1/organizations"): {"name": "Clinic", "slug": f"c-{fresh}"},
+        ("POST", "/v1/organizations/{org_id}/api-keys"): {"name": "k", "scopes": ["admin"]},
+        ("POST", "/v1/api-keys"): {"name": "k", "scopes": ["clients:read"]},
+        ("POST", "/v1/clinicians"): {"display_name": "Dr A"},
+        ("POST", "/v1/clients"): {"external_id": f"E-{fresh}", "population": "adult"},
+        ("PUT", "/v1/clients/by-external-id/{external_id}"): {"population": "adult"},
+        ("POST", "/v1/episodes"): {
+            "client_id": ids["client_id"], "clinician_id": ids["clinician_id"]
+        },
+        ("PATCH", "/v1/episodes/{episode_id}"): {"status": "active"},
+        ("POST", "/v1/instruments"): {**LOCAL, "code": f"l-{fresh}"},
+        ("POST", "/v1/submissions"): {
+            "episode_id": ids["episode_id"], "instrument": "srs",
+            "session_number": random.randint(2, 90_000), "respondent": "client",
+            "occurred_at": "2026-11-20T15:00:00+00:00", "answers": srs(9, 9, 9, 9),
+        },
+        ("POST", "/v1/submissions/{submission_id}/void"): {"reason": "entered twice"},
+    }  # fmt: skip
+    return copy.deepcopy(bodies[(method, template)])
 
 
 def _operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
@@ -79,6 +113,28 @@ async def test_every_body_field_rejects_absurd_values_with_a_named_422(
                 if response.status_code < 300:
                     continue  # a value that is valid for this field (e.g. a null optional)
                 _assert_problem(response, context)
+
+
+async def test_no_bad_value_in_an_otherwise_valid_body_causes_a_server_error(
+    app: FastAPI, attune: Attune
+) -> None:
+    """Each field of a valid body in turn gets each absurd value: the answer is a 2xx (the value
+    happened to be valid there) or a 4xx problem, never a 500 (which would raise here)."""
+    tenant = await attune.tenant()
+    ids = await _fixture_ids(tenant)
+    for method, template, op in _operations(app):
+        if "requestBody" not in op:
+            continue
+        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        for field in _valid_body(method, template, ids):
+            for value in BAD_VALUES:
+                body = _valid_body(method, template, ids)
+                body[field] = value
+                response = await attune.http.request(
+                    method, _path(template, ids), json=body, headers=headers
+                )
+                if response.status_code >= 300:
+                    _assert_problem(response, (method, template, field, repr(value)[:40]))
 
 
 async def test_unknown_fields_are_rejected_naming_the_field(app: FastAPI, attune: Attune) -> None:
