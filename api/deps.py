@@ -52,7 +52,7 @@ def require(scope: str) -> Any:
         uow: UnitOfWorkDep,
     ) -> Actor:
         # Parsed here rather than by a security dependency: this runs on every request, and the
-        # scheme is documented in the OpenAPI by `api.app` instead.
+        # scheme is documented in the OpenAPI by `api.openapi` instead.
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
