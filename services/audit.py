@@ -2,14 +2,38 @@
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.audit import AuditEvent
+from models.base import new_id, utcnow
 from services.auth import Actor
 from services.pagination import fetch_page
+
+
+def event_values(
+    actor: Actor,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    outcome: str = "success",
+) -> dict[str, Any]:
+    """An audit event's column values; the submission hot path inserts them with its own SQL."""
+    return {
+        "id": new_id(),
+        "org_id": actor.principal.org_id,
+        "key_id": actor.principal.key_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "outcome": outcome,
+        "client_address": actor.client_address,
+        "occurred_at": utcnow(),
+    }
 
 
 def record(
@@ -23,13 +47,13 @@ def record(
 ) -> None:
     session.add(
         AuditEvent(
-            org_id=actor.principal.org_id,
-            key_id=actor.principal.key_id,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            outcome=outcome,
-            client_address=actor.client_address,
+            **event_values(
+                actor,
+                action=action,
+                resource_type=resource_type,
+                resource_id=resource_id,
+                outcome=outcome,
+            )
         )
     )
 

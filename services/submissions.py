@@ -9,11 +9,10 @@ statements.
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, text, update
+from sqlalchemy import Select, bindparam, func, insert, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -23,9 +22,10 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.people import Client
 from models.submissions import CareSession, Submission, SubmissionCreate
-from services import pg_hot_path
+from services import audit, pg_hot_path
 from services.auth import Actor
 from services.database import UnitOfWork
+from services.episodes import load_episode
 from services.errors import Conflict, InvalidInput, NotFound
 from services.instrument_catalog import resolve_named
 from services.instruments import InstrumentDefinition
@@ -41,25 +41,6 @@ PUBLIC_SCORE_FIELDS = (
     "clinical",
     "risk_flags",
 )
-
-
-def audit_values(
-    actor: Actor,
-    action: str,
-    resource_type: str,
-    resource_id: uuid.UUID | None,
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "org_id": actor.org_id,
-        "key_id": actor.principal.key_id,
-        "action": action,
-        "resource_type": resource_type,
-        "resource_id": resource_id,
-        "outcome": "success",
-        "client_address": actor.client_address,
-        "occurred_at": utcnow(),
-    }
 
 
 # The hot path runs prebuilt Core statements on the request's connection: parameters are passed at
@@ -104,7 +85,7 @@ def _sqlite_writes() -> tuple[Any, Any]:
 
 
 async def _store(
-    uow: UnitOfWork, values: dict[str, Any], audit: dict[str, Any]
+    uow: UnitOfWork, values: dict[str, Any], audit_event: dict[str, Any]
 ) -> uuid.UUID | None:
     """Insert session (if new), submission and audit event; None when a valid submission for the
     same session, instrument, respondent and rater exists already."""
@@ -118,7 +99,7 @@ async def _store(
     driver = await uow.driver_transaction()
     if driver is not None:
         return await pg_hot_path.store_submission(
-            driver, session_id=new_id(), values=values, audit=audit
+            driver, session_id=new_id(), values=values, audit=audit_event
         )
     conn = await uow.connection()
     upsert_session, insert_submission = _sqlite_writes()
@@ -129,7 +110,7 @@ async def _store(
         await conn.execute(insert_submission, {**values, "session_id": session_id})
     ).scalar_one_or_none()
     if inserted is not None:
-        await conn.execute(_INSERT_AUDIT, audit)
+        await conn.execute(_INSERT_AUDIT, audit_event)
     return inserted
 
 
@@ -213,8 +194,10 @@ async def create_submission(
         "created_at": now,
         "created_by_key_id": actor.principal.key_id,
     }
-    audit = audit_values(actor, "submission.create", "submission", values["id"])
-    inserted = await _store(uow, values, audit)
+    audit_event = audit.event_values(
+        actor, action="submission.create", resource_type="submission", resource_id=values["id"]
+    )
+    inserted = await _store(uow, values, audit_event)
     if inserted is None:
         existing = await _existing_valid(uow, values)
         raise Conflict(
@@ -281,10 +264,12 @@ async def get_submission(
     if row is None:
         raise NotFound("submission not found")
     if audit_action:
-        await session.execute(
-            insert(AuditEvent).values(
-                **audit_values(actor, f"submission.{audit_action}", "submission", row.id)
-            )
+        audit.record(
+            session,
+            actor,
+            action=f"submission.{audit_action}",
+            resource_type="submission",
+            resource_id=row.id,
         )
     return row
 
@@ -299,8 +284,6 @@ async def list_for_episode(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Submission], str | None]:
-    from services.episodes import load_episode
-
     await load_episode(session, actor=actor, episode_id=episode_id)
     stmt = _visible_submissions(actor).where(col(Submission.episode_id) == episode_id)
     if instrument is not None:
@@ -308,8 +291,8 @@ async def list_for_episode(
     if status is not None:
         stmt = stmt.where(col(Submission.status) == status)
     page = await fetch_page(session, stmt, id_column=col(Submission.id), limit=limit, cursor=cursor)
-    await session.execute(
-        insert(AuditEvent).values(**audit_values(actor, "submission.list", "episode", episode_id))
+    audit.record(
+        session, actor, action="submission.list", resource_type="episode", resource_id=episode_id
     )
     return page
 
@@ -320,21 +303,12 @@ async def void_submission(
     """Void a submission (kept, never deleted). Voiding twice keeps the first reason."""
     row = await get_submission(session, actor=actor, submission_id=submission_id, audit_action="")
     if row.status != "voided":
-        voided_at: datetime = utcnow()
-        await session.execute(
-            update(Submission)
-            .where(col(Submission.id) == row.id)
-            .values(
-                status="voided",
-                voided_at=voided_at,
-                voided_by_key_id=actor.principal.key_id,
-                void_reason=reason,
-            )
-        )
-        await session.refresh(row)
-        await session.execute(
-            insert(AuditEvent).values(
-                **audit_values(actor, "submission.void", "submission", row.id)
-            )
+        row.status = "voided"
+        row.voided_at = utcnow()
+        row.voided_by_key_id = actor.principal.key_id
+        row.void_reason = reason
+        await session.flush()
+        audit.record(
+            session, actor, action="submission.void", resource_type="submission", resource_id=row.id
         )
     return row

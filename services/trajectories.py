@@ -2,17 +2,16 @@
 
 import uuid
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models.audit import AuditEvent
 from models.people import Client
 from models.submissions import Submission
+from services import audit
 from services.auth import Actor
 from services.episodes import load_episode
 from services.instrument_catalog import resolve_named
-from services.submissions import audit_values
 from services.trajectory import Trajectory, build_trajectory
 
 
@@ -45,7 +44,7 @@ async def episode_trajectory(
         )
     ).all()
     observations = [(n, s.get("total"), s.get("subscales") or {}) for n, s in rows]
-    await session.execute(
-        insert(AuditEvent).values(**audit_values(actor, "trajectory.read", "episode", episode_id))
+    audit.record(
+        session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
     return build_trajectory(definition, observations, population or "adult")  # type: ignore[arg-type]
