@@ -18,13 +18,6 @@ from services.errors import Forbidden, InvalidInput, NotFound
 from services.pagination import fetch_page
 
 
-def _unknown(field: str, what: str) -> InvalidInput:
-    return InvalidInput(
-        f"{field} names no {what} of this organization",
-        errors=[{"field": f"body.{field}", "message": f"unknown {what}", "type": "not_found"}],
-    )
-
-
 async def _check_clinician(session: AsyncSession, actor: Actor, clinician_id: uuid.UUID) -> None:
     if actor.clinician_id is not None and clinician_id != actor.clinician_id:
         raise Forbidden("a clinician-bound key may only assign episodes to its own clinician")
@@ -34,7 +27,7 @@ async def _check_clinician(session: AsyncSession, actor: Actor, clinician_id: uu
         .where(col(Clinician.id) == clinician_id)
     )
     if found is None:
-        raise _unknown("clinician_id", "clinician")
+        raise InvalidInput.unknown_reference("clinician_id", "clinician")
 
 
 async def create_episode(session: AsyncSession, *, actor: Actor, data: EpisodeCreate) -> Episode:
@@ -44,7 +37,7 @@ async def create_episode(session: AsyncSession, *, actor: Actor, data: EpisodeCr
         .where(col(Client.id) == data.client_id)
     )
     if client is None:
-        raise _unknown("client_id", "client")
+        raise InvalidInput.unknown_reference("client_id", "client")
     await _check_clinician(session, actor, data.clinician_id)
     row = Episode(
         org_id=actor.org_id,
@@ -115,17 +108,19 @@ async def update_episode(
         row.ended_on = None
     elif changes.get("ended_on") is not None:
         if row.status != "closed" and status != "closed":
-            raise InvalidInput(
-                "ended_on can be set only on a closed episode",
-                errors=[
-                    {"field": "body.ended_on", "message": "episode is not closed", "type": "state"}
-                ],
+            raise InvalidInput.at(
+                "body.ended_on",
+                "episode is not closed",
+                type="state",
+                detail="ended_on can be set only on a closed episode",
             )
         row.ended_on = changes["ended_on"]
     if row.ended_on is not None and row.ended_on < row.started_on:
-        raise InvalidInput(
-            "ended_on is before started_on",
-            errors=[{"field": "body.ended_on", "message": "before started_on", "type": "range"}],
+        raise InvalidInput.at(
+            "body.ended_on",
+            "before started_on",
+            type="range",
+            detail="ended_on is before started_on",
         )
     row.updated_at = utcnow()
     await session.flush()

@@ -47,3 +47,21 @@ class InvalidInput(DomainError):
 
     def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
         super().__init__(detail, extra={"errors": errors})
+
+    @classmethod
+    def at(cls, field: str, message: str, *, type: str, detail: str) -> "InvalidInput":
+        """One bad field, named as the API shows it (`body.x`, `query.x`, `header.X`)."""
+        return cls(
+            detail,
+            errors=[{"field": field, "message": message, "type": type}],
+        )
+
+    @classmethod
+    def unknown_reference(cls, field: str, what: str) -> "InvalidInput":
+        """A body field naming an object this organization does not have (or may not see)."""
+        return cls.at(
+            f"body.{field}",
+            f"unknown {what}",
+            type="not_found",
+            detail=f"{field} names no {what} of this organization",
+        )

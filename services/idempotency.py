@@ -103,15 +103,11 @@ async def claim(
         )
         return None
     if record.request_hash != fingerprint:
-        raise InvalidInput(
-            "this Idempotency-Key was used with a different request body",
-            errors=[
-                {
-                    "field": "header.Idempotency-Key",
-                    "message": "reused with another body",
-                    "type": "idempotency_mismatch",
-                }
-            ],
+        raise InvalidInput.at(
+            "header.Idempotency-Key",
+            "reused with another body",
+            type="idempotency_mismatch",
+            detail="this Idempotency-Key was used with a different request body",
         )
     assert record.response_body is not None
     return StoredResponse(status=record.response_status, body=record.response_body)

@@ -62,9 +62,8 @@ async def resolve_named(
     try:
         return await resolve(db, actor=actor, code=code)
     except NotFound as exc:
-        raise InvalidInput(
-            exc.detail,
-            errors=[{"field": field, "message": "unknown instrument", "type": "unknown"}],
+        raise InvalidInput.at(
+            field, "unknown instrument", type="unknown", detail=exc.detail
         ) from exc
 
 

@@ -58,22 +58,13 @@ async def create_api_key(
             .where(col(Clinician.id) == data.clinician_id)
         )
         if clinician is None:
-            raise InvalidInput(
-                "clinician_id names no clinician of this organization",
-                errors=[
-                    {
-                        "field": "body.clinician_id",
-                        "message": "unknown clinician",
-                        "type": "not_found",
-                    }
-                ],
-            )
+            raise InvalidInput.unknown_reference("clinician_id", "clinician")
     if "system" in data.scopes:
-        raise InvalidInput(
-            "the system scope cannot be given to an organization's key",
-            errors=[
-                {"field": "body.scopes", "message": "'system' is not allowed here", "type": "scope"}
-            ],
+        raise InvalidInput.at(
+            "body.scopes",
+            "'system' is not allowed here",
+            type="scope",
+            detail="the system scope cannot be given to an organization's key",
         )
     key = generate_key()
     row = ApiKey(

@@ -31,9 +31,11 @@ def decode_cursor(cursor: str) -> uuid.UUID:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         return uuid.UUID(bytes=raw)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(
-            "the cursor is not one this API issued",
-            errors=[{"field": "query.cursor", "message": "invalid cursor", "type": "cursor"}],
+        raise InvalidInput.at(
+            "query.cursor",
+            "invalid cursor",
+            type="cursor",
+            detail="the cursor is not one this API issued",
         ) from exc
 
 

@@ -164,15 +164,11 @@ async def create_submission(
     if status != "active":
         raise Conflict("the episode is closed; reopen it to add submissions")
     if data.respondent not in definition.respondents:
-        raise InvalidInput(
-            f"{definition.code} is not rated by a {data.respondent}",
-            errors=[
-                {
-                    "field": "body.respondent",
-                    "message": f"allowed: {', '.join(definition.respondents)}",
-                    "type": "respondent",
-                }
-            ],
+        raise InvalidInput.at(
+            "body.respondent",
+            f"allowed: {', '.join(definition.respondents)}",
+            type="respondent",
+            detail=f"{definition.code} is not rated by a {data.respondent}",
         )
     scores = _score(definition, data.answers, population)
     now = utcnow()
