@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -13,6 +12,7 @@ from models.people import Client, ClientCreate, ClientUpsert
 from services import audit
 from services.auth import Actor
 from services.caseload import visible_clients
+from services.database import insert_unique
 from services.errors import Conflict, NotFound
 from services.pagination import fetch_page
 
@@ -34,11 +34,7 @@ async def create_client(session: AsyncSession, *, actor: Actor, data: ClientCrea
             extra = {} if actor.clinician_id else {"existing_id": str(existing.id)}
             raise Conflict("a client with this external_id exists", extra=extra)
     row = Client(org_id=actor.org_id, **data.model_dump())
-    session.add(row)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("a client with this external_id exists") from exc
+    await insert_unique(session, row, conflict="a client with this external_id exists")
     audit.record(session, actor, action="client.create", resource_type="client", resource_id=row.id)
     return row
 
@@ -50,11 +46,9 @@ async def upsert_client(
     row = await _by_external_id(session, actor, external_id)
     if row is None:
         row = Client(org_id=actor.org_id, external_id=external_id, **data.model_dump())
-        session.add(row)
-        try:
-            await session.flush()
-        except IntegrityError as exc:
-            raise Conflict("a concurrent request created this client; retry") from exc
+        await insert_unique(
+            session, row, conflict="a concurrent request created this client; retry"
+        )
         audit.record(
             session, actor, action="client.create", resource_type="client", resource_id=row.id
         )

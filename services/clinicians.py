@@ -4,13 +4,13 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.people import Clinician, ClinicianCreate
 from services import audit
 from services.auth import Actor
+from services.database import insert_unique
 from services.errors import Conflict, NotFound
 from services.pagination import fetch_page
 
@@ -31,11 +31,7 @@ async def create_clinician(
     row = Clinician(
         org_id=actor.org_id, display_name=data.display_name, external_id=data.external_id
     )
-    session.add(row)
-    try:
-        await session.flush()
-    except IntegrityError as exc:
-        raise Conflict("a clinician with this external_id exists") from exc
+    await insert_unique(session, row, conflict="a clinician with this external_id exists")
     audit.record(
         session, actor, action="clinician.create", resource_type="clinician", resource_id=row.id
     )

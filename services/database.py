@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from services.config import Settings
+from services.errors import Conflict
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -66,6 +68,19 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def insert_unique(session: AsyncSession, row: object, *, conflict: str) -> None:
+    """Add and flush `row`; a unique-constraint violation becomes a 409 with `conflict`.
+
+    Callers check for an existing row first, for a friendly answer; this catches the race where a
+    concurrent request inserted the same key in between.
+    """
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
 
 
 def asyncpg_dsn(database_url: str) -> str:

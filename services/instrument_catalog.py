@@ -4,14 +4,13 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.submissions import StoredInstrument
 from services import audit
 from services.auth import Actor
-from services.database import UnitOfWork
+from services.database import UnitOfWork, insert_unique
 from services.errors import Conflict, InvalidInput, NotFound
 from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.instruments.schema import DefinitionProblems
@@ -120,21 +119,16 @@ async def create_instrument(
     definition = parse_definition(raw)
     if definition.code in builtin_instruments():
         raise Conflict(f"'{definition.code}' is a built-in instrument; choose another code")
-    session.add(
+    await insert_unique(
+        session,
         StoredInstrument(
             org_id=actor.org_id,
             code=definition.code,
             version=definition.version,
             definition=definition.model_dump(mode="json", exclude_none=True),
-        )
+        ),
+        conflict=f"instrument '{definition.code}' version '{definition.version}' exists; "
+        "publish a new version instead",
     )
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"instrument '{definition.code}' version '{definition.version}' exists; "
-            "publish a new version instead"
-        ) from exc
     audit.record(session, actor, action="instrument.create", resource_type="instrument")
     return definition

@@ -4,7 +4,6 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -13,6 +12,7 @@ from models.people import Clinician
 from models.tenancy import ApiKey, ApiKeyCreate, ApiKeyCreated, Organization, OrganizationCreate
 from services import audit
 from services.auth import Actor, display_prefix, generate_key, hash_key
+from services.database import insert_unique
 from services.errors import Conflict, InvalidInput, NotFound
 from services.pagination import fetch_page
 
@@ -26,11 +26,7 @@ async def create_organization(
     if taken is not None:
         raise Conflict(f"an organization with slug '{data.slug}' exists")
     org = Organization(name=data.name, slug=data.slug)
-    session.add(org)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent create won the race
-        raise Conflict(f"an organization with slug '{data.slug}' exists") from exc
+    await insert_unique(session, org, conflict=f"an organization with slug '{data.slug}' exists")
     audit.record(
         session,
         actor,
