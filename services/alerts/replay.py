@@ -21,8 +21,16 @@ from itertools import pairwise
 
 from services.alerts.model import AlertState, Event, SeriesPoint
 from services.alerts.rules import rule_events
-from services.alerts.settings import RULES, SEVERITY_RANK, RuleSetting, Severity
+from services.alerts.settings import (
+    RULES,
+    SEVERITY_RANK,
+    AllianceRuptureParams,
+    RuleSetting,
+    Severity,
+    resolve_settings,
+)
 from services.instruments.schema import InstrumentDefinition, Population
+from services.trajectory.ruptures import SD_WINDOW
 
 
 def _check_series(series: Sequence[SeriesPoint]) -> None:
@@ -45,12 +53,31 @@ def _open_index(states: Sequence[AlertState], event: Event) -> int | None:
     return None
 
 
-def apply_events(states: Iterable[AlertState], events: Iterable[Event]) -> list[AlertState]:
+ClosedByPerson = Mapping[tuple[str, str, str | None, int], int]
+"""Alerts a person resolved: (rule, instrument, subscale, first session) → the session the alert
+had last been triggered at when the person resolved it. The engine never changes such an alert
+again; a trigger at a later session opens a new one."""
+
+
+def apply_events(
+    states: Iterable[AlertState],
+    events: Iterable[Event],
+    closed_by_person: ClosedByPerson | None = None,
+) -> list[AlertState]:
     """The alerts after ``events`` (in order) on top of ``states``; pure, ``states`` is not
-    changed. New alerts are appended, so the list is in order of creation."""
+    changed. New alerts are appended, so the list is in order of creation. An alert in
+    ``closed_by_person`` is closed (status ``resolved``, resolution ``None``) before the first event
+    after the session it was frozen at."""
     out = list(states)
+    closed = closed_by_person or {}
     for event in events:
         i = _open_index(out, event)
+        if i is not None and closed:
+            alert = out[i]
+            frozen = closed.get((*alert.key, alert.first_session_number))
+            if frozen is not None and event.session_number > frozen:
+                out[i] = alert.model_copy(update={"status": "resolved", "resolution": None})
+                i = None
         if event.action == "raise":
             if i is None:
                 out.append(
@@ -107,11 +134,12 @@ def replay(
     series: Sequence[SeriesPoint],
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
+    closed_by_person: ClosedByPerson | None = None,
 ) -> list[AlertState]:
     """The alerts of a whole series (one instrument, one respondent), computed at once: every rule
     over the full history, then the lifecycle in session order. Deterministic."""
     _check_series(series)
-    return apply_events([], rule_events(defn, series, population, settings))
+    return apply_events([], rule_events(defn, series, population, settings), closed_by_person)
 
 
 def step(
@@ -128,5 +156,13 @@ def step(
     if not series_so_far:
         return list(states)
     latest = series_so_far[-1].session_number
-    events = rule_events(defn, series_so_far, population, settings)
-    return apply_events(states, (e for e in events if e.session_number == latest))
+    return apply_events(states, rule_events(defn, series_so_far, population, settings, latest))
+
+
+def history_needed(settings: Mapping[str, RuleSetting] | None = None) -> int:
+    """How many of the latest sessions :func:`step` must see, besides the series' first score, to
+    say what the rules make of the latest one: a rupture needs the scores before it for its SD,
+    and its repair or escalation may come up to ``repair_window`` sessions later; the outcome rules
+    compare with the first score only; the others look at one or two sessions."""
+    rupture = resolve_settings(settings)["alliance.rupture"].params_as(AllianceRuptureParams)
+    return rupture.repair_window + SD_WINDOW + 2

@@ -164,6 +164,7 @@ def alliance_low(
     series: Sequence[SeriesPoint],
     population: Population,
     params: AllianceLowParams,
+    since: int = 0,
 ) -> list[Event]:
     """Total on the clinical side of the cut-off (SRS: below 36; 36.0 is not below). Cleared when a
     later total is back on the other side."""
@@ -176,6 +177,8 @@ def alliance_low(
     used: dict[str, JsonValue] = {"cutoff": _num(cutoff)}
     events = []
     for p, total in _observed(series, None):
+        if p.session_number < since:
+            continue
         if not in_clinical_range(total, cutoff, direction):
             events.append(_clear("alliance.low", defn, p))
             continue
@@ -199,6 +202,7 @@ def alliance_drop(
     series: Sequence[SeriesPoint],
     population: Population,
     params: AllianceDropParams,
+    since: int = 0,
 ) -> list[Event]:
     """Total worse by at least ``min_drop`` than the previous observed total (OpenFIT: SRS 38 → 37
     fires although 37 is above the cut-off). Cleared by a person."""
@@ -209,6 +213,8 @@ def alliance_drop(
     events = []
     observed = _observed(series, None)
     for (before, previous), (p, current) in pairwise(observed):
+        if p.session_number < since:
+            continue
         drop = -healthy_change(previous, current, direction)
         if dec(drop) < dec(params.min_drop):
             continue
@@ -233,6 +239,7 @@ def alliance_rupture(
     series: Sequence[SeriesPoint],
     population: Population,
     params: AllianceRuptureParams,
+    since: int = 0,
 ) -> list[Event]:
     """Within-client rupture on the total and each subscale (:func:`find_ruptures`, mirrored for a
     lower-is-better instrument). Per rupture: raise (warning) at its session; ``repaired`` at the
@@ -305,7 +312,7 @@ def alliance_rupture(
                         evidence={"unrepaired": True, "repair_window_end": window_end},
                     )
                 )  # fmt: skip
-    return events
+    return [e for e in events if e.session_number >= since]
 
 
 # ----- rupture-check ------------------------------------------------------------------------------
@@ -316,6 +323,7 @@ def rupture_reported(
     series: Sequence[SeriesPoint],
     population: Population,
     params: RuptureReportedParams,
+    since: int = 0,
 ) -> list[Event]:
     """tension = 1 and resolution ≤ ``resolution_max`` (not resolved), or intensity ≥
     ``intensity_min`` (strong): warning; high if both. Needs the items ``tension``, ``intensity``
@@ -328,7 +336,7 @@ def rupture_reported(
     name = display_name(defn)
     events = []
     for p in series:
-        if p.answers.get("tension") != 1:
+        if p.session_number < since or p.answers.get("tension") != 1:
             continue
         intensity = p.answers.get("intensity")
         resolution = p.answers.get("resolution")
@@ -385,6 +393,7 @@ def risk_item(
     series: Sequence[SeriesPoint],
     population: Population,
     params: RiskItemParams,
+    since: int = 0,
 ) -> list[Event]:
     """Any risk item answered at or above its threshold → critical, whatever the total (never
     suppressed by a low total; raised for every instrument whose definition has risk items)."""
@@ -396,6 +405,8 @@ def risk_item(
     used: dict[str, JsonValue] = {"thresholds": dict(thresholds)}
     events = []
     for p in series:
+        if p.session_number < since:
+            continue
         flagged: list[JsonValue] = []
         texts = []
         for item_id, threshold in thresholds.items():
@@ -443,6 +454,7 @@ def outcome_deterioration(
     series: Sequence[SeriesPoint],
     population: Population,
     params: NoParams,
+    since: int = 0,
 ) -> list[Event]:
     """Worse than the episode's first score by at least the reliable-change points (ORS 5 down,
     PHQ-9 6 up, GAD-7 4 up) → high; cleared when a later score is no longer that much worse."""
@@ -455,6 +467,8 @@ def outcome_deterioration(
     label = series_label(defn, None)
     events = []
     for p, total in observed:
+        if p.session_number < since:
+            continue
         if reliable_direction(first, total, rc, direction) != "deteriorated":
             events.append(_clear("outcome.deterioration", defn, p))
             continue
@@ -481,6 +495,7 @@ def outcome_not_on_track(
     series: Sequence[SeriesPoint],
     population: Population,
     params: NotOnTrackParams,
+    since: int = 0,
 ) -> list[Event]:
     """First score in the clinical range (cut-off for the population, direction-aware) and, at a
     session number ≥ ``min_session``, not improved by the reliable-change points → warning (high
@@ -500,7 +515,7 @@ def outcome_not_on_track(
     used: dict[str, JsonValue] = params.model_dump()
     events = []
     for p, total in observed:
-        if p.session_number < params.min_session:
+        if p.session_number < max(since, params.min_session):
             continue
         if reliable_direction(first, total, rc, direction) == "improved":
             events.append(_clear("outcome.not_on_track", defn, p))
@@ -527,14 +542,16 @@ def outcome_not_on_track(
 
 # ----- all rules ----------------------------------------------------------------------------------
 
-_Rule = Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, BaseModel], list[Event]]
+_Rule = Callable[
+    [InstrumentDefinition, Sequence[SeriesPoint], Population, BaseModel, int], list[Event]
+]
 
 
 P = TypeVar("P", bound=BaseModel)
 
 
 def _typed(
-    fn: Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, P], list[Event]],
+    fn: Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, P, int], list[Event]],
     model: type[P],
 ) -> _Rule:
     def run(
@@ -542,10 +559,11 @@ def _typed(
         series: Sequence[SeriesPoint],
         population: Population,
         params: BaseModel,
+        since: int,
     ) -> list[Event]:
         if not isinstance(params, model):
             raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
-        return fn(defn, series, population, params)
+        return fn(defn, series, population, params, since)
 
     return run
 
@@ -566,10 +584,12 @@ def rule_events(
     series: Sequence[SeriesPoint],
     population: Population,
     settings: Mapping[str, RuleSetting] | None = None,
+    since: int = 0,
 ) -> list[Event]:
     """Every event of every applicable, enabled rule over the series, ordered by session and, within
     a session, by rule (registry order) and by the rule's own order. ``risk.item`` runs even when a
-    setting says disabled."""
+    setting says disabled. ``since``: only the events of sessions from that number on (the rules
+    still read the earlier history; they just do not describe it)."""
     resolved = resolve_settings(settings)
     events: list[Event] = []
     for rule_id, spec in RULES.items():
@@ -579,5 +599,5 @@ def rule_events(
         setting = resolved[rule_id]
         if not setting.enabled and spec.can_disable:
             continue
-        events += rule(defn, series, population, setting.params)
+        events += rule(defn, series, population, setting.params, since)
     return sorted(events, key=lambda e: e.session_number)  # stable: rule order within a session

@@ -1,0 +1,190 @@
+"""Stored alerts brought in line with what the rules derive from a series (DESIGN.md §6).
+
+Pure: rows in, rows out, no database. A row is a dict of the ``alerts`` table's columns.
+
+The rules say what *follows from the history* (:class:`AlertState`); the stored rows also carry what
+people did (acknowledged, resolved, notes). Reconciling keeps both:
+
+- a derived alert is matched to its row by identity: (rule, instrument, subscale, first session)
+  within the series (episode, instrument, respondent, rater);
+- no row → one is created (``created``);
+- a row a person resolved is never changed again: their decision stands (and
+  :func:`~services.alerts.replay.apply_events` is told about it, so a later trigger opens a new
+  alert instead of reviving this one);
+- otherwise the row takes the derived scores, message, evidence, severity and rule parameters;
+  it is resolved when the derived alert is (``condition_cleared``, ``repaired``), reopened when a
+  recompute finds the condition holds after all, and keeps its acknowledgement and note;
+- on a full recompute (``full=True``), a row the rules no longer derive is resolved as
+  ``retracted`` (the submission that raised it was voided, or a setting changed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from services.alerts.model import AlertState
+from services.alerts.replay import ClosedByPerson
+from services.alerts.settings import RULES
+
+Change = Literal["created", "updated", "resolved"]
+Identity = tuple[str, str, str | None, int]
+
+# Columns the rules own; the rest belong to people (acknowledgement, resolution by a person, note)
+# or never change (ids, series, creation time).
+DERIVED_COLUMNS = (
+    "severity",
+    "status",
+    "resolution",
+    "session_number",
+    "submission_id",
+    "message",
+    "evidence",
+    "rule_version",
+    "rule_params",
+    "resolved_at",
+)
+
+
+def identity(row: Mapping[str, Any]) -> Identity | None:
+    first = row.get("first_session_number")
+    if first is None:
+        return None
+    return (row["type"], row["instrument"], row["subscale"] or None, first)
+
+
+def closed_by_person(rows: Sequence[Mapping[str, Any]]) -> ClosedByPerson:
+    """The rows a person resolved, as :func:`~services.alerts.replay.apply_events` wants them."""
+    out: dict[tuple[str, str, str | None, int], int] = {}
+    for row in rows:
+        key = identity(row)
+        if key is not None and row["resolved_by_key_id"] is not None:
+            out[key] = row["session_number"]
+    return out
+
+
+def to_state(row: Mapping[str, Any]) -> AlertState:
+    """An unresolved row as the rules' fold sees it."""
+    return AlertState(
+        rule_id=row["type"],
+        rule_version=row["rule_version"],
+        params=dict(row["rule_params"]),
+        type=row["type"],
+        severity=row["severity"],
+        instrument=row["instrument"],
+        subscale=row["subscale"] or None,
+        status="open",
+        resolution=None,
+        session_number=row["session_number"],
+        submission_id=str(row["submission_id"]),
+        first_session_number=row["first_session_number"],
+        message=row["message"],
+        evidence=dict(row["evidence"]),
+    )
+
+
+def new_row(
+    state: AlertState, series: Mapping[str, Any], now: datetime, alert_id: uuid.UUID
+) -> dict[str, Any]:
+    """``series``: the columns every alert of the series shares (org_id, episode_id, client_id,
+    clinician_id, respondent, rater)."""
+    resolved = state.status == "resolved"
+    return {
+        **series,
+        "id": alert_id,
+        "type": state.rule_id,
+        "severity": state.severity,
+        "status": "resolved" if resolved else "open",
+        "resolution": state.resolution if resolved else None,
+        "instrument": state.instrument,
+        "subscale": state.subscale or "",
+        "session_number": state.session_number,
+        "submission_id": uuid.UUID(state.submission_id),
+        "first_session_number": state.first_session_number,
+        "message": state.message,
+        "evidence": dict(state.evidence),
+        "rule_version": state.rule_version,
+        "rule_params": dict(state.params),
+        "created_at": now,
+        "updated_at": now,
+        "acknowledged_at": None,
+        "acknowledged_by_key_id": None,
+        "resolved_at": now if resolved else None,
+        "resolved_by_key_id": None,
+        "note": None,
+    }
+
+
+def _derived_update(row: Mapping[str, Any], state: AlertState, now: datetime) -> dict[str, Any]:
+    out = dict(row)
+    out.update(
+        severity=state.severity,
+        session_number=state.session_number,
+        submission_id=uuid.UUID(state.submission_id),
+        message=state.message,
+        evidence=dict(state.evidence),
+        rule_version=state.rule_version,
+        rule_params=dict(state.params),
+    )
+    if state.status == "resolved":
+        if row["status"] != "resolved" or row["resolution"] != state.resolution:
+            out.update(status="resolved", resolution=state.resolution, resolved_at=now)
+    elif row["status"] == "resolved":  # the condition holds after all: reopen
+        reopened = "acknowledged" if row["acknowledged_at"] is not None else "open"
+        out.update(status=reopened, resolution=None, resolved_at=None)
+    return out
+
+
+def _change(before: Mapping[str, Any], after: Mapping[str, Any]) -> Change | None:
+    if all(before[c] == after[c] for c in DERIVED_COLUMNS):
+        return None
+    if after["status"] == "resolved" and before["status"] != "resolved":
+        return "resolved"
+    return "updated"
+
+
+def reconcile(
+    derived: Sequence[AlertState],
+    stored: Sequence[Mapping[str, Any]],
+    *,
+    series: Mapping[str, Any],
+    now: datetime,
+    full: bool,
+    new_id: Callable[[], uuid.UUID],
+) -> list[tuple[Change, dict[str, Any]]]:
+    """The rows to write, each with what happened to it, in the order the rules derived them
+    (retractions last). ``stored``: the series' rows — all of them for a full recompute, the
+    unresolved ones for one new submission (``full=False``: nothing is retracted then)."""
+    by_identity = {key: row for row in stored if (key := identity(row)) is not None}
+    matched: set[Identity] = set()
+    writes: list[tuple[Change, dict[str, Any]]] = []
+    for state in derived:
+        key = (state.rule_id, state.instrument, state.subscale, state.first_session_number)
+        row = by_identity.get(key)
+        if row is None:
+            if state.status == "resolved" and state.resolution is None:
+                continue  # closed by a person, whose row is not among ``stored``
+            writes.append(("created", new_row(state, series, now, new_id())))
+            continue
+        matched.add(key)
+        if row["resolved_by_key_id"] is not None:
+            continue
+        after = _derived_update(row, state, now)
+        change = _change(row, after)
+        if change is not None:
+            after["updated_at"] = now
+            writes.append((change, after))
+    if not full:
+        return writes
+    for key, row in by_identity.items():
+        if key in matched or row["resolved_by_key_id"] is not None:
+            continue
+        if row["type"] not in RULES or row["resolution"] == "retracted":
+            continue
+        after = {**row, "status": "resolved", "resolution": "retracted", "updated_at": now}
+        if row["status"] != "resolved":
+            after["resolved_at"] = now
+        writes.append(("resolved", after))
+    return writes
