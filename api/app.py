@@ -10,6 +10,8 @@ from api import openapi, problems
 from api.limits import BodySizeLimit
 from api.logs import AccessLog
 from api.routes import (
+    alert_rules,
+    alerts,
     api_keys,
     audit,
     clients,
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clients.router,
         episodes.router,
         instruments.router,
+        alerts.router,
+        alert_rules.router,
         audit.router,
     ):
         app.include_router(router)

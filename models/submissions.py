@@ -10,6 +10,7 @@ from pydantic import ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
+from models.alerts import AlertInSubmission
 from models.base import JSONType, UTCDateTime, new_id, utcnow
 from models.types import Note, Timestamp
 
@@ -134,7 +135,8 @@ class SubmissionPublic(SQLModel):
     status: SubmissionStatus
     answers: dict[str, Any]
     scores: ScoresPublic
-    alerts: list[dict[str, Any]] = PydanticField(default_factory=list)
+    # The alerts this submission (or its voiding) created, updated or resolved.
+    alerts: list[AlertInSubmission] = PydanticField(default_factory=list)
     created_at: datetime
     voided_at: datetime | None = None
     void_reason: str | None = None

@@ -10,10 +10,14 @@ back as one unit. On SQLite the equivalent Core statements in `services/submissi
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
+
+from services.alert_store import EpisodeFacts, SeriesKey, point
+from services.alerts import SeriesPoint
 
 KEY_BY_HASH = """
     SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
@@ -36,23 +40,154 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     )
 
 
+# The episode's row stays locked to the end of the transaction: whoever changes an episode's
+# alerts holds it (see services/alert_store.lock_episode), so two submissions to one series cannot
+# both read it before either writes. The series is read by the next statement, whose snapshot sees
+# whatever the previous holder of the lock committed.
 EPISODE_FOR_SUBMISSION = """
-    SELECT e.status, c.population FROM episodes e JOIN clients c ON c.id = e.client_id
+    SELECT e.status, c.population, e.client_id, e.clinician_id
+    FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
+    FOR NO KEY UPDATE OF e
 """
 
 
 async def episode_for_submission(
     driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID, clinician_id: uuid.UUID | None
-) -> tuple[str, str] | None:
+) -> EpisodeFacts | None:
     row = await driver.fetchrow(EPISODE_FOR_SUBMISSION, org_id, episode_id, clinician_id)
-    return None if row is None else (row["status"], row["population"])
+    if row is None:
+        return None
+    # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
+    return EpisodeFacts(
+        row[0], row[1], uuid.UUID(bytes=row[2].bytes), uuid.UUID(bytes=row[3].bytes)
+    )
+
+
+_SERIES = """org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4
+    AND rater = $5"""
+
+# What the alert rules need to judge a new submission, in one round trip: the series' latest
+# sessions (history_needed: the rupture repair window, from the organisation's setting or the
+# default $6, plus $7) and its first score, its unresolved alerts, and the organisation's settings.
+SERIES_STATE = f"""
+    SELECT
+        (SELECT coalesce(json_agg(json_build_array(t.session_number, t.id, t.total,
+                    t.scores -> 'subscales') ORDER BY t.session_number), '[]'::json)
+         FROM (SELECT session_number, id, total, scores FROM submissions
+               WHERE {_SERIES} AND status = 'valid'
+               ORDER BY session_number DESC
+               LIMIT coalesce((SELECT (body #>> '{{params,repair_window}}')::int
+                               FROM alert_rule_settings
+                               WHERE org_id = $1 AND rule_id = 'alliance.rupture'), $6) + $7) t),
+        (SELECT json_build_array(session_number, id, total, scores -> 'subscales')
+         FROM submissions WHERE {_SERIES} AND status = 'valid' AND total IS NOT NULL
+         ORDER BY session_number LIMIT 1),
+        (SELECT coalesce(json_agg(a ORDER BY a.id), '[]'::json) FROM alerts a
+         WHERE {_SERIES} AND status <> 'resolved' AND type <> 'concern.reported'),
+        (SELECT json_object_agg(rule_id, body) FROM alert_rule_settings WHERE org_id = $1)
+"""
+
+
+def _json(value: Any) -> Any:
+    """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
+    SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _point(raw: list[Any]) -> SeriesPoint:
+    session_number, submission_id, total, subscales = raw
+    return point(session_number, uuid.UUID(submission_id), total, subscales, None)
+
+
+_ALERT_UUIDS = ("id", "org_id", "episode_id", "submission_id", "acknowledged_by_key_id",
+                "resolved_by_key_id")  # fmt: skip
+_ALERT_TIMES = ("created_at", "updated_at", "acknowledged_at", "resolved_at")
+
+
+def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
+    """An ``alerts`` row as PostgreSQL's JSON renders it, with the types SQLAlchemy would give."""
+    row = dict(raw)
+    for name in _ALERT_UUIDS:
+        if row[name] is not None:
+            row[name] = uuid.UUID(row[name])
+    for name in _ALERT_TIMES:
+        if row[name] is not None:
+            row[name] = datetime.fromisoformat(row[name])
+    return row
+
+
+async def series_state(
+    driver: Any, key: SeriesKey, *, default_window: int, extra: int
+) -> tuple[list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]:
+    """(first score and latest sessions in session order, unresolved alerts, settings)."""
+    row = await driver.fetchrow(
+        SERIES_STATE, key.org_id, key.episode_id, key.instrument, key.respondent, key.rater,
+        default_window, extra,
+    )  # fmt: skip
+    tail, first, alerts, overrides = (_json(v) for v in row.values())
+    assert tail is not None  # coalesced to '[]' in SQL
+    assert alerts is not None
+    by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
+    history = [by_session[n] for n in sorted(by_session)]
+    return history, [alert_row(a) for a in alerts], overrides or {}
+
+
+FULL_SERIES = f"""
+    SELECT session_number, id, total, scores -> 'subscales', answers FROM submissions
+    WHERE {_SERIES} AND status = 'valid' ORDER BY session_number
+"""
+ALL_ALERTS = f"""
+    SELECT row_to_json(a) FROM alerts a
+    WHERE {_SERIES} AND type <> 'concern.reported' ORDER BY id
+"""
+
+
+async def full_series(
+    driver: Any, key: SeriesKey
+) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    """Every valid submission of the series and every alert of it: for a late entry, which the
+    series is recomputed for."""
+    args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater)
+    points = [
+        point(n, i, t, _json(sc), _json(a))
+        for n, i, t, sc, a in await driver.fetch(FULL_SERIES, *args)
+    ]
+    alerts = [alert_row(_json(r[0])) for r in await driver.fetch(ALL_ALERTS, *args)]
+    return points, alerts
+
+
+# Inserts new alerts and updates changed ones from one JSON array of rows. An update writes only
+# what the rules own (services/alerts/reconcile.DERIVED_COLUMNS), never acknowledgements or notes.
+_UPSERT_ALERTS = """
+    INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, $ROWS::jsonb)
+    {guard}
+    ON CONFLICT (id) DO UPDATE SET
+        severity = EXCLUDED.severity, status = EXCLUDED.status,
+        resolution = EXCLUDED.resolution, session_number = EXCLUDED.session_number,
+        submission_id = EXCLUDED.submission_id, message = EXCLUDED.message,
+        evidence = EXCLUDED.evidence, rule_version = EXCLUDED.rule_version,
+        rule_params = EXCLUDED.rule_params, resolved_at = EXCLUDED.resolved_at,
+        updated_at = EXCLUDED.updated_at
+"""
+WRITE_ALERTS = _UPSERT_ALERTS.format(guard="").replace("$ROWS", "$1")
+
+
+def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
+    # asyncpg hands back its own UUID subclass, which orjson leaves to `default`.
+    return orjson.dumps([row for _, row in writes], default=str).decode()
+
+
+async def write_alerts(driver: Any, writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    if writes:
+        await driver.execute(WRITE_ALERTS, alert_rows_json(writes))
 
 
 # The session upsert, the submission insert and its audit event in one statement (data-modifying
 # CTEs): one round trip instead of three. The partial index predicate is a literal: PostgreSQL must
 # see it to infer the index, and a generic prepared plan would hide a parameter's value.
-STORE_SUBMISSION = """
+STORE_SUBMISSION = (
+    """
     WITH s AS (
         INSERT INTO sessions (id, org_id, episode_id, session_number, occurred_at, created_at)
         VALUES ($1, $2, $3, $4, $5, $6)
@@ -74,13 +209,22 @@ STORE_SUBMISSION = """
             outcome, client_address, occurred_at)
         SELECT $16, $2, $15, 'submission.create', 'submission', sub.id, 'success', $17, $6
         FROM sub
+    ), alert_writes AS ("""
+    + _UPSERT_ALERTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$ROWS", "$18")
+    + """
     )
     SELECT id FROM sub
 """
+)
 
 
 async def store_submission(
-    driver: Any, *, session_id: uuid.UUID, values: dict[str, Any], audit: dict[str, Any]
+    driver: Any,
+    *,
+    session_id: uuid.UUID,
+    values: dict[str, Any],
+    audit: dict[str, Any],
+    alerts: Sequence[tuple[str, dict[str, Any]]],
 ) -> uuid.UUID | None:
     occurred_at: datetime | None = values["occurred_at"]
     inserted: uuid.UUID | None = await driver.fetchval(
@@ -102,6 +246,7 @@ async def store_submission(
         values["created_by_key_id"],
         audit["id"],
         audit["client_address"],
+        alert_rows_json(alerts),
     )
     return inserted
 

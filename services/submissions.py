@@ -22,7 +22,11 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.people import Client
 from models.submissions import CareSession, Submission, SubmissionCreate
-from services import audit, pg_hot_path
+from services import alert_engine, alert_lifecycle, alert_store, audit, pg_hot_path
+from services.alert_engine import Writes
+from services.alert_store import EpisodeFacts, SeriesKey
+from services.alerts import SeriesPoint
+from services.alerts.replay import history_needed
 from services.auth import Actor
 from services.database import UnitOfWork
 from services.episodes import load_episode
@@ -31,6 +35,7 @@ from services.instrument_catalog import resolve_named
 from services.instruments import InstrumentDefinition
 from services.pagination import fetch_page
 from services.scoring import InvalidAnswers, Scores, score
+from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 
 PUBLIC_SCORE_FIELDS = (
     "total",
@@ -52,7 +57,8 @@ _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 _EPISODE_FOR_SUBMISSION = (
-    select(_EPISODES.c.status, _CLIENTS.c.population)
+    select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
+    .add_columns(_EPISODES.c.clinician_id)
     .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
     .where(_EPISODES.c.org_id == bindparam("org_id"))
     .where(_EPISODES.c.id == bindparam("episode_id"))
@@ -85,10 +91,10 @@ def _sqlite_writes() -> tuple[Any, Any]:
 
 
 async def _store(
-    uow: UnitOfWork, values: dict[str, Any], audit_event: dict[str, Any]
+    uow: UnitOfWork, values: dict[str, Any], audit_event: dict[str, Any], alerts: Writes
 ) -> uuid.UUID | None:
-    """Insert session (if new), submission and audit event; None when a valid submission for the
-    same session, instrument, respondent and rater exists already."""
+    """Insert session (if new), submission, audit event and the alert changes; None when a valid
+    submission for the same session, instrument, respondent and rater exists already."""
     session_values = {
         "org_id": values["org_id"],
         "episode_id": values["episode_id"],
@@ -99,7 +105,7 @@ async def _store(
     driver = await uow.driver_transaction()
     if driver is not None:
         return await pg_hot_path.store_submission(
-            driver, session_id=new_id(), values=values, audit=audit_event
+            driver, session_id=new_id(), values=values, audit=audit_event, alerts=alerts
         )
     conn = await uow.connection()
     upsert_session, insert_submission = _sqlite_writes()
@@ -111,12 +117,13 @@ async def _store(
     ).scalar_one_or_none()
     if inserted is not None:
         await conn.execute(_INSERT_AUDIT, audit_event)
+        await alert_store.write_alert_rows(conn, alerts)
     return inserted
 
 
 async def _episode_for_submission(
     uow: UnitOfWork, actor: Actor, episode_id: uuid.UUID
-) -> tuple[str, str]:
+) -> EpisodeFacts:
     driver = await uow.driver_transaction()
     if driver is not None:
         found = await pg_hot_path.episode_for_submission(
@@ -134,7 +141,44 @@ async def _episode_for_submission(
     row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
         raise NotFound("episode not found")
-    return row[0], row[1]
+    return EpisodeFacts(*row)
+
+
+async def _series_state(
+    uow: UnitOfWork, key: SeriesKey
+) -> tuple[list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]:
+    """The series' first score and latest sessions, its unresolved alerts and the organisation's
+    alert settings."""
+    driver = await uow.driver_transaction()
+    if driver is not None:
+        return await pg_hot_path.series_state(
+            driver,
+            key,
+            default_window=DEFAULT_REPAIR_WINDOW,
+            extra=history_needed() - DEFAULT_REPAIR_WINDOW,
+        )
+    conn = await uow.connection()
+    overrides = await alert_store.load_overrides(conn, key.org_id)
+    history = await alert_store.load_points(
+        conn, key, tail=history_needed(alert_engine.settings_for(overrides))
+    )
+    rows = await alert_store.load_alert_rows(conn, key, unresolved_only=True)
+    return history, rows, overrides
+
+
+async def _recompute_after_store(
+    uow: UnitOfWork, ctx: alert_engine.SeriesContext, facts: EpisodeFacts
+) -> Writes:
+    """A late entry (not the latest session of its series): the series from its whole history,
+    now that the submission is stored."""
+    driver = await uow.driver_transaction()
+    if driver is not None:
+        points, rows = await pg_hot_path.full_series(driver, ctx.key)
+        writes = alert_engine.derive_full(ctx, points, rows, utcnow())
+        await pg_hot_path.write_alerts(driver, writes)
+        return writes
+    conn = await uow.connection()
+    return await alert_engine.recompute_series(conn, ctx.key, facts=facts, settings=ctx.settings)
 
 
 def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
@@ -160,8 +204,8 @@ async def create_submission(
     definition = await resolve_named(
         uow, actor=actor, code=data.instrument, field="body.instrument"
     )
-    status, population = await _episode_for_submission(uow, actor, data.episode_id)
-    if status != "active":
+    facts = await _episode_for_submission(uow, actor, data.episode_id)
+    if facts.status != "active":
         raise Conflict("the episode is closed; reopen it to add submissions")
     if data.respondent not in definition.respondents:
         raise InvalidInput.at(
@@ -170,7 +214,7 @@ async def create_submission(
             type="respondent",
             detail=f"{definition.code} is not rated by a {data.respondent}",
         )
-    scores = _score(definition, data.answers, population)
+    scores = _score(definition, data.answers, facts.population)
     now = utcnow()
 
     values: dict[str, Any] = {
@@ -193,7 +237,18 @@ async def create_submission(
     audit_event = audit.event_values(
         actor, action="submission.create", resource_type="submission", resource_id=values["id"]
     )
-    inserted = await _store(uow, values, audit_event)
+    key = SeriesKey(
+        actor.org_id, data.episode_id, definition.code, data.respondent, values["rater"]
+    )
+    history, open_rows, overrides = await _series_state(uow, key)
+    ctx = alert_engine.SeriesContext(
+        key, definition, facts.population, alert_engine.settings_for(overrides)
+    )
+    new = alert_store.point(
+        data.session_number, values["id"], scores.total, scores.subscales, data.answers
+    )
+    alerts = alert_engine.evaluate_new(ctx, history, new, open_rows, now)
+    inserted = await _store(uow, values, audit_event, alerts or [])
     if inserted is None:
         existing = await _existing_valid(uow, values)
         raise Conflict(
@@ -201,6 +256,9 @@ async def create_submission(
             f"from this respondent; void it to replace it",
             extra={"existing_id": str(existing) if existing else None},
         )
+    if alerts is None:
+        alerts = await _recompute_after_store(uow, ctx, facts)
+    values["alerts"] = [alert_lifecycle.public(row, facts, change=change) for change, row in alerts]
     return values
 
 
@@ -218,9 +276,7 @@ async def _existing_valid(uow: UnitOfWork, values: dict[str, Any]) -> uuid.UUID 
     return existing
 
 
-def to_public(
-    values: dict[str, Any] | Submission, alerts: Sequence[dict[str, Any]] = ()
-) -> dict[str, Any]:
+def to_public(values: dict[str, Any] | Submission) -> dict[str, Any]:
     row = values if isinstance(values, dict) else values.model_dump()
     scores = row["scores"]
     return {
@@ -235,7 +291,7 @@ def to_public(
         "status": row["status"],
         "answers": row["answers"],
         "scores": {k: scores.get(k) for k in PUBLIC_SCORE_FIELDS},
-        "alerts": list(alerts),
+        "alerts": row.get("alerts", []),
         "created_at": row["created_at"],
         "voided_at": row.get("voided_at"),
         "void_reason": row.get("void_reason"),
@@ -295,10 +351,16 @@ async def list_for_episode(
 
 async def void_submission(
     session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID, reason: str
-) -> Submission:
-    """Void a submission (kept, never deleted). Voiding twice keeps the first reason."""
+) -> dict[str, Any]:
+    """Void a submission (kept, never deleted) and recompute its series' alerts; the result lists
+    the alerts that changed. Voiding twice keeps the first reason."""
     row = await get_submission(session, actor=actor, submission_id=submission_id, audit_action="")
+    alerts: Writes = []
+    facts: EpisodeFacts | None = None
     if row.status != "voided":
+        conn = await session.connection()
+        # The episode's lock first, as every writer of its alerts takes it.
+        facts = await alert_store.lock_episode(conn, actor.org_id, row.episode_id)
         row.status = "voided"
         row.voided_at = utcnow()
         row.voided_by_key_id = actor.principal.key_id
@@ -307,4 +369,11 @@ async def void_submission(
         audit.record(
             session, actor, action="submission.void", resource_type="submission", resource_id=row.id
         )
-    return row
+        assert facts is not None  # the episode of a visible submission exists
+        settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
+        key = SeriesKey(actor.org_id, row.episode_id, row.instrument, row.respondent, row.rater)
+        alerts = await alert_engine.recompute_series(conn, key, facts=facts, settings=settings)
+    out = to_public(row)
+    if facts is not None:
+        out["alerts"] = alert_lifecycle.public_many(alerts, facts)
+    return out

@@ -77,10 +77,10 @@ async def void_submission(
     session: SessionDep,
 ) -> SubmissionPublic:
     audit_target(request, "submission.void", "submission", submission_id)
-    row = await submissions.void_submission(
+    voided = await submissions.void_submission(
         session, actor=actor, submission_id=submission_id, reason=body.reason
     )
-    return SubmissionPublic.model_validate(submissions.to_public(row))
+    return SubmissionPublic.model_validate(voided)
 
 
 @router.get("/v1/episodes/{episode_id}/submissions", responses=responses(401, 403, 404, 422))

@@ -46,7 +46,10 @@ def _assert_problem(response: Any, context: Any) -> None:
 async def _fixture_ids(tenant: Tenant) -> dict[str, str]:
     episode = await tenant.episode()
     submission = await submit(tenant, episode["id"], "srs", 1, srs(9, 9, 9, 9))
+    low = await submit(tenant, episode["id"], "srs", 2, srs(5, 5, 5, 5))
     return {
+        "alert_id": low["alerts"][0]["id"],
+        "rule_id": "alliance.low",
         "episode_id": episode["id"],
         "client_id": episode["client_id"],
         "clinician_id": episode["clinician_id"],
@@ -77,6 +80,9 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
             "occurred_at": "2026-11-20T15:00:00+00:00", "answers": srs(9, 9, 9, 9),
         },
         ("POST", "/v1/submissions/{submission_id}/void"): {"reason": "entered twice"},
+        ("POST", "/v1/alerts/{alert_id}/acknowledge"): {"note": "seen"},
+        ("POST", "/v1/alerts/{alert_id}/resolve"): {"resolution": "discussed", "note": "ok"},
+        ("PUT", "/v1/alert-rules/{rule_id}"): {"enabled": True, "params": {"cutoff": 36}},
     }  # fmt: skip
     return copy.deepcopy(bodies[(method, template)])
 
@@ -93,7 +99,9 @@ def _body_fields(app: FastAPI, op: dict[str, Any]) -> list[str]:
     content = op.get("requestBody", {}).get("content", {}).get("application/json")
     if not content:
         return []
-    ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema = content["schema"]
+    # An optional body is documented as anyOf [the body, null].
+    ref = next(s["$ref"] for s in schema.get("anyOf", [schema]) if "$ref" in s).rsplit("/", 1)[-1]
     return list(app.openapi()["components"]["schemas"][ref]["properties"])
 
 

@@ -1,0 +1,184 @@
+"""Alerts (DESIGN.md §6) and the organisation's alert-rule settings."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import ConfigDict, StringConstraints
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from models.base import JSONType, UTCDateTime, new_id, utcnow
+from models.types import Note
+
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+AlertSeverity = Literal["warning", "high", "critical"]
+# Resolutions a person may choose; the engine itself resolves as condition_cleared, repaired or
+# retracted.
+PersonResolution = Literal["repaired", "discussed", "referred", "dismissed", "other"]
+AlertChange = Literal["created", "updated", "resolved"]
+
+
+class Alert(SQLModel, table=True):
+    """One alert. Alerts raised by the rules are identified within their series by (rule,
+    instrument, respondent, rater, subscale, first_session_number); ``resolved_by_key_id`` is set
+    when a person resolved it, and the engine then never changes it again. The client and the
+    clinician are the episode's (read through it: an episode may change clinician)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        sa.Index("ix_alerts_org_id_id", "org_id", "id"),
+        sa.Index(
+            "ix_alerts_series",
+            "org_id",
+            "episode_id",
+            "instrument",
+            "respondent",
+            "rater",
+        ),
+        # At most one unresolved alert per (episode, rule, instrument, respondent, rater, subscale):
+        # a repeat trigger updates it. Concerns are raised one per report, so they are not keyed.
+        sa.Index(
+            "uq_alerts_one_unresolved_per_key",
+            "org_id",
+            "episode_id",
+            "type",
+            "instrument",
+            "respondent",
+            "rater",
+            "subscale",
+            unique=True,
+            sqlite_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
+            postgresql_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    episode_id: uuid.UUID = Field(foreign_key="episodes.id")
+    type: str = Field(max_length=64)
+    severity: str = Field(max_length=16)
+    status: str = Field(default="open", max_length=16)
+    resolution: str | None = Field(default=None, max_length=32)
+    # '' rather than NULL for "none", so the unique index above treats them as one value.
+    instrument: str = Field(default="", max_length=64)
+    respondent: str = Field(default="", max_length=16)
+    rater: str = Field(default="", max_length=64)
+    subscale: str = Field(default="", max_length=64)
+    session_number: int | None = None
+    submission_id: uuid.UUID | None = None
+    first_session_number: int | None = None
+    message: str = Field(max_length=4000)
+    evidence: dict[str, Any] = Field(sa_type=JSONType)
+    rule_version: str = Field(max_length=16)
+    rule_params: dict[str, Any] = Field(sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    acknowledged_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    acknowledged_by_key_id: uuid.UUID | None = None
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by_key_id: uuid.UUID | None = None
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class AlertRuleSetting(SQLModel, table=True):
+    """An organisation's override of one rule: ``{"enabled"?, "params"?}`` as validated by
+    :func:`services.alerts.validate_override`; rules without a row use the defaults."""
+
+    __tablename__ = "alert_rule_settings"
+
+    org_id: uuid.UUID = Field(foreign_key="organizations.id", primary_key=True)
+    rule_id: str = Field(max_length=64, primary_key=True)
+    body: dict[str, Any] = Field(sa_type=JSONType)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_by_key_id: uuid.UUID | None = None
+
+
+class AlertRule(SQLModel):
+    id: str
+    version: str
+    params: dict[str, Any]
+
+
+class AlertPublic(SQLModel):
+    id: uuid.UUID
+    type: str
+    severity: AlertSeverity
+    status: AlertStatus
+    resolution: str | None
+    episode_id: uuid.UUID
+    client_id: uuid.UUID
+    clinician_id: uuid.UUID
+    instrument: str | None
+    respondent: str | None
+    rater: str | None
+    subscale: str | None
+    session_number: int | None
+    submission_id: uuid.UUID | None
+    message: str
+    evidence: dict[str, Any]
+    rule: AlertRule
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    note: str | None
+
+
+class AlertInSubmission(AlertPublic):
+    """An alert as a submission's response lists it: what this submission did to it."""
+
+    change: AlertChange
+
+
+class AlertAcknowledge(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    note: Note | None = None
+
+
+class AlertResolve(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    resolution: PersonResolution
+    note: Note | None = None
+
+
+RuleIdPath = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class AlertRuleUpdate(SQLModel):
+    """``PUT /v1/alert-rules/{rule_id}``: both keys optional; ``params`` may be partial and is
+    merged over the defaults (parameters not named go back to their defaults)."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    enabled: bool | None = None
+    params: dict[str, Any] = PydanticField(default_factory=dict, max_length=50)
+
+
+class AlertRuleSettingPublic(SQLModel):
+    rule_id: str
+    version: str
+    enabled: bool
+    can_disable: bool
+    severity: AlertSeverity
+    clears: str
+    summary: str
+    params: dict[str, Any]
+    sources: dict[str, Literal["default", "organization"]]
+    updated_at: datetime | None = None
+
+
+class Recomputed(SQLModel):
+    episodes: int
+    created: int
+    updated: int
+    resolved: int
+
+
+class RecomputedRuleSetting(AlertRuleSettingPublic):
+    """The new setting and what recomputing the organisation's alerts under it changed."""
+
+    recomputed: Recomputed

@@ -1,0 +1,233 @@
+"""The alert rules applied to stored data (DESIGN.md §6): after each submission, in its
+transaction, and as a recompute from the full history after a void, a settings change or on
+demand (`attune recompute-alerts`).
+
+The rules and the reconciling of their verdicts with stored rows are pure
+(`services/alerts/`); this module only reads and writes. After a new submission only the last
+session's verdict is needed (:func:`services.alerts.step`), which reads the series' first score and
+its latest sessions, however long the series; when the submission is not the latest session of its
+series (a late entry), the series is recomputed from its whole history instead.
+"""
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.base import new_id, utcnow
+from models.submissions import StoredInstrument, Submission
+from services import alert_store
+from services.alert_store import EpisodeFacts, SeriesKey
+from services.alerts import (
+    RULES,
+    RuleSetting,
+    SeriesPoint,
+    SettingsProblems,
+    default_setting,
+    replay,
+    resolve_settings,
+    step,
+    validate_override,
+)
+from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
+from services.instruments import InstrumentDefinition, builtin_instruments
+
+log = logging.getLogger("attune.alerts")
+
+Settings = Mapping[str, RuleSetting]
+Writes = list[tuple[Change, dict[str, Any]]]
+_DEFAULTS: dict[str, RuleSetting] = {str(k): v for k, v in resolve_settings(None).items()}
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+_INSTRUMENTS = StoredInstrument.__table__  # type: ignore[attr-defined]
+
+
+# ----- settings -----------------------------------------------------------------------------------
+
+
+def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
+    """The organisation's effective settings. A stored override that no longer validates (a
+    release tightened a range) falls back to the rule's defaults, with a warning, rather than
+    stopping alert evaluation."""
+    if not overrides:
+        return _DEFAULTS
+    return _settings_from_json(json.dumps(overrides, sort_keys=True))
+
+
+@lru_cache(maxsize=256)
+def _settings_from_json(text: str) -> dict[str, RuleSetting]:
+    overrides: dict[str, Any] = json.loads(text)
+    result: dict[str, RuleSetting] = {}
+    for rule_id in RULES:
+        body = overrides.get(rule_id)
+        if body is None:
+            result[rule_id] = default_setting(rule_id)
+            continue
+        try:
+            result[rule_id] = validate_override(rule_id, body)
+        except SettingsProblems as problems:
+            log.warning(
+                "stored alert-rule setting no longer valid; using the defaults",
+                extra={"rule_id": rule_id, "problems": [f for f, _ in problems.problems]},
+            )
+            result[rule_id] = default_setting(rule_id)
+    return result
+
+
+@lru_cache(maxsize=1)
+def _risk_only() -> dict[str, RuleSetting]:
+    """Every rule switched off but those that cannot be: what still runs when the others fail."""
+    return {
+        rule_id: default_setting(rule_id).model_copy(update={"enabled": not spec.can_disable})
+        for rule_id, spec in RULES.items()
+    }
+
+
+# ----- pure steps around the rules ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesContext:
+    key: SeriesKey
+    definition: InstrumentDefinition
+    population: str
+    settings: Settings = field(default_factory=lambda: _DEFAULTS)
+
+    def row_columns(self) -> dict[str, Any]:
+        return self.key.columns()
+
+
+def evaluate_new(
+    ctx: SeriesContext,
+    history: Sequence[SeriesPoint],
+    new: SeriesPoint,
+    open_rows: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> Writes | None:
+    """What one new submission does to its series' alerts; ``history``: the series' first score
+    and latest sessions before it (see :func:`services.alerts.replay.history_needed`);
+    ``open_rows``: the series' unresolved alerts. ``None`` when ``new`` is not the latest session
+    of the series: the caller recomputes the series instead."""
+    if history and history[-1].session_number >= new.session_number:
+        return None
+    series = [*history, new]
+    states = [to_state(r) for r in open_rows]
+    population: Any = ctx.population
+    try:
+        after = step(states, ctx.definition, series, population, ctx.settings)
+    except Exception:
+        # Risk answers must raise their alert whatever else fails (DESIGN.md §6).
+        log.exception("alert rules failed; evaluating the risk rule alone")
+        after = step(states, ctx.definition, series, population, _risk_only())
+    return reconcile(after, open_rows, series=ctx.row_columns(), now=now, full=False, new_id=new_id)
+
+
+def derive_full(
+    ctx: SeriesContext,
+    points: Sequence[SeriesPoint],
+    rows: Sequence[Mapping[str, Any]],
+    now: datetime,
+) -> Writes:
+    """The writes that bring all of a series' rows in line with its whole history."""
+    population: Any = ctx.population
+    closed = closed_by_person(rows)
+    try:
+        derived = replay(ctx.definition, points, population, ctx.settings, closed)
+    except Exception:
+        log.exception("alert rules failed; evaluating the risk rule alone")
+        derived = replay(ctx.definition, points, population, _risk_only(), closed)
+    return reconcile(derived, rows, series=ctx.row_columns(), now=now, full=True, new_id=new_id)
+
+
+# ----- recompute from the database ----------------------------------------------------------------
+
+
+async def definition_for(
+    conn: AsyncConnection, org_id: uuid.UUID, code: str
+) -> InstrumentDefinition | None:
+    builtin = builtin_instruments().get(code)
+    if builtin is not None:
+        return builtin
+    raw = await conn.scalar(
+        select(_INSTRUMENTS.c.definition)
+        .where(_INSTRUMENTS.c.org_id == org_id, _INSTRUMENTS.c.code == code)
+        .order_by(_INSTRUMENTS.c.id.desc())
+        .limit(1)
+    )
+    return None if raw is None else InstrumentDefinition.model_validate(raw)
+
+
+async def recompute_series(
+    conn: AsyncConnection,
+    key: SeriesKey,
+    *,
+    facts: EpisodeFacts,
+    settings: Settings,
+    now: datetime | None = None,
+) -> Writes:
+    """Re-derive one series' alerts from its whole history and store the result. The caller holds
+    the episode's lock (:func:`services.alert_store.lock_episode`)."""
+    definition = await definition_for(conn, key.org_id, key.instrument)
+    if definition is None:
+        return []
+    ctx = SeriesContext(key, definition, facts.population, settings)
+    points = await alert_store.load_points(conn, key)
+    rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
+    writes = derive_full(ctx, points, rows, now or utcnow())
+    await alert_store.write_alert_rows(conn, writes)
+    return writes
+
+
+async def recompute_episode(
+    conn: AsyncConnection,
+    org_id: uuid.UUID,
+    episode_id: uuid.UUID,
+    *,
+    instruments: set[str] | None = None,
+    settings: Settings | None = None,
+) -> Writes:
+    """Every series of one episode (or those of ``instruments``), under the episode's lock."""
+    facts = await alert_store.lock_episode(conn, org_id, episode_id)
+    if facts is None:
+        return []
+    if settings is None:
+        settings = settings_for(await alert_store.load_overrides(conn, org_id))
+    assert settings is not None
+    s = _SUBMISSIONS
+    stmt = (
+        select(s.c.instrument, s.c.respondent, s.c.rater)
+        .distinct()
+        .where(s.c.org_id == org_id, s.c.episode_id == episode_id)
+        .order_by(s.c.instrument, s.c.respondent, s.c.rater)
+    )
+    writes: Writes = []
+    for instrument, respondent, rater in (await conn.execute(stmt)).all():
+        if instruments is not None and instrument not in instruments:
+            continue
+        key = SeriesKey(org_id, episode_id, instrument, respondent, rater)
+        writes += await recompute_series(conn, key, facts=facts, settings=settings)
+    return writes
+
+
+async def recompute_organization(
+    conn: AsyncConnection, org_id: uuid.UUID, *, instruments: set[str] | None = None
+) -> tuple[int, Writes]:
+    """Every episode with submissions (of ``instruments``); returns (episodes, writes)."""
+    settings = settings_for(await alert_store.load_overrides(conn, org_id))
+    s = _SUBMISSIONS
+    stmt = select(s.c.episode_id).distinct().where(s.c.org_id == org_id)
+    if instruments is not None:
+        stmt = stmt.where(s.c.instrument.in_(sorted(instruments)))
+    episodes = (await conn.scalars(stmt.order_by(s.c.episode_id))).all()
+    writes: Writes = []
+    for episode_id in episodes:
+        writes += await recompute_episode(
+            conn, org_id, episode_id, instruments=instruments, settings=settings
+        )
+    return len(episodes), writes

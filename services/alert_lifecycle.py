@@ -1,0 +1,249 @@
+"""Alerts as people see and handle them: list, get, acknowledge, resolve (DESIGN.md §4, §6).
+
+Who sees what: an organisation's keys see its alerts; a clinician-bound key only those of the
+episodes its clinician treats. ``concern.reported`` alerts are seen only by keys with
+``concerns:read`` (or ``admin``) that are not bound to a clinician — never by the clinician a
+concern may be about, in lists, gets or anything else; for everyone else they do not exist (404).
+
+Acknowledging and resolving are idempotent: a second acknowledgement, or resolving what is already
+resolved, changes nothing and answers the alert as it is. Both take the episode's lock first, as
+the rule engine does, so a person's decision and a submission's re-evaluation never overwrite one
+another.
+"""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Select, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models.base import new_id, utcnow
+from models.episodes import Episode
+from services import alert_store, audit
+from services.alert_store import ALERTS, EpisodeFacts
+from services.auth import Actor
+from services.errors import NotFound
+from services.pagination import decode_cursor, encode_cursor
+
+_EPISODES = Episode.__table__  # type: ignore[attr-defined]
+CONCERN = "concern.reported"
+
+
+def sees_concerns(actor: Actor) -> bool:
+    return actor.clinician_id is None and actor.principal.has("concerns:read")
+
+
+def public(
+    row: Mapping[str, Any], facts: EpisodeFacts | Mapping[str, Any], *, change: str | None = None
+) -> dict[str, Any]:
+    """An alert as the API shows it; ``facts``: the episode's client and clinician."""
+    if isinstance(facts, EpisodeFacts):
+        client_id, clinician_id = facts.client_id, facts.clinician_id
+    else:
+        client_id, clinician_id = facts["client_id"], facts["clinician_id"]
+    out = {
+        "id": row["id"],
+        "type": row["type"],
+        "severity": row["severity"],
+        "status": row["status"],
+        "resolution": row["resolution"],
+        "episode_id": row["episode_id"],
+        "client_id": client_id,
+        "clinician_id": clinician_id,
+        "instrument": row["instrument"] or None,
+        "respondent": row["respondent"] or None,
+        "rater": row["rater"] or None,
+        "subscale": row["subscale"] or None,
+        "session_number": row["session_number"],
+        "submission_id": row["submission_id"],
+        "message": row["message"],
+        "evidence": row["evidence"],
+        "rule": {"id": row["type"], "version": row["rule_version"], "params": row["rule_params"]},
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "acknowledged_at": row["acknowledged_at"],
+        "resolved_at": row["resolved_at"],
+        "note": row["note"],
+    }
+    if change is not None:
+        out["change"] = change
+    return out
+
+
+def _visible(actor: Actor) -> Select[Any]:
+    stmt = (
+        select(ALERTS, _EPISODES.c.client_id, _EPISODES.c.clinician_id)
+        .join(_EPISODES, _EPISODES.c.id == ALERTS.c.episode_id)
+        .where(ALERTS.c.org_id == actor.org_id, _EPISODES.c.org_id == actor.org_id)
+    )
+    if actor.clinician_id is not None:
+        stmt = stmt.where(_EPISODES.c.clinician_id == actor.clinician_id)
+    if not sees_concerns(actor):
+        stmt = stmt.where(ALERTS.c.type != CONCERN)
+    return stmt
+
+
+async def list_alerts(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    filters: Mapping[str, Any],
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest first. ``filters``: status, type, severity, episode_id, client_id, clinician_id
+    (``None`` = any)."""
+    stmt = _visible(actor)
+    for name in ("status", "type", "severity", "episode_id"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(ALERTS.c[name] == filters[name])
+    for name in ("client_id", "clinician_id"):
+        if filters.get(name) is not None:
+            stmt = stmt.where(_EPISODES.c[name] == filters[name])
+    if cursor is not None:
+        stmt = stmt.where(ALERTS.c.id < decode_cursor(cursor))
+    rows = (
+        (await session.execute(stmt.order_by(ALERTS.c.id.desc()).limit(limit + 1))).mappings().all()
+    )
+    next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
+    audit.record(session, actor, action="alert.list", resource_type="alert")
+    return [public(r, r) for r in rows[:limit]], next_cursor
+
+
+async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Mapping[str, Any]:
+    row: Mapping[str, Any] | None = (
+        (await session.execute(_visible(actor).where(ALERTS.c.id == alert_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound("alert not found")
+    return row
+
+
+async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
+    row = await _load(session, actor, alert_id)
+    audit.record(session, actor, action="alert.read", resource_type="alert", resource_id=alert_id)
+    return public(row, row)
+
+
+async def _change(
+    session: AsyncSession,
+    actor: Actor,
+    alert_id: uuid.UUID,
+    action: str,
+    values_for: Any,
+) -> dict[str, Any]:
+    """Load the alert, take its episode's lock, read it again under the lock and apply
+    ``values_for(row)`` (the columns to set, or nothing)."""
+    found = await _load(session, actor, alert_id)
+    await alert_store.lock_episode(await session.connection(), actor.org_id, found["episode_id"])
+    row = await _load(session, actor, alert_id)
+    values: dict[str, Any] = values_for(row)
+    if values:
+        values["updated_at"] = utcnow()
+        await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
+        row = {**row, **values}
+    audit.record(session, actor, action=action, resource_type="alert", resource_id=alert_id)
+    return public(row, row)
+
+
+async def acknowledge(
+    session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID, note: str | None
+) -> dict[str, Any]:
+    def values_for(row: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if row["status"] == "open":
+            values.update(
+                status="acknowledged",
+                acknowledged_at=utcnow(),
+                acknowledged_by_key_id=actor.principal.key_id,
+            )
+        if note is not None and note != row["note"]:
+            values["note"] = note
+        return values
+
+    return await _change(session, actor, alert_id, "alert.acknowledge", values_for)
+
+
+async def resolve(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    alert_id: uuid.UUID,
+    resolution: str,
+    note: str | None,
+) -> dict[str, Any]:
+    """A person resolves the alert; the rules never change it again. Resolving what is already
+    resolved keeps the first resolution (a note may still be added)."""
+
+    def values_for(row: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        if row["status"] != "resolved":
+            values.update(
+                status="resolved",
+                resolution=resolution,
+                resolved_at=utcnow(),
+                resolved_by_key_id=actor.principal.key_id,
+            )
+        if note is not None and note != row["note"]:
+            values["note"] = note
+        return values
+
+    return await _change(session, actor, alert_id, "alert.resolve", values_for)
+
+
+async def raise_concern(
+    session: AsyncSession,
+    *,
+    org_id: uuid.UUID,
+    episode_id: uuid.UUID,
+    session_number: int | None,
+    category: str | None,
+) -> dict[str, Any]:
+    """A ``concern.reported`` alert (high) for a concern a client raised. Its text is kept apart
+    from the alert, which only says that there is one: alerts travel to places (lists, webhooks,
+    exports) where a client's own words must not."""
+    conn = await session.connection()
+    facts = await alert_store.lock_episode(conn, org_id, episode_id)
+    if facts is None:
+        raise NotFound("episode not found")
+    now = utcnow()
+    about = f" ({category})" if category else ""
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "org_id": org_id,
+        "episode_id": episode_id,
+        "type": CONCERN,
+        "severity": "high",
+        "status": "open",
+        "resolution": None,
+        "instrument": "",
+        "respondent": "client",
+        "rater": "",
+        "subscale": "",
+        "session_number": session_number,
+        "submission_id": None,
+        "first_session_number": None,
+        "message": f"The client raised a concern about their care{about}. A supervisor should "
+        "read it and follow up; it is not shown to the treating clinician.",
+        "evidence": {"category": category, "session_number": session_number},
+        "rule_version": "1",
+        "rule_params": {},
+        "created_at": now,
+        "updated_at": now,
+        "acknowledged_at": None,
+        "acknowledged_by_key_id": None,
+        "resolved_at": None,
+        "resolved_by_key_id": None,
+        "note": None,
+    }
+    await alert_store.write_alert_rows(conn, [("created", row)])
+    return public(row, facts, change="created")
+
+
+def public_many(
+    rows: Sequence[tuple[str, Mapping[str, Any]]], facts: EpisodeFacts
+) -> list[dict[str, Any]]:
+    return [public(row, facts, change=change) for change, row in rows]

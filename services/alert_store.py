@@ -1,0 +1,144 @@
+"""Reading a series and its alerts, and writing alert rows, with SQLAlchemy Core on the request's
+connection (SQLite, and on PostgreSQL every path but the submission hot path, whose equivalents are
+in `services/pg_hot_path.py`)."""
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from models.alerts import Alert, AlertRuleSetting
+from models.episodes import Episode
+from models.people import Client
+from models.submissions import Submission
+from services.alerts import SeriesPoint
+from services.alerts.reconcile import DERIVED_COLUMNS, Change
+
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+SETTINGS = AlertRuleSetting.__table__  # type: ignore[attr-defined]
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+_EPISODES = Episode.__table__  # type: ignore[attr-defined]
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
+# An update writes only what the rules own, never what people did (acknowledgement, note).
+WRITTEN_ON_UPDATE = (*DERIVED_COLUMNS, "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesKey:
+    """An episode's submissions of one instrument by one respondent (and rater)."""
+
+    org_id: uuid.UUID
+    episode_id: uuid.UUID
+    instrument: str
+    respondent: str
+    rater: str
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id,
+            "episode_id": self.episode_id,
+            "respondent": self.respondent,
+            "rater": self.rater,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeFacts:
+    status: str
+    population: str
+    client_id: uuid.UUID
+    clinician_id: uuid.UUID
+
+
+def point(
+    session_number: int,
+    submission_id: uuid.UUID,
+    total: float | None,
+    subscales: Mapping[str, float] | None,
+    answers: Mapping[str, Any] | None,
+) -> SeriesPoint:
+    return SeriesPoint(
+        session_number, str(submission_id), total, dict(subscales or {}), dict(answers or {})
+    )
+
+
+def _where(table: Any, key: SeriesKey) -> list[ColumnElement[bool]]:
+    return [
+        table.c.org_id == key.org_id,
+        table.c.episode_id == key.episode_id,
+        table.c.instrument == key.instrument,
+        table.c.respondent == key.respondent,
+        table.c.rater == key.rater,
+    ]
+
+
+async def lock_episode(
+    conn: AsyncConnection, org_id: uuid.UUID, episode_id: uuid.UUID
+) -> EpisodeFacts | None:
+    """The episode's facts, with its row locked until the transaction ends on PostgreSQL: whoever
+    changes an episode's alerts holds this lock, so submissions, voids, recomputes and people's
+    acknowledgements of one episode take turns (SQLite's writers take turns anyway)."""
+    stmt = (
+        select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
+        .add_columns(_EPISODES.c.clinician_id)
+        .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
+        .where(_EPISODES.c.org_id == org_id, _EPISODES.c.id == episode_id)
+        .with_for_update(of=_EPISODES, key_share=True)
+    )
+    row = (await conn.execute(stmt)).one_or_none()
+    return None if row is None else EpisodeFacts(*row)
+
+
+async def load_points(
+    conn: AsyncConnection, key: SeriesKey, *, tail: int | None = None
+) -> list[SeriesPoint]:
+    """The series' valid submissions in session order: all of them, or the first score and the
+    last ``tail`` sessions."""
+    s = _SUBMISSIONS
+    cols = (s.c.session_number, s.c.id, s.c.total, s.c.scores, s.c.answers)
+    base = select(*cols).where(*_where(s, key), s.c.status == "valid")
+    if tail is None:
+        rows = (await conn.execute(base.order_by(s.c.session_number))).all()
+    else:
+        latest = (await conn.execute(base.order_by(s.c.session_number.desc()).limit(tail))).all()
+        first = (
+            await conn.execute(
+                base.where(s.c.total.is_not(None)).order_by(s.c.session_number).limit(1)
+            )
+        ).all()
+        by_session = {r[0]: r for r in [*first, *latest]}
+        rows = [by_session[n] for n in sorted(by_session)]
+    return [point(n, i, t, (sc or {}).get("subscales"), a) for n, i, t, sc, a in rows]
+
+
+async def load_alert_rows(
+    conn: AsyncConnection, key: SeriesKey, *, unresolved_only: bool
+) -> list[dict[str, Any]]:
+    stmt = select(ALERTS).where(*_where(ALERTS, key), ALERTS.c.type != "concern.reported")
+    if unresolved_only:
+        stmt = stmt.where(ALERTS.c.status != "resolved")
+    rows = (await conn.execute(stmt.order_by(ALERTS.c.id))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+    rows = (
+        await conn.execute(
+            select(SETTINGS.c.rule_id, SETTINGS.c.body).where(SETTINGS.c.org_id == org_id)
+        )
+    ).all()
+    return {str(rule_id): dict(body) for rule_id, body in rows}
+
+
+async def write_alert_rows(
+    conn: AsyncConnection, writes: Sequence[tuple[Change, Mapping[str, Any]]]
+) -> None:
+    for change, row in writes:
+        if change == "created":
+            await conn.execute(insert(ALERTS), dict(row))
+        else:
+            values = {c: row[c] for c in WRITTEN_ON_UPDATE}
+            await conn.execute(update(ALERTS).where(ALERTS.c.id == row["id"]), values)
