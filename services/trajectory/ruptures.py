@@ -85,10 +85,12 @@ def find_ruptures(
     latest = as_of_session if as_of_session is not None else (sessions[-1] if sessions else 0)
     ruptures: list[Rupture] = []
     for i in range(MIN_EARLIER, len(points)):
-        earlier = values[max(0, i - SD_WINDOW) : i]
-        earlier_sd = statistics.stdev(earlier)
         previous, current = values[i - 1], values[i]
         drop = float(dec(previous) - dec(current))  # exact: 35.3 - 34.1 is 1.2
+        if drop < min_drop:
+            continue  # below the floor whatever the SD: skip the (exact, slow) SD
+        earlier = values[max(0, i - SD_WINDOW) : i]
+        earlier_sd = statistics.stdev(earlier)
         threshold = max(k * earlier_sd, min_drop)
         if drop < threshold:
             continue
