@@ -154,8 +154,8 @@ def reconcile(
     full: bool,
     new_id: Callable[[], uuid.UUID],
 ) -> list[tuple[Change, dict[str, Any]]]:
-    """The rows to write, each with what happened to it, in the order the rules derived them
-    (retractions last). ``stored``: the series' rows — all of them for a full recompute, the
+    """The rows to write, each with what happened to it, in the order they must be written (see
+    :func:`_write_order`). ``stored``: the series' rows — all of them for a full recompute, the
     unresolved ones for one new submission (``full=False``: nothing is retracted then)."""
     by_identity = {key: row for row in stored if (key := identity(row)) is not None}
     matched: set[Identity] = set()
@@ -177,7 +177,7 @@ def reconcile(
             after["updated_at"] = now
             writes.append((change, after))
     if not full:
-        return writes
+        return _write_order(writes)
     for key, row in by_identity.items():
         if key in matched or row["resolved_by_key_id"] is not None:
             continue
@@ -187,4 +187,19 @@ def reconcile(
         if row["status"] != "resolved":
             after["resolved_at"] = now
         writes.append(("resolved", after))
-    return writes
+    return _write_order(writes)
+
+
+def _write_order(
+    writes: list[tuple[Change, dict[str, Any]]],
+) -> list[tuple[Change, dict[str, Any]]]:
+    """Rows that end resolved first, then the others, each group in the order the rules derived
+    them (retractions after the derived rows). The table allows one unresolved alert per key, so
+    the row a recompute retracts (or resolves) must be written before the row of the same key that
+    it creates or reopens. New rows get their ids in ascending order: a UUIDv7 only orders by the
+    millisecond, and lists show alerts newest first by id."""
+    created = [row for change, row in writes if change == "created"]
+    for row, alert_id in zip(created, sorted(row["id"] for row in created), strict=True):
+        row["id"] = alert_id
+    closing = [w for w in writes if w[1]["status"] == "resolved"]
+    return closing + [w for w in writes if w[1]["status"] != "resolved"]
