@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy import ColumnElement, Text, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.alerts import Alert, AlertRuleSetting
@@ -75,18 +75,31 @@ def _where(table: Any, key: SeriesKey) -> list[ColumnElement[bool]]:
     ]
 
 
+# The advisory-lock key of an episode's alerts: (namespace, hash of the episode id). The function
+# attune_submission_context (alerts migration) takes the same lock.
+_LOCK_NAMESPACE = 1096045653
+
+
 async def lock_episode(
     conn: AsyncConnection, org_id: uuid.UUID, episode_id: uuid.UUID
 ) -> EpisodeFacts | None:
-    """The episode's facts, with its row locked until the transaction ends on PostgreSQL: whoever
-    changes an episode's alerts holds this lock, so submissions, voids, recomputes and people's
-    acknowledgements of one episode take turns (SQLite's writers take turns anyway)."""
+    """The episode's facts, with its alert lock held to the end of the transaction on PostgreSQL:
+    whoever changes an episode's alerts holds it, so submissions, voids, recomputes and people's
+    acknowledgements of one episode take turns (SQLite's writers take turns anyway). A
+    transaction-level advisory lock rather than a row lock: it writes nothing."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(
+                func.pg_advisory_xact_lock(
+                    _LOCK_NAMESPACE, func.hashtext(literal(str(episode_id), Text))
+                )
+            )
+        )
     stmt = (
         select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
         .add_columns(_EPISODES.c.clinician_id)
         .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
         .where(_EPISODES.c.org_id == org_id, _EPISODES.c.id == episode_id)
-        .with_for_update(of=_EPISODES, key_share=True)
     )
     row = (await conn.execute(stmt)).one_or_none()
     return None if row is None else EpisodeFacts(*row)

@@ -40,53 +40,14 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     )
 
 
-# The episode's row stays locked to the end of the transaction: whoever changes an episode's
-# alerts holds it (see services/alert_store.lock_episode), so two submissions to one series cannot
-# both read it before either writes. The series is read by the next statement, whose snapshot sees
-# whatever the previous holder of the lock committed.
-EPISODE_FOR_SUBMISSION = """
-    SELECT e.status, c.population, e.client_id, e.clinician_id
-    FROM episodes e JOIN clients c ON c.id = e.client_id
-    WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
-    FOR NO KEY UPDATE OF e
-"""
-
-
-async def episode_for_submission(
-    driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID, clinician_id: uuid.UUID | None
-) -> EpisodeFacts | None:
-    row = await driver.fetchrow(EPISODE_FOR_SUBMISSION, org_id, episode_id, clinician_id)
-    if row is None:
-        return None
-    # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
-    return EpisodeFacts(
-        row[0], row[1], uuid.UUID(bytes=row[2].bytes), uuid.UUID(bytes=row[3].bytes)
-    )
-
-
+# What a new submission needs, in one round trip: the function (created by the alerts migration)
+# takes the episode's alert lock, then reads the episode (status, client's population, client,
+# clinician; none when the actor may not see it) and the series: its latest sessions (as many as
+# history_needed asks: the rupture repair window, the organisation's or the default $7, plus $8)
+# and its first score, its unresolved alerts, and the organisation's alert settings.
+SUBMISSION_CONTEXT = "SELECT * FROM attune_submission_context($1, $2, $3, $4, $5, $6, $7, $8)"
 _SERIES = """org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4
     AND rater = $5"""
-
-# What the alert rules need to judge a new submission, in one round trip: the series' latest
-# sessions (history_needed: the rupture repair window, from the organisation's setting or the
-# default $6, plus $7) and its first score, its unresolved alerts, and the organisation's settings.
-SERIES_STATE = f"""
-    SELECT
-        (SELECT coalesce(json_agg(json_build_array(t.session_number, t.id, t.total,
-                    t.scores -> 'subscales') ORDER BY t.session_number), '[]'::json)
-         FROM (SELECT session_number, id, total, scores FROM submissions
-               WHERE {_SERIES} AND status = 'valid'
-               ORDER BY session_number DESC
-               LIMIT coalesce((SELECT (body #>> '{{params,repair_window}}')::int
-                               FROM alert_rule_settings
-                               WHERE org_id = $1 AND rule_id = 'alliance.rupture'), $6) + $7) t),
-        (SELECT json_build_array(session_number, id, total, scores -> 'subscales')
-         FROM submissions WHERE {_SERIES} AND status = 'valid' AND total IS NOT NULL
-         ORDER BY session_number LIMIT 1),
-        (SELECT coalesce(json_agg(a ORDER BY a.id), '[]'::json) FROM alerts a
-         WHERE {_SERIES} AND status <> 'resolved' AND type <> 'concern.reported'),
-        (SELECT json_object_agg(rule_id, body) FROM alert_rule_settings WHERE org_id = $1)
-"""
 
 
 def _json(value: Any) -> Any:
@@ -117,20 +78,33 @@ def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-async def series_state(
-    driver: Any, key: SeriesKey, *, default_window: int, extra: int
-) -> tuple[list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]:
-    """(first score and latest sessions in session order, unresolved alerts, settings)."""
+async def submission_context(
+    driver: Any,
+    key: SeriesKey,
+    clinician_id: uuid.UUID | None,
+    *,
+    default_window: int,
+    extra: int,
+) -> tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]] | None:
+    """(episode, first score and latest sessions in session order, unresolved alerts, settings),
+    or None when there is no such episode for the actor."""
     row = await driver.fetchrow(
-        SERIES_STATE, key.org_id, key.episode_id, key.instrument, key.respondent, key.rater,
-        default_window, extra,
+        SUBMISSION_CONTEXT, key.org_id, key.episode_id, clinician_id, key.instrument,
+        key.respondent, key.rater, default_window, extra,
     )  # fmt: skip
-    tail, first, alerts, overrides = (_json(v) for v in row.values())
+    if row is None:
+        return None
+    status, population, client_id, clinician, *series = row.values()
+    tail, first, alerts, overrides = (_json(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
     by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
     history = [by_session[n] for n in sorted(by_session)]
-    return history, [alert_row(a) for a in alerts], overrides or {}
+    # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
+    facts = EpisodeFacts(
+        status, population, uuid.UUID(bytes=client_id.bytes), uuid.UUID(bytes=clinician.bytes)
+    )
+    return facts, history, [alert_row(a) for a in alerts], overrides or {}
 
 
 FULL_SERIES = f"""

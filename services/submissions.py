@@ -121,19 +121,29 @@ async def _store(
     return inserted
 
 
-async def _episode_for_submission(
-    uow: UnitOfWork, actor: Actor, episode_id: uuid.UUID
-) -> EpisodeFacts:
+# history_needed() = repair window + this; the context function reads the window from settings.
+_HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
+SubmissionContext = tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]
+
+
+async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> SubmissionContext:
+    """The episode (404 when the actor may not see it) with its alert lock held, and what the
+    alert rules need of the series: its first score and latest sessions, its unresolved alerts and
+    the organisation's alert settings."""
     driver = await uow.driver_transaction()
     if driver is not None:
-        found = await pg_hot_path.episode_for_submission(
-            driver, actor.org_id, episode_id, actor.clinician_id
+        found = await pg_hot_path.submission_context(
+            driver,
+            key,
+            actor.clinician_id,
+            default_window=DEFAULT_REPAIR_WINDOW,
+            extra=_HISTORY_BEYOND_WINDOW,
         )
         if found is None:
             raise NotFound("episode not found")
         return found
     conn = await uow.connection()
-    params = {"org_id": actor.org_id, "episode_id": episode_id}
+    params = {"org_id": actor.org_id, "episode_id": key.episode_id}
     stmt = _EPISODE_FOR_SUBMISSION
     if actor.clinician_id is not None:
         stmt = _EPISODE_FOR_SUBMISSION_BY_CLINICIAN
@@ -141,29 +151,13 @@ async def _episode_for_submission(
     row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
         raise NotFound("episode not found")
-    return EpisodeFacts(*row)
-
-
-async def _series_state(
-    uow: UnitOfWork, key: SeriesKey
-) -> tuple[list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]:
-    """The series' first score and latest sessions, its unresolved alerts and the organisation's
-    alert settings."""
-    driver = await uow.driver_transaction()
-    if driver is not None:
-        return await pg_hot_path.series_state(
-            driver,
-            key,
-            default_window=DEFAULT_REPAIR_WINDOW,
-            extra=history_needed() - DEFAULT_REPAIR_WINDOW,
-        )
-    conn = await uow.connection()
+    # No lock to take: SQLite's writers take turns (BEGIN IMMEDIATE).
     overrides = await alert_store.load_overrides(conn, key.org_id)
     history = await alert_store.load_points(
         conn, key, tail=history_needed(alert_engine.settings_for(overrides))
     )
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=True)
-    return history, rows, overrides
+    return EpisodeFacts(*row), history, rows, overrides
 
 
 async def _recompute_after_store(
@@ -204,7 +198,10 @@ async def create_submission(
     definition = await resolve_named(
         uow, actor=actor, code=data.instrument, field="body.instrument"
     )
-    facts = await _episode_for_submission(uow, actor, data.episode_id)
+    key = SeriesKey(
+        actor.org_id, data.episode_id, definition.code, data.respondent, data.rater or ""
+    )
+    facts, history, open_rows, overrides = await _submission_context(uow, actor, key)
     if facts.status != "active":
         raise Conflict("the episode is closed; reopen it to add submissions")
     if data.respondent not in definition.respondents:
@@ -237,10 +234,6 @@ async def create_submission(
     audit_event = audit.event_values(
         actor, action="submission.create", resource_type="submission", resource_id=values["id"]
     )
-    key = SeriesKey(
-        actor.org_id, data.episode_id, definition.code, data.respondent, values["rater"]
-    )
-    history, open_rows, overrides = await _series_state(uow, key)
     ctx = alert_engine.SeriesContext(
         key, definition, facts.population, alert_engine.settings_for(overrides)
     )
