@@ -88,6 +88,18 @@ def asyncpg_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+async def _end_transaction(connection: Any) -> None:
+    """Reset for pooled driver connections: end a transaction left open, nothing more.
+
+    asyncpg's default reset sends a query on every release (unlock advisory locks, close cursors,
+    unlisten, RESET ALL): one more round trip per request. Attune's driver connections never
+    leave session state behind — its locks are transaction-level, its settings `SET LOCAL`, it
+    opens no cursors and listens to nothing — so ending the transaction is all there is to undo.
+    """
+    if connection.is_in_transaction():
+        await connection.execute("ROLLBACK")
+
+
 async def create_driver_pool(settings: Settings) -> Any | None:
     """On PostgreSQL, an asyncpg pool for the submission hot path (see `UnitOfWork`)."""
     if settings.is_sqlite:
@@ -102,6 +114,7 @@ async def create_driver_pool(settings: Settings) -> Any | None:
         timeout=settings.db_timeout_seconds,
         command_timeout=settings.db_timeout_seconds * 6,
         server_settings={"application_name": "attune"},
+        reset=_end_transaction,
     )
 
 
