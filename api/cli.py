@@ -4,6 +4,8 @@ Usage:
     attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL
     attune seed-demo            on an empty database: create the demo org, print an admin key
     attune admin-key SLUG       print a new admin key for an existing organization
+    attune recompute-alerts SLUG
+                                re-derive every alert of an organization from its history
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
     attune run                  migrate, seed-demo, serve: what `make run` does
 """
@@ -74,6 +76,43 @@ async def _mint_admin_key(settings: Settings, slug: str, *, create_demo: bool) -
         await engine.dispose()
 
 
+async def _recompute_alerts(settings: Settings, slug: str) -> dict[str, int] | None:
+    """Every episode of the organization, one transaction each: a long recompute never holds more
+    than one episode's lock, and what is done stays done if it is interrupted."""
+    from models.audit import AuditEvent
+    from services import alert_engine, audit
+
+    engine = create_engine(settings)
+    counts = {"episodes": 0, "created": 0, "updated": 0, "resolved": 0}
+    try:
+        async with engine.connect() as conn:
+            org_id = await conn.scalar(
+                select(col(Organization.id)).where(col(Organization.slug) == slug)
+            )
+            episodes = await alert_engine.episodes_with_submissions(conn, org_id)
+        if org_id is None:
+            return None
+        for episode_id in episodes:
+            async with engine.begin() as conn:
+                writes = await alert_engine.recompute_episode(conn, org_id, episode_id)
+                counts["episodes"] += 1
+                for change, _ in writes:
+                    counts[change] += 1
+        async with engine.begin() as conn:
+            actor = Actor(
+                principal=Principal(None, org_id, frozenset({"admin"}), None),
+                client_address="console",
+            )
+            await conn.execute(
+                AuditEvent.__table__.insert(),  # type: ignore[attr-defined]
+                audit.event_values(actor, action="alert.recompute", resource_type="organization",
+                                   resource_id=org_id),
+            )  # fmt: skip
+        return counts
+    finally:
+        await engine.dispose()
+
+
 def seed_demo(settings: Settings) -> None:
     key = asyncio.run(_mint_admin_key(settings, DEMO_SLUG, create_demo=True))
     if key is None:
@@ -116,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("seed-demo")
     key_parser = sub.add_parser("admin-key")
     key_parser.add_argument("slug")
+    recompute_parser = sub.add_parser("recompute-alerts")
+    recompute_parser.add_argument("slug")
     sub.add_parser("serve")
     sub.add_parser("run")
     args = parser.parse_args(argv)
@@ -129,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         if key is None:
             sys.exit(f"no organization with slug '{args.slug}'")
         print(key)
+    elif args.command == "recompute-alerts":
+        counts = asyncio.run(_recompute_alerts(settings, args.slug))
+        if counts is None:
+            sys.exit(f"no organization with slug '{args.slug}'")
+        print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "serve":
         serve(settings)
     elif args.command == "run":

@@ -215,16 +215,22 @@ async def recompute_episode(
     return writes
 
 
+async def episodes_with_submissions(
+    conn: AsyncConnection, org_id: uuid.UUID | None, *, instruments: set[str] | None = None
+) -> list[uuid.UUID]:
+    s = _SUBMISSIONS
+    stmt = select(s.c.episode_id).distinct().where(s.c.org_id == org_id)
+    if instruments is not None:
+        stmt = stmt.where(s.c.instrument.in_(sorted(instruments)))
+    return list((await conn.scalars(stmt.order_by(s.c.episode_id))).all())
+
+
 async def recompute_organization(
     conn: AsyncConnection, org_id: uuid.UUID, *, instruments: set[str] | None = None
 ) -> tuple[int, Writes]:
     """Every episode with submissions (of ``instruments``); returns (episodes, writes)."""
     settings = settings_for(await alert_store.load_overrides(conn, org_id))
-    s = _SUBMISSIONS
-    stmt = select(s.c.episode_id).distinct().where(s.c.org_id == org_id)
-    if instruments is not None:
-        stmt = stmt.where(s.c.instrument.in_(sorted(instruments)))
-    episodes = (await conn.scalars(stmt.order_by(s.c.episode_id))).all()
+    episodes = await episodes_with_submissions(conn, org_id, instruments=instruments)
     writes: Writes = []
     for episode_id in episodes:
         writes += await recompute_episode(
