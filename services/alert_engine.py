@@ -142,7 +142,15 @@ def derive_full(
     except Exception:
         log.exception("alert rules failed; evaluating the risk rule alone")
         derived = replay(ctx.definition, points, population, _risk_only(), closed)
-    return reconcile(derived, rows, series=ctx.row_columns(), now=now, full=True, new_id=new_id)
+    return reconcile(
+        derived,
+        rows,
+        series=ctx.row_columns(),
+        now=now,
+        full=True,
+        new_id=new_id,
+        valid_submissions={p.submission_id for p in points},
+    )
 
 
 # ----- recompute from the database ----------------------------------------------------------------

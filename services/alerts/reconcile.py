@@ -21,7 +21,7 @@ people did (acknowledged, resolved, notes). Reconciling keeps both:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -153,10 +153,12 @@ def reconcile(
     now: datetime,
     full: bool,
     new_id: Callable[[], uuid.UUID],
+    valid_submissions: Collection[str] = (),
 ) -> list[tuple[Change, dict[str, Any]]]:
     """The rows to write, each with what happened to it, in the order they must be written (see
     :func:`_write_order`). ``stored``: the series' rows — all of them for a full recompute, the
-    unresolved ones for one new submission (``full=False``: nothing is retracted then)."""
+    unresolved ones for one new submission (``full=False``: nothing is retracted then).
+    ``valid_submissions``: the ids of the series' valid submissions (full recompute)."""
     by_identity = {key: row for row in stored if (key := identity(row)) is not None}
     matched: set[Identity] = set()
     writes: list[tuple[Change, dict[str, Any]]] = []
@@ -178,15 +180,28 @@ def reconcile(
             writes.append((change, after))
     if not full:
         return _write_order(writes)
+    valid = {state.submission_id for state in derived} | set(valid_submissions)
+    open_keys = {(s.rule_id, s.instrument, s.subscale) for s in derived if s.status == "open"}
     for key, row in by_identity.items():
         if key in matched or row["resolved_by_key_id"] is not None:
             continue
         if row["type"] not in RULES or row["resolution"] == "retracted":
             continue
+        if (
+            row["type"] == "risk.item"
+            and row["status"] != "resolved"
+            and str(row["submission_id"]) in valid
+            and key[:3] not in open_keys
+        ):
+            # A risk answer that still stands is cleared only by a person (DESIGN.md §6), even
+            # when a changed threshold would no longer raise it. Only voiding the answer
+            # retracts it, or a newer risk alert of the same key taking its place.
+            continue
         after = {**row, "status": "resolved", "resolution": "retracted", "updated_at": now}
         if row["status"] != "resolved":
             after["resolved_at"] = now
-        writes.append(("resolved", after))
+        # An alert that had already cleared only changes its resolution.
+        writes.append(("resolved" if row["status"] != "resolved" else "updated", after))
     return _write_order(writes)
 
 

@@ -223,3 +223,18 @@ def test_a_trigger_after_a_person_resolved_opens_a_new_alert() -> None:
         (1, "resolved"), (2, "open"),
     ]  # fmt: skip
     assert risks[0]["resolution"] == "discussed"
+
+
+def test_a_raised_risk_threshold_leaves_an_open_risk_alert_for_a_person() -> None:
+    points = phq_points([(12.0, 1)], [1])
+    store = one_by_one(ctx_for("phq-9"), points)
+    stricter = ctx_for("phq-9", **{"risk.item": {"params": {"thresholds": {"phq-9": {"q9": 2}}}}})
+    assert derive_full(stricter, points, list(store.values()), NOW) == []
+
+
+def test_voiding_the_risk_answer_retracts_its_alert() -> None:
+    ctx = ctx_for("phq-9")
+    points = phq_points([(12.0, 1)], [1])
+    store = one_by_one(ctx, points)
+    ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
+    assert (change, row["type"], row["resolution"]) == ("resolved", "risk.item", "retracted")
