@@ -3,7 +3,6 @@ after voids, late entries and setting changes, handled by people, and seen only 
 
 import uuid
 from collections import Counter
-from datetime import datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -92,13 +91,9 @@ async def put_rule(tenant: Tenant, rule_id: str, body: dict[str, Any], *, status
 
 
 def as_stored(alert: dict[str, Any]) -> dict[str, Any]:
-    """An alert without the submission's ``change``, its timestamps parsed (the submission route
-    renders UTC as +00:00, the alert routes as Z)."""
-    out = {k: v for k, v in alert.items() if k != "change"}
-    for name in ("created_at", "updated_at", "acknowledged_at", "resolved_at"):
-        if out[name] is not None:
-            out[name] = datetime.fromisoformat(out[name])
-    return out
+    """An alert as a submission lists it, without the submission's ``change``: every route
+    renders it alike, timestamps included."""
+    return {k: v for k, v in alert.items() if k != "change"}
 
 
 def error_fields(problem: dict[str, Any]) -> set[str]:

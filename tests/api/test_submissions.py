@@ -294,3 +294,21 @@ async def test_submission_is_audited_without_its_answers(attune: Attune) -> None
     created = [e for e in events if e["action"] == "submission.create"]
     assert [e["resource_id"] for e in created] == [sub["id"]]
     assert_audit_events_carry_no_content(events, "9.1", "8.4", "8.8", "35.3")
+
+
+async def test_a_submission_reads_back_exactly_as_it_was_answered(attune: Attune) -> None:
+    """The POST's body (rendered by orjson) and a GET's (rendered by pydantic) agree to the
+    character, timestamps in UTC as Z included."""
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    posted = await submit(
+        tenant, eid, "srs", 1, srs(8, 8, 8, 8), occurred_at="2026-11-20T16:00:00+01:00"
+    )
+    got = expect(
+        await attune.http.get(f"/v1/submissions/{posted['id']}", headers=tenant.admin), 200
+    )
+    assert posted["created_at"].endswith("Z")
+    assert posted["occurred_at"] == "2026-11-20T15:00:00Z"
+    assert {k: v for k, v in got.items() if k != "alerts"} == {
+        k: v for k, v in posted.items() if k != "alerts"
+    }
