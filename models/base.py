@@ -24,13 +24,27 @@ SQLModel.metadata.naming_convention = {
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
+_last_id = (0, 0)  # (millisecond, counter) of the previous id made by this process
+
+
 def new_id() -> uuid.UUID:
-    """A UUIDv7: time-ordered, so keyset pagination by id follows creation order."""
+    """A UUIDv7: time-ordered, so keyset pagination by id follows creation order — also within
+    one millisecond: rand_a is a counter there (RFC 9562 §6.2, method 1), seeded at random each
+    new millisecond, and a counter that runs out borrows the next millisecond."""
+    global _last_id
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    last_millis, last_counter = _last_id
+    if millis <= last_millis:
+        millis, counter = last_millis, last_counter + 1
+        if counter > 0xFFF:
+            millis, counter = millis + 1, 0
+    else:
+        counter = int.from_bytes(os.urandom(2), "big") & 0x7FF  # leaves room to count up
+    _last_id = (millis, counter)
+    rand = int.from_bytes(os.urandom(8), "big")
     value = (millis & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76  # version 7
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
+    value |= counter << 64  # rand_a, 12 bits: the counter
     value |= 0b10 << 62  # RFC 9562 variant
     value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
     return uuid.UUID(int=value)
