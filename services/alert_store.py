@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.alerts import Alert, AlertRuleSetting
@@ -51,6 +51,7 @@ class EpisodeFacts:
     population: str
     client_id: uuid.UUID
     clinician_id: uuid.UUID
+    alert_seq: int = 0
 
 
 def point(
@@ -75,34 +76,31 @@ def _where(table: Any, key: SeriesKey) -> list[ColumnElement[bool]]:
     ]
 
 
-# The advisory-lock key of an episode's alerts: (namespace, hash of the episode id). The function
-# attune_submission_context (alerts migration) takes the same lock.
-_LOCK_NAMESPACE = 1096045653
-
-
 async def lock_episode(
     conn: AsyncConnection, org_id: uuid.UUID, episode_id: uuid.UUID
 ) -> EpisodeFacts | None:
-    """The episode's facts, with its alert lock held to the end of the transaction on PostgreSQL:
-    whoever changes an episode's alerts holds it, so submissions, voids, recomputes and people's
-    acknowledgements of one episode take turns (SQLite's writers take turns anyway). A
-    transaction-level advisory lock rather than a row lock: it writes nothing."""
-    if conn.dialect.name == "postgresql":
+    """The episode's facts, with its row locked to the end of the transaction and its
+    ``alert_seq`` bumped: whoever changes an episode's alerts does this first, so voids,
+    recomputes and people's acknowledgements take turns, and a submission that read the episode
+    before them finds ``alert_seq`` changed and reads again (services/submissions.py). The read
+    that follows the lock sees whatever the previous holder committed."""
+    bumped = (
         await conn.execute(
-            select(
-                func.pg_advisory_xact_lock(
-                    _LOCK_NAMESPACE, func.hashtext(literal(str(episode_id), Text))
-                )
-            )
+            update(_EPISODES)
+            .where(_EPISODES.c.org_id == org_id, _EPISODES.c.id == episode_id)
+            .values(alert_seq=_EPISODES.c.alert_seq + 1)
+            .returning(_EPISODES.c.client_id)
         )
+    ).one_or_none()
+    if bumped is None:
+        return None
     stmt = (
         select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
-        .add_columns(_EPISODES.c.clinician_id)
+        .add_columns(_EPISODES.c.clinician_id, _EPISODES.c.alert_seq)
         .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
         .where(_EPISODES.c.org_id == org_id, _EPISODES.c.id == episode_id)
     )
-    row = (await conn.execute(stmt)).one_or_none()
-    return None if row is None else EpisodeFacts(*row)
+    return EpisodeFacts(*(await conn.execute(stmt)).one())
 
 
 async def load_points(

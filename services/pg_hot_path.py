@@ -40,12 +40,49 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     )
 
 
-# What a new submission needs, in one round trip: the function (created by the alerts migration)
-# takes the episode's alert lock, then reads the episode (status, client's population, client,
-# clinician; none when the actor may not see it) and the series: its latest sessions (as many as
+# What a new submission needs, in one statement (one snapshot): the episode (none when the actor
+# may not see it) with its alert_seq, and the series: its latest sessions (as many as
 # history_needed asks: the rupture repair window, the organisation's or the default $7, plus $8)
-# and its first score, its unresolved alerts, and the organisation's alert settings.
-SUBMISSION_CONTEXT = "SELECT * FROM attune_submission_context($1, $2, $3, $4, $5, $6, $7, $8)"
+# and its first score, its unresolved alerts, and the organisation's alert settings. No lock: the
+# store below writes only if alert_seq is still what this read saw.
+SUBMISSION_CONTEXT = """
+    SELECT e.status, c.population, e.client_id, e.clinician_id, e.alert_seq,
+        (SELECT coalesce(json_agg(json_build_array(t.session_number, t.id, t.total,
+                    t.scores -> 'subscales') ORDER BY t.session_number), '[]'::json)
+         FROM (SELECT s.session_number, s.id, s.total, s.scores FROM submissions s
+               WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
+                 AND s.respondent = $5 AND s.rater = $6 AND s.status = 'valid'
+               ORDER BY s.session_number DESC
+               LIMIT coalesce((SELECT (r.body #>> '{params,repair_window}')::int
+                               FROM alert_rule_settings r
+                               WHERE r.org_id = $1 AND r.rule_id = 'alliance.rupture'), $7)
+                     + $8) t),
+        (SELECT json_build_array(s.session_number, s.id, s.total, s.scores -> 'subscales')
+         FROM submissions s
+         WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
+           AND s.respondent = $5 AND s.rater = $6 AND s.status = 'valid'
+           AND s.total IS NOT NULL
+         ORDER BY s.session_number LIMIT 1),
+        (SELECT coalesce(json_agg(a ORDER BY a.id), '[]'::json) FROM alerts a
+         WHERE a.org_id = $1 AND a.episode_id = $2 AND a.instrument = $4
+           AND a.respondent = $5 AND a.rater = $6 AND a.status <> 'resolved'
+           AND a.type <> 'concern.reported'),
+        (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
+         WHERE r.org_id = $1)
+    FROM episodes e JOIN clients c ON c.id = e.client_id
+    WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
+"""
+LOCK_ALERT_SEQ = """
+    UPDATE episodes SET alert_seq = alert_seq + 1 WHERE org_id = $1 AND id = $2
+"""
+
+
+async def lock_alert_seq(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
+    """Take the episode's row lock for the rest of the transaction (services/alert_store.py
+    lock_episode does the same on the ORM paths)."""
+    await driver.execute(LOCK_ALERT_SEQ, org_id, episode_id)
+
+
 _SERIES = """org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4
     AND rater = $5"""
 
@@ -94,7 +131,7 @@ async def submission_context(
     )  # fmt: skip
     if row is None:
         return None
-    status, population, client_id, clinician, *series = row.values()
+    status, population, client_id, clinician, alert_seq, *series = row.values()
     tail, first, alerts, overrides = (_json(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
@@ -102,7 +139,11 @@ async def submission_context(
     history = [by_session[n] for n in sorted(by_session)]
     # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
     facts = EpisodeFacts(
-        status, population, uuid.UUID(bytes=client_id.bytes), uuid.UUID(bytes=clinician.bytes)
+        status,
+        population,
+        uuid.UUID(bytes=client_id.bytes),
+        uuid.UUID(bytes=clinician.bytes),
+        alert_seq,
     )
     return facts, history, [alert_row(a) for a in alerts], overrides or {}
 
@@ -160,11 +201,23 @@ async def write_alerts(driver: Any, writes: Sequence[tuple[str, dict[str, Any]]]
 # The session upsert, the submission insert and its audit event in one statement (data-modifying
 # CTEs): one round trip instead of three. The partial index predicate is a literal: PostgreSQL must
 # see it to infer the index, and a generic prepared plan would hide a parameter's value.
+# The session upsert, the submission insert, its audit event and the alert changes in one
+# statement (data-modifying CTEs): one round trip, atomic without a transaction of its own. It
+# writes only if the episode's alert_seq is still the one the context was read at ($19), and bumps
+# it: a writer that came in between (another submission of the episode, a void, a person's
+# acknowledgement) makes this one write nothing, and the caller reads and evaluates again. Under
+# READ COMMITTED the UPDATE waits for such a writer and then checks its committed row, so the
+# check cannot miss one. The partial index predicate is a literal: PostgreSQL must see it to infer
+# the index, and a generic prepared plan would hide a parameter's value.
 STORE_SUBMISSION = (
     """
-    WITH s AS (
+    WITH v AS (
+        UPDATE episodes SET alert_seq = alert_seq + 1
+        WHERE org_id = $2 AND id = $3 AND alert_seq = $19
+        RETURNING id
+    ), s AS (
         INSERT INTO sessions (id, org_id, episode_id, session_number, occurred_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        SELECT $1, $2, $3, $4, $5, $6 FROM v
         ON CONFLICT (org_id, episode_id, session_number)
         DO UPDATE SET occurred_at = COALESCE(sessions.occurred_at, EXCLUDED.occurred_at)
         RETURNING id
@@ -187,7 +240,7 @@ STORE_SUBMISSION = (
     + _UPSERT_ALERTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$ROWS", "$18")
     + """
     )
-    SELECT id FROM sub
+    SELECT EXISTS (SELECT 1 FROM v), (SELECT id FROM sub)
 """
 )
 
@@ -199,9 +252,11 @@ async def store_submission(
     values: dict[str, Any],
     audit: dict[str, Any],
     alerts: Sequence[tuple[str, dict[str, Any]]],
-) -> uuid.UUID | None:
+    alert_seq: int,
+) -> tuple[bool, uuid.UUID | None]:
+    """(alert_seq was still current, the inserted submission's id or None for a duplicate)."""
     occurred_at: datetime | None = values["occurred_at"]
-    inserted: uuid.UUID | None = await driver.fetchval(
+    current, inserted = await driver.fetchrow(
         STORE_SUBMISSION,
         session_id,
         values["org_id"],
@@ -221,8 +276,9 @@ async def store_submission(
         audit["id"],
         audit["client_address"],
         alert_rows_json(alerts),
+        alert_seq,
     )
-    return inserted
+    return current, inserted
 
 
 EXISTING_VALID = """

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, text
+from sqlalchemy import Select, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -58,7 +58,7 @@ _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 _EPISODE_FOR_SUBMISSION = (
     select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
-    .add_columns(_EPISODES.c.clinician_id)
+    .add_columns(_EPISODES.c.clinician_id, _EPISODES.c.alert_seq)
     .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
     .where(_EPISODES.c.org_id == bindparam("org_id"))
     .where(_EPISODES.c.id == bindparam("episode_id"))
@@ -91,10 +91,15 @@ def _sqlite_writes() -> tuple[Any, Any]:
 
 
 async def _store(
-    uow: UnitOfWork, values: dict[str, Any], audit_event: dict[str, Any], alerts: Writes
-) -> uuid.UUID | None:
-    """Insert session (if new), submission, audit event and the alert changes; None when a valid
-    submission for the same session, instrument, respondent and rater exists already."""
+    uow: UnitOfWork,
+    values: dict[str, Any],
+    audit_event: dict[str, Any],
+    alerts: Writes,
+    alert_seq: int,
+) -> tuple[bool, uuid.UUID | None]:
+    """Insert session (if new), submission, audit event and the alert changes, if the episode's
+    ``alert_seq`` is still the one read; (it was, the new submission's id or None when a valid
+    submission for the same session, instrument, respondent and rater exists already)."""
     session_values = {
         "org_id": values["org_id"],
         "episode_id": values["episode_id"],
@@ -102,12 +107,25 @@ async def _store(
         "occurred_at": values["occurred_at"],
         "created_at": values["created_at"],
     }
-    driver = await uow.driver_transaction()
+    driver = await uow.driver()
     if driver is not None:
         return await pg_hot_path.store_submission(
-            driver, session_id=new_id(), values=values, audit=audit_event, alerts=alerts
+            driver,
+            session_id=new_id(),
+            values=values,
+            audit=audit_event,
+            alerts=alerts,
+            alert_seq=alert_seq,
         )
     conn = await uow.connection()
+    bumped = await conn.execute(
+        update(_EPISODES)
+        .where(_EPISODES.c.org_id == values["org_id"], _EPISODES.c.id == values["episode_id"])
+        .where(_EPISODES.c.alert_seq == alert_seq)
+        .values(alert_seq=_EPISODES.c.alert_seq + 1)
+    )
+    if bumped.rowcount == 0:
+        return False, None
     upsert_session, insert_submission = _sqlite_writes()
     session_id = (
         await conn.execute(upsert_session, {"id": new_id(), **session_values})
@@ -118,7 +136,7 @@ async def _store(
     if inserted is not None:
         await conn.execute(_INSERT_AUDIT, audit_event)
         await alert_store.write_alert_rows(conn, alerts)
-    return inserted
+    return True, inserted
 
 
 # history_needed() = repair window + this; the context function reads the window from settings.
@@ -127,10 +145,10 @@ SubmissionContext = tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]],
 
 
 async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> SubmissionContext:
-    """The episode (404 when the actor may not see it) with its alert lock held, and what the
-    alert rules need of the series: its first score and latest sessions, its unresolved alerts and
-    the organisation's alert settings."""
-    driver = await uow.driver_transaction()
+    """The episode (404 when the actor may not see it) and what the alert rules need of the
+    series: its first score and latest sessions, its unresolved alerts and the organisation's
+    alert settings."""
+    driver = await uow.driver()
     if driver is not None:
         found = await pg_hot_path.submission_context(
             driver,
@@ -151,13 +169,22 @@ async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> 
     row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
         raise NotFound("episode not found")
-    # No lock to take: SQLite's writers take turns (BEGIN IMMEDIATE).
     overrides = await alert_store.load_overrides(conn, key.org_id)
     history = await alert_store.load_points(
         conn, key, tail=history_needed(alert_engine.settings_for(overrides))
     )
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=True)
     return EpisodeFacts(*row), history, rows, overrides
+
+
+async def _lock_episode_alerts(uow: UnitOfWork, key: SeriesKey) -> None:
+    """Open the request's transaction and take the episode's alert lock in it (bumping
+    ``alert_seq``, as every writer of an episode's alerts does)."""
+    driver = await uow.driver_transaction()
+    if driver is not None:
+        await pg_hot_path.lock_alert_seq(driver, key.org_id, key.episode_id)
+        return
+    await alert_store.lock_episode(await uow.connection(), key.org_id, key.episode_id)
 
 
 async def _recompute_after_store(
@@ -201,19 +228,6 @@ async def create_submission(
     key = SeriesKey(
         actor.org_id, data.episode_id, definition.code, data.respondent, data.rater or ""
     )
-    facts, history, open_rows, overrides = await _submission_context(uow, actor, key)
-    if facts.status != "active":
-        raise Conflict("the episode is closed; reopen it to add submissions")
-    if data.respondent not in definition.respondents:
-        raise InvalidInput.at(
-            "body.respondent",
-            f"allowed: {', '.join(definition.respondents)}",
-            type="respondent",
-            detail=f"{definition.code} is not rated by a {data.respondent}",
-        )
-    scores = _score(definition, data.answers, facts.population)
-    now = utcnow()
-
     values: dict[str, Any] = {
         "id": new_id(),
         "org_id": actor.org_id,
@@ -224,24 +238,48 @@ async def create_submission(
         "respondent": data.respondent,
         "rater": data.rater or "",
         "answers": data.answers,
-        "scores": scores.model_dump(mode="json"),
-        "total": scores.total,
         "status": "valid",
         "occurred_at": data.occurred_at,
-        "created_at": now,
         "created_by_key_id": actor.principal.key_id,
     }
     audit_event = audit.event_values(
         actor, action="submission.create", resource_type="submission", resource_id=values["id"]
     )
-    ctx = alert_engine.SeriesContext(
-        key, definition, facts.population, alert_engine.settings_for(overrides)
-    )
-    new = alert_store.point(
-        data.session_number, values["id"], scores.total, scores.subscales, data.answers
-    )
-    alerts = alert_engine.evaluate_new(ctx, history, new, open_rows, now)
-    inserted = await _store(uow, values, audit_event, alerts or [])
+    # Optimistic first: read, evaluate, and store if nothing changed the episode's alerts in
+    # between; no lock is held while the rules run, and two writers of one episode at the same
+    # moment are rare. If something did change them, the second attempt holds the episode's lock
+    # from the read to the commit, so it cannot be overtaken.
+    for attempt in range(2):
+        if attempt:
+            await _lock_episode_alerts(uow, key)
+        facts, history, open_rows, overrides = await _submission_context(uow, actor, key)
+        if facts.status != "active":
+            raise Conflict("the episode is closed; reopen it to add submissions")
+        if data.respondent not in definition.respondents:
+            raise InvalidInput.at(
+                "body.respondent",
+                f"allowed: {', '.join(definition.respondents)}",
+                type="respondent",
+                detail=f"{definition.code} is not rated by a {data.respondent}",
+            )
+        scores = _score(definition, data.answers, facts.population)
+        now = utcnow()
+        values.update(scores=scores.model_dump(mode="json"), total=scores.total, created_at=now)
+        ctx = alert_engine.SeriesContext(
+            key, definition, facts.population, alert_engine.settings_for(overrides)
+        )
+        new = alert_store.point(
+            data.session_number, values["id"], scores.total, scores.subscales, data.answers
+        )
+        alerts = alert_engine.evaluate_new(ctx, history, new, open_rows, now)
+        if alerts is None:
+            # A late entry: the series is recomputed once it is stored, in one transaction.
+            await uow.driver_transaction()
+        current, inserted = await _store(uow, values, audit_event, alerts or [], facts.alert_seq)
+        if current:
+            break
+    else:
+        raise Conflict("the episode's alerts kept changing during this submission; send it again")
     if inserted is None:
         existing = await _existing_valid(uow, values)
         raise Conflict(
@@ -258,7 +296,7 @@ async def create_submission(
 async def _existing_valid(uow: UnitOfWork, values: dict[str, Any]) -> uuid.UUID | None:
     """The valid submission that took this one's place (session, instrument, respondent, rater)."""
     key = [values[name] for name in _SERIES_KEY]
-    driver = await uow.driver_transaction()
+    driver = await uow.driver()
     if driver is not None:
         return await pg_hot_path.existing_valid(driver, *key)
     conn = await uow.connection()

@@ -59,7 +59,10 @@ def display_name(defn: InstrumentDefinition) -> str:
     """Short name of a built-in (SRS, WAI-SR, PHQ-9, …); an organisation's instrument by its
     definition's name (even if its code happens to match a built-in's)."""
     short = _DISPLAY_NAMES.get(defn.code)
-    if short is not None and builtin_instruments().get(defn.code) == defn:
+    if short is None:
+        return defn.name
+    builtin = builtin_instruments().get(defn.code)
+    if builtin is defn or builtin == defn:  # identity first: comparing definitions is costly
         return short
     return defn.name
 

@@ -86,9 +86,11 @@ def find_ruptures(
     ruptures: list[Rupture] = []
     for i in range(MIN_EARLIER, len(points)):
         previous, current = values[i - 1], values[i]
+        if previous - current < min_drop - 1e-6:
+            continue  # clearly below the floor whatever the SD (float suffices to tell)
         drop = float(dec(previous) - dec(current))  # exact: 35.3 - 34.1 is 1.2
         if drop < min_drop:
-            continue  # below the floor whatever the SD: skip the (exact, slow) SD
+            continue
         earlier = values[max(0, i - SD_WINDOW) : i]
         earlier_sd = statistics.stdev(earlier)
         threshold = max(k * earlier_sd, min_drop)

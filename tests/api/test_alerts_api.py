@@ -1,13 +1,16 @@
 """Alerts through the API (issue #4, DESIGN.md §6): raised in the submission's response, recomputed
 after voids, late entries and setting changes, handled by people, and seen only by whom may."""
 
+import asyncio
 import uuid
 from collections import Counter
 from typing import Any
 
 from fastapi import FastAPI
 
+from api.cli import _recompute_alerts
 from services import alert_lifecycle
+from services.config import Settings
 from services.database import UnitOfWork
 from tests.support import Attune, Tenant, bearer, expect, items, ors, srs, submit
 
@@ -730,3 +733,70 @@ async def test_alert_lists_filter_paginate_newest_first_and_follow_the_caseload(
     assert (await get_alert(tenant, a3))["status"] == "open"
     mine = await attune.http.post(f"/v1/alerts/{a1}/acknowledge", json={}, headers=caseload)
     assert expect(mine, 200)["status"] == "acknowledged"
+
+
+async def test_an_organisations_own_instrument_raises_alerts_through_its_definition(
+    attune: Attune,
+) -> None:
+    """Kind, direction, cut-off, reliable change and risk items come from the organisation's
+    definition: a symptom measure where lower is better, cut-off 14, reliable change 7, and a
+    risk item at 2."""
+    tenant = await attune.tenant()
+    definition = {
+        "code": "mood-local", "version": "1", "name": "Local mood scale", "kind": "symptom",
+        "respondents": ["client"],
+        "items": [{"id": "score", "label": "Total score", "min": 0, "max": 63, "step": 1},
+                  {"id": "harm", "label": "Thoughts of harm", "min": 0, "max": 3, "step": 1,
+                   "in_total": False}],
+        "subscales": {}, "direction": "lower_is_better", "cutoff": 14, "reliable_change": 7,
+        "bands": [], "risk_items": [{"item": "harm", "threshold": 2, "label": "Thoughts of harm"}],
+        "citation": "Local.", "license": "own",
+    }  # fmt: skip
+    expect(await attune.http.post("/v1/instruments", json=definition, headers=tenant.admin), 201)
+    eid = (await tenant.episode())["id"]
+
+    first = await submit(tenant, eid, "mood-local", 1, {"score": 30, "harm": 1})
+    assert first["alerts"] == []  # harm 1 is under the organisation's threshold of 2
+    worse = await submit(tenant, eid, "mood-local", 2, {"score": 37, "harm": 2})
+    assert sorted((a["type"], a["severity"]) for a in worse["alerts"]) == [
+        ("outcome.deterioration", "high"), ("risk.item", "critical"),
+    ]  # fmt: skip
+    deterioration = next(a for a in worse["alerts"] if a["type"] == "outcome.deterioration")
+    assert deterioration["message"].startswith("Local mood scale total rose from 30")
+    stuck = await submit(tenant, eid, "mood-local", 4, {"score": 29, "harm": 0})
+    assert sorted((a["type"], a["change"], a["status"]) for a in stuck["alerts"]) == [
+        ("outcome.deterioration", "resolved", "resolved"),
+        ("outcome.not_on_track", "created", "open"),
+    ]
+
+
+async def test_concurrent_submissions_to_one_series_leave_the_alerts_a_recompute_would(
+    attune: Attune, settings: Settings
+) -> None:
+    """Twelve sessions of one SRS series sent at once (so some arrive late, and some read the
+    series while another is being stored): the stored alerts are exactly those the whole history
+    gives, with at most one unresolved alert per rule."""
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    totals = [9.5, 9.0, 8.0, 9.5, 7.0, 9.8, 9.9, 6.0, 9.0, 8.5, 9.9, 5.0]
+    responses = await asyncio.gather(
+        *(
+            attune.http.post(
+                "/v1/submissions",
+                json={"episode_id": eid, "instrument": "srs", "session_number": n,
+                      "answers": srs(v, v, v, v)},
+                headers=tenant.admin,
+            )
+            for n, v in enumerate(totals, start=1)
+        )
+    )  # fmt: skip
+    assert [r.status_code for r in responses] == [201] * len(totals)
+    listed = expect(
+        await attune.http.get(f"/v1/alerts?episode_id={eid}&limit=500", headers=tenant.admin), 200
+    )["items"]
+    unresolved = Counter(a["type"] for a in listed if a["status"] != "resolved")
+    assert all(n == 1 for n in unresolved.values()), unresolved
+    assert {"alliance.low", "alliance.drop"} <= {a["type"] for a in listed}
+    assert await _recompute_alerts(settings, tenant.slug) == {
+        "episodes": 1, "created": 0, "updated": 0, "resolved": 0,
+    }  # fmt: skip

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import asyncpg.exceptions
 import asyncpg.transaction
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -55,8 +56,11 @@ async def test_error_inside_a_request_rolls_back_its_earlier_writes(attune: Attu
 async def test_failed_commit_of_a_submission_saves_nothing(
     attune: Attune, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The submission, its session and its audit event share the request's transaction (on
-    PostgreSQL they are sent straight to the driver, which must not escape it)."""
+    """The submission, its session, its audit event and its alerts are committed together. On
+    SQLite they share the request's transaction; on PostgreSQL they are one statement that
+    commits as a whole (services/pg_hot_path.py), so nothing written before it may persist when
+    it fails."""
+    from services import pg_hot_path
     from tests.support import srs
 
     tenant = await attune.tenant()
@@ -66,18 +70,20 @@ async def test_failed_commit_of_a_submission_saves_nothing(
     async def failing_commit(self: Any) -> Any:
         raise OperationalError("COMMIT", {}, Exception("connection lost"))
 
+    async def lost_connection(*args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection lost")
+
     with monkeypatch.context() as patch:
-        # Both ways a unit of work can commit: SQLAlchemy's, and the asyncpg transaction of the
-        # PostgreSQL hot path.
         patch.setattr(AsyncConnection, "commit", failing_commit)
         patch.setattr(asyncpg.transaction.Transaction, "commit", failing_commit)
+        patch.setattr(pg_hot_path, "store_submission", lost_connection)
         response = await attune.http.post(
             "/v1/submissions",
             json={
                 "episode_id": eid,
                 "instrument": "srs",
                 "session_number": 1,
-                "answers": srs(9, 9, 9, 9),
+                "answers": srs(5, 5, 5, 5),  # would raise alliance.low
             },
             headers=tenant.admin,
         )
@@ -86,6 +92,10 @@ async def test_failed_commit_of_a_submission_saves_nothing(
         await attune.http.get(f"/v1/episodes/{eid}/submissions", headers=tenant.admin), 200
     )
     assert listed["items"] == []
+    alerts = expect(
+        await attune.http.get(f"/v1/alerts?episode_id={eid}", headers=tenant.admin), 200
+    )
+    assert alerts["items"] == []
     events = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)["items"]
     new = {e["action"] for e in events} - {e["action"] for e in events_before["items"]}
     assert "submission.create" not in new
