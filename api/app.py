@@ -22,7 +22,7 @@ from api.routes import (
     organizations,
     submissions,
 )
-from services.auth import ensure_bootstrap_key
+from services.auth import PrincipalCache, ensure_bootstrap_key
 from services.config import Settings, get_settings
 from services.database import create_driver_pool, create_engine, create_sessionmaker
 
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.key_cache = PrincipalCache()
     problems.install(app)
     # Routes are matched in order: the busiest (submissions) first.
     for router in (

@@ -44,8 +44,10 @@ def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require(scope: str) -> Any:
-    """A dependency that authenticates the bearer key and demands `scope` (401, then 403)."""
+def require(scope: str, *, key_rechecked: bool = False) -> Any:
+    """A dependency that authenticates the bearer key and demands `scope` (401, then 403).
+    ``key_rechecked``: the route's own statements check that the key is not revoked (on
+    PostgreSQL), so a key this process has seen need not be looked up first."""
 
     async def dependency(
         request: Request,
@@ -57,8 +59,9 @@ def require(scope: str) -> Any:
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
         settings: Settings = request.app.state.settings
+        cache = request.app.state.key_cache if key_rechecked and uow.dialect != "sqlite" else None
         principal = await authenticate(
-            uow, token=token.strip(), secret=settings.secret_key.get_secret_value()
+            uow, token=token.strip(), secret=settings.secret_key.get_secret_value(), cache=cache
         )
         actor = Actor(principal=principal, client_address=_client_address(request))
         if scope:
@@ -78,6 +81,8 @@ ClientsRead = Annotated[Actor, require("clients:read")]
 ClientsWrite = Annotated[Actor, require("clients:write")]
 SubmissionsRead = Annotated[Actor, require("submissions:read")]
 SubmissionsWrite = Annotated[Actor, require("submissions:write")]
+# POST /v1/submissions only: its statements check the key again (services/pg_hot_path.py).
+SubmissionWriter = Annotated[Actor, require("submissions:write", key_rechecked=True)]
 # Any key of an organization, whatever its scopes (instrument definitions are not health data).
 OrgKey = Annotated[Actor, require("")]
 

@@ -8,6 +8,7 @@ database holds the hash alone; a stolen table is useless without the secret.
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -85,11 +86,48 @@ def display_prefix(key: str) -> str:
     return key[: len(KEY_PREFIX) + 6]
 
 
-async def authenticate(uow: UnitOfWork, *, token: str, secret: str) -> Principal:
-    """Look a bearer token up by its keyed hash. Revoked keys fail on the very next request."""
+class PrincipalCache:
+    """Keys already looked up by this process, for the one route whose statements check the key
+    themselves (`POST /v1/submissions` on PostgreSQL: services/pg_hot_path.py re-checks
+    ``revoked_at`` in the statements that read and write, so a revoked key still fails on its
+    very next request). Keys never change but for revocation; entries expire only to bound the
+    memory held for keys no longer used."""
+
+    def __init__(self, max_entries: int = 10_000, ttl_seconds: float = 600.0) -> None:
+        self._entries: dict[str, tuple[Principal, float]] = {}
+        self._max = max_entries
+        self._ttl = ttl_seconds
+
+    def get(self, digest: str) -> Principal | None:
+        found = self._entries.get(digest)
+        if found is None or found[1] < time.monotonic():
+            return None
+        return found[0]
+
+    def put(self, digest: str, principal: Principal) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.pop(next(iter(self._entries)))  # the oldest
+        self._entries[digest] = (principal, time.monotonic() + self._ttl)
+
+
+async def authenticate(
+    uow: UnitOfWork, *, token: str, secret: str, cache: PrincipalCache | None = None
+) -> Principal:
+    """Look a bearer token up by its keyed hash. Revoked keys fail on the very next request.
+    With ``cache``, a key this process has seen is not looked up again: only for routes whose
+    own statements check that the key is not revoked."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid API key")
     digest = hash_key(token, secret)
+    if cache is not None and (cached := cache.get(digest)) is not None:
+        return cached
+    principal = await _look_up(uow, digest)
+    if cache is not None:
+        cache.put(digest, principal)
+    return principal
+
+
+async def _look_up(uow: UnitOfWork, digest: str) -> Principal:
     driver = await uow.driver()
     if driver is not None:
         row = await pg_hot_path.key_by_hash(driver, digest)

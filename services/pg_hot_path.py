@@ -18,6 +18,7 @@ import orjson
 
 from services.alert_store import EpisodeFacts, SeriesKey, point
 from services.alerts import SeriesPoint
+from services.errors import Unauthorized
 
 KEY_BY_HASH = """
     SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
@@ -40,13 +41,15 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     )
 
 
-# What a new submission needs, in one statement (one snapshot): the episode (none when the actor
-# may not see it) with its alert_seq, and the series: its latest sessions (as many as
+# What a new submission needs, in one statement (one snapshot): whether the key is still valid
+# (the route may have taken it from services/auth.PrincipalCache), the episode (none when the
+# actor may not see it) with its alert_seq, and the series: its latest sessions (as many as
 # history_needed asks: the rupture repair window, the organisation's or the default $7, plus $8)
 # and its first score, its unresolved alerts, and the organisation's alert settings. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
-    SELECT e.status, c.population, e.client_id, e.clinician_id, e.alert_seq,
+    SELECT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $9 AND k.revoked_at IS NULL),
+        e.status, c.population, e.client_id, e.clinician_id, e.alert_seq,
         (SELECT coalesce(json_agg(json_build_array(t.session_number, t.id, t.total,
                     t.scores -> 'subscales') ORDER BY t.session_number), '[]'::json)
          FROM (SELECT s.session_number, s.id, s.total, s.scores FROM submissions s
@@ -115,23 +118,31 @@ def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+KEY_VALID = "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)"
+
+
 async def submission_context(
     driver: Any,
     key: SeriesKey,
     clinician_id: uuid.UUID | None,
+    api_key_id: uuid.UUID | None,
     *,
     default_window: int,
     extra: int,
 ) -> tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]] | None:
     """(episode, first score and latest sessions in session order, unresolved alerts, settings),
-    or None when there is no such episode for the actor."""
+    or None when there is no such episode for the actor. Raises :class:`Unauthorized` when the
+    API key was revoked."""
     row = await driver.fetchrow(
         SUBMISSION_CONTEXT, key.org_id, key.episode_id, clinician_id, key.instrument,
-        key.respondent, key.rater, default_window, extra,
+        key.respondent, key.rater, default_window, extra, api_key_id,
     )  # fmt: skip
+    key_valid = row[0] if row is not None else await driver.fetchval(KEY_VALID, api_key_id)
+    if not key_valid:
+        raise Unauthorized("invalid or revoked API key")
     if row is None:
         return None
-    status, population, client_id, clinician, alert_seq, *series = row.values()
+    _, status, population, client_id, clinician, alert_seq, *series = row.values()
     tail, first, alerts, overrides = (_json(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
@@ -203,9 +214,10 @@ async def write_alerts(driver: Any, writes: Sequence[tuple[str, dict[str, Any]]]
 # see it to infer the index, and a generic prepared plan would hide a parameter's value.
 # The session upsert, the submission insert, its audit event and the alert changes in one
 # statement (data-modifying CTEs): one round trip, atomic without a transaction of its own. It
-# writes only if the episode's alert_seq is still the one the context was read at ($19), and bumps
-# it: a writer that came in between (another submission of the episode, a void, a person's
-# acknowledgement) makes this one write nothing, and the caller reads and evaluates again. Under
+# writes only if the episode's alert_seq is still the one the context was read at ($19) and the
+# key is still valid, and bumps alert_seq: a writer that came in between (another submission of
+# the episode, a void, a person's acknowledgement) makes this one write nothing, and the caller
+# reads and evaluates again. Under
 # READ COMMITTED the UPDATE waits for such a writer and then checks its committed row, so the
 # check cannot miss one. The partial index predicate is a literal: PostgreSQL must see it to infer
 # the index, and a generic prepared plan would hide a parameter's value.
@@ -214,6 +226,7 @@ STORE_SUBMISSION = (
     WITH v AS (
         UPDATE episodes SET alert_seq = alert_seq + 1
         WHERE org_id = $2 AND id = $3 AND alert_seq = $19
+            AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $15 AND k.revoked_at IS NULL)
         RETURNING id
     ), s AS (
         INSERT INTO sessions (id, org_id, episode_id, session_number, occurred_at, created_at)

@@ -154,6 +154,7 @@ async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> 
             driver,
             key,
             actor.clinician_id,
+            actor.principal.key_id,
             default_window=DEFAULT_REPAIR_WINDOW,
             extra=_HISTORY_BEYOND_WINDOW,
         )

@@ -12,6 +12,7 @@ from api.deps import (
     SessionDep,
     SubmissionsRead,
     SubmissionsWrite,
+    SubmissionWriter,
     UnitOfWorkDep,
     audit_target,
 )
@@ -37,7 +38,7 @@ InstrumentCode = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a
 async def create_submission(
     body: SubmissionCreate,
     request: Request,
-    actor: SubmissionsWrite,
+    actor: SubmissionWriter,
     uow: UnitOfWorkDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:

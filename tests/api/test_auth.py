@@ -117,3 +117,36 @@ async def test_organization_keys_cannot_be_given_the_system_scope(attune: Attune
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "body.scopes"
+
+
+async def test_a_key_revoked_after_submitting_cannot_submit_again(attune: Attune) -> None:
+    """POST /v1/submissions may reuse a key this process has already looked up
+    (services/auth.PrincipalCache); its statements check the key themselves, so revocation
+    still stops the very next submission, and nothing is stored."""
+    from tests.support import srs, submit
+
+    tenant = await attune.tenant()
+    key = await tenant.key("submissions:write", "submissions:read")
+    keys = expect(await attune.http.get("/v1/api-keys", headers=tenant.admin), 200)["items"]
+    key_id = next(k["id"] for k in keys if key.startswith(k["prefix"]) and k["name"] == "test key")
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9), headers=bearer(key))
+    expect(await attune.http.delete(f"/v1/api-keys/{key_id}", headers=tenant.admin), 204)
+    refused = await attune.http.post(
+        "/v1/submissions",
+        json={"episode_id": eid, "instrument": "srs", "session_number": 2,
+              "answers": srs(5, 5, 5, 5)},
+        headers=bearer(key),
+    )  # fmt: skip
+    assert refused.status_code == 401, refused.text
+    listed = expect(
+        await attune.http.get(f"/v1/episodes/{eid}/submissions", headers=tenant.admin), 200
+    )
+    assert [s["session_number"] for s in listed["items"]] == [1]
+    other = await attune.http.post(
+        "/v1/submissions",
+        json={"episode_id": str(uuid.uuid4()), "instrument": "srs", "session_number": 1,
+              "answers": srs(5, 5, 5, 5)},
+        headers=bearer(key),
+    )  # fmt: skip
+    assert other.status_code == 401  # not 404: a revoked key learns nothing about episodes
