@@ -74,7 +74,12 @@ def _settings_from_json(text: str) -> dict[str, RuleSetting]:
         except SettingsProblems as problems:
             log.warning(
                 "stored alert-rule setting no longer valid; using the defaults",
-                extra={"rule_id": rule_id, "problems": [f for f, _ in problems.problems]},
+                extra={
+                    "fields": {
+                        "rule_id": rule_id,
+                        "fields_at_fault": [f for f, _ in problems.problems],
+                    }
+                },
             )
             result[rule_id] = default_setting(rule_id)
     return result
@@ -103,6 +108,14 @@ class SeriesContext:
         return self.key.columns()
 
 
+def _rules_failed(exc: Exception, ctx: SeriesContext) -> None:
+    # The exception's type and the instrument only: a message or traceback could quote scores.
+    log.error(
+        "alert rules failed; evaluating the risk rule alone",
+        extra={"fields": {"error": type(exc).__name__, "instrument": ctx.definition.code}},
+    )
+
+
 def evaluate_new(
     ctx: SeriesContext,
     history: Sequence[SeriesPoint],
@@ -121,9 +134,9 @@ def evaluate_new(
     population: Any = ctx.population
     try:
         after = step(states, ctx.definition, series, population, ctx.settings)
-    except Exception:
+    except Exception as exc:
         # Risk answers must raise their alert whatever else fails (DESIGN.md §6).
-        log.exception("alert rules failed; evaluating the risk rule alone")
+        _rules_failed(exc, ctx)
         after = step(states, ctx.definition, series, population, _risk_only())
     return reconcile(after, open_rows, series=ctx.row_columns(), now=now, full=False, new_id=new_id)
 
@@ -139,8 +152,8 @@ def derive_full(
     closed = closed_by_person(rows)
     try:
         derived = replay(ctx.definition, points, population, ctx.settings, closed)
-    except Exception:
-        log.exception("alert rules failed; evaluating the risk rule alone")
+    except Exception as exc:
+        _rules_failed(exc, ctx)
         derived = replay(ctx.definition, points, population, _risk_only(), closed)
     return reconcile(
         derived,

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -238,3 +239,20 @@ def test_voiding_the_risk_answer_retracts_its_alert() -> None:
     store = one_by_one(ctx, points)
     ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
     assert (change, row["type"], row["resolution"]) == ("resolved", "risk.item", "retracted")
+
+
+def test_a_failing_rule_does_not_stop_the_risk_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DESIGN.md §6: risk answers raise their alert whatever else fails."""
+    from services.alerts import rules
+
+    def broken(*args: Any) -> list[Any]:
+        raise ZeroDivisionError("a bug in another rule")
+
+    monkeypatch.setitem(rules.SERIES_RULES, "outcome.deterioration", broken)
+    ctx = ctx_for("phq-9")
+    new = SeriesPoint(1, str(uuid.uuid4()), 12.0, {}, {"q9": 1})
+    writes = evaluate_new(ctx, [], new, [], NOW)
+    assert writes is not None
+    assert [(c, r["type"], r["severity"]) for c, r in writes] == [
+        ("created", "risk.item", "critical"),
+    ]  # fmt: skip
