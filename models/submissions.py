@@ -135,8 +135,11 @@ class SubmissionPublic(SQLModel):
     status: SubmissionStatus
     answers: dict[str, Any]
     scores: ScoresPublic
-    # The alerts this submission (or its voiding) created, updated or resolved.
-    alerts: list[AlertInSubmission] = PydanticField(default_factory=list)
+    alerts: list[AlertInSubmission] = PydanticField(
+        default_factory=list,
+        description="On POST and void: the alerts this request created, updated or resolved. "
+        "Empty when reading a submission; GET /v1/alerts?episode_id= lists an episode's alerts.",
+    )
     created_at: datetime
     voided_at: datetime | None = None
     void_reason: str | None = None
