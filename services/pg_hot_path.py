@@ -97,8 +97,9 @@ def _json(value: Any) -> Any:
 
 
 def _point(raw: list[Any]) -> SeriesPoint:
+    # JSON renders the id as the canonical string SeriesPoint holds: no need to parse it.
     session_number, submission_id, total, subscales = raw
-    return point(session_number, uuid.UUID(submission_id), total, subscales, None)
+    return SeriesPoint(session_number, submission_id, total, subscales or {}, {})
 
 
 _ALERT_UUIDS = ("id", "org_id", "episode_id", "submission_id", "acknowledged_by_key_id",
