@@ -105,6 +105,19 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI answers a body that is not UTF-8 with a bare 400; it is invalid JSON like any
+        # other (RFC 8259 requires UTF-8), so it gets the same 422 as a JSON syntax error.
+        return problem_response(
+            request,
+            status=422,
+            title="Invalid request",
+            detail="invalid: body",
+            slug="validation-error",
+            extra={
+                "errors": [{"field": "body", "message": "not valid UTF-8", "type": "json_invalid"}]
+            },
+        )
     title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
         exc.status_code, "HTTP error"
     )
