@@ -30,6 +30,11 @@ from pydantic import (
     model_validator,
 )
 
+# Bounds on every number of a definition: far beyond any real scale, and small enough that the
+# exact decimal arithmetic below (grid checks, totals, rounding) never exceeds Decimal's 28 digits.
+NUMBER_LIMIT = 1_000_000
+MAX_DECIMAL_PLACES = 6
+
 
 def _finite(value: int | float) -> int | float:
     if isinstance(value, float) and not math.isfinite(value):
@@ -37,8 +42,20 @@ def _finite(value: int | float) -> int | float:
     return value
 
 
+def _few_places(value: int | float) -> int | float:
+    exponent = Decimal(str(value)).as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_DECIMAL_PLACES:
+        raise ValueError(f"at most {MAX_DECIMAL_PLACES} decimal places")
+    return value
+
+
+_Bounded = Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)
 # JSON numbers only: no bools, no numeric strings, no NaN/Infinity. Ints stay ints (``"min": 0``).
-Number = Annotated[StrictInt | StrictFloat, AfterValidator(_finite)]
+Number = Annotated[
+    Annotated[StrictInt, _Bounded] | Annotated[StrictFloat, _Bounded],
+    AfterValidator(_finite),
+    AfterValidator(_few_places),
+]
 
 Kind = Literal["alliance", "outcome", "symptom", "rupture", "humility", "other"]
 Respondent = Literal["client", "clinician", "collateral"]
