@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.errors import DomainError
 
@@ -121,14 +122,39 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
         exc.status_code, "HTTP error"
     )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return problem_response(
         request,
         status=exc.status_code,
         title=title,
         detail=str(exc.detail),
         slug=title.lower().replace(" ", "-"),
-        headers=dict(exc.headers or {}) or None,
+        headers=headers or None,
     )
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. The router's own 405 names only the
+    methods of the first route whose path matched, but `Allow` must list all (RFC 9110 §10.2.1),
+    and each method of a path is a route of its own here."""
+    allowed = []
+    for method in _METHODS:
+        probe = {
+            "type": "http",
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "method": method,
+            "headers": [],
+            "query_string": b"",
+        }
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

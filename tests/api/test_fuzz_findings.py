@@ -40,3 +40,22 @@ async def test_instrument_numbers_out_of_bounds_are_a_422_naming_the_number(
     response = await attune.http.post("/v1/instruments", json=definition, headers=tenant.admin)
     assert response.status_code == 422, response.text
     assert any(e["field"].startswith(field) for e in response.json()["errors"]), response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("OPTIONS", "/v1/instruments", "GET, POST"),
+        ("PUT", "/v1/episodes/6c3a2f0e-8f0e-4a55-9d7e-0c1d2e3f4a5b", "GET, PATCH"),
+        ("DELETE", "/v1/clients", "GET, POST"),
+    ],
+)
+async def test_405_lists_every_method_of_the_path_in_allow(
+    attune: Attune, method: str, path: str, allow: str
+) -> None:
+    """The router named only the methods of the first route whose path matched."""
+    tenant = await attune.tenant()
+    response = await attune.http.request(method, path, headers=tenant.admin)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.headers["content-type"] == "application/problem+json"
