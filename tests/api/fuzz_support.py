@@ -27,6 +27,8 @@ class FuzzWorld:
     values: dict[str, Any] = field(default_factory=dict)
     # The instrument definitions the organization sees.
     definitions: list[dict[str, Any]] = field(default_factory=list)
+    # Each alert rule's parameter names.
+    rule_params: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def build_world(attune: Attune) -> FuzzWorld:
@@ -50,9 +52,14 @@ async def build_world(attune: Attune) -> FuzzWorld:
         201,
     )
     definitions = expect(await tenant.http.get("/v1/instruments", headers=tenant.admin), 200)
+    # A weak alliance rating in the next session raises an alert.
+    await submit(tenant, episode["id"], "srs", 2, srs(4, 4, 4, 4))
+    alerts = expect(await tenant.http.get("/v1/alerts", headers=tenant.admin), 200)["items"]
+    rules = expect(await tenant.http.get("/v1/alert-rules", headers=tenant.admin), 200)["items"]
     return FuzzWorld(
         admin_key=tenant.admin_key,
         definitions=definitions,
+        rule_params={rule["rule_id"]: sorted(rule["params"]) for rule in rules},
         values={
             "org_id": tenant.org_id,
             "episode_id": episode["id"],
@@ -63,11 +70,13 @@ async def build_world(attune: Attune) -> FuzzWorld:
             "external_id": external_id,
             "instrument": "srs",
             "code": "phq-9",
+            "rule_id": alerts[0]["type"] if alerts else rules[0]["rule_id"],
+            **({"alert_id": alerts[0]["id"]} if alerts else {}),
         },
     )
 
 
-# Any JSON value an answer could be, for answers to real instruments' items.
+# Any JSON value an answer (or a rule parameter) could be.
 _ANSWER = st.one_of(
     st.none(),
     st.booleans(),
@@ -81,7 +90,8 @@ _ANSWER = st.one_of(
 def aim(case: Case, world: FuzzWorld, draw: st.DrawFn) -> None:
     """Point the case at real objects: every field named like one gets its id; a submission
     names a real instrument and answers its items; an instrument definition is a real one under
-    the generated code. Handlers then get past their lookups and run their core."""
+    the generated code; an alert rule's parameters are its own. Handlers then get past their
+    lookups and run their core."""
     values = world.values
     for container in (case.path_parameters, case.query):
         if container:
@@ -98,6 +108,12 @@ def aim(case: Case, world: FuzzWorld, draw: st.DrawFn) -> None:
     for name in body:
         if name in values:
             body[name] = values[name]
+    rule_id = (case.path_parameters or {}).get("rule_id")
+    if "params" in body and rule_id in world.rule_params:
+        names = world.rule_params[rule_id]
+        body["params"] = draw(
+            st.dictionaries(st.sampled_from(names), _ANSWER) if names else st.just({})
+        )
     if "answers" in body:
         definition = draw(st.sampled_from(world.definitions))
         items = definition["items"]
