@@ -93,7 +93,7 @@ _SERIES = """org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent 
 def _json(value: Any) -> Any:
     """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
     SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
-    return json.loads(value) if isinstance(value, str) else value
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _point(raw: list[Any]) -> SeriesPoint:
