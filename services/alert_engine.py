@@ -210,10 +210,9 @@ async def recompute_episode(
     org_id: uuid.UUID,
     episode_id: uuid.UUID,
     *,
-    instruments: set[str] | None = None,
     settings: Settings | None = None,
 ) -> Writes:
-    """Every series of one episode (or those of ``instruments``), under the episode's lock."""
+    """Every series of one episode, under the episode's lock."""
     facts = await alert_store.lock_episode(conn, org_id, episode_id)
     if facts is None:
         return []
@@ -229,32 +228,24 @@ async def recompute_episode(
     )
     writes: Writes = []
     for instrument, respondent, rater in (await conn.execute(stmt)).all():
-        if instruments is not None and instrument not in instruments:
-            continue
         key = SeriesKey(org_id, episode_id, instrument, respondent, rater)
         writes += await recompute_series(conn, key, facts=facts, settings=settings)
     return writes
 
 
 async def episodes_with_submissions(
-    conn: AsyncConnection, org_id: uuid.UUID | None, *, instruments: set[str] | None = None
+    conn: AsyncConnection, org_id: uuid.UUID | None
 ) -> list[uuid.UUID]:
     s = _SUBMISSIONS
     stmt = select(s.c.episode_id).distinct().where(s.c.org_id == org_id)
-    if instruments is not None:
-        stmt = stmt.where(s.c.instrument.in_(sorted(instruments)))
     return list((await conn.scalars(stmt.order_by(s.c.episode_id))).all())
 
 
-async def recompute_organization(
-    conn: AsyncConnection, org_id: uuid.UUID, *, instruments: set[str] | None = None
-) -> tuple[int, Writes]:
-    """Every episode with submissions (of ``instruments``); returns (episodes, writes)."""
+async def recompute_organization(conn: AsyncConnection, org_id: uuid.UUID) -> tuple[int, Writes]:
+    """Every episode with submissions; returns (episodes, writes)."""
     settings = settings_for(await alert_store.load_overrides(conn, org_id))
-    episodes = await episodes_with_submissions(conn, org_id, instruments=instruments)
+    episodes = await episodes_with_submissions(conn, org_id)
     writes: Writes = []
     for episode_id in episodes:
-        writes += await recompute_episode(
-            conn, org_id, episode_id, instruments=instruments, settings=settings
-        )
+        writes += await recompute_episode(conn, org_id, episode_id, settings=settings)
     return len(episodes), writes
