@@ -12,7 +12,7 @@ another.
 """
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, select, update
@@ -133,14 +133,14 @@ async def _change(
     actor: Actor,
     alert_id: uuid.UUID,
     action: str,
-    values_for: Any,
+    values_for: Callable[[Mapping[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     """Load the alert, take its episode's lock, read it again under the lock and apply
     ``values_for(row)`` (the columns to set, or nothing)."""
     found = await _load(session, actor, alert_id)
     await alert_store.lock_episode(await session.connection(), actor.org_id, found["episode_id"])
     row = await _load(session, actor, alert_id)
-    values: dict[str, Any] = values_for(row)
+    values = values_for(row)
     if values:
         values["updated_at"] = utcnow()
         await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
