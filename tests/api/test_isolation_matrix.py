@@ -1,0 +1,423 @@
+"""Tenant isolation matrix (issue 7): every route of the app, against three organizations with
+real objects and clinician-bound keys.
+
+`MATRIX` says how each operation is exercised; `test_the_matrix_covers_every_route` fails the
+build when the app gains (or loses) a route the matrix does not name, so a new route needs a
+decision here. For each organization (A, B, C) the world holds two clinicians X and Y, a client
+and an episode for each, submissions (one raising an alert), the alert, a spare api key, an
+organization-defined instrument and a key bound to clinician X.
+
+- object routes: B's admin key with A's id → 404, and A's objects, lists and audit trail are
+  unchanged; A's key bound to X with Y's ids → 404 (caseload routes);
+- list routes: B's lists never hold an id of A or C; filters naming A's ids come back empty;
+  lists of A's key bound to X never hold Y's caseload;
+- body routes: B sends A's ids inside the body → 404 or 422 naming the field; nothing is
+  created in A;
+- exempt routes: not per-tenant, with the reason.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.support import Attune, Tenant, bearer, expect, srs, submit
+
+Kind = Literal["object", "list", "body", "own", "exempt"]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """How one operation is exercised. `kind`:
+    object: its path names an object; called with a foreign (or out-of-caseload) id → 404.
+    list:   answers a list; `filters` are query strings naming A's ids, which must come back empty.
+    body:   its body carries object ids; `bodies` builds bodies naming A's ids (field → body).
+    own:    creates or sets something of the caller's own organization only; must not touch A.
+    exempt: not per-tenant; `reason` says why."""
+
+    kind: Kind
+    query: str = ""
+    body: dict[str, Any] | None = None
+    caseload: bool = False  # a clinician-bound key is limited to its caseload on this route
+    filters: tuple[str, ...] = ()
+    reason: str = ""
+
+
+MATRIX: dict[tuple[str, str], Probe] = {
+    # Objects named in the path.
+    ("GET", "/v1/submissions/{submission_id}"): Probe("object", caseload=True),
+    ("POST", "/v1/submissions/{submission_id}/void"): Probe(
+        "object", body={"reason": "isolation probe"}, caseload=True
+    ),
+    ("GET", "/v1/episodes/{episode_id}/submissions"): Probe("object", caseload=True),
+    ("GET", "/v1/episodes/{episode_id}/trajectory"): Probe(
+        "object", query="?instrument=srs", caseload=True
+    ),
+    ("DELETE", "/v1/api-keys/{key_id}"): Probe("object"),
+    ("GET", "/v1/clinicians/{clinician_id}"): Probe("object"),
+    ("GET", "/v1/clients/{client_id}"): Probe("object", caseload=True),
+    ("GET", "/v1/episodes/{episode_id}"): Probe("object", caseload=True),
+    ("PATCH", "/v1/episodes/{episode_id}"): Probe(
+        "object", body={"status": "closed"}, caseload=True
+    ),
+    ("GET", "/v1/alerts/{alert_id}"): Probe("object", caseload=True),
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): Probe(
+        "object", body={"note": "probe"}, caseload=True
+    ),
+    ("POST", "/v1/alerts/{alert_id}/resolve"): Probe(
+        "object", body={"resolution": "dismissed"}, caseload=True
+    ),
+    ("GET", "/v1/instruments/{code}"): Probe("object"),  # A's own instrument; built-ins shared
+    # Lists.
+    ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
+    ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
+    ("GET", "/v1/episodes"): Probe(
+        "list", caseload=True, filters=("client_id={client_id}", "clinician_id={clinician_id}")
+    ),
+    ("GET", "/v1/api-keys"): Probe("list"),
+    ("GET", "/v1/alerts"): Probe(
+        "list",
+        caseload=True,
+        filters=(
+            "episode_id={episode_id}",
+            "client_id={client_id}",
+            "clinician_id={clinician_id}",
+        ),
+    ),
+    ("GET", "/v1/audit-events"): Probe("list"),
+    ("GET", "/v1/alert-rules"): Probe("list"),
+    ("GET", "/v1/instruments"): Probe("list"),
+    # Ids inside the body.
+    ("POST", "/v1/submissions"): Probe("body", caseload=True),
+    ("POST", "/v1/episodes"): Probe("body", caseload=True),
+    ("POST", "/v1/api-keys"): Probe("body"),
+    # Create or set the caller's own things; A must not see them or change.
+    ("POST", "/v1/clinicians"): Probe("own", body={"display_name": "Dr B", "external_id": "X"}),
+    ("POST", "/v1/clients"): Probe("own", body={"population": "child"}),
+    ("PUT", "/v1/clients/by-external-id/{external_id}"): Probe("own", body={"population": "child"}),
+    ("PUT", "/v1/alert-rules/{rule_id}"): Probe("own", body={"enabled": False}),
+    ("POST", "/v1/instruments"): Probe("own"),
+    # Not per-tenant.
+    ("POST", "/v1/organizations"): Probe("exempt", reason="system scope: creates a tenant"),
+    ("POST", "/v1/organizations/{org_id}/api-keys"): Probe(
+        "exempt", reason="system scope (an admin key gets 403, see test_auth)"
+    ),
+    ("GET", "/healthz"): Probe("exempt", reason="public liveness, no tenant data"),
+    ("GET", "/readyz"): Probe("exempt", reason="public readiness, no tenant data"),
+    ("GET", "/metrics"): Probe("exempt", reason="public Prometheus metrics, no tenant data"),
+    ("GET", "/openapi.json"): Probe("exempt", reason="the API's schema, no tenant data"),
+    ("GET", "/docs"): Probe("exempt", reason="Swagger UI, no tenant data"),
+    ("GET", "/docs/oauth2-redirect"): Probe("exempt", reason="Swagger UI helper"),
+    ("GET", "/redoc"): Probe("exempt", reason="ReDoc, no tenant data"),
+}
+
+
+def app_operations(app: FastAPI) -> set[tuple[str, str]]:
+    """Every operation the app documents, and every undocumented route it serves."""
+    operations = {
+        (method.upper(), template)
+        for template, methods in app.openapi()["paths"].items()
+        for method in methods
+    }
+    for route in app.routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path is not None and methods:
+            operations |= {(m, path) for m in methods if m != "HEAD"}
+    return operations
+
+
+def test_the_matrix_covers_every_route(app: FastAPI) -> None:
+    operations = app_operations(app)
+    assert operations - MATRIX.keys() == set(), "routes missing from the isolation matrix"
+    assert MATRIX.keys() - operations == set(), "matrix names routes the app lacks"
+    assert all(p.reason for p in MATRIX.values() if p.kind == "exempt")
+
+
+@dataclass
+class Org:
+    tenant: Tenant
+    # Path/query/body values naming objects of clinician X's caseload (and the org's own).
+    x: dict[str, str] = field(default_factory=dict)
+    # The same for clinician Y's caseload.
+    y: dict[str, str] = field(default_factory=dict)
+    bound_key: str = ""  # bound to clinician X
+    ids: set[str] = field(default_factory=set)  # every id (and code) the org holds
+
+
+SCOPES = (
+    "clients:read", "clients:write", "submissions:read", "submissions:write",
+    "alerts:read", "alerts:write",
+)  # fmt: skip
+
+
+async def build_org(attune: Attune, name: str) -> Org:
+    tenant = await attune.tenant(name)
+    org = Org(tenant=tenant)
+    http, h = tenant.http, tenant.admin
+    definitions = expect(await http.get("/v1/instruments", headers=h), 200)
+    srs_definition = next(d for d in definitions if d["code"] == "srs")
+    code = f"own-{uuid.uuid4().hex[:8]}"
+    expect(
+        await http.post("/v1/instruments", json={**srs_definition, "code": code}, headers=h), 201
+    )
+    for values, label in ((org.x, "x"), (org.y, "y")):
+        staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
+        clinician = await tenant.clinician(f"Dr {label}", external_id=staff)
+        external_id = f"MRN-{uuid.uuid4().hex[:8]}"
+        client = await tenant.client(external_id=external_id)
+        episode = await tenant.episode(client_id=client["id"], clinician_id=clinician["id"])
+        first = await submit(tenant, episode["id"], "srs", 1, srs(9, 9, 9, 9))
+        await submit(tenant, episode["id"], "srs", 2, srs(5, 5, 5, 5))
+        alerts = expect(await http.get(f"/v1/alerts?episode_id={episode['id']}", headers=h), 200)[
+            "items"
+        ]
+        assert alerts, "the weak alliance rating raises an alert"
+        spare = expect(
+            await http.post(
+                "/v1/api-keys", json={"name": "spare", "scopes": ["clients:read"]}, headers=h
+            ),
+            201,
+        )
+        values.update(
+            org_id=tenant.org_id,
+            clinician_id=clinician["id"],
+            clinician_external_id=staff,
+            client_id=client["id"],
+            external_id=external_id,
+            episode_id=episode["id"],
+            submission_id=first["id"],
+            alert_id=alerts[0]["id"],
+            key_id=spare["id"],
+            code=code,
+            rule_id=alerts[0]["type"],
+        )
+    org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
+    keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
+    submissions = [
+        s["id"]
+        for values in (org.x, org.y)
+        for s in expect(
+            await http.get(f"/v1/episodes/{values['episode_id']}/submissions", headers=h), 200
+        )["items"]
+    ]
+    org.ids = {
+        *(v for values in (org.x, org.y) for k, v in values.items() if k != "rule_id"),
+        *(k["id"] for k in keys),
+        *submissions,
+    }
+    return org
+
+
+def fill(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], template)
+
+
+async def snapshot(org: Org) -> dict[str, Any]:
+    """Everything A can read about itself except its audit trail (its own reads add to that)."""
+    http, h = org.tenant.http, org.tenant.admin
+    paths = [
+        "/v1/clients", "/v1/clinicians", "/v1/episodes", "/v1/alerts", "/v1/alert-rules",
+        "/v1/instruments", "/v1/api-keys",
+    ]  # fmt: skip
+    for values in (org.x, org.y):
+        paths += [
+            fill(template, values)
+            for template in (
+                "/v1/clients/{client_id}",
+                "/v1/clinicians/{clinician_id}",
+                "/v1/episodes/{episode_id}",
+                "/v1/episodes/{episode_id}/submissions",
+                "/v1/episodes/{episode_id}/trajectory?instrument=srs",
+                "/v1/submissions/{submission_id}",
+                "/v1/alerts/{alert_id}",
+                "/v1/instruments/{code}",
+            )
+        ]
+    return {path: expect(await http.get(path, headers=h), 200) for path in paths}
+
+
+async def foreign_key_events(victim: Org, attacker: Org) -> list[dict[str, Any]]:
+    """Audit events in the victim's organization written under one of the attacker's keys."""
+    http = victim.tenant.http
+    attacker_keys = {
+        k["id"]
+        for k in expect(await http.get("/v1/api-keys", headers=attacker.tenant.admin), 200)["items"]
+    }
+    events = expect(await http.get("/v1/audit-events?limit=500", headers=victim.tenant.admin), 200)[
+        "items"
+    ]
+    return [e for e in events if e["key_id"] in attacker_keys]
+
+
+def assert_refused(response: httpx.Response, *fields: str) -> None:
+    """404, or 422 naming one of `fields` of the body."""
+    assert response.status_code in (404, 422), (response.request.url, response.text)
+    if response.status_code == 422:
+        named = {e["field"] for e in response.json().get("errors", [])}
+        assert named & {f"body.{f}" for f in fields}, (response.request.url, response.text)
+
+
+def body_probes(
+    victim: dict[str, str], own: dict[str, str]
+) -> list[tuple[str, str, dict[str, Any], str]]:
+    """(method, path, body, field naming the victim's id) for every id-bearing body."""
+    return [
+        (
+            "POST",
+            "/v1/submissions",
+            {
+                "episode_id": victim["episode_id"],
+                "instrument": "srs",
+                "session_number": 3,
+                "answers": srs(5, 5, 5, 5),
+            },
+            "episode_id",
+        ),
+        (
+            "POST",
+            "/v1/episodes",
+            {"client_id": victim["client_id"], "clinician_id": own["clinician_id"]},
+            "client_id",
+        ),
+        (
+            "POST",
+            "/v1/episodes",
+            {"client_id": own["client_id"], "clinician_id": victim["clinician_id"]},
+            "clinician_id",
+        ),
+        (
+            "POST",
+            "/v1/api-keys",
+            {"name": "probe", "scopes": ["clients:read"], "clinician_id": victim["clinician_id"]},
+            "clinician_id",
+        ),
+        (
+            "PATCH",
+            fill("/v1/episodes/{episode_id}", own),
+            {"clinician_id": victim["clinician_id"]},
+            "clinician_id",
+        ),
+    ]
+
+
+async def test_tenant_isolation_matrix(attune: Attune) -> None:
+    a, b, c = [await build_org(attune, name) for name in ("Clinic A", "Clinic B", "Clinic C")]
+    http = attune.http
+    b_admin = b.tenant.admin
+    before_a, before_c = await snapshot(a), await snapshot(c)
+    foreign = a.ids | c.ids
+    assert foreign.isdisjoint(b.ids)
+
+    # Lists of B never hold A's or C's ids; filters naming A's ids come back empty.
+    for (_method, template), probe in MATRIX.items():
+        if probe.kind != "list":
+            continue
+        response = expect(await http.get(template, headers=b_admin), 200)
+        leaked = {i for i in foreign if i in str(response)}
+        assert not leaked, (template, leaked)
+        for query in probe.filters:
+            for values in (a.x, a.y, c.x):
+                url = f"{template}?{fill(query, values)}"
+                assert expect(await http.get(url, headers=b_admin), 200)["items"] == [], url
+    for values in (b.x, b.y):  # episode-scoped lists of B's own episodes
+        for template in (
+            "/v1/episodes/{episode_id}/submissions",
+            "/v1/episodes/{episode_id}/trajectory?instrument=srs",
+        ):
+            response = expect(await http.get(fill(template, values), headers=b_admin), 200)
+            assert not {i for i in foreign if i in str(response)}, template
+
+    # A's key bound to X: Y's caseload never shows up in its lists.
+    bound = bearer(a.bound_key)
+    y_caseload = {a.y[k] for k in ("client_id", "episode_id", "submission_id", "alert_id")}
+    for (_method, template), probe in MATRIX.items():
+        if probe.kind == "list" and probe.caseload:
+            response = expect(await http.get(template, headers=bound), 200)
+            assert response["items"], template  # X's own caseload is there
+            assert not {i for i in y_caseload if i in str(response)}, template
+    for filtered in (
+        f"/v1/episodes?clinician_id={a.y['clinician_id']}",
+        f"/v1/episodes?client_id={a.y['client_id']}",
+        f"/v1/alerts?episode_id={a.y['episode_id']}",
+    ):
+        assert expect(await http.get(filtered, headers=bound), 200)["items"] == [], filtered
+    expect(await http.get(f"/v1/episodes/{a.x['episode_id']}/submissions", headers=bound), 200)
+
+    # Objects named in the path: B with A's ids, and X's key with Y's ids → 404.
+    for (method, template), probe in MATRIX.items():
+        if probe.kind != "object":
+            continue
+        cases = [(b_admin, a.x), (b_admin, a.y), (b_admin, c.x)]
+        if probe.caseload:
+            cases.append((bound, a.y))
+        for headers, values in cases:
+            path = fill(template, values) + probe.query
+            response = await http.request(method, path, json=probe.body, headers=headers)
+            assert response.status_code == 404, (method, path, response.text)
+
+    # Ids inside the body: B with A's ids, X's key with Y's ids → 404 or 422 naming the field.
+    for victim, headers, own in ((a.x, b_admin, b.x), (a.y, bound, a.x)):
+        for method, path, body, name in body_probes(victim, own):
+            if headers is bound and path == "/v1/api-keys":
+                continue  # admin scope; the bound key gets 403 before any lookup
+            if headers is bound and path == "/v1/episodes" and name == "client_id":
+                # A known bug: see test_bound_key_cannot_open_an_episode_for_a_colleagues_client.
+                continue
+            response = await http.request(method, path, json=body, headers=headers)
+            if headers is bound and "/v1/episodes" in path and name == "clinician_id":
+                # Assigning an episode to a colleague is refused outright (test_tenancy).
+                assert response.status_code == 403, response.text
+                continue
+            assert_refused(response, name)
+    own_episode = expect(await http.get(f"/v1/episodes/{b.x['episode_id']}", headers=b_admin), 200)
+    assert own_episode["clinician_id"] == b.x["clinician_id"]
+
+    # B creates or sets its own things, reusing A's external ids, codes and rule ids.
+    for (method, template), probe in MATRIX.items():
+        if probe.kind != "own":
+            continue
+        payload = probe.body
+        if template == "/v1/instruments":
+            payload = {**before_a[fill("/v1/instruments/{code}", a.x)], "code": a.x["code"]}
+        if template == "/v1/clinicians":
+            payload = {"display_name": "Dr B", "external_id": a.x["clinician_external_id"]}
+        response = await http.request(method, fill(template, a.x), json=payload, headers=b_admin)
+        assert response.status_code in (200, 201), (method, template, response.text)
+        created = response.json()
+        assert not {i for i in foreign if i in str(created.get("id", ""))}, template
+
+    # Nothing of A or C changed, and A's audit trail holds nothing written under B's keys.
+    assert await snapshot(a) == before_a
+    assert await snapshot(c) == before_c
+    assert await foreign_key_events(a, b) == []
+    assert await foreign_key_events(c, b) == []
+    # B's objects did not leak into A's lists through what B created either.
+    assert not {i for i in b.ids if i in str(await snapshot(a))}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services.episodes.create_episode looks the client up by organization only, not "
+    "through visible_clients: a clinician-bound key can open an episode for a client outside its "
+    "caseload and so pull that client (and its history) into its caseload",
+)
+async def test_bound_key_cannot_open_an_episode_for_a_colleagues_client(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    me, colleague = await tenant.clinician("Dr Me"), await tenant.clinician("Dr Colleague")
+    theirs = await tenant.episode(clinician_id=colleague["id"])
+    key = bearer(await tenant.key("clients:read", "clients:write", clinician_id=me["id"]))
+    assert (
+        await tenant.http.get(f"/v1/clients/{theirs['client_id']}", headers=key)
+    ).status_code == 404
+    response = await tenant.http.post(
+        "/v1/episodes",
+        json={"client_id": theirs["client_id"], "clinician_id": me["id"]},
+        headers=key,
+    )
+    assert_refused(response, "client_id")
+    episodes = expect(await tenant.http.get("/v1/episodes", headers=tenant.admin), 200)["items"]
+    assert [e["id"] for e in episodes] == [theirs["id"]]
