@@ -30,13 +30,31 @@ async def _check_clinician(session: AsyncSession, actor: Actor, clinician_id: uu
         raise InvalidInput.unknown_reference("clinician_id", "clinician")
 
 
+async def _in_reach(session: AsyncSession, actor: Actor, client_id: uuid.UUID) -> bool:
+    """A clinician-bound key may open an episode for a client in its caseload, or for a client
+    nobody treats yet (one it has just registered); never for a colleague's client, whose
+    record that would pull into its caseload."""
+    if actor.clinician_id is None:
+        return True
+    treated_by = set(
+        (
+            await session.scalars(
+                select(col(Episode.clinician_id))
+                .where(col(Episode.org_id) == actor.org_id)
+                .where(col(Episode.client_id) == client_id)
+            )
+        ).all()
+    )
+    return not treated_by or actor.clinician_id in treated_by
+
+
 async def create_episode(session: AsyncSession, *, actor: Actor, data: EpisodeCreate) -> Episode:
     client = await session.scalar(
         select(col(Client.id))
         .where(col(Client.org_id) == actor.org_id)
         .where(col(Client.id) == data.client_id)
     )
-    if client is None:
+    if client is None or not await _in_reach(session, actor, data.client_id):
         raise InvalidInput.unknown_reference("client_id", "client")
     await _check_clinician(session, actor, data.clinician_id)
     row = Episode(

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
@@ -364,9 +363,6 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
         for method, path, body, name in body_probes(victim, own):
             if headers is bound and path == "/v1/api-keys":
                 continue  # admin scope; the bound key gets 403 before any lookup
-            if headers is bound and path == "/v1/episodes" and name == "client_id":
-                # A known bug: see test_bound_key_cannot_open_an_episode_for_a_colleagues_client.
-                continue
             response = await http.request(method, path, json=body, headers=headers)
             if headers is bound and "/v1/episodes" in path and name == "clinician_id":
                 # Assigning an episode to a colleague is refused outright (test_tenancy).
@@ -399,12 +395,6 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     assert not {i for i in b.ids if i in str(await snapshot(a))}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.episodes.create_episode looks the client up by organization only, not "
-    "through visible_clients: a clinician-bound key can open an episode for a client outside its "
-    "caseload and so pull that client (and its history) into its caseload",
-)
 async def test_bound_key_cannot_open_an_episode_for_a_colleagues_client(attune: Attune) -> None:
     tenant = await attune.tenant()
     me, colleague = await tenant.clinician("Dr Me"), await tenant.clinician("Dr Colleague")
@@ -421,3 +411,22 @@ async def test_bound_key_cannot_open_an_episode_for_a_colleagues_client(attune: 
     assert_refused(response, "client_id")
     episodes = expect(await tenant.http.get("/v1/episodes", headers=tenant.admin), 200)["items"]
     assert [e["id"] for e in episodes] == [theirs["id"]]
+
+
+async def test_bound_key_opens_the_first_episode_of_a_client_it_registered(
+    attune: Attune,
+) -> None:
+    """The other side of the rule above: a client nobody treats yet is within reach."""
+    tenant = await attune.tenant()
+    me = await tenant.clinician("Dr Me")
+    key = bearer(await tenant.key("clients:read", "clients:write", clinician_id=me["id"]))
+    client = expect(
+        await tenant.http.post("/v1/clients", json={"external_id": "NEW-1"}, headers=key), 201
+    )
+    expect(
+        await tenant.http.post(
+            "/v1/episodes", json={"client_id": client["id"], "clinician_id": me["id"]}, headers=key
+        ),
+        201,
+    )
+    expect(await tenant.http.get(f"/v1/clients/{client['id']}", headers=key), 200)
