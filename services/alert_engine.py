@@ -29,12 +29,11 @@ from services.alerts import (
     RULES,
     RuleSetting,
     SeriesPoint,
-    SettingsProblems,
     default_setting,
     replay,
     resolve_settings,
+    settings_with_fallback,
     step,
-    validate_override,
 )
 from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
 from services.instruments import InstrumentDefinition, builtin_instruments
@@ -62,27 +61,13 @@ def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
 
 @lru_cache(maxsize=256)
 def _settings_from_json(text: str) -> dict[str, RuleSetting]:
-    overrides: dict[str, Any] = json.loads(text)
-    result: dict[str, RuleSetting] = {}
-    for rule_id in RULES:
-        body = overrides.get(rule_id)
-        if body is None:
-            result[rule_id] = default_setting(rule_id)
-            continue
-        try:
-            result[rule_id] = validate_override(rule_id, body)
-        except SettingsProblems as problems:
-            log.warning(
-                "stored alert-rule setting no longer valid; using the defaults",
-                extra={
-                    "fields": {
-                        "rule_id": rule_id,
-                        "fields_at_fault": [f for f, _ in problems.problems],
-                    }
-                },
-            )
-            result[rule_id] = default_setting(rule_id)
-    return result
+    settings, problems = settings_with_fallback(json.loads(text))
+    if problems:
+        log.warning(
+            "stored alert-rule settings no longer valid; using the defaults for those rules",
+            extra={"fields": {"fields_at_fault": [field for field, _ in problems]}},
+        )
+    return {str(rule_id): setting for rule_id, setting in settings.items()}
 
 
 @lru_cache(maxsize=1)

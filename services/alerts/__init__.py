@@ -14,6 +14,7 @@ from services.alerts.settings import (
     default_setting,
     effective_settings,
     resolve_settings,
+    settings_with_fallback,
     validate_override,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "replay",
     "resolve_settings",
     "rule_events",
+    "settings_with_fallback",
     "step",
     "validate_override",
 ]

@@ -319,15 +319,14 @@ def validate_override(rule_id: str, body: Mapping[str, Any]) -> RuleSetting:
     return RuleSetting(rule_id=spec.id, enabled=enabled, params=params, sources=sources)
 
 
-def effective_settings(overrides: Mapping[str, Mapping[str, Any]]) -> dict[RuleId, RuleSetting]:
-    """Every rule's setting: the organisation's stored overrides merged over the defaults. Raises
-    :class:`SettingsProblems` (fields prefixed with the rule id) when a stored override no longer
-    validates."""
+def settings_with_fallback(
+    overrides: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[RuleId, RuleSetting], list[tuple[str, str]]]:
+    """Every rule's setting, the stored overrides merged over the defaults; a stored override
+    that no longer validates gives way to the rule's defaults, and its problems (fields prefixed
+    with the rule id) are returned beside the settings."""
     problems: list[tuple[str, str]] = []
     result: dict[RuleId, RuleSetting] = {}
-    for rule_id in overrides:
-        if rule_id not in _BY_NAME:
-            problems.append((rule_id, "unknown rule"))
     for rule_id in RULES:
         body = overrides.get(rule_id)
         if body is None:
@@ -337,8 +336,18 @@ def effective_settings(overrides: Mapping[str, Mapping[str, Any]]) -> dict[RuleI
             result[rule_id] = validate_override(rule_id, body)
         except SettingsProblems as error:
             problems += [(f"{rule_id}.{field}", message) for field, message in error.problems]
-    if problems:
-        raise SettingsProblems(problems)
+            result[rule_id] = default_setting(rule_id)
+    return result, problems
+
+
+def effective_settings(overrides: Mapping[str, Mapping[str, Any]]) -> dict[RuleId, RuleSetting]:
+    """Every rule's setting: the organisation's stored overrides merged over the defaults. Raises
+    :class:`SettingsProblems` (fields prefixed with the rule id) when a stored override no longer
+    validates."""
+    problems = [(rule_id, "unknown rule") for rule_id in overrides if rule_id not in _BY_NAME]
+    result, invalid = settings_with_fallback(overrides)
+    if problems or invalid:
+        raise SettingsProblems(problems + invalid)
     return result
 
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.alerts import RULES, SettingsProblems, effective_settings, validate_override
+from services.alerts import (
+    RULES,
+    SettingsProblems,
+    effective_settings,
+    settings_with_fallback,
+    validate_override,
+)
 from services.alerts.settings import (
     AllianceLowParams,
     AllianceRuptureParams,
@@ -206,3 +212,14 @@ def test_resolve_settings_fills_missing_rules_with_defaults() -> None:
 def test_params_as_refuses_the_wrong_model() -> None:
     with pytest.raises(TypeError):
         default_setting("alliance.low").params_as(RiskItemParams)
+
+
+def test_a_stored_override_that_no_longer_validates_gives_way_to_the_defaults() -> None:
+    """What the engine uses at run time: one bad stored override must not stop the others, nor
+    alert evaluation."""
+    settings, problems = settings_with_fallback(
+        {"alliance.low": {"params": {"cutoff": 5000}}, "alliance.rupture": {"params": {"k": 1.5}}}
+    )
+    assert settings["alliance.low"] == default_setting("alliance.low")
+    assert settings["alliance.rupture"].params_as(AllianceRuptureParams).k == 1.5
+    assert [field for field, _ in problems] == ["alliance.low.params.cutoff"]
