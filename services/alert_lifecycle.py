@@ -133,14 +133,17 @@ async def _change(
     actor: Actor,
     alert_id: uuid.UUID,
     action: str,
-    values_for: Callable[[Mapping[str, Any]], dict[str, Any]],
+    note: str | None,
+    transition: Callable[[Mapping[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     """Load the alert, take its episode's lock, read it again under the lock and apply
-    ``values_for(row)`` (the columns to set, or nothing)."""
+    ``transition(row)`` (the columns to set, or nothing) and the note, if it is a new one."""
     found = await _load(session, actor, alert_id)
     await alert_store.lock_episode(await session.connection(), actor.org_id, found["episode_id"])
     row = await _load(session, actor, alert_id)
-    values = values_for(row)
+    values = transition(row)
+    if note is not None and note != row["note"]:
+        values["note"] = note
     if values:
         values["updated_at"] = utcnow()
         await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
@@ -152,19 +155,16 @@ async def _change(
 async def acknowledge(
     session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID, note: str | None
 ) -> dict[str, Any]:
-    def values_for(row: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if row["status"] == "open":
-            values.update(
-                status="acknowledged",
-                acknowledged_at=utcnow(),
-                acknowledged_by_key_id=actor.principal.key_id,
-            )
-        if note is not None and note != row["note"]:
-            values["note"] = note
-        return values
+    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+        if row["status"] != "open":
+            return {}
+        return {
+            "status": "acknowledged",
+            "acknowledged_at": utcnow(),
+            "acknowledged_by_key_id": actor.principal.key_id,
+        }
 
-    return await _change(session, actor, alert_id, "alert.acknowledge", values_for)
+    return await _change(session, actor, alert_id, "alert.acknowledge", note, transition)
 
 
 async def resolve(
@@ -178,20 +178,17 @@ async def resolve(
     """A person resolves the alert; the rules never change it again. Resolving what is already
     resolved keeps the first resolution (a note may still be added)."""
 
-    def values_for(row: Mapping[str, Any]) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        if row["status"] != "resolved":
-            values.update(
-                status="resolved",
-                resolution=resolution,
-                resolved_at=utcnow(),
-                resolved_by_key_id=actor.principal.key_id,
-            )
-        if note is not None and note != row["note"]:
-            values["note"] = note
-        return values
+    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+        if row["status"] == "resolved":
+            return {}
+        return {
+            "status": "resolved",
+            "resolution": resolution,
+            "resolved_at": utcnow(),
+            "resolved_by_key_id": actor.principal.key_id,
+        }
 
-    return await _change(session, actor, alert_id, "alert.resolve", values_for)
+    return await _change(session, actor, alert_id, "alert.resolve", note, transition)
 
 
 async def raise_concern(

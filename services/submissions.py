@@ -290,7 +290,7 @@ async def create_submission(
         )
     if alerts is None:
         alerts = await _recompute_after_store(uow, ctx, facts)
-    values["alerts"] = [alert_lifecycle.public(row, facts, change=change) for change, row in alerts]
+    values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values
 
 
