@@ -20,7 +20,6 @@ from sqlmodel import col
 from models.audit import AuditEvent
 from models.base import new_id, utcnow
 from models.episodes import Episode
-from models.people import Client
 from models.submissions import CareSession, Submission, SubmissionCreate
 from services import alert_engine, alert_lifecycle, alert_store, audit, pg_hot_path
 from services.alert_engine import Writes
@@ -51,20 +50,12 @@ PUBLIC_SCORE_FIELDS = (
 # The hot path runs prebuilt Core statements on the request's connection: parameters are passed at
 # execution, so SQLAlchemy compiles each statement once and skips the ORM's per-call machinery.
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
-_CLIENTS = Client.__table__  # type: ignore[attr-defined]
 _SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
 _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
-_EPISODE_FOR_SUBMISSION = (
-    select(_EPISODES.c.status, _CLIENTS.c.population, _EPISODES.c.client_id)
-    .add_columns(_EPISODES.c.clinician_id, _EPISODES.c.alert_seq)
-    .join(_CLIENTS, _CLIENTS.c.id == _EPISODES.c.client_id)
-    .where(_EPISODES.c.org_id == bindparam("org_id"))
-    .where(_EPISODES.c.id == bindparam("episode_id"))
-)
 # A clinician-bound key sees only the episodes its clinician treats.
-_EPISODE_FOR_SUBMISSION_BY_CLINICIAN = _EPISODE_FOR_SUBMISSION.where(
+_EPISODE_FACTS_BY_CLINICIAN = alert_store.EPISODE_FACTS.where(
     _EPISODES.c.clinician_id == bindparam("clinician_id")
 )
 _SERIES_KEY = ["org_id", "episode_id", "session_number", "instrument", "respondent", "rater"]
@@ -163,9 +154,9 @@ async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> 
         return found
     conn = await uow.connection()
     params = {"org_id": actor.org_id, "episode_id": key.episode_id}
-    stmt = _EPISODE_FOR_SUBMISSION
+    stmt = alert_store.EPISODE_FACTS
     if actor.clinician_id is not None:
-        stmt = _EPISODE_FOR_SUBMISSION_BY_CLINICIAN
+        stmt = _EPISODE_FACTS_BY_CLINICIAN
         params["clinician_id"] = actor.clinician_id
     row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
