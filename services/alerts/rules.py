@@ -17,11 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from itertools import pairwise
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, JsonValue
 
-from services.alerts.model import Event, SeriesPoint
+from services.alerts.model import Action, Event, SeriesPoint
 from services.alerts.settings import (
     RULES,
     AllianceDropParams,
@@ -120,6 +120,26 @@ def _observed(
     return out
 
 
+def _event(
+    rule_id: RuleId,
+    defn: InstrumentDefinition,
+    p: SeriesPoint,
+    action: Action,
+    subscale: str | None = None,
+    **fields: Any,
+) -> Event:
+    """An event of ``rule_id`` at the session of ``p``, for the total or ``subscale``."""
+    return Event(
+        session_number=p.session_number,
+        submission_id=p.submission_id,
+        rule_id=rule_id,
+        instrument=defn.code,
+        subscale=subscale,
+        action=action,
+        **fields,
+    )
+
+
 def _raise(
     rule_id: RuleId,
     defn: InstrumentDefinition,
@@ -131,32 +151,17 @@ def _raise(
     evidence: dict[str, JsonValue],
     params: dict[str, JsonValue],
 ) -> Event:
-    return Event(
-        session_number=p.session_number,
-        submission_id=p.submission_id,
-        rule_id=rule_id,
-        instrument=defn.code,
-        subscale=subscale,
-        action="raise",
-        severity=severity or RULES[rule_id].severity,
-        message=message,
-        evidence=evidence,
+    return _event(
+        rule_id, defn, p, "raise", subscale,
+        severity=severity or RULES[rule_id].severity, message=message, evidence=evidence,
         params=params,
-    )
+    )  # fmt: skip
 
 
 def _clear(
     rule_id: RuleId, defn: InstrumentDefinition, p: SeriesPoint, subscale: str | None = None
 ) -> Event:
-    return Event(
-        session_number=p.session_number,
-        submission_id=p.submission_id,
-        rule_id=rule_id,
-        instrument=defn.code,
-        subscale=subscale,
-        action="clear",
-        resolution="condition_cleared",
-    )
+    return _event(rule_id, defn, p, "clear", subscale, resolution="condition_cleared")
 
 
 # ----- alliance -----------------------------------------------------------------------------------
@@ -294,10 +299,9 @@ def alliance_rupture(
             if r.repaired_at_session is not None:
                 _, repair, score = by_session[r.repaired_at_session]
                 events.append(
-                    Event(
-                        session_number=repair.session_number, submission_id=repair.submission_id,
-                        rule_id="alliance.rupture", instrument=defn.code, subscale=subscale,
-                        action="clear", resolution="repaired", only_if_session=r.session_number,
+                    _event(
+                        "alliance.rupture", defn, repair, "clear", subscale,
+                        resolution="repaired", only_if_session=r.session_number,
                         evidence={"repaired_at_session": repair.session_number,
                                   "repair_score": _num(score)},
                     )
@@ -306,10 +310,9 @@ def alliance_rupture(
             late = next((q for q, _ in observed[i + 1 :] if q.session_number >= window_end), None)
             if late is not None:
                 events.append(
-                    Event(
-                        session_number=late.session_number, submission_id=late.submission_id,
-                        rule_id="alliance.rupture", instrument=defn.code, subscale=subscale,
-                        action="escalate", severity="high", only_if_session=r.session_number,
+                    _event(
+                        "alliance.rupture", defn, late, "escalate", subscale,
+                        severity="high", only_if_session=r.session_number,
                         message=f"{message} Not back to the earlier level of {fmt(previous)} "
                         f"within {window} sessions.",
                         evidence={"unrepaired": True, "repair_window_end": window_end},
