@@ -8,7 +8,6 @@ back as one unit. On SQLite the equivalent Core statements in `services/submissi
 `services/auth.py` run instead; the test suite runs on both databases.
 """
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,16 +25,20 @@ KEY_BY_HASH = """
 """
 
 
+def _json(value: Any) -> Any:
+    """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
+    SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
+    return orjson.loads(value) if isinstance(value, str) else value
+
+
 async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
     row = await driver.fetchrow(KEY_BY_HASH, digest)
     if row is None:
         return None
-    # asyncpg hands jsonb back as text unless a codec decodes it.
-    scopes = row["scopes"]
     return (
         row["id"],
         row["org_id"],
-        json.loads(scopes) if isinstance(scopes, str) else scopes,
+        _json(row["scopes"]),
         row["clinician_id"],
         row["key_hash"],
     )
@@ -88,12 +91,6 @@ async def lock_alert_seq(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) 
 
 _SERIES = """org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4
     AND rater = $5"""
-
-
-def _json(value: Any) -> Any:
-    """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
-    SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
-    return orjson.loads(value) if isinstance(value, str) else value
 
 
 def _point(raw: list[Any]) -> SeriesPoint:
