@@ -1,0 +1,173 @@
+"""The transactional outbox, webhook endpoints, and the deliveries and attempts made to them."""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
+
+import sqlalchemy as sa
+from pydantic import AnyUrl, ConfigDict, UrlConstraints
+from pydantic import Field as PydanticField
+from sqlmodel import Field, SQLModel
+
+from models.base import JSONType, UTCDateTime, new_id, utcnow
+from models.types import Name
+
+EventType = Literal["submission.created", "alert.created", "alert.updated", "alert.resolved"]
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+# SQLite numbers rows itself only through INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
+Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class OutboxEvent(SQLModel, table=True):
+    """An event, written in the same transaction as the change that caused it. ``seq`` orders
+    events: an episode's writers hold its row lock, so its events get increasing numbers in the
+    order they were committed."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        sa.Index("ix_outbox_events_org_id_seq", "org_id", "seq"),
+        sa.Index("ix_outbox_events_subject", "org_id", "subject_id"),
+    )
+
+    seq: int | None = Field(
+        default=None, sa_column=sa.Column(Sequence, primary_key=True, autoincrement=True)
+    )
+    id: uuid.UUID = Field(default_factory=new_id, unique=True)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    episode_id: uuid.UUID
+    type: str = Field(max_length=64)
+    # The submission or alert the event is about.
+    subject_id: uuid.UUID
+    payload: dict[str, Any] = Field(sa_type=JSONType)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (sa.Index("ix_webhook_endpoints_org_id_id", "org_id", "id"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    url: str = Field(max_length=2048)
+    description: str | None = Field(default=None, max_length=200)
+    event_types: list[str] = Field(sa_type=JSONType)
+    # The signing secret must be read back to sign, so it cannot be stored hashed like a key.
+    secret: str = Field(max_length=128)
+    enabled: bool = True
+    disabled_reason: str | None = Field(default=None, max_length=200)
+    consecutive_failures: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    created_by_key_id: uuid.UUID | None = None
+    # Deleted endpoints stay, with their delivery log, but receive nothing more.
+    deleted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint; ``attempts`` counts the tries logged in ``webhook_attempts``."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("endpoint_id", "event_seq"),
+        # What the worker looks for: due deliveries, and an earlier pending one of the same
+        # endpoint and episode that holds a later one back.
+        sa.Index(
+            "ix_webhook_deliveries_pending",
+            "endpoint_id",
+            "episode_id",
+            "event_seq",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            sqlite_where=sa.text("status = 'pending'"),
+            postgresql_where=sa.text("status = 'pending'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id")
+    event_seq: int = Field(sa_type=Sequence, foreign_key="outbox_events.seq")
+    event_id: uuid.UUID
+    event_type: str = Field(max_length=64)
+    episode_id: uuid.UUID
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One try at a delivery: when, what came back (status code or a short error), how long."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (sa.Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    delivery_id: uuid.UUID = Field(foreign_key="webhook_deliveries.id")
+    attempted_at: datetime = Field(sa_type=UTCDateTime)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=200)
+    duration_ms: int
+
+
+WebhookUrl = Annotated[
+    AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)
+]
+
+
+class WebhookCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    url: WebhookUrl
+    event_types: list[EventType] = PydanticField(
+        default_factory=lambda: list(EVENT_TYPES), min_length=1, max_length=len(EVENT_TYPES)
+    )
+    description: Name | None = None
+
+
+class WebhookPublic(SQLModel):
+    id: uuid.UUID
+    url: str
+    description: str | None
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    consecutive_failures: int
+    created_at: datetime
+
+
+class WebhookCreated(WebhookPublic):
+    """The endpoint as created, with its signing secret: shown this once."""
+
+    secret: str
+
+
+class WebhookAttemptPublic(SQLModel):
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+class WebhookDeliveryPublic(SQLModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    episode_id: uuid.UUID
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    attempt_log: list[WebhookAttemptPublic]
