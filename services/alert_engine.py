@@ -186,7 +186,7 @@ async def recompute_series(
     points = await alert_store.load_points(conn, key)
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
     writes = derive_full(ctx, points, rows, now or utcnow())
-    await alert_store.write_alert_rows(conn, writes)
+    await alert_store.write_alert_rows(conn, writes, facts)
     return writes
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.base import new_id, utcnow
 from models.episodes import Episode
-from services import alert_store, audit
+from services import alert_store, audit, events, outbox
 from services.alert_store import ALERTS, EpisodeFacts
 from services.auth import Actor
 from services.errors import NotFound
@@ -148,6 +148,8 @@ async def _change(
         values["updated_at"] = utcnow()
         await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
         row = {**row, **values}
+        event = events.alert_changed("updated", row, row["client_id"], row["clinician_id"])
+        await outbox.write(await session.connection(), [event])
     audit.record(session, actor, action=action, resource_type="alert", resource_id=alert_id)
     return public(row, row)
 
@@ -236,7 +238,7 @@ async def raise_concern(
         "resolved_by_key_id": None,
         "note": None,
     }
-    await alert_store.write_alert_rows(conn, [("created", row)])
+    await alert_store.write_alert_rows(conn, [("created", row)], facts)
     return public(row, facts, change="created")
 
 

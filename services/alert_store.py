@@ -14,6 +14,7 @@ from models.alerts import Alert, AlertRuleSetting
 from models.episodes import Episode
 from models.people import Client
 from models.submissions import Submission
+from services import outbox
 from services.alerts import SeriesPoint
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
 
@@ -148,11 +149,15 @@ async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, 
 
 
 async def write_alert_rows(
-    conn: AsyncConnection, writes: Sequence[tuple[Change, Mapping[str, Any]]]
+    conn: AsyncConnection,
+    writes: Sequence[tuple[Change, Mapping[str, Any]]],
+    facts: EpisodeFacts,
 ) -> None:
+    """Store the alert changes and, in the same transaction, their outbox events."""
     for change, row in writes:
         if change == "created":
             await conn.execute(insert(ALERTS), dict(row))
         else:
             values = {c: row[c] for c in WRITTEN_ON_UPDATE}
             await conn.execute(update(ALERTS).where(ALERTS.c.id == row["id"]), values)
+    await outbox.write(conn, outbox.alert_events(writes, facts.client_id, facts.clinician_id))

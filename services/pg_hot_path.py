@@ -45,13 +45,16 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
 
 
 # What a new submission needs, in one statement (one snapshot): whether the key is still valid
-# (the route may have taken it from services/auth.PrincipalCache), the episode (none when the
-# actor may not see it) with its alert_seq, and the series: its latest sessions (as many as
-# history_needed asks: the rupture repair window, the organisation's or the default $7, plus $8)
-# and its first score, its unresolved alerts, and the organisation's alert settings. No lock: the
+# (the route may have taken it from services/auth.PrincipalCache; no key is a client's
+# invitation, which services/invitations.py holds locked in the same transaction), the
+# episode (none when the actor may not see it) with its alert_seq, and the series: its latest
+# sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
+# default $7, plus $8) and its first score, its unresolved alerts, and the organisation's alert
+# settings. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
-    SELECT EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $9 AND k.revoked_at IS NULL),
+    SELECT ($9::uuid IS NULL
+            OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $9 AND k.revoked_at IS NULL)),
         e.status, c.population, e.client_id, e.clinician_id, e.alert_seq,
         (SELECT coalesce(json_agg(json_build_array(t.session_number, t.id, t.total,
                     t.scores -> 'subscales') ORDER BY t.session_number), '[]'::json)
@@ -116,7 +119,10 @@ def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-KEY_VALID = "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)"
+KEY_VALID = """
+    SELECT $1::uuid IS NULL
+        OR EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)
+"""
 
 
 async def submission_context(
@@ -194,37 +200,67 @@ _UPSERT_ALERTS = """
         rule_params = EXCLUDED.rule_params, resolved_at = EXCLUDED.resolved_at,
         updated_at = EXCLUDED.updated_at
 """
-WRITE_ALERTS = _UPSERT_ALERTS.format(guard="").replace("$ROWS", "$1")
+# Outbox events from one JSON array, numbered in array order, and a pending delivery of each to
+# every live endpoint of the organisation subscribed to its type (services/outbox.py does the
+# same for the other writers).
+_WRITE_EVENTS = """
+    ev AS (
+        INSERT INTO outbox_events (id, org_id, episode_id, type, subject_id, payload, created_at)
+        SELECT e.id, e.org_id, e.episode_id, e.type, e.subject_id, e.payload, e.created_at
+        FROM jsonb_populate_recordset(NULL::outbox_events, $EVENTS::jsonb) WITH ORDINALITY AS e
+        {guard}
+        ORDER BY e.ordinality
+        RETURNING seq, id, org_id, episode_id, type, created_at
+    ), deliveries AS (
+        INSERT INTO webhook_deliveries (id, org_id, endpoint_id, event_seq, event_id, event_type,
+            episode_id, status, attempts, next_attempt_at, created_at)
+        SELECT gen_random_uuid(), ev.org_id, w.id, ev.seq, ev.id, ev.type, ev.episode_id,
+            'pending', 0, ev.created_at, ev.created_at
+        FROM ev JOIN webhook_endpoints w ON w.org_id = ev.org_id AND w.enabled
+            AND w.deleted_at IS NULL AND w.event_types ? ev.type
+    )"""
+WRITE_ALERTS = (
+    "WITH alert_writes AS ("
+    + _UPSERT_ALERTS.format(guard="").replace("$ROWS", "$1")
+    + "),"
+    + _WRITE_EVENTS.format(guard="").replace("$EVENTS", "$2")
+    + " SELECT 1"
+)
+
+
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    # asyncpg hands back its own UUID subclass, which orjson leaves to `default`.
+    return orjson.dumps(rows, default=str).decode()
 
 
 def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
-    # asyncpg hands back its own UUID subclass, which orjson leaves to `default`.
-    return orjson.dumps([row for _, row in writes], default=str).decode()
+    return rows_json([row for _, row in writes])
 
 
-async def write_alerts(driver: Any, writes: Sequence[tuple[str, dict[str, Any]]]) -> None:
+async def write_alerts(
+    driver: Any, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
+) -> None:
+    """Alert changes and their outbox events, in the caller's transaction."""
     if writes:
-        await driver.execute(WRITE_ALERTS, alert_rows_json(writes))
+        await driver.execute(WRITE_ALERTS, alert_rows_json(writes), rows_json(events))
 
 
-# The session upsert, the submission insert and its audit event in one statement (data-modifying
-# CTEs): one round trip instead of three. The partial index predicate is a literal: PostgreSQL must
-# see it to infer the index, and a generic prepared plan would hide a parameter's value.
-# The session upsert, the submission insert, its audit event and the alert changes in one
-# statement (data-modifying CTEs): one round trip, atomic without a transaction of its own. It
-# writes only if the episode's alert_seq is still the one the context was read at ($19) and the
-# key is still valid, and bumps alert_seq: a writer that came in between (another submission of
-# the episode, a void, a person's acknowledgement) makes this one write nothing, and the caller
-# reads and evaluates again. Under
-# READ COMMITTED the UPDATE waits for such a writer and then checks its committed row, so the
-# check cannot miss one. The partial index predicate is a literal: PostgreSQL must see it to infer
-# the index, and a generic prepared plan would hide a parameter's value.
+# The session upsert, the submission insert, its audit event, the alert changes and the outbox
+# events with their webhook deliveries in one statement (data-modifying CTEs): one round trip,
+# atomic without a transaction of its own. It writes only if the episode's alert_seq is still the
+# one the context was read at ($19) and the key is still valid, and bumps alert_seq: a writer that
+# came in between (another submission of the episode, a void, a person's acknowledgement) makes
+# this one write nothing, and the caller reads and evaluates again. Under READ COMMITTED the
+# UPDATE waits for such a writer and then checks its committed row, so the check cannot miss one.
+# The partial index predicate is a literal: PostgreSQL must see it to infer the index, and a
+# generic prepared plan would hide a parameter's value.
 STORE_SUBMISSION = (
     """
     WITH v AS (
         UPDATE episodes SET alert_seq = alert_seq + 1
         WHERE org_id = $2 AND id = $3 AND alert_seq = $19
-            AND EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $15 AND k.revoked_at IS NULL)
+            AND ($15::uuid IS NULL
+                OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $15 AND k.revoked_at IS NULL))
         RETURNING id
     ), s AS (
         INSERT INTO sessions (id, org_id, episode_id, session_number, occurred_at, created_at)
@@ -249,8 +285,9 @@ STORE_SUBMISSION = (
         FROM sub
     ), alert_writes AS ("""
     + _UPSERT_ALERTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$ROWS", "$18")
+    + "),"
+    + _WRITE_EVENTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$EVENTS", "$20")
     + """
-    )
     SELECT EXISTS (SELECT 1 FROM v), (SELECT id FROM sub)
 """
 )
@@ -263,6 +300,7 @@ async def store_submission(
     values: dict[str, Any],
     audit: dict[str, Any],
     alerts: Sequence[tuple[str, dict[str, Any]]],
+    events: Sequence[dict[str, Any]],
     alert_seq: int,
 ) -> tuple[bool, uuid.UUID | None]:
     """(alert_seq was still current, the inserted submission's id or None for a duplicate)."""
@@ -288,6 +326,7 @@ async def store_submission(
         audit["client_address"],
         alert_rows_json(alerts),
         alert_seq,
+        rows_json(events),
     )
     return current, inserted
 

@@ -21,7 +21,15 @@ from models.audit import AuditEvent
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.submissions import CareSession, Submission, SubmissionCreate
-from services import alert_engine, alert_lifecycle, alert_store, audit, pg_hot_path
+from services import (
+    alert_engine,
+    alert_lifecycle,
+    alert_store,
+    audit,
+    events,
+    outbox,
+    pg_hot_path,
+)
 from services.alert_engine import Writes
 from services.alert_store import EpisodeFacts, SeriesKey
 from services.alerts import SeriesPoint
@@ -86,11 +94,12 @@ async def _store(
     values: dict[str, Any],
     audit_event: dict[str, Any],
     alerts: Writes,
-    alert_seq: int,
+    facts: EpisodeFacts,
 ) -> tuple[bool, uuid.UUID | None]:
-    """Insert session (if new), submission, audit event and the alert changes, if the episode's
-    ``alert_seq`` is still the one read; (it was, the new submission's id or None when a valid
-    submission for the same session, instrument, respondent and rater exists already)."""
+    """Insert session (if new), submission, audit event, the alert changes and the outbox events
+    of both, if the episode's ``alert_seq`` is still the one read; (it was, the new submission's
+    id or None when a valid submission for the same session, instrument, respondent and rater
+    exists already)."""
     session_values = {
         "org_id": values["org_id"],
         "episode_id": values["episode_id"],
@@ -106,13 +115,17 @@ async def _store(
             values=values,
             audit=audit_event,
             alerts=alerts,
-            alert_seq=alert_seq,
+            events=[
+                events.submission_created(values, facts.client_id, facts.clinician_id),
+                *outbox.alert_events(alerts, facts.client_id, facts.clinician_id),
+            ],
+            alert_seq=facts.alert_seq,
         )
     conn = await uow.connection()
     bumped = await conn.execute(
         update(_EPISODES)
         .where(_EPISODES.c.org_id == values["org_id"], _EPISODES.c.id == values["episode_id"])
-        .where(_EPISODES.c.alert_seq == alert_seq)
+        .where(_EPISODES.c.alert_seq == facts.alert_seq)
         .values(alert_seq=_EPISODES.c.alert_seq + 1)
     )
     if bumped.rowcount == 0:
@@ -126,7 +139,9 @@ async def _store(
     ).scalar_one_or_none()
     if inserted is not None:
         await conn.execute(_INSERT_AUDIT, audit_event)
-        await alert_store.write_alert_rows(conn, alerts)
+        event = events.submission_created(values, facts.client_id, facts.clinician_id)
+        await outbox.write(conn, [event])
+        await alert_store.write_alert_rows(conn, alerts, facts)
     return True, inserted
 
 
@@ -188,7 +203,9 @@ async def _recompute_after_store(
     if driver is not None:
         points, rows = await pg_hot_path.full_series(driver, ctx.key)
         writes = alert_engine.derive_full(ctx, points, rows, utcnow())
-        await pg_hot_path.write_alerts(driver, writes)
+        await pg_hot_path.write_alerts(
+            driver, writes, outbox.alert_events(writes, facts.client_id, facts.clinician_id)
+        )
         return writes
     conn = await uow.connection()
     return await alert_engine.recompute_series(conn, ctx.key, facts=facts, settings=ctx.settings)
@@ -267,7 +284,7 @@ async def create_submission(
         if alerts is None:
             # A late entry: the series is recomputed once it is stored, in one transaction.
             await uow.driver_transaction()
-        current, inserted = await _store(uow, values, audit_event, alerts or [], facts.alert_seq)
+        current, inserted = await _store(uow, values, audit_event, alerts or [], facts)
         if current:
             break
     else:
