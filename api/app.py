@@ -21,6 +21,7 @@ from api.routes import (
     instruments,
     organizations,
     submissions,
+    webhooks,
 )
 from services.auth import PrincipalCache, ensure_bootstrap_key
 from services.config import Settings, get_settings
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts.router,
         alert_rules.router,
         audit.router,
+        webhooks.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

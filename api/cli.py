@@ -7,12 +7,17 @@ Usage:
     attune recompute-alerts SLUG
                                 re-derive every alert of an organization from its history
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune run                  migrate, seed-demo, serve: what `make run` does
+    attune worker [--org-id ID] deliver webhooks until stopped (SIGTERM or Ctrl-C)
+    attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
+                                serve: what `make run` does
 """
 
 import argparse
 import asyncio
+import signal
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -146,6 +151,44 @@ def serve(settings: Settings) -> None:
     )
 
 
+async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
+    from services import webhook_delivery
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    engine = create_engine(settings)
+    try:
+        await webhook_delivery.run(engine, settings, stop, org_ids=org_ids)
+    finally:
+        await engine.dispose()
+
+
+def work(settings: Settings, org_ids: list[uuid.UUID] | None = None) -> None:
+    from api import logs
+
+    logs.configure(settings.log_level)
+    asyncio.run(_work(settings, org_ids))
+
+
+def serve_with_worker(settings: Settings) -> None:
+    """The API, and a webhook worker beside it in its own process (as in production, where
+    workers scale apart from API replicas), stopped with it."""
+    if not settings.worker:
+        serve(settings)
+        return
+    worker = subprocess.Popen([sys.executable, "-m", "api.cli", "worker"])
+    try:
+        serve(settings)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="attune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -158,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     recompute_parser = sub.add_parser("recompute-alerts")
     recompute_parser.add_argument("slug")
     sub.add_parser("serve")
+    worker_parser = sub.add_parser("worker")
+    # A worker for some organisations only (repeatable): tenants with their own workers.
+    worker_parser.add_argument("--org-id", action="append", type=uuid.UUID, dest="org_ids")
     sub.add_parser("run")
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -177,10 +223,12 @@ def main(argv: list[str] | None = None) -> None:
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        work(settings, args.org_ids)
     elif args.command == "run":
         migrate(settings)
         seed_demo(settings)
-        serve(settings)
+        serve_with_worker(settings)
 
 
 if __name__ == "__main__":

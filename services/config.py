@@ -27,6 +27,17 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The webhook worker (services/webhook_delivery.py); `attune run` starts one unless false.
+    worker: bool = True
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_batch_size: int = Field(default=20, ge=1, le=500)
+    # Webhook targets on private, loopback or link-local addresses: development and tests only.
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(default=12, ge=1, le=100)
+    webhook_retry_base_seconds: float = Field(default=10.0, ge=0, le=3600)
+    webhook_retry_max_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 86400)
+    webhook_disable_after_failures: int = Field(default=50, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

@@ -56,6 +56,12 @@ async def build_world(attune: Attune) -> FuzzWorld:
     await submit(tenant, episode["id"], "srs", 2, srs(4, 4, 4, 4))
     alerts = expect(await tenant.http.get("/v1/alerts", headers=tenant.admin), 200)["items"]
     rules = expect(await tenant.http.get("/v1/alert-rules", headers=tenant.admin), 200)["items"]
+    hook = expect(
+        await tenant.http.post(
+            "/v1/webhooks", json={"url": "https://ehr.example.org/fuzz"}, headers=tenant.admin
+        ),
+        201,
+    )
     return FuzzWorld(
         admin_key=tenant.admin_key,
         definitions=definitions,
@@ -71,6 +77,7 @@ async def build_world(attune: Attune) -> FuzzWorld:
             "instrument": "srs",
             "code": "phq-9",
             "rule_id": alerts[0]["type"] if alerts else rules[0]["rule_id"],
+            "webhook_id": hook["id"],
             **({"alert_id": alerts[0]["id"]} if alerts else {}),
         },
     )

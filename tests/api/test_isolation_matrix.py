@@ -71,6 +71,8 @@ MATRIX: dict[tuple[str, str], Probe] = {
         "object", body={"resolution": "dismissed"}, caseload=True
     ),
     ("GET", "/v1/instruments/{code}"): Probe("object"),  # A's own instrument; built-ins shared
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Probe("object"),
+    ("DELETE", "/v1/webhooks/{webhook_id}"): Probe("object"),
     # Lists.
     ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
     ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
@@ -90,6 +92,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/audit-events"): Probe("list"),
     ("GET", "/v1/alert-rules"): Probe("list"),
     ("GET", "/v1/instruments"): Probe("list"),
+    ("GET", "/v1/webhooks"): Probe("list"),
     # Ids inside the body.
     ("POST", "/v1/submissions"): Probe("body", caseload=True),
     ("POST", "/v1/episodes"): Probe("body", caseload=True),
@@ -100,6 +103,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("PUT", "/v1/clients/by-external-id/{external_id}"): Probe("own", body={"population": "child"}),
     ("PUT", "/v1/alert-rules/{rule_id}"): Probe("own", body={"enabled": False}),
     ("POST", "/v1/instruments"): Probe("own"),
+    ("POST", "/v1/webhooks"): Probe("own", body={"url": "https://ehr.example.org/b"}),
     # Not per-tenant.
     ("POST", "/v1/organizations"): Probe("exempt", reason="system scope: creates a tenant"),
     ("POST", "/v1/organizations/{org_id}/api-keys"): Probe(
@@ -163,6 +167,10 @@ async def build_org(attune: Attune, name: str) -> Org:
     expect(
         await http.post("/v1/instruments", json={**srs_definition, "code": code}, headers=h), 201
     )
+    hook = expect(
+        await http.post("/v1/webhooks", json={"url": f"https://ehr.example.org/{name}"}, headers=h),
+        201,
+    )
     for values, label in ((org.x, "x"), (org.y, "y")):
         staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
         clinician = await tenant.clinician(f"Dr {label}", external_id=staff)
@@ -193,6 +201,7 @@ async def build_org(attune: Attune, name: str) -> Org:
             key_id=spare["id"],
             code=code,
             rule_id=alerts[0]["type"],
+            webhook_id=hook["id"],
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
     keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
@@ -220,7 +229,8 @@ async def snapshot(org: Org) -> dict[str, Any]:
     http, h = org.tenant.http, org.tenant.admin
     paths = [
         "/v1/clients", "/v1/clinicians", "/v1/episodes", "/v1/alerts", "/v1/alert-rules",
-        "/v1/instruments", "/v1/api-keys",
+        "/v1/instruments", "/v1/api-keys", "/v1/webhooks",
+        fill("/v1/webhooks/{webhook_id}/deliveries", org.x),
     ]  # fmt: skip
     for values in (org.x, org.y):
         paths += [

@@ -83,6 +83,10 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
         ("POST", "/v1/alerts/{alert_id}/acknowledge"): {"note": "seen"},
         ("POST", "/v1/alerts/{alert_id}/resolve"): {"resolution": "discussed", "note": "ok"},
         ("PUT", "/v1/alert-rules/{rule_id}"): {"enabled": True, "params": {"cutoff": 36}},
+        ("POST", "/v1/webhooks"): {
+            "url": "https://ehr.example.org/hooks", "event_types": ["alert.created"],
+            "description": "EHR",
+        },
     }  # fmt: skip
     return copy.deepcopy(bodies[(method, template)])
 

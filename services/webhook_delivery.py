@@ -1,0 +1,321 @@
+"""The webhook worker: sends outbox deliveries, at least once, in order per endpoint and episode.
+
+Each round claims due deliveries with ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite runs one
+worker), sends them, and records the outcome in the same transaction, so a worker that dies
+mid-delivery leaves its rows pending for the next one: delivered at least once, never lost.
+Several workers never hold the same delivery at once. A delivery waits while an earlier one of
+the same endpoint and episode is pending — being sent by another worker, or waiting for its
+retry — so a receiver sees an episode's events in the order they happened.
+
+Failures are retried with exponential back-off and jitter; a delivery that fails
+``webhook_max_attempts`` times is given up (``failed``); an endpoint is disabled when it answers
+410 Gone or fails ``webhook_disable_after_failures`` times in a row.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+import orjson
+from sqlalchemy import exists, insert, select, true, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from standardwebhooks.webhooks import Webhook
+
+from models.base import new_id, utcnow
+from models.webhooks import WebhookAttempt
+from services import webhook_targets
+from services.config import Settings
+from services.outbox import DELIVERIES, ENDPOINTS, OUTBOX
+
+log = logging.getLogger("attune.webhooks")
+ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
+USER_AGENT = "Attune-Webhooks/1"
+Verdict = Literal["delivered", "retry", "gone"]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    timeout_seconds: float
+    max_attempts: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    disable_after_failures: int
+    allow_private: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Policy":
+        return cls(
+            timeout_seconds=settings.webhook_timeout_seconds,
+            max_attempts=settings.webhook_max_attempts,
+            retry_base_seconds=settings.webhook_retry_base_seconds,
+            retry_max_seconds=settings.webhook_retry_max_seconds,
+            disable_after_failures=settings.webhook_disable_after_failures,
+            allow_private=settings.webhook_allow_private,
+        )
+
+
+def backoff_seconds(failures: int, *, base: float, cap: float, unit_random: float) -> float:
+    """The wait after the ``failures``-th failed attempt: exponential, capped, with "equal
+    jitter" (half fixed, half random) so that receivers recovering from an outage are not hit by
+    every retry at the same moment, yet no retry comes sooner than half the planned wait."""
+    ceiling = min(cap, base * 2.0 ** min(failures - 1, 62))
+    return ceiling / 2 + ceiling / 2 * unit_random
+
+
+def verdict(status_code: int | None) -> Verdict:
+    """2xx is delivered; 410 Gone means the receiver wants no more; everything else (other
+    statuses, timeouts, refused connections) is retried."""
+    if status_code is not None and 200 <= status_code < 300:
+        return "delivered"
+    if status_code == 410:
+        return "gone"
+    return "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: uuid.UUID
+    org_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_id: uuid.UUID
+    attempts: int
+    url: str
+    secret: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    delivery: Claimed
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None) -> Any:
+    earlier = DELIVERIES.alias("earlier")
+    blocked = exists().where(
+        earlier.c.endpoint_id == DELIVERIES.c.endpoint_id,
+        earlier.c.episode_id == DELIVERIES.c.episode_id,
+        earlier.c.status == "pending",
+        earlier.c.event_seq < DELIVERIES.c.event_seq,
+    )
+    stmt = (
+        select(
+            DELIVERIES.c.id,
+            DELIVERIES.c.org_id,
+            DELIVERIES.c.endpoint_id,
+            DELIVERIES.c.event_id,
+            DELIVERIES.c.attempts,
+            ENDPOINTS.c.url,
+            ENDPOINTS.c.secret,
+            OUTBOX.c.payload,
+        )
+        .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
+        .join(OUTBOX, OUTBOX.c.seq == DELIVERIES.c.event_seq)
+        .where(
+            DELIVERIES.c.status == "pending",
+            DELIVERIES.c.next_attempt_at <= now,
+            ENDPOINTS.c.enabled.is_(True),
+            ENDPOINTS.c.deleted_at.is_(None),
+            ~blocked,
+        )
+        .order_by(DELIVERIES.c.event_seq)
+        .limit(batch)
+        # SQLite renders no lock clause: it runs one worker, and its writers are serialised.
+        .with_for_update(skip_locked=True, of=DELIVERIES)
+    )
+    if org_ids is not None:
+        stmt = stmt.where(DELIVERIES.c.org_id.in_(list(org_ids)))
+    return stmt
+
+
+async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> Result:
+    """One attempt: the Standard Webhooks headers, signed over ``id.timestamp.body``."""
+    at = utcnow()
+    started = time.perf_counter()
+    status_code: int | None = None
+    error: str | None = None
+    refused = await webhook_targets.refusal(delivery.url, allow_private=policy.allow_private)
+    if refused is not None:
+        error = refused
+    else:
+        body = orjson.dumps(delivery.payload).decode()
+        msg_id = str(delivery.event_id)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(at.timestamp())),
+            "webhook-signature": Webhook(delivery.secret).sign(msg_id, at, body),
+        }
+        try:
+            response = await client.post(delivery.url, content=body, headers=headers)
+            status_code = response.status_code
+        except httpx.TimeoutException:
+            error = "timed out"
+        except httpx.HTTPError as exc:
+            # The exception's class, not its text: that may repeat the URL.
+            error = f"request failed: {type(exc).__name__}"
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    return Result(delivery, at, status_code, error, duration_ms)
+
+
+async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) -> None:
+    failures: dict[uuid.UUID, list[bool]] = {}
+    gone: set[uuid.UUID] = set()
+    for result in results:
+        d = result.delivery
+        attempts = d.attempts + 1
+        outcome = verdict(result.status_code)
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_attempt_at": result.at,
+            "last_status_code": result.status_code,
+            "last_error": result.error,
+        }
+        if outcome == "delivered":
+            values.update(status="delivered", delivered_at=result.at)
+        elif outcome == "gone" or attempts >= policy.max_attempts:
+            values["status"] = "failed"
+        else:
+            wait = backoff_seconds(
+                attempts,
+                base=policy.retry_base_seconds,
+                cap=policy.retry_max_seconds,
+                unit_random=random.random(),  # noqa: S311  (jitter, not a secret)
+            )
+            values["next_attempt_at"] = result.at + timedelta(seconds=wait)
+        await conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == d.id).values(**values))
+        await conn.execute(
+            insert(ATTEMPTS).values(
+                id=new_id(),
+                org_id=d.org_id,
+                delivery_id=d.id,
+                attempted_at=result.at,
+                status_code=result.status_code,
+                error=result.error,
+                duration_ms=result.duration_ms,
+            )
+        )
+        failures.setdefault(d.endpoint_id, []).append(outcome != "delivered")
+        if outcome == "gone":
+            gone.add(d.endpoint_id)
+    # Endpoints in id order: two workers updating the same endpoints cannot deadlock.
+    for endpoint_id in sorted(failures):
+        outcomes = failures[endpoint_id]
+        last_success = max((i + 1 for i, failed in enumerate(outcomes) if not failed), default=0)
+        counter = ENDPOINTS.c.consecutive_failures
+        this_endpoint = ENDPOINTS.c.id == endpoint_id
+        await conn.execute(
+            update(ENDPOINTS)
+            .where(this_endpoint)
+            .values(
+                consecutive_failures=len(outcomes) - last_success
+                if last_success
+                else counter + len(outcomes)
+            )
+        )
+        if endpoint_id in gone:
+            reason, still_enabled = "the receiver answered 410 Gone", true()
+        else:
+            reason = f"disabled after {policy.disable_after_failures} failed attempts in a row"
+            still_enabled = counter >= policy.disable_after_failures
+        await conn.execute(
+            update(ENDPOINTS)
+            .where(this_endpoint, ENDPOINTS.c.enabled.is_(True), still_enabled)
+            .values(enabled=False, disabled_reason=reason)
+        )
+
+
+async def deliver_due(
+    engine: AsyncEngine,
+    client: httpx.AsyncClient,
+    policy: Policy,
+    *,
+    batch: int = 20,
+    org_ids: Collection[uuid.UUID] | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> int:
+    """One round: claim due deliveries, send them concurrently, record the outcomes; the number
+    attempted. ``org_ids`` limits the worker to some organisations."""
+    sqlite = engine.dialect.name == "sqlite"
+    async with engine.connect() as conn:
+        await conn.begin()
+        claimed = [
+            Claimed(r.id, r.org_id, r.endpoint_id, r.event_id, r.attempts, r.url, r.secret,
+                    r.payload)
+            for r in (await conn.execute(_claim_statement(now(), batch, org_ids))).all()
+        ]  # fmt: skip
+        if not claimed:
+            await conn.rollback()
+            return 0
+        if sqlite:
+            # SQLite's transaction holds the whole database's write lock: release it while
+            # waiting for receivers. One worker runs on SQLite, so no other takes these rows.
+            await conn.commit()
+        results = list(await asyncio.gather(*(send(client, d, policy) for d in claimed)))
+        if sqlite:
+            await conn.begin()
+        await _record(conn, results, policy)
+        await conn.commit()
+    for result in results:
+        log.info(
+            "webhook attempt",
+            extra={
+                "fields": {
+                    "delivery_id": str(result.delivery.id),
+                    "endpoint_id": str(result.delivery.endpoint_id),
+                    "status_code": result.status_code,
+                    "error": result.error,
+                    "duration_ms": result.duration_ms,
+                }
+            },
+        )
+    return len(results)
+
+
+def http_client(policy: Policy) -> httpx.AsyncClient:
+    # No redirects (a redirect could lead past the address check) and no proxy from the
+    # environment.
+    return httpx.AsyncClient(
+        timeout=policy.timeout_seconds, follow_redirects=False, trust_env=False
+    )
+
+
+async def run(
+    engine: AsyncEngine,
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    org_ids: Collection[uuid.UUID] | None = None,
+) -> None:
+    """Deliver until ``stop`` is set: at once while there is work, else every poll interval.
+    A database outage is logged and waited out, never fatal."""
+    policy = Policy.from_settings(settings)
+    async with http_client(policy) as client:
+        while not stop.is_set():
+            try:
+                done = await deliver_due(
+                    engine, client, policy, batch=settings.worker_batch_size, org_ids=org_ids
+                )
+            except (TimeoutError, OSError) as exc:
+                log.warning("webhook worker waiting for the database: %s", type(exc).__name__)
+                done = 0
+            except Exception as exc:
+                # SQLAlchemy wraps driver errors; a worker that stopped on one would stop
+                # delivering for good.
+                log.error("webhook round failed: %s", type(exc).__name__)
+                done = 0
+            if done == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.worker_poll_seconds)

@@ -1,0 +1,180 @@
+"""Webhook endpoints: register, list, delete, and read their delivery log (DESIGN.md §8).
+
+Endpoints belong to the organisation: they receive events about every episode. A key bound to a
+clinician sees only its caseload, so it may not manage them (403).
+"""
+
+import base64
+import secrets
+import struct
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.base import utcnow
+from models.webhooks import (
+    WebhookAttempt,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookPublic,
+)
+from services import audit, webhook_targets
+from services.auth import Actor
+from services.errors import Forbidden, InvalidInput, NotFound
+from services.pagination import fetch_page
+
+SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
+# Attempts shown with each delivery; the oldest are left out of the listing (not deleted).
+ATTEMPTS_SHOWN = 20
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _organisation_wide(actor: Actor) -> uuid.UUID:
+    if actor.clinician_id is not None:
+        raise Forbidden("webhooks receive events of the whole organisation; a key bound to a "
+                        "clinician cannot manage them")  # fmt: skip
+    return actor.org_id
+
+
+async def create_endpoint(
+    session: AsyncSession, *, actor: Actor, data: WebhookCreate, allow_private: bool
+) -> WebhookCreated:
+    org_id = _organisation_wide(actor)
+    url = str(data.url)
+    reason = await webhook_targets.refusal(url, allow_private=allow_private)
+    if reason is not None:
+        raise InvalidInput.at("body.url", reason, type="url", detail=reason)
+    row = WebhookEndpoint(
+        org_id=org_id,
+        url=url,
+        description=data.description,
+        event_types=list(dict.fromkeys(data.event_types)),
+        secret=generate_secret(),
+        created_by_key_id=actor.principal.key_id,
+    )
+    session.add(row)
+    await session.flush()
+    audit.record(
+        session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
+    )
+    return WebhookCreated.model_validate(row)
+
+
+def _live(actor: Actor) -> Any:
+    return (
+        select(WebhookEndpoint)
+        .where(col(WebhookEndpoint.org_id) == _organisation_wide(actor))
+        .where(col(WebhookEndpoint.deleted_at).is_(None))
+    )
+
+
+async def list_endpoints(
+    session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
+) -> tuple[list[WebhookPublic], str | None]:
+    rows, next_cursor = await fetch_page(
+        session, _live(actor), id_column=col(WebhookEndpoint.id), limit=limit, cursor=cursor
+    )
+    return [WebhookPublic.model_validate(r) for r in rows], next_cursor
+
+
+async def _endpoint(session: AsyncSession, actor: Actor, endpoint_id: uuid.UUID) -> WebhookEndpoint:
+    row: WebhookEndpoint | None = await session.scalar(
+        _live(actor).where(col(WebhookEndpoint.id) == endpoint_id)
+    )
+    if row is None:
+        raise NotFound("webhook endpoint not found")
+    return row
+
+
+async def delete_endpoint(session: AsyncSession, *, actor: Actor, endpoint_id: uuid.UUID) -> None:
+    """The endpoint stops receiving at once, pending deliveries included; its log stays."""
+    row = await _endpoint(session, actor, endpoint_id)
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == row.id)
+        .values(deleted_at=utcnow(), enabled=False, disabled_reason="deleted")
+    )
+    audit.record(
+        session, actor, action="webhook.delete", resource_type="webhook", resource_id=row.id
+    )
+
+
+def _encode_seq(seq: int) -> str:
+    return base64.urlsafe_b64encode(struct.pack(">q", seq)).decode().rstrip("=")
+
+
+def _decode_seq(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        (seq,) = struct.unpack(">q", raw)
+    except (ValueError, struct.error):
+        raise InvalidInput.at(
+            "query.cursor",
+            "invalid cursor",
+            type="cursor",
+            detail="the cursor is not one this API issued",
+        ) from None
+    return int(seq)
+
+
+async def list_deliveries(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    endpoint_id: uuid.UUID,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Newest event first, each delivery with its latest attempts."""
+    endpoint = await _endpoint(session, actor, endpoint_id)
+    stmt = select(WebhookDelivery).where(
+        col(WebhookDelivery.org_id) == endpoint.org_id,
+        col(WebhookDelivery.endpoint_id) == endpoint.id,
+    )
+    if status is not None:
+        stmt = stmt.where(col(WebhookDelivery.status) == status)
+    if cursor is not None:
+        stmt = stmt.where(col(WebhookDelivery.event_seq) < _decode_seq(cursor))
+    rows: Sequence[WebhookDelivery] = (
+        await session.scalars(stmt.order_by(col(WebhookDelivery.event_seq).desc()).limit(limit + 1))
+    ).all()
+    next_cursor = _encode_seq(rows[limit - 1].event_seq) if len(rows) > limit else None
+    rows = rows[:limit]
+    attempts: dict[uuid.UUID, list[WebhookAttempt]] = defaultdict(list)
+    if rows:
+        found = await session.scalars(
+            select(WebhookAttempt)
+            .where(col(WebhookAttempt.org_id) == endpoint.org_id)
+            .where(col(WebhookAttempt.delivery_id).in_([r.id for r in rows]))
+            .order_by(col(WebhookAttempt.id).desc())
+        )
+        for attempt in found:
+            if len(attempts[attempt.delivery_id]) < ATTEMPTS_SHOWN:
+                attempts[attempt.delivery_id].append(attempt)
+    audit.record(
+        session,
+        actor,
+        action="webhook.deliveries",
+        resource_type="webhook",
+        resource_id=endpoint.id,
+    )
+    return [
+        {
+            **row.model_dump(),
+            "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
+            "attempt_log": [a.model_dump() for a in attempts[row.id]],
+        }
+        for row in rows
+    ], next_cursor

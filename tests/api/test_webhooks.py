@@ -1,0 +1,516 @@
+"""Webhooks: endpoints, the transactional outbox and the worker, against a real HTTP receiver."""
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from fastapi import FastAPI
+from pytest_httpserver import HTTPServer
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from standardwebhooks.webhooks import Webhook
+from werkzeug import Request, Response
+
+from services import webhook_delivery
+from services.config import Settings
+from services.outbox import DELIVERIES, OUTBOX
+from tests.support import Attune, Tenant, bearer, expect, srs, submit
+
+ANSWER_MARKERS = (5.3, 4.7)  # distinctive values, to prove payloads carry no answers
+
+
+def policy(**overrides: Any) -> webhook_delivery.Policy:
+    values: dict[str, Any] = {
+        "timeout_seconds": 5.0,
+        "max_attempts": 12,
+        "retry_base_seconds": 0.0,  # retry at once: the tests drive rounds themselves
+        "retry_max_seconds": 0.0,
+        "disable_after_failures": 50,
+        "allow_private": True,
+    }
+    return webhook_delivery.Policy(**{**values, **overrides})
+
+
+async def drain(app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy | None = None) -> int:
+    """Worker rounds for one organisation until nothing is due; the attempts made."""
+    pol = pol or policy()
+    total = 0
+    async with webhook_delivery.http_client(pol) as client:
+        for _ in range(200):
+            done = await webhook_delivery.deliver_due(
+                app.state.engine, client, pol, org_ids=[uuid.UUID(tenant.org_id)]
+            )
+            if done == 0:
+                return total
+            total += done
+    raise AssertionError("the worker never ran out of due deliveries")
+
+
+class Receiver:
+    """Records every request with its headers and body; answers from a script of statuses."""
+
+    def __init__(self, server: HTTPServer, statuses: list[int] | None = None) -> None:
+        self.server = server
+        self.statuses = list(statuses or [])
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        with self.lock:
+            self.received.append((dict(request.headers), request.get_data()))
+            status = self.statuses.pop(0) if self.statuses else 204
+        return Response(status=status)
+
+    @property
+    def url(self) -> str:
+        return self.server.url_for("/hook")
+
+    def verified(self, secret: str) -> list[dict[str, Any]]:
+        hook = Webhook(secret)
+        return [hook.verify(body, headers) for headers, body in self.received]
+
+
+@pytest.fixture
+def receiver(httpserver: HTTPServer) -> Iterator[Receiver]:
+    yield Receiver(httpserver)
+    httpserver.clear()
+
+
+async def endpoint(tenant: Tenant, url: str, **extra: Any) -> dict[str, Any]:
+    return expect(  # type: ignore[no-any-return]
+        await tenant.http.post("/v1/webhooks", json={"url": url, **extra}, headers=tenant.admin),
+        201,
+    )
+
+
+async def outbox_ids(app: FastAPI, tenant: Tenant) -> list[str]:
+    async with app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            select(OUTBOX.c.id)
+            .where(OUTBOX.c.org_id == uuid.UUID(tenant.org_id))
+            .order_by(OUTBOX.c.seq)
+        )
+        return [str(r[0]) for r in rows]
+
+
+async def test_endpoint_secret_is_shown_once_and_listing_hides_it(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    created = await endpoint(tenant, "https://ehr.example.org/hooks", event_types=["alert.created"])
+    assert created["secret"].startswith("whsec_")
+    Webhook(created["secret"])  # a valid Standard Webhooks secret
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert [w["id"] for w in listed] == [created["id"]]
+    assert "secret" not in listed[0]
+    assert listed[0]["event_types"] == ["alert.created"]
+
+
+@pytest.mark.parametrize(
+    ("url", "field_type"),
+    [
+        ("ftp://ehr.example.org/hooks", "url_scheme"),
+        ("file:///etc/passwd", "url_scheme"),
+        ("not a url", "url_parsing"),
+    ],
+)
+async def test_only_http_urls_can_receive_webhooks(
+    attune: Attune, url: str, field_type: str
+) -> None:
+    tenant = await attune.tenant()
+    response = await attune.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin)
+    problem = expect(response, 422)
+    assert problem["errors"][0]["field"] == "body.url"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",  # cloud metadata
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://localhost/hook",
+    ],
+)
+async def test_private_targets_are_refused_outside_development(
+    attune: Attune, app: FastAPI, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    tenant = await attune.tenant()
+    strict: Settings = app.state.settings.model_copy(update={"webhook_allow_private": False})
+    monkeypatch.setattr(app.state, "settings", strict)
+    response = await attune.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin)
+    problem = expect(response, 422)
+    assert problem["errors"][0]["field"] == "body.url"
+    assert "private" in problem["errors"][0]["message"]
+
+
+async def test_clinician_bound_key_cannot_manage_organisation_webhooks(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    clinician = await tenant.clinician()
+    key = await tenant.key("webhooks:write", clinician_id=clinician["id"])
+    response = await attune.http.post(
+        "/v1/webhooks", json={"url": "https://ehr.example.org/h"}, headers=bearer(key)
+    )
+    expect(response, 403)
+
+
+async def outbox_types_by_episode(app: FastAPI, tenant: Tenant) -> dict[str, list[str]]:
+    async with app.state.engine.connect() as conn:
+        rows = await conn.execute(
+            select(OUTBOX.c.episode_id, OUTBOX.c.id)
+            .where(OUTBOX.c.org_id == uuid.UUID(tenant.org_id))
+            .order_by(OUTBOX.c.seq)
+        )
+        by_episode: dict[str, list[str]] = defaultdict(list)
+        for episode_id, event_id in rows:
+            by_episode[str(episode_id)].append(str(event_id))
+        return by_episode
+
+
+async def test_every_event_reaches_the_receiver_once_in_order_and_verifies(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, receiver.url)
+    episodes = [(await tenant.episode())["id"] for _ in range(3)]
+    for eid in episodes:
+        await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+        await submit(tenant, eid, "srs", 2, srs(9, 9, 9, 5.3))  # alliance.low and a rupture
+        await submit(tenant, eid, "srs", 3, srs(9, 9, 9, 4.7))
+        open_alerts = expect(
+            await attune.http.get(f"/v1/alerts?episode_id={eid}&status=open", headers=tenant.admin),
+            200,
+        )["items"]
+        expect(
+            await attune.http.post(
+                f"/v1/alerts/{open_alerts[0]['id']}/acknowledge", json={}, headers=tenant.admin
+            ),
+            200,
+        )
+    await drain(app, tenant)
+
+    payloads = receiver.verified(hook["secret"])  # raises unless every signature verifies
+    received: dict[str, list[str]] = defaultdict(list)
+    for (headers, _), payload in zip(receiver.received, payloads, strict=True):
+        received[payload["data"]["episode_id"]].append(headers["Webhook-Id"])
+    # Every event once, and each episode's in the order they were created (episodes go side
+    # by side, so the order across episodes is free).
+    assert received == await outbox_types_by_episode(app, tenant)
+    types = [p["type"] for p in payloads]
+    assert types.count("submission.created") == 9
+    assert types.count("alert.updated") >= 3  # the acknowledgements
+    assert "alert.created" in types
+    for payload in payloads:
+        assert set(payload) == {"type", "timestamp", "data"}
+    for _, body in receiver.received:
+        for marker in ANSWER_MARKERS:
+            assert str(marker) not in body.decode()
+        for field in (b"answers", b"message", b"scores"):
+            assert field not in body
+
+
+async def test_endpoint_receives_only_its_event_types(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    await endpoint(tenant, receiver.url, event_types=["alert.created"])
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 5))
+    await drain(app, tenant)
+    assert [json.loads(body)["type"] for _, body in receiver.received] == ["alert.created"]
+
+
+async def test_failing_receiver_gets_the_event_again_until_it_recovers(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, receiver.url, event_types=["submission.created"])
+    receiver.statuses = [500, 503]
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await submit(tenant, eid, "srs", 2, srs(9, 9, 9, 9))
+    await drain(app, tenant)
+
+    ids = [headers["Webhook-Id"] for headers, _ in receiver.received]
+    first, second = await outbox_ids(app, tenant)
+    # The second event waits for the first: order per episode survives the retries.
+    assert ids == [first, first, first, second]
+    assert len(receiver.verified(hook["secret"])) == 4
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert [d["event_id"] for d in log] == [second, first]  # newest first
+    assert log[1]["status"] == "delivered"
+    assert log[1]["attempts"] == 3
+    assert [a["status_code"] for a in log[1]["attempt_log"]] == [204, 503, 500]
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert listed[0]["consecutive_failures"] == 0
+
+
+async def test_gone_receiver_disables_its_endpoint(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    await endpoint(tenant, receiver.url)
+    receiver.statuses = [410]
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await submit(tenant, eid, "srs", 2, srs(9, 9, 9, 9))
+    await drain(app, tenant)
+    assert len(receiver.received) == 1
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert listed[0]["enabled"] is False
+    assert "410" in listed[0]["disabled_reason"]
+
+
+async def test_endpoint_is_disabled_after_a_run_of_failures(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, receiver.url)
+    receiver.statuses = [500] * 10
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await drain(app, tenant, policy(disable_after_failures=4))
+    assert len(receiver.received) == 4
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert listed[0]["enabled"] is False
+    assert listed[0]["consecutive_failures"] == 4
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert log[0]["status"] == "pending"  # kept, should the endpoint come back
+
+
+async def test_delivery_is_given_up_after_its_attempts(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, receiver.url, event_types=["submission.created"])
+    receiver.statuses = [500, 500, 500]
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await submit(tenant, eid, "srs", 2, srs(9, 9, 9, 9))
+    await drain(app, tenant, policy(max_attempts=3))
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert [(d["status"], d["attempts"]) for d in log] == [("delivered", 1), ("failed", 3)]
+    assert log[1]["next_attempt_at"] is None
+
+
+async def test_deleted_endpoint_receives_nothing_more(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, receiver.url)
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    expect(await attune.http.delete(f"/v1/webhooks/{hook['id']}", headers=tenant.admin), 204)
+    await drain(app, tenant)
+    assert receiver.received == []
+    expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 404
+    )
+    expect(await attune.http.delete(f"/v1/webhooks/{hook['id']}", headers=tenant.admin), 404)
+
+
+async def test_rolled_back_submission_produces_no_event(
+    attune: Attune, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an Idempotency-Key the submission runs in the request's transaction (both
+    databases); its commit fails, and nothing of it — event included — remains."""
+    tenant = await attune.tenant()
+    await endpoint(tenant, "https://ehr.example.org/hooks")
+    eid = (await tenant.episode())["id"]
+
+    async def failing_commit(self: Any) -> Any:
+        raise OperationalError("COMMIT", {}, Exception("connection lost"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AsyncConnection, "commit", failing_commit)
+        patch.setattr(asyncpg.transaction.Transaction, "commit", failing_commit)
+        response = await attune.http.post(
+            "/v1/submissions",
+            json={"episode_id": eid, "instrument": "srs", "session_number": 1,
+                  "answers": srs(5, 5, 5, 5)},
+            headers={**tenant.admin, "Idempotency-Key": "rolled-back-1"},
+        )  # fmt: skip
+    assert response.status_code == 503
+    assert await outbox_ids(app, tenant) == []
+    async with app.state.engine.connect() as conn:
+        pending = await conn.scalar(
+            select(text("count(*)"))
+            .select_from(DELIVERIES)
+            .where(DELIVERIES.c.org_id == uuid.UUID(tenant.org_id))
+        )
+    assert pending == 0
+
+
+async def delivered_log(tenant: Tenant, hook_id: str) -> list[dict[str, Any]]:
+    """The endpoint's deliveries once the newest is delivered (at most 30 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        log: list[dict[str, Any]] = expect(
+            await tenant.http.get(f"/v1/webhooks/{hook_id}/deliveries", headers=tenant.admin), 200
+        )["items"]
+        if (log and log[0]["status"] == "delivered") or time.monotonic() > deadline:
+            return log
+        await asyncio.sleep(0.1)
+
+
+async def test_worker_killed_mid_delivery_delivers_after_restart(
+    attune: Attune, app: FastAPI, settings: Settings
+) -> None:
+    """A real `attune worker` process is killed (SIGKILL) while the receiver holds its request;
+    the delivery stays pending, and the next worker delivers it."""
+    tenant = await attune.tenant()
+    arrived, release = threading.Event(), threading.Event()
+    received: list[str] = []
+
+    def handler(request: Request) -> Response:
+        received.append(request.headers["webhook-id"])
+        if len(received) == 1:
+            arrived.set()
+            release.wait(20)
+        return Response(status=204)
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/hook", method="POST").respond_with_handler(handler)
+    server.start()
+    try:
+        hook = await endpoint(tenant, server.url_for("/hook"), event_types=["submission.created"])
+        eid = (await tenant.episode())["id"]
+        await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+        env = {
+            **os.environ,
+            "ATTUNE_DATABASE_URL": settings.database_url,
+            "ATTUNE_SECRET_KEY": settings.secret_key.get_secret_value(),
+            "ATTUNE_ENVIRONMENT": "test",
+            "ATTUNE_WEBHOOK_ALLOW_PRIVATE": "true",
+            "ATTUNE_WORKER_POLL_SECONDS": "0.1",
+        }
+        command = ["-m", "api.cli", "worker", "--org-id", tenant.org_id]
+        first = await asyncio.create_subprocess_exec(sys.executable, *command, env=env)
+        try:
+            assert await asyncio.to_thread(arrived.wait, 30), "the worker never sent"
+        finally:
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+        release.set()
+        second = await asyncio.create_subprocess_exec(sys.executable, *command, env=env)
+        try:
+            log = await delivered_log(tenant, hook["id"])
+        finally:
+            second.terminate()
+            await second.wait()
+    finally:
+        release.set()
+        server.stop()
+    (event_id,) = await outbox_ids(app, tenant)
+    assert received == [event_id, event_id]  # at least once: again after the kill
+    assert log[0]["status"] == "delivered"
+    assert log[0]["attempts"] == 1  # the killed attempt was never recorded
+
+
+@pytest.mark.postgres_only
+async def test_two_workers_share_a_thousand_events_without_sending_one_twice(
+    attune: Attune, app: FastAPI, settings: Settings
+) -> None:
+    """Two workers, each with its own engine (its own connections, as two processes would
+    have), drain 1,000 events of 25 episodes: every event arrives exactly once, and an episode's
+    events one after another in creation order — never two of them in flight at once."""
+    from models.base import new_id, utcnow
+    from services import outbox
+    from services.database import create_engine
+
+    if not settings.database_url.startswith("postgresql"):
+        pytest.skip("several workers run on PostgreSQL only")
+    tenant = await attune.tenant()
+    calls: list[tuple[str, str, float, float]] = []
+    lock = threading.Lock()
+
+    def handler(request: Request) -> Response:
+        started = time.monotonic()
+        time.sleep(0.002)
+        body = json.loads(request.get_data())
+        with lock:
+            calls.append(
+                (request.headers["webhook-id"], body["data"]["episode_id"], started,
+                 time.monotonic())
+            )  # fmt: skip
+        return Response(status=204)
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/hook", method="POST").respond_with_handler(handler)
+    server.start()
+    try:
+        await endpoint(tenant, server.url_for("/hook"), event_types=["submission.created"])
+        org_id = uuid.UUID(tenant.org_id)
+        episodes = [new_id() for _ in range(25)]
+        batch = []
+        for n in range(1000):
+            at = utcnow()
+            episode_id = episodes[n % len(episodes)]
+            batch.append({
+                "id": new_id(), "org_id": org_id, "episode_id": episode_id,
+                "type": "submission.created", "subject_id": new_id(), "created_at": at,
+                "payload": {"type": "submission.created", "timestamp": at.isoformat(),
+                            "data": {"episode_id": str(episode_id), "n": n}},
+            })  # fmt: skip
+        async with app.state.engine.begin() as conn:
+            await outbox.write(conn, batch)
+
+        pol = policy()
+        engines = [create_engine(settings) for _ in range(2)]
+
+        async def worker(engine: Any) -> int:
+            sent = 0
+            async with webhook_delivery.http_client(pol) as client:
+                idle = 0
+                while idle < 3:
+                    done = await webhook_delivery.deliver_due(
+                        engine, client, pol, batch=10, org_ids=[org_id]
+                    )
+                    sent += done
+                    idle = idle + 1 if done == 0 else 0
+                    if done == 0:
+                        await asyncio.sleep(0.05)
+            return sent
+
+        try:
+            counts = await asyncio.gather(*(worker(e) for e in engines))
+        finally:
+            for engine in engines:
+                await engine.dispose()
+    finally:
+        server.stop()
+
+    ids = [c[0] for c in calls]
+    assert len(ids) == 1000
+    assert len(set(ids)) == 1000  # none twice
+    assert all(counts), counts  # both workers took part
+    expected = {str(e["id"]): n for n, e in enumerate(batch)}
+    assert set(ids) == set(expected)  # none lost
+    by_episode: dict[str, list[tuple[float, float, int]]] = defaultdict(list)
+    for event_id, episode, started, ended in calls:
+        by_episode[episode].append((started, ended, expected[event_id]))
+    for deliveries in by_episode.values():
+        deliveries.sort()
+        assert [n for _, _, n in deliveries] == sorted(n for _, _, n in deliveries)
+        for (_, ended, _), (started, _, _) in itertools.pairwise(deliveries):
+            assert ended <= started  # one at a time per episode
