@@ -19,6 +19,7 @@ from api.routes import (
     episodes,
     health,
     instruments,
+    invitations,
     organizations,
     submissions,
     webhooks,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alert_rules.router,
         audit.router,
         webhooks.router,
+        invitations.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

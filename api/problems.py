@@ -239,8 +239,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The key lacks a scope",
         404: "Not found (or another tenant's object)",
         409: "Conflict",
+        410: "Gone (an expired invitation)",
         413: "Body larger than allowed",
         422: "Invalid input, naming the fields",
+        429: "Too many requests",
         503: "Database unavailable",
     }
     return {s: {"description": names[s], "model": Problem} for s in statuses}

@@ -101,6 +101,16 @@ class AlertRule(SQLModel):
     params: dict[str, Any]
 
 
+class ConcernPublic(SQLModel):
+    """What the client wrote, on a ``concern.reported`` alert read by itself: only keys that see
+    concerns ever get that alert."""
+
+    id: uuid.UUID
+    category: str | None
+    message: str
+    created_at: datetime
+
+
 class AlertPublic(SQLModel):
     id: uuid.UUID
     type: str
@@ -124,6 +134,7 @@ class AlertPublic(SQLModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     note: str | None
+    concern: ConcernPublic | None = None
 
 
 class AlertInSubmission(AlertPublic):

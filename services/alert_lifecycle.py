@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from models.base import new_id, utcnow
 from models.episodes import Episode
+from models.invitations import Concern
 from services import alert_store, audit, events, outbox
 from services.alert_store import ALERTS, EpisodeFacts
 from services.auth import Actor
@@ -125,7 +127,17 @@ async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Map
 async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
     row = await _load(session, actor, alert_id)
     audit.record(session, actor, action="alert.read", resource_type="alert", resource_id=alert_id)
-    return public(row, row)
+    out = public(row, row)
+    if row["type"] == CONCERN:
+        # _visible let it through, so this actor reads concerns.
+        concern = await session.scalar(
+            select(Concern)
+            .where(col(Concern.org_id) == actor.org_id)
+            .where(col(Concern.alert_id) == alert_id)
+        )
+        if concern is not None:
+            out["concern"] = concern.model_dump(include={"id", "category", "message", "created_at"})
+    return out
 
 
 async def _change(

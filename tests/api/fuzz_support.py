@@ -23,6 +23,8 @@ class FuzzWorld:
     or body uses, e.g. `alert_id`) and its handler gets past the lookup too."""
 
     admin_key: str
+    # A client's invitation token, for the /v1/invitation routes.
+    invitation_token: str = ""
     # Real values by the name a path, query or body field carries.
     values: dict[str, Any] = field(default_factory=dict)
     # The instrument definitions the organization sees.
@@ -62,8 +64,17 @@ async def build_world(attune: Attune) -> FuzzWorld:
         ),
         201,
     )
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode['id']}/invitations",
+            json={"instruments": ["srs", "ors"], "session_number": 60},
+            headers=tenant.admin,
+        ),
+        201,
+    )
     return FuzzWorld(
         admin_key=tenant.admin_key,
+        invitation_token=invitation["token"],
         definitions=definitions,
         rule_params={rule["rule_id"]: sorted(rule["params"]) for rule in rules},
         values={
@@ -133,6 +144,7 @@ def aim(case: Case, world: FuzzWorld, draw: st.DrawFn) -> None:
 # What requests carry in place of the running test's admin key: schemathesis attaches keys while
 # it builds cases, some of them at collection time, before the key exists. `Target` swaps it.
 ADMIN_KEY_PLACEHOLDER = "att_fuzz-placeholder-for-the-admin-key"
+INVITATION_TOKEN_PLACEHOLDER = "inv_fuzz-invitation-token-placeholder"
 
 
 class Target:
@@ -151,12 +163,16 @@ class Target:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.app is not None, "the fuzz fixtures set the app"
         if scope["type"] == "http" and self.world is not None:
-            placeholder = ADMIN_KEY_PLACEHOLDER.encode()
-            real = self.world.admin_key.encode()
-            headers = [
-                (name, value.replace(placeholder, real) if name == b"authorization" else value)
-                for name, value in scope["headers"]
-            ]
+            swaps = (
+                (ADMIN_KEY_PLACEHOLDER.encode(), self.world.admin_key.encode()),
+                (INVITATION_TOKEN_PLACEHOLDER.encode(), self.world.invitation_token.encode()),
+            )
+            headers = []
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    for placeholder, real in swaps:
+                        value = value.replace(placeholder, real)
+                headers.append((name, value))
             scope = {**scope, "headers": headers}
         await self.app(scope, receive, send)
 
@@ -165,13 +181,16 @@ TARGET = Target()
 
 
 class BearerKeys:
-    """Schemathesis auth provider: the `system` key on /v1/organizations, the admin key
-    elsewhere. Through the provider (rather than fixed headers) schemathesis knows when it left
-    the key out on purpose, and expects a 401 then."""
+    """Schemathesis auth provider: the `system` key on /v1/organizations, the client's
+    invitation token on /v1/invitation, the admin key elsewhere. Through the provider (rather
+    than fixed headers) schemathesis knows when it left the key out on purpose, and expects a
+    401 then."""
 
     def get(self, case: Case, context: schemathesis.AuthContext) -> str:
         if context.operation.path.startswith("/v1/organizations"):
             return SYSTEM_KEY
+        if context.operation.path.startswith("/v1/invitation"):
+            return INVITATION_TOKEN_PLACEHOLDER
         return ADMIN_KEY_PLACEHOLDER
 
     def set(self, case: Case, data: str, context: schemathesis.AuthContext) -> None:

@@ -11,6 +11,12 @@ from tests.support import Attune, bearer, expect
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics"}
 # Readable with any key of an organization, whatever its scopes (DESIGN.md §4).
 ANY_ORG_KEY = {("GET", "/v1/instruments"), ("GET", "/v1/instruments/{code}")}
+# Taken by a client's invitation token, never by an API key (tests/api/test_invitations.py).
+INVITATION_TOKEN = {
+    ("GET", "/v1/invitation"),
+    ("POST", "/v1/invitation/submissions"),
+    ("POST", "/v1/invitation/concerns"),
+}
 
 
 def guarded_routes(app: FastAPI, *, scoped_only: bool = False) -> list[tuple[str, str]]:
@@ -20,7 +26,7 @@ def guarded_routes(app: FastAPI, *, scoped_only: bool = False) -> list[tuple[str
         if template in PUBLIC_PATHS:
             continue
         for method in operations:
-            if scoped_only and (method.upper(), template) in ANY_ORG_KEY:
+            if scoped_only and (method.upper(), template) in ANY_ORG_KEY | INVITATION_TOKEN:
                 continue
             path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), template)
             routes.append((method.upper(), path))
@@ -59,12 +65,20 @@ async def test_every_route_refuses_a_revoked_key(app: FastAPI, attune: Attune) -
 
 async def test_every_route_refuses_a_key_without_its_scope(app: FastAPI, attune: Attune) -> None:
     tenant = await attune.tenant()
-    # No current route is guarded by this scope alone, so every route must answer 403.
-    key = await tenant.key("webhooks:write")
+    # No route is guarded by this scope alone (it widens what alert routes show), so every
+    # route must answer 403.
+    key = await tenant.key("concerns:read")
     for method, path in guarded_routes(app, scoped_only=True):
         response = await attune.http.request(method, path, headers=bearer(key), json={})
         assert response.status_code == 403, (method, path, response.text)
         assert response.json()["status"] == 403
+
+
+async def test_api_keys_do_not_open_invitation_routes(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    for method, path in sorted(INVITATION_TOKEN):
+        response = await attune.http.request(method, path, headers=tenant.admin, json={})
+        assert response.status_code == 401, (method, path, response.text)
 
 
 async def test_admin_key_cannot_manage_organizations(attune: Attune) -> None:

@@ -26,7 +26,7 @@ from fastapi import FastAPI
 
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
-Kind = Literal["object", "list", "body", "own", "exempt"]
+Kind = Literal["object", "list", "body", "own", "token", "exempt"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class Probe:
     list:   answers a list; `filters` are query strings naming A's ids, which must come back empty.
     body:   its body carries object ids; `bodies` builds bodies naming A's ids (field → body).
     own:    creates or sets something of the caller's own organization only; must not touch A.
+    token:  taken by an invitation token, which is bound to one episode of B: naming A's ids
+            in the body is refused, and nothing of A is read or written.
     exempt: not per-tenant; `reason` says why."""
 
     kind: Kind
@@ -71,6 +73,9 @@ MATRIX: dict[tuple[str, str], Probe] = {
         "object", body={"resolution": "dismissed"}, caseload=True
     ),
     ("GET", "/v1/instruments/{code}"): Probe("object"),  # A's own instrument; built-ins shared
+    ("POST", "/v1/episodes/{episode_id}/invitations"): Probe(
+        "object", body={"instruments": ["srs"], "session_number": 9}, caseload=True
+    ),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Probe("object"),
     ("DELETE", "/v1/webhooks/{webhook_id}"): Probe("object"),
     # Lists.
@@ -104,6 +109,10 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("PUT", "/v1/alert-rules/{rule_id}"): Probe("own", body={"enabled": False}),
     ("POST", "/v1/instruments"): Probe("own"),
     ("POST", "/v1/webhooks"): Probe("own", body={"url": "https://ehr.example.org/b"}),
+    # Invitation tokens.
+    ("GET", "/v1/invitation"): Probe("token"),
+    ("POST", "/v1/invitation/submissions"): Probe("token"),
+    ("POST", "/v1/invitation/concerns"): Probe("token", body={"message": "probe"}),
     # Not per-tenant.
     ("POST", "/v1/organizations"): Probe("exempt", reason="system scope: creates a tenant"),
     ("POST", "/v1/organizations/{org_id}/api-keys"): Probe(
@@ -395,6 +404,33 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
         assert response.status_code in (200, 201), (method, template, response.text)
         created = response.json()
         assert not {i for i in foreign if i in str(created.get("id", ""))}, template
+
+    # B's client, holding an invitation of B's, names A's ids: refused; reads show only B's.
+    invitation = expect(
+        await http.post(
+            fill("/v1/episodes/{episode_id}/invitations", b.x),
+            json={"instruments": ["srs"], "session_number": 7},
+            headers=b_admin,
+        ),
+        201,
+    )
+    token = bearer(invitation["token"])
+    for (method, template), probe in MATRIX.items():
+        if probe.kind != "token":
+            continue
+        if method == "GET":
+            response = expect(await http.get(template, headers=token), 200)
+            assert not {i for i in foreign if i in str(response)}, template
+            continue
+        for field_name, value in (
+            ("episode_id", a.x["episode_id"]),
+            ("episode_id", c.x["episode_id"]),
+        ):
+            body = probe.body or {"instrument": "srs", "answers": srs(5, 5, 5, 5)}
+            response = await http.post(template, json={**body, field_name: value}, headers=token)
+            assert_refused(response, field_name)
+        if probe.body is not None:  # a concern names no ids: it lands on B's own episode
+            expect(await http.post(template, json=probe.body, headers=token), 201)
 
     # Nothing of A or C changed, and A's audit trail holds nothing written under B's keys.
     assert await snapshot(a) == before_a

@@ -56,7 +56,23 @@ async def _fixture_ids(tenant: Tenant) -> dict[str, str]:
         "submission_id": submission["id"],
         "org_id": tenant.org_id,
         "external_id": "MRN-1",
+        "invitation_token": expect(
+            await tenant.http.post(
+                f"/v1/episodes/{episode['id']}/invitations",
+                json={"instruments": ["srs"], "session_number": 50},
+                headers=tenant.admin,
+            ),
+            201,
+        )["token"],
     }
+
+
+def _headers(template: str, tenant: Tenant, ids: dict[str, str]) -> dict[str, str]:
+    if "/organizations" in template:
+        return bearer(SYSTEM_KEY)
+    if template.startswith("/v1/invitation"):
+        return bearer(ids["invitation_token"])
+    return tenant.admin
 
 
 def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, Any]:
@@ -83,6 +99,15 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
         ("POST", "/v1/alerts/{alert_id}/acknowledge"): {"note": "seen"},
         ("POST", "/v1/alerts/{alert_id}/resolve"): {"resolution": "discussed", "note": "ok"},
         ("PUT", "/v1/alert-rules/{rule_id}"): {"enabled": True, "params": {"cutoff": 36}},
+        ("POST", "/v1/episodes/{episode_id}/invitations"): {
+            "instruments": ["srs"], "session_number": random.randint(2, 90_000),
+            "expires_in_hours": 2,
+        },
+        ("POST", "/v1/invitation/submissions"): {
+            "instrument": "srs", "answers": srs(9, 9, 9, 9), "session_number": 50,
+            "episode_id": ids["episode_id"], "occurred_at": "2026-11-20T15:00:00+00:00",
+        },
+        ("POST", "/v1/invitation/concerns"): {"message": "hello", "category": "other"},
         ("POST", "/v1/webhooks"): {
             "url": "https://ehr.example.org/hooks", "event_types": ["alert.created"],
             "description": "EHR",
@@ -115,7 +140,7 @@ async def test_every_body_field_rejects_absurd_values_with_a_named_422(
     tenant = await attune.tenant()
     ids = await _fixture_ids(tenant)
     for method, template, op in _operations(app):
-        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = _headers(template, tenant, ids)
         for field in _body_fields(app, op):
             for value in BAD_VALUES:
                 response = await attune.http.request(
@@ -137,7 +162,7 @@ async def test_no_bad_value_in_an_otherwise_valid_body_causes_a_server_error(
     for method, template, op in _operations(app):
         if "requestBody" not in op:
             continue
-        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = _headers(template, tenant, ids)
         for field in _valid_body(method, template, ids):
             for value in BAD_VALUES:
                 body = _valid_body(method, template, ids)
@@ -155,7 +180,7 @@ async def test_unknown_fields_are_rejected_naming_the_field(app: FastAPI, attune
     for method, template, op in _operations(app):
         if not _body_fields(app, op):
             continue
-        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = _headers(template, tenant, ids)
         response = await attune.http.request(
             method, _path(template, ids), json={"surprise": 1}, headers=headers
         )
@@ -186,7 +211,7 @@ async def test_broken_bodies_are_refused_on_every_write_route(
     for method, template, op in _operations(app):
         if "requestBody" not in op:
             continue
-        headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = _headers(template, tenant, ids)
         response = await attune.http.request(
             method,
             _path(template, ids),

@@ -1,0 +1,117 @@
+"""Invitations: created with an API key; used by a client's app with the invitation token."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from api.deps import SessionDep, SettingsDep, SubmissionsWrite, UnitOfWorkDep, audit_target
+from api.idempotent import IdempotencyKey, run_once
+from api.problems import responses
+from api.routing import router as api_router
+from models.invitations import (
+    ConcernCreate,
+    ConcernReceipt,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationReceipt,
+    InvitationSubmissionCreate,
+    InvitationView,
+)
+from services import invitations
+from services.errors import Unauthorized
+
+router = api_router(tags=["invitations"])
+
+
+@router.post(
+    "/v1/episodes/{episode_id}/invitations",
+    status_code=201,
+    responses=responses(401, 403, 404, 409, 422),
+)
+async def create_invitation(
+    episode_id: uuid.UUID,
+    body: InvitationCreate,
+    request: Request,
+    actor: SubmissionsWrite,
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+) -> InvitationCreated:
+    """A one-off token for the client to rate one session (`Authorization: Bearer inv_…` on the
+    `/v1/invitation` routes). The token is shown once, so there is no Idempotency-Key here: a
+    stored answer would keep it."""
+    audit_target(request, "invitation.create", "episode", episode_id)
+    return await invitations.create_invitation(
+        uow,
+        actor=actor,
+        episode_id=episode_id,
+        data=body,
+        secret=settings.secret_key.get_secret_value(),
+    )
+
+
+def _holder(*, lock: bool) -> Any:
+    async def dependency(
+        request: Request, session: SessionDep, settings: SettingsDep
+    ) -> invitations.Holder:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("missing invitation token: send 'Authorization: Bearer <token>'")
+        return await invitations.authenticate(
+            session,
+            token=token.strip(),
+            secret=settings.secret_key.get_secret_value(),
+            client_address=request.client.host if request.client else None,
+            lock=lock,
+        )
+
+    return Depends(dependency)
+
+
+Reader = Annotated[invitations.Holder, _holder(lock=False)]
+# Writers hold the invitation's row: two uses of one token take turns.
+Writer = Annotated[invitations.Holder, _holder(lock=True)]
+
+
+@router.get("/v1/invitation", responses=responses(401, 410))
+async def get_invitation(holder: Reader, session: SessionDep) -> InvitationView:
+    """The session to rate and the instruments to fill in, with those already done."""
+    return await invitations.view(session, holder)
+
+
+@router.post(
+    "/v1/invitation/submissions",
+    status_code=201,
+    response_model=InvitationReceipt,
+    responses=responses(401, 409, 410, 422),
+)
+async def submit_through_invitation(
+    body: InvitationSubmissionCreate,
+    holder: Writer,
+    uow: UnitOfWorkDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Scored, evaluated for alerts and stored exactly as `POST /v1/submissions`; each of the
+    invitation's instruments once. The answer is a receipt: no scores, no alerts."""
+
+    async def make() -> dict[str, Any]:
+        return await invitations.submit(uow, holder, body)
+
+    return await run_once(
+        uow,
+        actor=holder.actor,
+        key=invitations.idempotency_scope(holder, idempotency_key) if idempotency_key else None,
+        method="POST",
+        path="/v1/invitation/submissions",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+    )
+
+
+@router.post("/v1/invitation/concerns", status_code=201, responses=responses(401, 410, 422, 429))
+async def raise_concern(body: ConcernCreate, holder: Writer, session: SessionDep) -> ConcernReceipt:
+    """Tell the clinic something about your care. It goes to the people who handle concerns —
+    not to your clinician — and your words are never exported or sent to other systems."""
+    return await invitations.raise_concern(session, holder, body)

@@ -1,0 +1,289 @@
+"""Invitations: a client rates one session through a one-off token, and may raise a concern.
+
+The token (``inv_`` + 256 random bits) is stored as a keyed hash, like an API key, and is good
+for one session of one episode, the instruments it names — each once — and concerns, until it
+expires (72 h by default). It opens nothing else: API routes take only API keys, and these routes
+only invitation tokens. What a client sees is the instruments to fill in and a receipt; never
+scores, alerts or anything of the record.
+"""
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from models.base import utcnow
+from models.invitations import (
+    MAX_CONCERNS_PER_INVITATION,
+    Concern,
+    ConcernCreate,
+    ConcernReceipt,
+    Invitation,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationReceipt,
+    InvitationSubmissionCreate,
+    InvitationUse,
+    InvitationView,
+)
+from models.submissions import SubmissionCreate
+from services import alert_lifecycle, audit, submissions
+from services.auth import Actor, Principal, hash_key
+from services.database import UnitOfWork, insert_unique
+from services.episodes import load_episode
+from services.errors import Conflict, DomainError, InvalidInput, Unauthorized
+from services.instrument_catalog import resolve, resolve_named
+
+TOKEN_PREFIX = "inv_"  # noqa: S105  (a prefix, not a secret)
+
+
+class Expired(DomainError):
+    """The invitation existed but its time is over (410 Gone)."""
+
+    status = 410
+    title = "Invitation expired"
+    type_slug = "invitation-expired"
+
+
+class TooMany(DomainError):
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+
+def generate_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_invitation(
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    episode_id: uuid.UUID,
+    data: InvitationCreate,
+    secret: str,
+) -> InvitationCreated:
+    session = await uow.orm()
+    episode = await load_episode(session, actor=actor, episode_id=episode_id)
+    if episode.status != "active":
+        raise Conflict("the episode is closed; reopen it to invite ratings")
+    codes = list(dict.fromkeys(data.instruments))
+    for n, code in enumerate(codes):
+        field = f"body.instruments.{n}"
+        definition = await resolve_named(uow, actor=actor, code=code, field=field)
+        if "client" not in definition.respondents:
+            raise InvalidInput.at(
+                field,
+                "not rated by the client",
+                type="respondent",
+                detail=f"{code} is not filled in by the client, so it cannot be sent to one",
+            )
+    token = generate_token()
+    row = Invitation(
+        org_id=actor.org_id,
+        episode_id=episode.id,
+        session_number=data.session_number,
+        instruments=codes,
+        token_hash=hash_key(token, secret),
+        expires_at=utcnow() + timedelta(hours=data.expires_in_hours),
+        created_by_key_id=actor.principal.key_id,
+    )
+    session.add(row)
+    await session.flush()
+    audit.record(
+        session, actor, action="invitation.create", resource_type="invitation", resource_id=row.id
+    )
+    return InvitationCreated(
+        id=row.id,
+        token=token,
+        expires_at=row.expires_at,
+        episode_id=row.episode_id,
+        session_number=row.session_number,
+        instruments=row.instruments,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """The bearer of an invitation token: the invitation, and the actor it acts as."""
+
+    invitation: Invitation
+    actor: Actor
+
+
+async def authenticate(
+    session: AsyncSession, *, token: str, secret: str, client_address: str | None, lock: bool
+) -> Holder:
+    """The invitation of ``token``: 401 when there is none, 410 when it expired. ``lock``: hold
+    its row until the transaction ends, so that two uses of one token take turns."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        raise Unauthorized("invalid invitation token")
+    stmt = select(Invitation).where(col(Invitation.token_hash) == hash_key(token, secret))
+    if lock:
+        stmt = stmt.with_for_update()
+    invitation: Invitation | None = await session.scalar(stmt)
+    if invitation is None:
+        raise Unauthorized("invalid invitation token")
+    if invitation.expires_at <= utcnow():
+        raise Expired(f"this invitation expired at {invitation.expires_at.isoformat()}")
+    # No API key: audit events and the submission record the invitation instead.
+    principal = Principal(
+        key_id=None,
+        org_id=invitation.org_id,
+        scopes=frozenset({"submissions:write"}),
+        clinician_id=None,
+    )
+    return Holder(invitation, Actor(principal=principal, client_address=client_address))
+
+
+async def _used(session: AsyncSession, invitation: Invitation) -> list[str]:
+    rows = await session.scalars(
+        select(col(InvitationUse.instrument))
+        .where(col(InvitationUse.org_id) == invitation.org_id)
+        .where(col(InvitationUse.invitation_id) == invitation.id)
+    )
+    return list(rows)
+
+
+def _audit(session: AsyncSession, holder: Holder, action: str) -> None:
+    audit.record(
+        session,
+        holder.actor,
+        action=action,
+        resource_type="invitation",
+        resource_id=holder.invitation.id,
+    )
+
+
+async def view(session: AsyncSession, holder: Holder) -> InvitationView:
+    invitation = holder.invitation
+    used = await _used(session, invitation)
+    definitions: list[dict[str, Any]] = []
+    for code in invitation.instruments:
+        definition = await resolve(session, actor=holder.actor, code=code)
+        definitions.append(definition.model_dump(mode="json", exclude_none=True))
+    _audit(session, holder, "invitation.read")
+    return InvitationView(
+        session_number=invitation.session_number,
+        expires_at=invitation.expires_at,
+        instruments=definitions,
+        completed=[c for c in invitation.instruments if c in used],
+        remaining=[c for c in invitation.instruments if c not in used],
+    )
+
+
+async def submit(
+    uow: UnitOfWork, holder: Holder, data: InvitationSubmissionCreate
+) -> dict[str, Any]:
+    """Score and store one instrument of the invitation, with its alerts and events, exactly as
+    ``POST /v1/submissions`` does, in the request's transaction."""
+    invitation = holder.invitation
+    session = await uow.orm()
+    if data.episode_id is not None and data.episode_id != invitation.episode_id:
+        raise InvalidInput.at(
+            "body.episode_id",
+            "not the invitation's episode",
+            type="invitation",
+            detail="this invitation is for another episode",
+        )
+    if data.session_number is not None and data.session_number != invitation.session_number:
+        raise InvalidInput.at(
+            "body.session_number",
+            f"the invitation is for session {invitation.session_number}",
+            type="invitation",
+            detail="this invitation is for another session",
+        )
+    if data.instrument not in invitation.instruments:
+        raise InvalidInput.at(
+            "body.instrument",
+            f"allowed: {', '.join(invitation.instruments)}",
+            type="invitation",
+            detail=f"this invitation does not ask for {data.instrument}",
+        )
+    used = await _used(session, invitation)
+    if data.instrument in used:
+        raise Conflict(f"{data.instrument} was already submitted through this invitation")
+    values = await submissions.create_submission(
+        uow,
+        actor=holder.actor,
+        data=SubmissionCreate(
+            episode_id=invitation.episode_id,
+            instrument=data.instrument,
+            session_number=invitation.session_number,
+            occurred_at=data.occurred_at,
+            respondent="client",
+            answers=data.answers,
+        ),
+    )
+    await insert_unique(
+        session,
+        InvitationUse(
+            invitation_id=invitation.id,
+            instrument=data.instrument,
+            org_id=invitation.org_id,
+            submission_id=values["id"],
+        ),
+        conflict=f"{data.instrument} was already submitted through this invitation",
+    )
+    _audit(session, holder, "invitation.submit")
+    used.append(data.instrument)
+    return InvitationReceipt(
+        id=values["id"],
+        instrument=values["instrument"],
+        instrument_version=values["instrument_version"],
+        session_number=values["session_number"],
+        created_at=values["created_at"],
+        remaining=[c for c in invitation.instruments if c not in used],
+    ).model_dump(mode="json")
+
+
+async def raise_concern(
+    session: AsyncSession, holder: Holder, data: ConcernCreate
+) -> ConcernReceipt:
+    """A ``concern.reported`` alert for the people who read concerns; the client's words stay in
+    the concerns table, out of the alert, its webhooks and de-identified exports."""
+    invitation = holder.invitation
+    sent = await session.scalar(
+        select(func.count())
+        .select_from(Concern)
+        .where(col(Concern.org_id) == invitation.org_id)
+        .where(col(Concern.invitation_id) == invitation.id)
+    )
+    if (sent or 0) >= MAX_CONCERNS_PER_INVITATION:
+        raise TooMany(
+            f"this invitation has sent {MAX_CONCERNS_PER_INVITATION} concerns already; "
+            "please contact the clinic directly"
+        )
+    alert = await alert_lifecycle.raise_concern(
+        session,
+        org_id=invitation.org_id,
+        episode_id=invitation.episode_id,
+        session_number=invitation.session_number,
+        category=data.category,
+    )
+    concern = Concern(
+        org_id=invitation.org_id,
+        episode_id=invitation.episode_id,
+        invitation_id=invitation.id,
+        alert_id=alert["id"],
+        session_number=invitation.session_number,
+        category=data.category,
+        message=data.message,
+    )
+    session.add(concern)
+    await session.flush()
+    _audit(session, holder, "invitation.concern")
+    return ConcernReceipt(id=concern.id, created_at=concern.created_at)
+
+
+def idempotency_scope(holder: Holder, key: str) -> str:
+    """An Idempotency-Key as stored: scoped to the invitation (its tokens share an organisation
+    with API keys and with every other invitation, and keys must not meet across them)."""
+    digest = hashlib.sha256(f"{holder.invitation.id}:{key}".encode()).hexdigest()
+    return f"inv:{digest}"
