@@ -67,6 +67,8 @@ def public(
         "acknowledged_at": row["acknowledged_at"],
         "resolved_at": row["resolved_at"],
         "note": row["note"],
+        # Filled in only when a concern.reported alert is read by itself (get_alert).
+        "concern": None,
     }
     if change is not None:
         out["change"] = change
