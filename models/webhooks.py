@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import sqlalchemy as sa
-from pydantic import AnyUrl, ConfigDict, UrlConstraints
+from pydantic import AfterValidator, AnyUrl, ConfigDict, UrlConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
@@ -15,6 +15,7 @@ from models.types import Name
 EventType = Literal["submission.created", "alert.created", "alert.updated", "alert.resolved"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+URL_MAX = 2048
 # SQLite numbers rows itself only through INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -49,7 +50,7 @@ class WebhookEndpoint(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
-    url: str = Field(max_length=2048)
+    url: str = Field(max_length=URL_MAX)
     description: str | None = Field(default=None, max_length=200)
     event_types: list[str] = Field(sa_type=JSONType)
     # The signing secret must be read back to sign, so it cannot be stored hashed like a key.
@@ -119,8 +120,17 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: int
 
 
+def _fits(url: AnyUrl) -> AnyUrl:
+    # Checked after normalisation, which may lengthen it (a trailing slash, punycode).
+    if len(str(url)) > URL_MAX:
+        raise ValueError(f"must be at most {URL_MAX} characters")
+    return url
+
+
 WebhookUrl = Annotated[
-    AnyUrl, UrlConstraints(max_length=2048, allowed_schemes=["http", "https"], host_required=True)
+    AnyUrl,
+    UrlConstraints(max_length=URL_MAX, allowed_schemes=["http", "https"], host_required=True),
+    AfterValidator(_fits),
 ]
 
 

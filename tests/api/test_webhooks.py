@@ -514,3 +514,15 @@ async def test_two_workers_share_a_thousand_events_without_sending_one_twice(
         assert [n for _, _, n in deliveries] == sorted(n for _, _, n in deliveries)
         for (_, ended, _), (started, _, _) in itertools.pairwise(deliveries):
             assert ended <= started  # one at a time per episode
+
+
+async def test_url_too_long_once_normalised_is_refused_naming_it(attune: Attune) -> None:
+    """Found by the schema fuzzer on PostgreSQL: 2,048 characters as sent, one more once the
+    URL parser added the path's slash, overflowed the column (a 500)."""
+    tenant = await attune.tenant()
+    host = ".".join(["a" * 63] * 32)[:2040]
+    url = f"https://{host}"
+    assert len(url) == 2048
+    response = await attune.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin)
+    problem = expect(response, 422)
+    assert problem["errors"][0]["field"] == "body.url"
