@@ -17,6 +17,7 @@ from api.routes import (
     clients,
     clinicians,
     episodes,
+    exports,
     health,
     instruments,
     organizations,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts.router,
         alert_rules.router,
         audit.router,
+        exports.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Exports end this long before now by default, so that a write transaction still in flight
+    # when an export runs is caught by the next pull (services/exports/window.py).
+    export_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

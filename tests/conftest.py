@@ -55,6 +55,8 @@ def settings(database_url: str) -> Settings:
         db_pool_size=5,
         # Generous: the concurrency tests queue 50 requests on these small pools, and CI is busy.
         db_timeout_seconds=30,
+        # Exports reach up to now: tests pull right after they write.
+        export_settle_seconds=0,
     )
 
 
