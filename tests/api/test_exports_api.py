@@ -43,7 +43,7 @@ async def raw(tenant: Tenant, dataset: str, **params: Any) -> bytes:
     return response.content
 
 
-def wai(*values: int) -> dict[str, int]:
+def wai(*values: float) -> dict[str, float]:
     return items("q", *values)
 
 
