@@ -1,9 +1,11 @@
 """Analyst exports: `GET /v1/exports/{dataset}`, streamed (DESIGN.md §4, §8)."""
 
+import re
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
 
 from api.deps import SessionDep, audit_target, require
 from api.problems import responses
@@ -18,6 +20,18 @@ router = api_router(prefix="/v1/exports", tags=["exports"])
 ExportsRead = Annotated[Actor, require("exports:read")]
 UNTIL_HEADER = "Attune-Export-Until"
 
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    # Pydantic would take a bare number as Unix time; a query parameter documented as a
+    # date-time takes ISO 8601 only.
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an ISO 8601 date-time with an offset")
+    return value
+
+
+QueryTimestamp = Annotated[Timestamp, BeforeValidator(_iso_8601)]
 _EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
 _OK: dict[int | str, dict[str, Any]] = {
     200: {
@@ -48,10 +62,10 @@ async def export(
     session: SessionDep,
     format: Format = "ndjson",
     since: Annotated[
-        Timestamp | None, Query(description="changes at or after this instant (ISO 8601)")
+        QueryTimestamp | None, Query(description="changes at or after this instant (ISO 8601)")
     ] = None,
     until: Annotated[
-        Timestamp | None,
+        QueryTimestamp | None,
         Query(description="changes before this instant; at most now minus the settle time"),
     ] = None,
     instrument: Annotated[

@@ -368,6 +368,7 @@ async def test_the_instrument_filter_selects_one_instruments_rows(attune: Attune
         ("/v1/exports/submissions?since=yesterday", "query.since"),
         ("/v1/exports/submissions?since=2026-01-01T00:00:00", "query.since"),  # no offset
         ("/v1/exports/submissions?until=2026-13-01T00:00:00Z", "query.until"),
+        ("/v1/exports/submissions?until=0.5", "query.until"),  # not Unix time
         (
             "/v1/exports/submissions?since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z",
             "query.since",
