@@ -53,7 +53,7 @@ from services.exports import (
 )
 
 log = logging.getLogger("attune.exports")
-BATCH_ROWS = 2_000
+BATCH_ROWS = 5_000
 # An execution option that makes SQLite open a deferred (reading) transaction instead of taking
 # the write lock up front (services/database.py).
 READ_ONLY_OPTION = "attune_read_only"

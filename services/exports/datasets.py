@@ -117,6 +117,8 @@ class Shapers:
     def __init__(self, pseudonyms: Pseudonyms, *, identified: bool) -> None:
         self._p = pseudonyms
         self._identified = identified
+        # An episode's three pseudonyms, computed once per episode (bounded like the pseudonyms').
+        self._episodes: dict[tuple[Any, Any], tuple[Any, ...]] = {}
 
     def for_dataset(self, dataset: str) -> Shaper:
         shapers: dict[str, Shaper] = {
@@ -135,12 +137,18 @@ class Shapers:
                 r.client_external_id,
                 r.clinician_external_id,
             )
-        repeated = self._p.repeated
-        return (
-            repeated("episode", r.episode_id),
-            repeated("client", r.client_id),
-            repeated("clinician", r.clinician_id),
-        )
+        key = (r.episode_id, r.clinician_id)
+        found = self._episodes.get(key)
+        if found is None:
+            if len(self._episodes) >= 65_536:
+                self._episodes.clear()
+            of = self._p.of
+            found = self._episodes[key] = (
+                of("episode", r.episode_id),
+                of("client", r.client_id),
+                of("clinician", r.clinician_id),
+            )
+        return found
 
     def _rater(self, rater: str) -> str | None:
         if self._identified:
@@ -148,15 +156,16 @@ class Shapers:
         return self._p.repeated("rater", rater)
 
     def _series(self, r: Any) -> tuple[Any, ...]:
+        rater, at = r.rater, r.event_at
         return (
             r.population,
             r.instrument,
             r.instrument_version,
             r.session_number,
             r.respondent,
-            self._rater(r.rater),
+            self._rater(rater) if rater else None,
             r.status,
-            days_between(r.started_on, r.event_at),
+            None if at is None else (at.date() - r.started_on).days,
         )
 
     def submissions(self, rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
