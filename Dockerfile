@@ -13,13 +13,13 @@ RUN pip install --no-cache-dir uv && useradd --create-home --uid 10001 attune
 WORKDIR /app
 
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --extra parquet --no-install-project
 COPY alembic.ini ./
 COPY alembic ./alembic
 COPY api ./api
 COPY models ./models
 COPY services ./services
-RUN uv sync --frozen --no-dev && mkdir -p /app/var && chown -R attune /app/var
+RUN uv sync --frozen --no-dev --extra parquet && mkdir -p /app/var && chown -R attune /app/var
 
 USER attune
 EXPOSE 8000

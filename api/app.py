@@ -17,6 +17,7 @@ from api.routes import (
     clients,
     clinicians,
     episodes,
+    exports,
     health,
     instruments,
     invitations,
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         webhooks.router,
         invitations.router,
+        exports.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

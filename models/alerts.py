@@ -52,6 +52,9 @@ class Alert(SQLModel, table=True):
             sqlite_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
             postgresql_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
         ),
+        # Incremental exports walk an organization's alerts in change order (every change to an
+        # alert sets updated_at).
+        sa.Index("ix_alerts_org_id_updated_at_id", "org_id", "updated_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)

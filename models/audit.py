@@ -6,11 +6,12 @@ auditor without disclosing health data.
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from models.base import UTCDateTime, new_id, utcnow
+from models.base import JSONType, UTCDateTime, new_id, utcnow
 
 
 class AuditEvent(SQLModel, table=True):
@@ -26,6 +27,9 @@ class AuditEvent(SQLModel, table=True):
     outcome: str = Field(default="success", max_length=32)
     client_address: str | None = Field(default=None, max_length=64)
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # What an event needs beyond the object it names, never contents: an export's dataset,
+    # format, filters and row count.
+    details: dict[str, Any] | None = Field(default=None, sa_type=JSONType)
 
 
 class AuditEventPublic(SQLModel):
@@ -37,3 +41,4 @@ class AuditEventPublic(SQLModel):
     outcome: str
     client_address: str | None
     occurred_at: datetime
+    details: dict[str, Any] | None = None

@@ -61,6 +61,8 @@ class Submission(SQLModel, table=True):
             sqlite_where=sa.text("status = 'valid'"),
             postgresql_where=sa.text("status = 'valid'"),
         ),
+        # Incremental exports walk an organization's submissions in change order.
+        sa.Index("ix_submissions_org_id_changed_at_id", "org_id", "changed_at", "id"),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -83,6 +85,14 @@ class Submission(SQLModel, table=True):
     voided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     voided_by_key_id: uuid.UUID | None = None
     void_reason: str | None = Field(default=None, max_length=4000)
+    # When the row last changed (created, then voided): the stable change timestamp that
+    # incremental exports (`since`/`until`) select on. The database fills it in where an insert
+    # does not name it (the PostgreSQL hot path).
+    changed_at: datetime = Field(
+        default_factory=utcnow,
+        sa_type=UTCDateTime,
+        sa_column_kwargs={"server_default": sa.text("CURRENT_TIMESTAMP")},
+    )
 
 
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=64)]

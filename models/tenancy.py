@@ -1,5 +1,6 @@
 """Organizations (tenants) and the API keys that act inside them."""
 
+import secrets
 import uuid
 from datetime import datetime
 from typing import Literal, get_args
@@ -35,6 +36,9 @@ class Organization(SQLModel, table=True):
     name: str = Field(max_length=200)
     slug: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Keys the pseudonyms of de-identified exports (services/exports/pseudonyms.py): stable for
+    # the organization, different from every other's. Never shown by the API.
+    export_secret: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
 
 
 class OrganizationCreate(SQLModel):

@@ -44,7 +44,10 @@ def record(
     resource_type: str,
     resource_id: uuid.UUID | None = None,
     outcome: str = "success",
+    details: dict[str, Any] | None = None,
 ) -> None:
+    """``details``: what the event needs beyond the object it names (an export's dataset,
+    filters and row count), never contents."""
     session.add(
         AuditEvent(
             **event_values(
@@ -53,7 +56,8 @@ def record(
                 resource_type=resource_type,
                 resource_id=resource_id,
                 outcome=outcome,
-            )
+            ),
+            details=details,
         )
     )
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10.0, ge=0, le=3600)
     webhook_retry_max_seconds: float = Field(default=6 * 3600.0, ge=0, le=7 * 86400)
     webhook_disable_after_failures: int = Field(default=50, ge=1, le=10_000)
+    # Exports end this long before now by default, so that a write transaction still in flight
+    # when an export runs is caught by the next pull (services/exports/window.py).
+    export_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

@@ -62,8 +62,12 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     def _on_begin(conn: Any) -> None:
         # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
         # when another writer committed in between; taking the write lock up front makes
-        # concurrent requests wait on busy_timeout instead.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # concurrent requests wait on busy_timeout instead. A connection that only reads for
+        # a long while (an export's stream) opens a deferred one, so writers go on meanwhile.
+        if conn.get_execution_options().get("attune_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -402,7 +402,7 @@ async def void_submission(
         # The episode's lock first, as every writer of its alerts takes it.
         facts = await alert_store.lock_episode(conn, actor.org_id, row.episode_id)
         row.status = "voided"
-        row.voided_at = utcnow()
+        row.voided_at = row.changed_at = utcnow()  # changed_at: exports pull the void again
         row.voided_by_key_id = actor.principal.key_id
         row.void_reason = reason
         await session.flush()

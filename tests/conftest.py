@@ -57,6 +57,8 @@ def settings(database_url: str) -> Settings:
         db_timeout_seconds=30,
         # Test receivers listen on localhost.
         webhook_allow_private=True,
+        # Exports reach up to now: tests pull right after they write.
+        export_settle_seconds=0,
     )
 
 

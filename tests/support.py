@@ -132,7 +132,7 @@ async def submit(
 
 AUDIT_EVENT_FIELDS = {
     "id", "key_id", "action", "resource_type", "resource_id", "outcome", "client_address",
-    "occurred_at",
+    "occurred_at", "details",
 }  # fmt: skip
 
 
@@ -142,6 +142,8 @@ def assert_audit_events_carry_no_content(events: list[dict[str, Any]], *secrets:
     clock reading can contain any short digit string by chance)."""
     for event in events:
         assert set(event) == AUDIT_EVENT_FIELDS, event
-        described = (event["action"], event["resource_type"], event["outcome"])
+        described = (
+            event["action"], event["resource_type"], event["outcome"], str(event["details"] or "")
+        )  # fmt: skip
         for secret in secrets:
             assert all(secret not in text for text in described), (secret, event)

@@ -13,6 +13,8 @@ organization-defined instrument and a key bound to clinician X.
   lists of A's key bound to X never hold Y's caseload;
 - body routes: B sends A's ids inside the body → 404 or 422 naming the field; nothing is
   created in A;
+- export routes: B's exports (identified, every dataset) never hold an id of A or C; exports of
+  A's key bound to X never hold Y's caseload;
 - exempt routes: not per-tenant, with the reason.
 """
 
@@ -26,7 +28,7 @@ from fastapi import FastAPI
 
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
-Kind = Literal["object", "list", "body", "own", "token", "exempt"]
+Kind = Literal["object", "list", "body", "own", "token", "export", "exempt"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class Probe:
     own:    creates or sets something of the caller's own organization only; must not touch A.
     token:  taken by an invitation token, which is bound to one episode of B: naming A's ids
             in the body is refused, and nothing of A is read or written.
+    export: streams a dataset (`query` names it); never a row of A, nor out of the caseload.
     exempt: not per-tenant; `reason` says why."""
 
     kind: Kind
@@ -113,6 +116,8 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/invitation"): Probe("token"),
     ("POST", "/v1/invitation/submissions"): Probe("token"),
     ("POST", "/v1/invitation/concerns"): Probe("token", body={"message": "probe"}),
+    # Streamed exports of the caller's own rows.
+    ("GET", "/v1/exports/{dataset}"): Probe("export", caseload=True),
     # Not per-tenant.
     ("POST", "/v1/organizations"): Probe("exempt", reason="system scope: creates a tenant"),
     ("POST", "/v1/organizations/{org_id}/api-keys"): Probe(
@@ -162,7 +167,7 @@ class Org:
 
 SCOPES = (
     "clients:read", "clients:write", "submissions:read", "submissions:write",
-    "alerts:read", "alerts:write",
+    "alerts:read", "alerts:write", "exports:read", "exports:identified",
 )  # fmt: skip
 
 
@@ -271,6 +276,11 @@ async def foreign_key_events(victim: Org, attacker: Org) -> list[dict[str, Any]]
     return [e for e in events if e["key_id"] in attacker_keys]
 
 
+def expect_export(response: httpx.Response) -> str:
+    assert response.status_code == 200, (response.request.url, response.text)
+    return response.text
+
+
 def assert_refused(response: httpx.Response, *fields: str) -> None:
     """404, or 422 naming one of `fields` of the body."""
     assert response.status_code in (404, 422), (response.request.url, response.text)
@@ -364,6 +374,21 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     ):
         assert expect(await http.get(filtered, headers=bound), 200)["items"] == [], filtered
     expect(await http.get(f"/v1/episodes/{a.x['episode_id']}/submissions", headers=bound), 200)
+
+    # Exports: B's never hold A's or C's rows; those of X's key never hold Y's caseload.
+    for (_method, template), probe in MATRIX.items():
+        if probe.kind != "export":
+            continue
+        for dataset in ("submissions", "scores", "alerts"):
+            path = template.replace("{dataset}", dataset) + "?identified=true&format=csv"
+            content = expect_export(await http.get(path, headers=b_admin))
+            assert b.x["episode_id"] in content, path  # B's own rows are there
+            assert not {i for i in foreign if i in content}, path
+            content = expect_export(await http.get(path, headers=bound))
+            assert a.x["episode_id"] in content, path
+            assert not {i for i in y_caseload | {a.y["episode_id"]} if i in content}, path
+            code = path + f"&instrument={a.x['code']}"
+            assert expect_export(await http.get(code, headers=b_admin)).count("\r\n") == 1
 
     # Objects named in the path: B with A's ids, and X's key with Y's ids → 404.
     for (method, template), probe in MATRIX.items():

@@ -1,0 +1,112 @@
+"""Analyst exports: `GET /v1/exports/{dataset}`, streamed (DESIGN.md §4, §8)."""
+
+import re
+from typing import Annotated, Any
+
+from fastapi import Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BeforeValidator
+
+from api.deps import SessionDep, audit_target, require
+from api.problems import responses
+from api.routing import router as api_router
+from models.types import Timestamp
+from services import export_runner
+from services.auth import Actor
+from services.exports import MEDIA_TYPES, Dataset, Format
+
+router = api_router(prefix="/v1/exports", tags=["exports"])
+
+ExportsRead = Annotated[Actor, require("exports:read")]
+UNTIL_HEADER = "Attune-Export-Until"
+
+_ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    # Pydantic would take a bare number as Unix time; a query parameter documented as a
+    # date-time takes ISO 8601 only.
+    if not isinstance(value, str) or not _ISO_8601.match(value):
+        raise ValueError("must be an ISO 8601 date-time with an offset")
+    return value
+
+
+QueryTimestamp = Annotated[Timestamp, BeforeValidator(_iso_8601)]
+_EXTENSIONS = {"ndjson": "ndjson", "csv": "csv", "parquet": "parquet"}
+_OK: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The rows, streamed in change order. De-identified unless "
+        "`identified=true`. Pass the `Attune-Export-Until` header as the next pull's `since`.",
+        "content": {
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": {
+            UNTIL_HEADER: {
+                "description": "The end (exclusive) of the change window this export covers",
+                "schema": {"type": "string", "format": "date-time"},
+            }
+        },
+    }
+}
+
+
+@router.get(
+    "/{dataset}", response_class=StreamingResponse, responses={**_OK, **responses(401, 403, 422)}
+)
+async def export(
+    dataset: Dataset,
+    request: Request,
+    actor: ExportsRead,
+    session: SessionDep,
+    format: Format = "ndjson",
+    since: Annotated[
+        QueryTimestamp | None, Query(description="changes at or after this instant (ISO 8601)")
+    ] = None,
+    until: Annotated[
+        QueryTimestamp | None,
+        Query(description="changes before this instant; at most now minus the settle time"),
+    ] = None,
+    instrument: Annotated[
+        str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="instrument code")
+    ] = None,
+    identified: Annotated[
+        bool, Query(description="ids, external ids, dates and text; needs exports:identified")
+    ] = False,
+) -> StreamingResponse:
+    """`submissions` (one row per submission, answers and scores), `scores` (one row per
+    submission and score: total, mean, each subscale) or `alerts` (with their lifecycle), as
+    NDJSON, CSV (RFC 4180) or Parquet, of the changes in `since <= changed < until`.
+
+    De-identified by default: stable pseudonyms instead of ids, `days_since_episode_start`
+    instead of dates, no free text. A clinician-bound key exports its caseload only."""
+    audit_target(request, "export.start", "export", None)
+    query = export_runner.ExportQuery(
+        dataset=dataset,
+        format=format,
+        since=since,
+        until=until,
+        instrument=instrument,
+        identified=identified,
+    )
+    settings = request.app.state.settings
+    prepared = await export_runner.prepare(
+        session, actor=actor, query=query, settle_seconds=settings.export_settle_seconds
+    )
+    body = export_runner.stream(
+        prepared,
+        engine=request.app.state.engine,
+        sessionmaker=request.app.state.sessionmaker,
+        actor=actor,
+    )
+    filename = f"attune-{dataset}.{_EXTENSIONS[format]}"
+    return StreamingResponse(
+        body,
+        media_type=MEDIA_TYPES[format],
+        headers={
+            UNTIL_HEADER: prepared.until.isoformat(),
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

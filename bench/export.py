@@ -1,0 +1,283 @@
+"""Export benchmark: `GET /v1/exports/submissions?format=ndjson` of N submissions on PostgreSQL,
+against `psql -c "COPY (the same statement) TO STDOUT"` of the same rows, timed in the same run.
+
+    .venv/bin/python bench/export.py                      # 1,000,000 rows, also cut at 100,000
+    .venv/bin/python bench/export.py --rows 200000 --cuts 20000
+
+One run: creates the scratch database `attune_bench_export` (dropped at the end), migrates it,
+starts the service (`attune serve`, one uvicorn process) with a bootstrap key, makes an
+organization and an admin key through the API, then seeds clinicians, clients, episodes, sessions
+and `--rows` SRS submissions with `INSERT ... SELECT generate_series` (not through the API).
+Then, for each cut (the first `cut` rows in change order, selected with `until`), alternating
+for `--rounds` rounds: COPY of the service's own export statement (compiled with its literal
+parameters) piped to `wc -l`, then the service's export piped to `wc -l`, while the service's
+RSS is sampled every 20 ms from /proc. Reports rows/s of each (medians), the ratio, and the
+service's peak RSS growth over its RSS just before the export.
+
+Goal: the service at least 30 % of COPY's rows/s, and peak RSS growth at most 64 MiB whatever
+the row count.
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DB = "attune_bench_export"
+BOOTSTRAP = "att_bench-export-bootstrap-key-0123456789"
+GOAL_RATIO = 0.30
+GOAL_RSS_MIB = 64
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+SEED_SQL = """
+SET synchronous_commit = off;
+INSERT INTO clinicians (id, org_id, display_name, external_id, created_at)
+SELECT gen_random_uuid(), :'org', 'Dr ' || i, 'staff-' || i, now() FROM generate_series(1, 50) i;
+INSERT INTO clients (id, org_id, external_id, population, birth_year, created_at, updated_at)
+SELECT gen_random_uuid(), :'org', 'mrn-' || i, 'adult', 1980, now(), now()
+FROM generate_series(1, :episodes) i;
+CREATE TEMP TABLE cl AS
+SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM clinicians WHERE org_id = :'org';
+CREATE TEMP TABLE cn AS
+SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM clients WHERE org_id = :'org';
+INSERT INTO episodes (id, org_id, client_id, clinician_id, status, started_on, created_at,
+    updated_at, alert_seq)
+SELECT gen_random_uuid(), :'org', cn.id, cl.id, 'active', date '2025-12-01', now(), now(), 0
+FROM cn JOIN cl ON cl.n = cn.n % 50;
+CREATE TEMP TABLE ep AS
+SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM episodes WHERE org_id = :'org';
+INSERT INTO sessions (id, org_id, episode_id, session_number, occurred_at, created_at)
+SELECT gen_random_uuid(), :'org', ep.id, (i / :episodes) + 1, NULL, now()
+FROM generate_series(0, :rows - 1) i JOIN ep ON ep.n = i % :episodes;
+INSERT INTO submissions (id, org_id, episode_id, session_id, session_number, instrument,
+    instrument_version, respondent, rater, answers, scores, total, status, occurred_at,
+    created_at, changed_at)
+SELECT gen_random_uuid(), :'org', s.episode_id, s.id, s.session_number, 'srs', '3.0', 'client', '',
+    jsonb_build_object('relationship', 9.1, 'goals_topics', 8.4, 'approach_method', 9.0,
+        'overall', (s.session_number % 10)::numeric),
+    jsonb_build_object('total', 26.5 + s.session_number % 10, 'mean', 6.6, 'subscales', '{}'::jsonb,
+        'band', NULL, 'below_cutoff', true, 'clinical', true, 'risk_flags', '[]'::jsonb),
+    26.5 + s.session_number % 10, 'valid', NULL,
+    timestamptz '2026-01-01 00:00:00+00' + (s.session_number * interval '1 day'),
+    timestamptz '2026-01-01 00:00:00+00' + (row_number() OVER (ORDER BY s.session_number, s.id))
+        * interval '1 millisecond'
+FROM sessions s WHERE s.org_id = :'org';
+ANALYZE;
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def psql(args: list[str], db: str = "postgres", **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    base = ["psql", "-h", PGHOST, "-p", PGPORT, "-U", PGUSER, "-d", db, "-v", "ON_ERROR_STOP=1"]
+    return subprocess.run(base + args, check=True, text=True, capture_output=True, **kwargs)
+
+
+PGHOST = os.environ.get("PGHOST", "127.0.0.1")
+PGPORT = os.environ.get("PGPORT", "5432")
+PGUSER = os.environ.get("PGUSER", "postgres")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class RssSampler:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_kib(self.pid))
+            time.sleep(0.02)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_kib(self.pid))
+
+
+def timed_lines(command: str) -> tuple[int, float]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], check=True, text=True, capture_output=True
+    )
+    return int(out.stdout.strip()), time.perf_counter() - start
+
+
+def copy_statement(org_id: str, until: datetime) -> str:
+    """The service's own export statement, with its parameters as literals."""
+    from sqlalchemy.dialects import postgresql
+
+    from services.export_runner import ExportQuery, PreparedExport, statement
+    from services.exports import columns
+
+    prepared = PreparedExport(
+        run_id=uuid.uuid4(),
+        query=ExportQuery("submissions", "ndjson", None, until, None, False),
+        since=None,
+        until=until,
+        org_id=uuid.UUID(org_id),
+        clinician_id=None,
+        sees_concerns=False,
+        secret="",
+        columns=columns("submissions", identified=False),
+    )
+    stmt = statement(prepared)
+    compiled = stmt.compile(dialect=postgresql.dialect())
+    params = {
+        k: (f"'{v.isoformat()}'::timestamptz" if isinstance(v, datetime) else f"'{v}'")
+        for k, v in compiled.params.items()
+    }
+    sql = str(compiled)
+    for name, literal in sorted(params.items(), key=lambda kv: -len(kv[0])):
+        sql = sql.replace(f"%({name})s", literal)
+    return sql
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cuts", default="100000", help="smaller row counts, comma-separated")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--episodes", type=int, default=20_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database (to profile)")
+    args = parser.parse_args()
+    cuts = sorted({int(c) for c in args.cuts.split(",") if c} | {args.rows})
+    python = str(ROOT / ".venv/bin/python")
+    url = f"postgresql+asyncpg://{PGUSER}@{PGHOST}:{PGPORT}/{DB}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "ATTUNE_DATABASE_URL": url,
+        "ATTUNE_BOOTSTRAP_KEY": BOOTSTRAP,
+        "ATTUNE_PORT": str(port),
+        "ATTUNE_EXPORT_SETTLE_SECONDS": "0",
+        "ATTUNE_LOG_LEVEL": "WARNING",
+    }
+    psql(["-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"])
+    psql(["-c", f"CREATE DATABASE {DB}"])
+    service = None
+    try:
+        subprocess.run([python, "-m", "api.cli", "migrate"], cwd=ROOT, env=env, check=True)
+        log = (ROOT / "bench/results").resolve()
+        log.mkdir(exist_ok=True)
+        service = subprocess.Popen(
+            [python, "-m", "api.cli", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(log / "export-service.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for _ in range(100):
+                try:
+                    if http.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.2)
+            system = {"Authorization": f"Bearer {BOOTSTRAP}"}
+            org = http.post(
+                "/v1/organizations", json={"name": "Bench", "slug": "bench"}, headers=system
+            ).json()
+            key = http.post(
+                f"/v1/organizations/{org['id']}/api-keys",
+                json={"name": "bench", "scopes": ["exports:read"]},
+                headers=system,
+            ).json()["key"]
+        print(f"== seeding {args.rows:,} submissions over {args.episodes:,} episodes", flush=True)
+        started = time.perf_counter()
+        seed = SEED_SQL.replace(":episodes", str(args.episodes)).replace(":rows", str(args.rows))
+        psql(["-v", f"org={org['id']}"], db=DB, input=seed)
+        print(f"   {time.perf_counter() - started:.0f} s", flush=True)
+
+        results = []
+        for cut in cuts:
+            until = BASE + timedelta(milliseconds=cut + 1)
+            copy_sql = copy_statement(org["id"], until).replace("\n", " ")
+            copy_cmd = (
+                f"psql -h {PGHOST} -p {PGPORT} -U {PGUSER} -d {DB} -qAt "
+                f'-c "COPY ({copy_sql}) TO STDOUT" | wc -l'
+            )
+            export_url = f"{base}/v1/exports/submissions?format=ndjson&until={until.isoformat()}"
+            export_cmd = (
+                f"curl -sSf -H 'Authorization: Bearer {key}' "
+                f"'{export_url.replace('+', '%2B')}' | wc -l"
+            )
+            # Warm up: one small export loads everything the route needs.
+            timed_lines(export_cmd.replace("format=ndjson", "format=ndjson&instrument=none"))
+            copy_rates, service_rates, growths = [], [], []
+            for _ in range(args.rounds):
+                lines, seconds = timed_lines(copy_cmd)
+                assert lines == cut, (lines, cut)
+                copy_rates.append(cut / seconds)
+                before = rss_kib(service.pid)
+                with RssSampler(service.pid) as sampler:
+                    lines, seconds = timed_lines(export_cmd)
+                assert lines == cut, (lines, cut)
+                service_rates.append(cut / seconds)
+                growths.append((sampler.peak - before) / 1024)
+            row = {
+                "rows": cut,
+                "copy_rows_per_s": statistics.median(copy_rates),
+                "service_rows_per_s": statistics.median(service_rates),
+                "peak_rss_growth_mib": max(growths),
+                "service_rss_mib": rss_kib(service.pid) / 1024,
+            }
+            row["ratio"] = row["service_rows_per_s"] / row["copy_rows_per_s"]
+            results.append(row)
+            print(
+                f"   {cut:>9,} rows: COPY {row['copy_rows_per_s']:>9,.0f} rows/s | service "
+                f"{row['service_rows_per_s']:>9,.0f} rows/s | ratio {row['ratio']:.2f} | peak RSS "
+                f"growth {row['peak_rss_growth_mib']:.1f} MiB",
+                flush=True,
+            )
+        ok = all(
+            r["ratio"] >= GOAL_RATIO and r["peak_rss_growth_mib"] <= GOAL_RSS_MIB for r in results
+        )
+        verdict = "PASS" if ok else "FAIL"
+        print(
+            f"== {verdict}: goal ratio >= {GOAL_RATIO:.2f} of COPY's rows/s and peak RSS growth "
+            f"<= {GOAL_RSS_MIB} MiB at every size"
+        )
+        (log / "export-latest.json").write_text(
+            json.dumps({"results": results, "verdict": verdict}, indent=2)
+        )
+        return 0 if ok else 1
+    finally:
+        if service is not None:
+            service.terminate()
+            service.wait(timeout=30)
+        if not args.keep:
+            psql(["-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Analyst exports (DESIGN.md §8): `GET /v1/exports/{dataset}`, streamed from the database.
+
+Two steps:
+1. `prepare`, in the request's unit of work: checks the scopes and the format, fixes the window
+   (`services.exports.window`), reads the organization's pseudonym secret and records an
+   ``export.start`` audit event — committed with the request's transaction before the response
+   starts, like every other request's, so an export that was begun is on record even if the
+   stream later breaks.
+2. `stream`, while the response is sent: one statement on a connection of its own (the request's
+   transaction has ended by then), read through a server-side cursor in batches of
+   ``BATCH_ROWS`` and encoded batch by batch, so memory stays flat whatever the export's size;
+   the HTTP server's flow control holds the cursor back while the client is slow. The statement
+   sees one snapshot, and it is only read: the rule "one transaction per request, committed
+   before the response" is about writes, and none happens here. When the stream ends, the row
+   count is known: an ``export.finish`` event (same resource id, ``outcome`` success or
+   incomplete, with dataset, format, filters and rows in ``details``) is written in a short
+   transaction of its own.
+
+Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
+episodes its clinician treats), as everywhere else; concerns only for keys that may read them
+(`services.alert_lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
+"""
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from models.alerts import Alert
+from models.base import UTCDateTime, new_id, utcnow
+from models.episodes import Episode
+from models.people import Client, Clinician
+from models.submissions import Submission
+from models.tenancy import Organization
+from services import audit
+from services.alert_lifecycle import CONCERN, sees_concerns
+from services.auth import Actor
+from services.errors import InvalidInput, NotFound
+from services.exports import (
+    Column,
+    Pseudonyms,
+    Shapers,
+    columns,
+    encoder,
+    export_window,
+    parquet_available,
+)
+
+log = logging.getLogger("attune.exports")
+BATCH_ROWS = 5_000
+# An execution option that makes SQLite open a deferred (reading) transaction instead of taking
+# the write lock up front (services/database.py).
+READ_ONLY_OPTION = "attune_read_only"
+
+_S = Submission.__table__  # type: ignore[attr-defined]
+_A = Alert.__table__  # type: ignore[attr-defined]
+_E = Episode.__table__  # type: ignore[attr-defined]
+_C = Client.__table__  # type: ignore[attr-defined]
+_CL = Clinician.__table__  # type: ignore[attr-defined]
+_O = Organization.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    dataset: str
+    format: str
+    since: datetime | None
+    until: datetime | None
+    instrument: str | None
+    identified: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedExport:
+    run_id: uuid.UUID
+    query: ExportQuery
+    since: datetime | None
+    until: datetime
+    org_id: uuid.UUID
+    clinician_id: uuid.UUID | None
+    sees_concerns: bool
+    secret: str
+    columns: tuple[Column, ...]
+
+    def details(self, **extra: Any) -> dict[str, Any]:
+        q = self.query
+        return {
+            "dataset": q.dataset,
+            "format": q.format,
+            "identified": q.identified,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat(),
+            "instrument": q.instrument,
+            **extra,
+        }
+
+
+async def prepare(
+    session: AsyncSession, *, actor: Actor, query: ExportQuery, settle_seconds: float
+) -> PreparedExport:
+    if query.identified:
+        actor.principal.require("exports:identified")
+    if query.format == "parquet" and not parquet_available():
+        raise InvalidInput.at(
+            "query.format",
+            "parquet is not available on this server",
+            type="format_unavailable",
+            detail="Parquet needs the optional 'parquet' extra (pyarrow); ask for ndjson or csv",
+        )
+    since, until = export_window(
+        now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
+    )
+    secret = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
+    if secret is None:  # pragma: no cover - a key's organization exists
+        raise NotFound("organization not found")
+    prepared = PreparedExport(
+        run_id=new_id(),
+        query=query,
+        since=since,
+        until=until,
+        org_id=actor.org_id,
+        clinician_id=actor.clinician_id,
+        sees_concerns=sees_concerns(actor),
+        secret=secret,
+        columns=columns(query.dataset, identified=query.identified),
+    )
+    audit.record(
+        session,
+        actor,
+        action="export.start",
+        resource_type="export",
+        resource_id=prepared.run_id,
+        details=prepared.details(),
+    )
+    return prepared
+
+
+def _window(stmt: sa.Select[Any], changed: Any, p: PreparedExport) -> sa.Select[Any]:
+    if p.since is not None:
+        stmt = stmt.where(changed >= p.since)
+    return stmt.where(changed < p.until)
+
+
+def _people(identified: bool) -> list[Any]:
+    cols = [_E.c.client_id, _E.c.clinician_id, _E.c.started_on, _C.c.population]
+    if identified:
+        cols += [_C.c.external_id.label("client_external_id")]
+        cols += [_CL.c.external_id.label("clinician_external_id")]
+    return cols
+
+
+def _joined(table: Any, identified: bool) -> Any:
+    joined = table.join(_E, sa.and_(_E.c.id == table.c.episode_id, _E.c.org_id == table.c.org_id))
+    joined = joined.join(_C, sa.and_(_C.c.id == _E.c.client_id, _C.c.org_id == _E.c.org_id))
+    if identified:
+        joined = joined.join(
+            _CL, sa.and_(_CL.c.id == _E.c.clinician_id, _CL.c.org_id == _E.c.org_id)
+        )
+    return joined
+
+
+def statement(p: PreparedExport) -> sa.Select[Any]:
+    """The one statement an export reads, in change order."""
+    identified, dataset = p.query.identified, p.query.dataset
+    if dataset == "alerts":
+        table, changed = _A, _A.c.updated_at
+        stmt = sa.select(_A, *_people(identified))
+    else:
+        table, changed = _S, _S.c.changed_at
+        event_at = sa.func.coalesce(_S.c.occurred_at, _S.c.created_at, type_=UTCDateTime())
+        cols = [
+            _S.c.id,
+            _S.c.episode_id,
+            _S.c.instrument,
+            _S.c.instrument_version,
+            _S.c.session_number,
+            _S.c.respondent,
+            _S.c.rater,
+            _S.c.status,
+            event_at.label("event_at"),
+            *_people(identified),
+        ]
+        if dataset == "scores":
+            cols.append(_S.c.scores)
+        else:
+            scores = _S.c.scores
+            cols += [
+                _S.c.total,
+                scores["mean"].as_float().label("mean"),
+                scores["band"].as_string().label("band"),
+                scores["below_cutoff"].as_boolean().label("below_cutoff"),
+                scores["clinical"].as_boolean().label("clinical"),
+                # JSON text straight from the database: passed through, never parsed.
+                sa.cast(scores["subscales"], sa.Text).label("subscales"),
+                sa.cast(_S.c.answers, sa.Text).label("answers"),
+            ]
+        if identified:
+            cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
+            if dataset == "submissions":
+                cols += [_S.c.voided_at, _S.c.void_reason]
+        stmt = sa.select(*cols)
+    stmt = stmt.select_from(_joined(table, identified)).where(table.c.org_id == p.org_id)
+    stmt = _window(stmt, changed, p)
+    if p.query.instrument is not None:
+        stmt = stmt.where(table.c.instrument == p.query.instrument)
+    if p.clinician_id is not None:
+        stmt = stmt.where(_E.c.clinician_id == p.clinician_id)
+    if dataset == "alerts" and not p.sees_concerns:
+        stmt = stmt.where(_A.c.type != CONCERN)
+    return stmt.order_by(changed, table.c.id)
+
+
+async def stream(
+    p: PreparedExport,
+    *,
+    engine: AsyncEngine,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    batch_rows: int = BATCH_ROWS,
+) -> AsyncIterator[bytes]:
+    """The export's bytes, batch by batch; audits the finished (or broken off) export."""
+    shape = Shapers(Pseudonyms(p.secret), identified=p.query.identified).for_dataset(
+        p.query.dataset
+    )
+    out = encoder(p.query.format, p.columns)
+    rows, complete = 0, False
+    try:
+        yield out.start()
+        async with engine.connect() as conn:
+            reader = await conn.execution_options(**{READ_ONLY_OPTION: True})
+            result = await reader.stream(statement(p).execution_options(yield_per=batch_rows))
+            async for batch in result.partitions(batch_rows):
+                shaped = list(shape(batch))
+                rows += len(shaped)
+                chunk = out.encode(shaped)
+                if chunk:
+                    yield chunk
+        tail = out.finish()
+        if tail:
+            yield tail
+        complete = True
+    finally:
+        with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            await _audit_finish(sessionmaker, actor, p, rows=rows, complete=complete)
+
+
+async def _audit_finish(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    actor: Actor,
+    p: PreparedExport,
+    *,
+    rows: int,
+    complete: bool,
+) -> None:
+    try:
+        async with sessionmaker() as session:
+            audit.record(
+                session,
+                actor,
+                action="export.finish",
+                resource_type="export",
+                resource_id=p.run_id,
+                outcome="success" if complete else "incomplete",
+                details=p.details(rows=rows),
+            )
+            await session.commit()
+    except Exception:  # the export itself has been sent; its record must not crash the server
+        log.exception("could not audit a finished export")

@@ -1,0 +1,190 @@
+"""Export formats: each encoder turns batches of rows into bytes as they come (pure).
+
+- NDJSON: one JSON object per line (``\\n``), UTF-8; JSON columns are nested objects.
+- CSV: RFC 4180 — a header line, CRLF line ends, fields quoted when they hold a comma, a quote
+  or a line break, quotes doubled; empty for null; ``true``/``false``; timestamps in ISO 8601;
+  JSON columns as JSON text. pandas (``read_csv``) and DuckDB (``read_csv``) load it unchanged.
+- Parquet: one row group per ~``PARQUET_ROW_GROUP`` rows, typed columns (timestamps in UTC),
+  JSON columns as JSON text. Needs pyarrow, the optional ``parquet`` extra.
+
+A JSON column's value is a parsed object or its JSON text (as the database returned it).
+"""
+
+import csv
+import io
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal, Protocol, get_args
+
+import orjson
+
+from services.exports.datasets import Column
+
+Format = Literal["ndjson", "csv", "parquet"]
+FORMATS: tuple[str, ...] = get_args(Format)
+MEDIA_TYPES: dict[str, str] = {
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv; charset=utf-8; header=present",
+    "parquet": "application/vnd.apache.parquet",
+}
+PARQUET_ROW_GROUP = 50_000
+
+Row = tuple[Any, ...]
+
+
+class Encoder(Protocol):
+    def start(self) -> bytes: ...
+
+    def encode(self, rows: Sequence[Row]) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+
+def parquet_available() -> bool:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+class NdjsonEncoder:
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self._names = tuple(c.name for c in columns)
+        self._json = tuple(i for i, c in enumerate(columns) if c.kind == "json")
+
+    def start(self) -> bytes:
+        return b""
+
+    def encode(self, rows: Sequence[Row]) -> bytes:
+        names, json_columns, dumps = self._names, self._json, orjson.dumps
+        fragment, newline = orjson.Fragment, orjson.OPT_APPEND_NEWLINE
+        out = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            for i in json_columns:
+                value = row[i]
+                if isinstance(value, str):
+                    record[names[i]] = fragment(value)
+            out.append(dumps(record, option=newline))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        return b""
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return value
+
+
+class CsvEncoder:
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self._names = [c.name for c in columns]
+        self._buffer = io.StringIO()
+        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
+
+    def _take(self) -> bytes:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text.encode()
+
+    def start(self) -> bytes:
+        self._writer.writerow(self._names)
+        return self._take()
+
+    def encode(self, rows: Sequence[Row]) -> bytes:
+        self._writer.writerows([_csv_value(v) for v in row] for row in rows)
+        return self._take()
+
+    def finish(self) -> bytes:
+        return b""
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file that hands out what was written since the last `take`."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
+
+    def take(self) -> bytes:
+        out, self._chunks = b"".join(self._chunks), []
+        return out
+
+
+class ParquetEncoder:
+    def __init__(self, columns: Sequence[Column]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        types = {
+            "str": pa.string(),
+            "int": pa.int64(),
+            "float": pa.float64(),
+            "bool": pa.bool_(),
+            "timestamp": pa.timestamp("us", tz="UTC"),
+            "json": pa.string(),
+        }
+        self._pa = pa
+        self._columns = list(columns)
+        self._json = [c.kind == "json" for c in columns]
+        self._schema = pa.schema([(c.name, types[c.kind]) for c in columns])
+        self._sink = _Sink()
+        self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
+        self._pending: list[Row] = []
+
+    def start(self) -> bytes:
+        return self._sink.take()
+
+    def _flush(self) -> None:
+        rows, self._pending = self._pending, []
+        pa, arrays = self._pa, []
+        for i, (is_json, field) in enumerate(zip(self._json, self._schema, strict=True)):
+            values = [row[i] for row in rows]
+            if is_json:
+                values = [_json_text(v) for v in values]
+            arrays.append(pa.array(values, type=field.type))
+        self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
+
+    def encode(self, rows: Sequence[Row]) -> bytes:
+        self._pending.extend(rows)
+        if len(self._pending) >= PARQUET_ROW_GROUP:
+            self._flush()
+        return self._sink.take()
+
+    def finish(self) -> bytes:
+        if self._pending:
+            self._flush()
+        self._writer.close()
+        return self._sink.take()
+
+
+def encoder(format: str, columns: Sequence[Column]) -> Encoder:
+    if format == "ndjson":
+        return NdjsonEncoder(columns)
+    if format == "csv":
+        return CsvEncoder(columns)
+    return ParquetEncoder(columns)
