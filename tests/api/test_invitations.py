@@ -369,3 +369,29 @@ async def test_invitation_survives_a_clinician_entered_rating_with_a_clear_confl
     assert problem["existing_id"]
     view = expect(await attune.http.get("/v1/invitation", headers=token), 200)
     assert view["remaining"] == ["srs"]
+
+
+@pytest.mark.parametrize("dataset", ["alerts", "submissions", "scores"])
+@pytest.mark.parametrize("identified", [False, True])
+async def test_concern_text_leaves_through_no_export(
+    attune: Attune, dataset: str, identified: bool
+) -> None:
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    token = bearer((await invite(tenant, episode["id"], "srs"))["token"])
+    message = "Concern-text-7f3a: the sessions feel rushed."
+    expect(
+        await attune.http.post("/v1/invitation/concerns", json={"message": message}, headers=token),
+        201,
+    )
+    key = bearer(await tenant.key("exports:read", "exports:identified", "concerns:read"))
+    for fmt in ("ndjson", "csv"):
+        response = await attune.http.get(
+            f"/v1/exports/{dataset}",
+            params={"format": fmt, "identified": str(identified).lower()},
+            headers=key,
+        )
+        assert response.status_code == 200, response.text
+        assert "Concern-text-7f3a" not in response.text
+        if dataset == "alerts":
+            assert "concern.reported" in response.text  # the alert is there, its text is not
