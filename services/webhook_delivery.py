@@ -237,6 +237,19 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
         )
 
 
+def _claimed(rows: Any) -> list[Claimed]:
+    return [
+        Claimed(r.id, r.org_id, r.endpoint_id, r.event_id, r.attempts, r.url, r.secret, r.payload)
+        for r in rows
+    ]
+
+
+async def _send_all(
+    client: httpx.AsyncClient, claimed: list[Claimed], policy: Policy
+) -> list[Result]:
+    return list(await asyncio.gather(*(send(client, d, policy) for d in claimed)))
+
+
 async def deliver_due(
     engine: AsyncEngine,
     client: httpx.AsyncClient,
@@ -248,26 +261,28 @@ async def deliver_due(
 ) -> int:
     """One round: claim due deliveries, send them concurrently, record the outcomes; the number
     attempted. ``org_ids`` limits the worker to some organisations."""
-    sqlite = engine.dialect.name == "sqlite"
-    async with engine.connect() as conn:
-        await conn.begin()
-        claimed = [
-            Claimed(r.id, r.org_id, r.endpoint_id, r.event_id, r.attempts, r.url, r.secret,
-                    r.payload)
-            for r in (await conn.execute(_claim_statement(now(), batch, org_ids))).all()
-        ]  # fmt: skip
+    claim = _claim_statement(now(), batch, org_ids)
+    if engine.dialect.name == "sqlite":
+        # SQLite's write transaction locks the whole database: claim in a read transaction,
+        # send with none open, record in a short write transaction. One worker runs on SQLite,
+        # so no other takes these rows meanwhile.
+        async with engine.connect() as reader:
+            reader = await reader.execution_options(attune_read_only=True)
+            async with reader.begin():
+                claimed = _claimed(await reader.execute(claim))
         if not claimed:
-            await conn.rollback()
             return 0
-        if sqlite:
-            # SQLite's transaction holds the whole database's write lock: release it while
-            # waiting for receivers. One worker runs on SQLite, so no other takes these rows.
-            await conn.commit()
-        results = list(await asyncio.gather(*(send(client, d, policy) for d in claimed)))
-        if sqlite:
-            await conn.begin()
-        await _record(conn, results, policy)
-        await conn.commit()
+        results = await _send_all(client, claimed, policy)
+        async with engine.begin() as conn:
+            await _record(conn, results, policy)
+    else:
+        # PostgreSQL: the claimed rows stay locked until the outcome is committed.
+        async with engine.begin() as conn:
+            claimed = _claimed(await conn.execute(claim))
+            if not claimed:
+                return 0
+            results = await _send_all(client, claimed, policy)
+            await _record(conn, results, policy)
     for result in results:
         log.info(
             "webhook attempt",
