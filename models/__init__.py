@@ -1,5 +1,5 @@
 """Tables and API schemas. Importing this package registers every table on `SQLModel.metadata`."""
 
-from models import alerts, audit, episodes, people, submissions, tenancy
+from models import alerts, audit, episodes, fhir, people, submissions, tenancy
 
-__all__ = ["alerts", "audit", "episodes", "people", "submissions", "tenancy"]
+__all__ = ["alerts", "audit", "episodes", "fhir", "people", "submissions", "tenancy"]
