@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, problems
+from api.fhir import responses as fhir_responses
+from api.fhir import routes as fhir
 from api.limits import BodySizeLimit
 from api.logs import AccessLog
 from api.routes import (
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = PrincipalCache()
     problems.install(app)
+    fhir_responses.install(app)
     # Routes are matched in order: the busiest (submissions) first.
     for router in (
         submissions.router,
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alerts.router,
         alert_rules.router,
         audit.router,
+        fhir.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
