@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, problems
+from api.fhir import export as fhir_export
 from api.fhir import responses as fhir_responses
 from api.fhir import routes as fhir
 from api.limits import BodySizeLimit
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         alert_rules.router,
         audit.router,
         fhir.router,
+        fhir_export.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

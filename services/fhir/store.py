@@ -423,7 +423,11 @@ async def search_observations(
 
 
 async def _issue(session: AsyncSession, actor: Actor, alert: Mapping[str, Any]) -> dict[str, Any]:
-    defs = await definitions(session, actor)
+    return issue_resource(await definitions(session, actor), alert)
+
+
+def issue_resource(defs: Definitions, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert row (with its episode's client and clinician) as a DetectedIssue."""
     public = alert_lifecycle.public(alert, alert)
     suffix = resources.evidence_suffix(public, defs.get(alert["instrument"]))
     evidence = (
@@ -467,5 +471,6 @@ async def search_issues(
         stmt = stmt.where(ALERTS.c.id > after)
     rows = (await session.execute(stmt.order_by(ALERTS.c.id).limit(count + 1))).mappings().all()
     audit.record(session, actor, action="alert.list", resource_type="alert")
-    page = [await _issue(session, actor, r) for r in rows[:count]]
+    defs = await definitions(session, actor)
+    page = [issue_resource(defs, r) for r in rows[:count]]
     return page, rows[count - 1]["id"] if len(rows) > count else None
