@@ -4,10 +4,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import Path, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import SessionDep, audit_target, require
-from api.fhir.responses import FhirResponse, SearchRefused
+from api.fhir.responses import SearchRefused
 from api.fhir.routes import base_url
 from api.routing import router as api_router
 from models.base import utcnow
@@ -56,7 +56,8 @@ async def export_status(
         return Response(
             status_code=202, headers={"Retry-After": str(wait), "X-Progress": "in progress"}
         )
-    return FhirResponse(export.manifest(job, base_url(request)))
+    # The manifest is plain JSON, not a FHIR resource (Bulk Data IG).
+    return JSONResponse(export.manifest(job, base_url(request)))
 
 
 @router.delete("/$export-status/{job_id}")
