@@ -13,6 +13,9 @@ organization-defined instrument and a key bound to clinician X.
   lists of A's key bound to X never hold Y's caseload;
 - body routes: B sends A's ids inside the body → 404 or 422 naming the field; nothing is
   created in A;
+- FHIR searches (`/fhir/...`, answering searchset Bundles): as list routes, B's bundles never
+  hold an id of A or C, searches naming A's ids come back empty, and a key bound to X never sees
+  Y's caseload;
 - exempt routes: not per-tenant, with the reason.
 """
 
@@ -24,9 +27,10 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI
 
+from tests.fhir_support import questionnaire_response
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
-Kind = Literal["object", "list", "body", "own", "exempt"]
+Kind = Literal["object", "list", "fhir-search", "body", "own", "exempt"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Probe:
     """How one operation is exercised. `kind`:
     object: its path names an object; called with a foreign (or out-of-caseload) id → 404.
     list:   answers a list; `filters` are query strings naming A's ids, which must come back empty.
+    fhir-search: as list, answering a FHIR searchset Bundle.
     body:   its body carries object ids; `bodies` builds bodies naming A's ids (field → body).
     own:    creates or sets something of the caller's own organization only; must not touch A.
     exempt: not per-tenant; `reason` says why."""
@@ -71,6 +76,13 @@ MATRIX: dict[tuple[str, str], Probe] = {
         "object", body={"resolution": "dismissed"}, caseload=True
     ),
     ("GET", "/v1/instruments/{code}"): Probe("object"),  # A's own instrument; built-ins shared
+    ("GET", "/fhir/Questionnaire/{code}"): Probe("object"),
+    ("GET", "/fhir/QuestionnaireResponse/{response_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Observation/{observation_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/DetectedIssue/{issue_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
+    ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
+    ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
     # Lists.
     ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
     ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
@@ -90,10 +102,21 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/audit-events"): Probe("list"),
     ("GET", "/v1/alert-rules"): Probe("list"),
     ("GET", "/v1/instruments"): Probe("list"),
+    # FHIR searches.
+    ("GET", "/fhir/Questionnaire"): Probe(
+        "fhir-search", filters=("url=https://w3id.org/attune/fhir/Questionnaire/{code}",)
+    ),
+    ("GET", "/fhir/Observation"): Probe(
+        "fhir-search", caseload=True, filters=("subject=Patient/{client_id}",)
+    ),
+    ("GET", "/fhir/DetectedIssue"): Probe(
+        "fhir-search", caseload=True, filters=("patient={client_id}",)
+    ),
     # Ids inside the body.
     ("POST", "/v1/submissions"): Probe("body", caseload=True),
     ("POST", "/v1/episodes"): Probe("body", caseload=True),
     ("POST", "/v1/api-keys"): Probe("body"),
+    ("POST", "/fhir/QuestionnaireResponse"): Probe("body", caseload=True),
     # Create or set the caller's own things; A must not see them or change.
     ("POST", "/v1/clinicians"): Probe("own", body={"display_name": "Dr B", "external_id": "X"}),
     ("POST", "/v1/clients"): Probe("own", body={"population": "child"}),
@@ -112,6 +135,12 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/docs"): Probe("exempt", reason="Swagger UI, no tenant data"),
     ("GET", "/docs/oauth2-redirect"): Probe("exempt", reason="Swagger UI helper"),
     ("GET", "/redoc"): Probe("exempt", reason="ReDoc, no tenant data"),
+    ("GET", "/fhir/metadata"): Probe("exempt", reason="public CapabilityStatement, no tenant data"),
+    ("GET", "/fhir/$export"): Probe(
+        "exempt",
+        reason="starts an export of the caller's own organization; its status and files are "
+        "probed as objects above",
+    ),
 }
 
 
@@ -122,9 +151,17 @@ def app_operations(app: FastAPI) -> set[tuple[str, str]]:
         for template, methods in app.openapi()["paths"].items()
         for method in methods
     }
-    for route in app.routes:
+    routes: list[Any] = list(app.routes)
+    while routes:
+        route = routes.pop()
+        # Routers included in the app hold their routes (FastAPI's included-router wrapper).
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            routes += list(contexts())
+            continue
         path, methods = getattr(route, "path", None), getattr(route, "methods", None)
         if path is not None and methods:
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # as the OpenAPI writes it
             operations |= {(m, path) for m in methods if m != "HEAD"}
     return operations
 
@@ -163,6 +200,8 @@ async def build_org(attune: Attune, name: str) -> Org:
     expect(
         await http.post("/v1/instruments", json={**srs_definition, "code": code}, headers=h), 201
     )
+    kick_off = await http.get("/fhir/$export", headers=h)
+    job_id = kick_off.headers["content-location"].rsplit("/", 1)[-1]
     for values, label in ((org.x, "x"), (org.y, "y")):
         staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
         clinician = await tenant.clinician(f"Dr {label}", external_id=staff)
@@ -193,6 +232,11 @@ async def build_org(attune: Attune, name: str) -> Org:
             key_id=spare["id"],
             code=code,
             rule_id=alerts[0]["type"],
+            response_id=first["id"],
+            observation_id=f"{first['id']}-total",
+            issue_id=alerts[0]["id"],
+            job_id=job_id,
+            file_name="Observation.ndjson",
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
     keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
@@ -204,7 +248,12 @@ async def build_org(attune: Attune, name: str) -> Org:
         )["items"]
     ]
     org.ids = {
-        *(v for values in (org.x, org.y) for k, v in values.items() if k != "rule_id"),
+        *(
+            v
+            for values in (org.x, org.y)
+            for k, v in values.items()
+            if k not in ("rule_id", "file_name")
+        ),
         *(k["id"] for k in keys),
         *submissions,
     }
@@ -284,6 +333,12 @@ def body_probes(
         ),
         (
             "POST",
+            "/fhir/QuestionnaireResponse",
+            questionnaire_response(victim["episode_id"], "srs", 3, srs(5, 5, 5, 5)),
+            "episode_id",
+        ),
+        (
+            "POST",
             "/v1/episodes",
             {"client_id": own["client_id"], "clinician_id": victim["clinician_id"]},
             "clinician_id",
@@ -322,6 +377,16 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
             for values in (a.x, a.y, c.x):
                 url = f"{template}?{fill(query, values)}"
                 assert expect(await http.get(url, headers=b_admin), 200)["items"] == [], url
+    for (_method, template), probe in MATRIX.items():
+        if probe.kind != "fhir-search":
+            continue
+        response = expect(await http.get(template, headers=b_admin), 200)
+        leaked = {i for i in foreign if i in str(response)}
+        assert not leaked, (template, leaked)
+        for query in probe.filters:
+            for values in (a.x, a.y, c.x):
+                url = f"{template}?{fill(query, values)}"
+                assert expect(await http.get(url, headers=b_admin), 200)["entry"] == [], url
     for values in (b.x, b.y):  # episode-scoped lists of B's own episodes
         for template in (
             "/v1/episodes/{episode_id}/submissions",
@@ -334,9 +399,10 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     bound = bearer(a.bound_key)
     y_caseload = {a.y[k] for k in ("client_id", "episode_id", "submission_id", "alert_id")}
     for (_method, template), probe in MATRIX.items():
-        if probe.kind == "list" and probe.caseload:
+        if probe.kind in ("list", "fhir-search") and probe.caseload:
             response = expect(await http.get(template, headers=bound), 200)
-            assert response["items"], template  # X's own caseload is there
+            found = response["items"] if probe.kind == "list" else response["entry"]
+            assert found, template  # X's own caseload is there
             assert not {i for i in y_caseload if i in str(response)}, template
     for filtered in (
         f"/v1/episodes?clinician_id={a.y['clinician_id']}",
