@@ -14,6 +14,7 @@ Mappings (documented for integrators in the CapabilityStatement and the README):
   ``{submission_id}-total`` and ``{submission_id}-{subscale}`` (``_`` written as ``-``).
 """
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -385,6 +386,8 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     if resource.get("status") != "completed":
         problems.append((f"{QR}.status", "only a completed response can be scored"))
     questionnaire = parse_questionnaire_ref(resource.get("questionnaire"))
+    if questionnaire is not None and not _CODE.fullmatch(questionnaire[0]):
+        questionnaire = None
     if questionnaire is None:
         problems.append((f"{QR}.questionnaire", "the canonical URL of an Attune Questionnaire"))
     episode_ext = _extension(resource, EXT_EPISODE)
@@ -413,10 +416,12 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     if raw_identifier is not None:
         value = raw_identifier.get("value") if isinstance(raw_identifier, dict) else None
         system = raw_identifier.get("system") if isinstance(raw_identifier, dict) else None
-        if not isinstance(value, str) or not value or len(value) > 255 or len(system or "") > 255:
-            problems.append((f"{QR}.identifier", "a value (and system) of at most 255 characters"))
+        if not _identifier_text(value) or not (system is None or _identifier_text(system)):
+            problems.append(
+                (f"{QR}.identifier", "a value (and system) of 1 to 255 printable characters")
+            )
         else:
-            identifier = (system or "", value)
+            identifier = (str(system or ""), str(value))
     answers: dict[str, Any] = {}
     for index, item in enumerate(resource.get("item") or []):
         where = f"{QR}.item[{index}]"
@@ -453,6 +458,14 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
         subject=subject,
         identifier=identifier,
     )
+
+
+_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+def _identifier_text(value: Any) -> bool:
+    return isinstance(value, str) and _PRINTABLE.fullmatch(value) is not None
 
 
 def _datetime(value: Any) -> datetime | None:

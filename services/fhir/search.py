@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,9 +43,19 @@ class ScoreCode:
     loinc: str | None = None
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _printable(parameter: str, value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise SearchError(parameter, "printable characters, at most 255")
+    return value
+
+
 def score_codes(value: str) -> list[ScoreCode]:
     """``code=system|code,…``: LOINC (a total code), Attune's score system
     (``phq-9.total``, ``wai-sr.bond``), or a bare code of either."""
+    _printable("code", value)
     out = []
     for token in value.split(","):
         system, sep, code = token.partition("|")
@@ -68,6 +79,7 @@ def score_codes(value: str) -> list[ScoreCode]:
 
 
 def alert_types(value: str) -> list[str]:
+    _printable("code", value)
     out = []
     for token in value.split(","):
         system, sep, code = token.partition("|")

@@ -3,6 +3,7 @@ QuestionnaireResponse is scored as a submission; Observations and DetectedIssues
 search; errors are OperationOutcomes."""
 
 import asyncio
+import copy
 import uuid
 from collections import Counter
 from typing import Any
@@ -270,6 +271,12 @@ async def test_auth_and_routing_errors_under_fhir_are_operation_outcomes(attune:
     bad_count = await attune.http.get("/fhir/Observation?_count=0", headers=tenant.admin)
     assert outcome(bad_count, 400)["issue"][0]["expression"] == ["_count"]
     assert outcome(await attune.http.get("/fhir/Observation?date=soon", headers=tenant.admin), 400)
+    for search in (
+        "Observation?code=phq%00",
+        "DetectedIssue?code=risk%00",
+        "Observation?_cursor=x",
+    ):
+        assert outcome(await attune.http.get(f"/fhir/{search}", headers=tenant.admin), 400)
     big = b'{"resourceType": "QuestionnaireResponse", "text": "' + b"x" * (1024 * 1024) + b'"}'
     response = await attune.http.post(
         "/fhir/QuestionnaireResponse", content=big, headers={**tenant.admin, **FHIR_JSON}
@@ -490,3 +497,39 @@ async def test_reads_and_writes_through_fhir_are_audited(attune: Attune) -> None
     events = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)["items"]
     actions = [e["action"] for e in events]
     assert {"submission.create", "submission.read", "observation.search"} <= set(actions)
+
+
+ABSURD: list[Any] = [
+    "bad\x00nul", "x" * 100_000, 10**40, -1, 1.5e308, True, None, [], {"nested": [1]}, "",
+    "2026-11-20T15:00:00", "0001-01-01T00:00:00+14:00",
+]  # fmt: skip
+
+
+async def test_absurd_values_anywhere_in_a_response_never_cause_a_server_error(
+    attune: Attune,
+) -> None:
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    valid = questionnaire_response(
+        episode["id"], "srs", 1, srs(9, 9, 9, 9), identifier="absurd",
+        subject={"reference": f"Patient/{episode['client_id']}"}, authored="2026-11-20T15:00:00Z",
+        source={"type": "RelatedPerson", "display": "mother"},
+    )  # fmt: skip
+    paths: list[tuple[Any, ...]] = [
+        ("status",), ("questionnaire",), ("identifier",), ("identifier", "value"),
+        ("identifier", "system"), ("subject",), ("subject", "reference"), ("authored",),
+        ("source",), ("source", "display"), ("extension",), ("extension", 0, "valueReference"),
+        ("extension", 1, "valuePositiveInt"), ("item",), ("item", 0, "linkId"),
+        ("item", 0, "answer"), ("item", 0, "answer", 0, "valueDecimal"),
+    ]  # fmt: skip
+    for path in paths:
+        for value in ABSURD:
+            body = copy.deepcopy(valid)
+            target = body
+            for step in path[:-1]:
+                target = target[step]
+            target[path[-1]] = value
+            response = await _post(attune, tenant.admin, body)
+            assert response.status_code < 500, (path, repr(value)[:40], response.text[:300])
+            if response.status_code >= 400:
+                outcome(response, response.status_code)
