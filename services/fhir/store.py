@@ -200,13 +200,14 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
             [(f"{QR}.questionnaire", f"version {definition.version} is the one scored")],
             f"Questionnaire {parsed.code} version {parsed.version} is not served",
         )
-    episode = (
-        await conn.execute(
-            select(EPISODES.c.client_id, EPISODES.c.clinician_id).where(
-                EPISODES.c.org_id == actor.org_id, EPISODES.c.id == parsed.episode_id
-            )
-        )
-    ).one_or_none()
+    # The episode as the actor may see it (a key bound to a clinician: its caseload only), so
+    # that the subject check below discloses nothing about other episodes.
+    visible = select(EPISODES.c.client_id, EPISODES.c.clinician_id).where(
+        EPISODES.c.org_id == actor.org_id, EPISODES.c.id == parsed.episode_id
+    )
+    if actor.clinician_id is not None:
+        visible = visible.where(EPISODES.c.clinician_id == actor.clinician_id)
+    episode = (await conn.execute(visible)).one_or_none()
     if episode is not None and parsed.subject is not None and parsed.subject != episode[0]:
         raise input_error(
             [(f"{QR}.subject", "the episode's client")],

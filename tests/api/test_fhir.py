@@ -479,6 +479,9 @@ async def test_a_clinician_bound_key_sees_only_its_caseload(attune: Attune) -> N
     outcome(await attune.http.get(f"/fhir/Observation/{theirs_sub['id']}-total", headers=key), 404)
     body = questionnaire_response(their_episode["id"], "srs", 2, srs(9, 9, 9, 9))
     outcome(await _post(attune, key, body), 404)
+    # Naming a wrong subject tells nothing about an episode outside the caseload either.
+    body["subject"] = {"reference": f"Patient/{my_episode['client_id']}"}
+    outcome(await _post(attune, key, body), 404)
     body = questionnaire_response(my_episode["id"], "srs", 1, srs(9, 9, 9, 9))
     mine_qr = fhir(await _post(attune, key, body), 201)
     bundle = fhir(await attune.http.get("/fhir/Observation", headers=key), 200)
