@@ -7,6 +7,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, problems
+from api.fhir import export as fhir_export
+from api.fhir import responses as fhir_responses
+from api.fhir import routes as fhir
 from api.limits import BodySizeLimit
 from api.logs import AccessLog
 from api.routes import (
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = PrincipalCache()
     problems.install(app)
+    fhir_responses.install(app)
     # Routes are matched in order: the busiest (submissions) first.
     for router in (
         submissions.router,
@@ -91,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks.router,
         invitations.router,
         exports.router,
+        fhir.router,
+        fhir_export.router,
     ):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -47,21 +47,30 @@ class BodySizeLimit:
 async def _reject(scope: Scope, send: Send, limit: int) -> None:
     import json
 
-    body = json.dumps(
-        {
+    from services.fhir.codes import MEDIA_TYPE as FHIR_MEDIA_TYPE
+    from services.fhir.outcome import operation_outcome
+
+    detail = f"request body larger than {limit} bytes"
+    path = str(scope.get("path", ""))
+    if path == "/fhir" or path.startswith("/fhir/"):
+        content: dict[str, object] = operation_outcome(413, detail)
+        media_type = FHIR_MEDIA_TYPE
+    else:
+        content = {
             "type": "urn:attune:problem:content-too-large",
             "title": "Content too large",
             "status": 413,
-            "detail": f"request body larger than {limit} bytes",
+            "detail": detail,
             "instance": scope.get("path"),
         }
-    ).encode()
+        media_type = "application/problem+json"
+    body = json.dumps(content).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
             "headers": [
-                (b"content-type", b"application/problem+json"),
+                (b"content-type", media_type.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ],

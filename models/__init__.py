@@ -1,11 +1,22 @@
 """Tables and API schemas. Importing this package registers every table on `SQLModel.metadata`."""
 
-from models import alerts, audit, episodes, invitations, people, submissions, tenancy, webhooks
+from models import (
+    alerts,
+    audit,
+    episodes,
+    fhir,
+    invitations,
+    people,
+    submissions,
+    tenancy,
+    webhooks,
+)
 
 __all__ = [
     "alerts",
     "audit",
     "episodes",
+    "fhir",
     "invitations",
     "people",
     "submissions",

@@ -75,6 +75,11 @@ def public(
     return out
 
 
+def visible_alerts(actor: Actor) -> Select[Any]:
+    """Alerts the actor may see, with their episode's ``client_id`` and ``clinician_id``."""
+    return _visible(actor)
+
+
 def _visible(actor: Actor) -> Select[Any]:
     stmt = (
         select(ALERTS, _EPISODES.c.client_id, _EPISODES.c.clinician_id)

@@ -15,6 +15,9 @@ organization-defined instrument and a key bound to clinician X.
   created in A;
 - export routes: B's exports (identified, every dataset) never hold an id of A or C; exports of
   A's key bound to X never hold Y's caseload;
+- FHIR searches (`/fhir/...`, answering searchset Bundles): as list routes, B's bundles never
+  hold an id of A or C, searches naming A's ids come back empty, and a key bound to X never sees
+  Y's caseload;
 - exempt routes: not per-tenant, with the reason.
 """
 
@@ -26,9 +29,10 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI
 
+from tests.fhir_support import questionnaire_response
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
-Kind = Literal["object", "list", "body", "own", "token", "export", "exempt"]
+Kind = Literal["object", "list", "fhir-search", "body", "own", "token", "export", "exempt"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Probe:
     """How one operation is exercised. `kind`:
     object: its path names an object; called with a foreign (or out-of-caseload) id → 404.
     list:   answers a list; `filters` are query strings naming A's ids, which must come back empty.
+    fhir-search: as list, answering a FHIR searchset Bundle.
     body:   its body carries object ids; `bodies` builds bodies naming A's ids (field → body).
     own:    creates or sets something of the caller's own organization only; must not touch A.
     token:  taken by an invitation token, which is bound to one episode of B: naming A's ids
@@ -81,6 +86,13 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): Probe("object"),
     ("DELETE", "/v1/webhooks/{webhook_id}"): Probe("object"),
+    ("GET", "/fhir/Questionnaire/{code}"): Probe("object"),
+    ("GET", "/fhir/QuestionnaireResponse/{response_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Observation/{observation_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/DetectedIssue/{issue_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
+    ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
+    ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
     # Lists.
     ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
     ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
@@ -101,10 +113,21 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/alert-rules"): Probe("list"),
     ("GET", "/v1/instruments"): Probe("list"),
     ("GET", "/v1/webhooks"): Probe("list"),
+    # FHIR searches.
+    ("GET", "/fhir/Questionnaire"): Probe(
+        "fhir-search", filters=("url=https://w3id.org/attune/fhir/Questionnaire/{code}",)
+    ),
+    ("GET", "/fhir/Observation"): Probe(
+        "fhir-search", caseload=True, filters=("subject=Patient/{client_id}",)
+    ),
+    ("GET", "/fhir/DetectedIssue"): Probe(
+        "fhir-search", caseload=True, filters=("patient={client_id}",)
+    ),
     # Ids inside the body.
     ("POST", "/v1/submissions"): Probe("body", caseload=True),
     ("POST", "/v1/episodes"): Probe("body", caseload=True),
     ("POST", "/v1/api-keys"): Probe("body"),
+    ("POST", "/fhir/QuestionnaireResponse"): Probe("body", caseload=True),
     # Create or set the caller's own things; A must not see them or change.
     ("POST", "/v1/clinicians"): Probe("own", body={"display_name": "Dr B", "external_id": "X"}),
     ("POST", "/v1/clients"): Probe("own", body={"population": "child"}),
@@ -130,6 +153,12 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/docs"): Probe("exempt", reason="Swagger UI, no tenant data"),
     ("GET", "/docs/oauth2-redirect"): Probe("exempt", reason="Swagger UI helper"),
     ("GET", "/redoc"): Probe("exempt", reason="ReDoc, no tenant data"),
+    ("GET", "/fhir/metadata"): Probe("exempt", reason="public CapabilityStatement, no tenant data"),
+    ("GET", "/fhir/$export"): Probe(
+        "exempt",
+        reason="starts an export of the caller's own organization; its status and files are "
+        "probed as objects above",
+    ),
 }
 
 
@@ -140,9 +169,17 @@ def app_operations(app: FastAPI) -> set[tuple[str, str]]:
         for template, methods in app.openapi()["paths"].items()
         for method in methods
     }
-    for route in app.routes:
+    routes: list[Any] = list(app.routes)
+    while routes:
+        route = routes.pop()
+        # Routers included in the app hold their routes (FastAPI's included-router wrapper).
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            routes += list(contexts())
+            continue
         path, methods = getattr(route, "path", None), getattr(route, "methods", None)
         if path is not None and methods:
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # as the OpenAPI writes it
             operations |= {(m, path) for m in methods if m != "HEAD"}
     return operations
 
@@ -185,6 +222,8 @@ async def build_org(attune: Attune, name: str) -> Org:
         await http.post("/v1/webhooks", json={"url": f"https://ehr.example.org/{name}"}, headers=h),
         201,
     )
+    kick_off = await http.get("/fhir/$export", headers=h)
+    job_id = kick_off.headers["content-location"].rsplit("/", 1)[-1]
     for values, label in ((org.x, "x"), (org.y, "y")):
         staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
         clinician = await tenant.clinician(f"Dr {label}", external_id=staff)
@@ -216,6 +255,11 @@ async def build_org(attune: Attune, name: str) -> Org:
             code=code,
             rule_id=alerts[0]["type"],
             webhook_id=hook["id"],
+            response_id=first["id"],
+            observation_id=f"{first['id']}-total",
+            issue_id=alerts[0]["id"],
+            job_id=job_id,
+            file_name="Observation.ndjson",
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
     keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
@@ -227,7 +271,12 @@ async def build_org(attune: Attune, name: str) -> Org:
         )["items"]
     ]
     org.ids = {
-        *(v for values in (org.x, org.y) for k, v in values.items() if k != "rule_id"),
+        *(
+            v
+            for values in (org.x, org.y)
+            for k, v in values.items()
+            if k not in ("rule_id", "file_name")
+        ),
         *(k["id"] for k in keys),
         *submissions,
     }
@@ -313,6 +362,12 @@ def body_probes(
         ),
         (
             "POST",
+            "/fhir/QuestionnaireResponse",
+            questionnaire_response(victim["episode_id"], "srs", 3, srs(5, 5, 5, 5)),
+            "episode_id",
+        ),
+        (
+            "POST",
             "/v1/episodes",
             {"client_id": own["client_id"], "clinician_id": victim["clinician_id"]},
             "clinician_id",
@@ -351,6 +406,16 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
             for values in (a.x, a.y, c.x):
                 url = f"{template}?{fill(query, values)}"
                 assert expect(await http.get(url, headers=b_admin), 200)["items"] == [], url
+    for (_method, template), probe in MATRIX.items():
+        if probe.kind != "fhir-search":
+            continue
+        response = expect(await http.get(template, headers=b_admin), 200)
+        leaked = {i for i in foreign if i in str(response)}
+        assert not leaked, (template, leaked)
+        for query in probe.filters:
+            for values in (a.x, a.y, c.x):
+                url = f"{template}?{fill(query, values)}"
+                assert expect(await http.get(url, headers=b_admin), 200)["entry"] == [], url
     for values in (b.x, b.y):  # episode-scoped lists of B's own episodes
         for template in (
             "/v1/episodes/{episode_id}/submissions",
@@ -363,9 +428,10 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     bound = bearer(a.bound_key)
     y_caseload = {a.y[k] for k in ("client_id", "episode_id", "submission_id", "alert_id")}
     for (_method, template), probe in MATRIX.items():
-        if probe.kind == "list" and probe.caseload:
+        if probe.kind in ("list", "fhir-search") and probe.caseload:
             response = expect(await http.get(template, headers=bound), 200)
-            assert response["items"], template  # X's own caseload is there
+            found = response["items"] if probe.kind == "list" else response["entry"]
+            assert found, template  # X's own caseload is there
             assert not {i for i in y_caseload if i in str(response)}, template
     for filtered in (
         f"/v1/episodes?clinician_id={a.y['clinician_id']}",

@@ -10,6 +10,11 @@ instrument's items and instrument definitions are real ones (tests/api/fuzz_supp
 handlers get past their lookups. Operations are read from the OpenAPI document: a new route is
 fuzzed without changes here.
 
+The FHIR facade (`/fhir/...`) is not in the OpenAPI document, so it is not fuzzed here: its bodies
+are FHIR resources validated by the FHIR R4B models, not Attune schemas, its errors are
+OperationOutcomes rather than the documented Problem, and its contract is the CapabilityStatement
+(`GET /fhir/metadata`). tests/api/test_fhir*.py send it malformed input instead.
+
 `ATTUNE_FUZZ_EXAMPLES` sets the examples per operation. Unset (CI), it is 100 on SQLite and 50 on
 PostgreSQL, and the examples are derandomized: the same on every run, so that CI never fails by
 chance. Set, every run draws new examples:

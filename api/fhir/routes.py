@@ -1,0 +1,240 @@
+"""FHIR R4 routes: metadata, Questionnaire, QuestionnaireResponse, Observation, DetectedIssue.
+
+Thin, as every route: parse, authorise, call `services.fhir`, shape the answer. The routes are
+left out of the OpenAPI document: FHIR clients read the CapabilityStatement instead, and the
+bodies are FHIR resources, not Attune schemas.
+"""
+
+import uuid
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Path, Request
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from pydantic import ValidationError
+
+from api.deps import OrgKey, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_target, require
+from api.fhir.responses import BadResource, FhirResponse, SearchRefused
+from api.routing import router as api_router
+from models.base import utcnow
+from services import instrument_catalog
+from services.auth import Actor
+from services.errors import NotFound
+from services.fhir import capability, search, store
+from services.fhir.questionnaire import to_questionnaire
+from services.fhir.resources import QR, instant, parse_questionnaire_ref, questionnaire_response
+from services.fhir.search import SearchError
+
+router = api_router(prefix="/fhir", tags=["fhir"], include_in_schema=False)
+
+# POST QuestionnaireResponse runs the submission service; the key is looked up as on any route.
+ResponsesWrite = Annotated[Actor, require("submissions:write")]
+AlertsRead = Annotated[Actor, require("alerts:read")]
+ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9\-.]{1,64}$")]
+_JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _searchset(
+    request: Request, found: list[dict[str, Any]], next_token: str | None
+) -> FhirResponse:
+    next_url = str(request.url.include_query_params(_cursor=next_token)) if next_token else None
+    return FhirResponse(
+        capability.searchset(base_url(request), found, self_url=str(request.url), next_url=next_url)
+    )
+
+
+def _refused(exc: SearchError) -> SearchRefused:
+    return SearchRefused(exc.parameter, str(exc))
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> FhirResponse:
+    """The CapabilityStatement; public, as FHIR clients read it before they authenticate."""
+    return FhirResponse(capability.capability_statement(base_url(request), instant(utcnow())))
+
+
+@router.get("/Questionnaire")
+async def search_questionnaires(
+    request: Request, actor: OrgKey, session: SessionDep
+) -> FhirResponse:
+    found = [
+        to_questionnaire(d) for d in await instrument_catalog.list_instruments(session, actor=actor)
+    ]
+    url = request.query_params.get("url")
+    if url is not None:
+        wanted = parse_questionnaire_ref(url)
+        found = [q for q in found if wanted is not None and q["id"] == wanted[0]]
+    return _searchset(request, found, None)
+
+
+@router.get("/Questionnaire/{code}")
+async def read_questionnaire(code: ResourceId, actor: OrgKey, session: SessionDep) -> FhirResponse:
+    definition = await instrument_catalog.resolve(session, actor=actor, code=code)
+    return FhirResponse(to_questionnaire(definition))
+
+
+def _json_body(raw: bytes, content_type: str) -> dict[str, Any]:
+    media = content_type.split(";")[0].strip().lower()
+    if media and media not in _JSON_TYPES:
+        raise BadResource(f"send {_JSON_TYPES[0]}, not {media}")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadResource("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadResource("the body is not a FHIR resource")
+    return body
+
+
+def _conditional_identifier(header: str | None) -> dict[str, str] | None:
+    """``If-None-Exist: identifier=system|value`` (the only search conditional creates take)."""
+    if header is None:
+        return None
+    name, sep, token = header.partition("=")
+    system, bar, value = token.partition("|")
+    if not bar:
+        system, value = "", token
+    if name.strip() != "identifier" or not sep or not value:
+        raise BadResource(
+            "If-None-Exist takes identifier=system|value",
+            [
+                {
+                    "field": "header.If-None-Exist",
+                    "message": "identifier=system|value",
+                    "type": "fhir",
+                }
+            ],
+        )
+    return {"system": system, "value": value} if system else {"value": value}
+
+
+def _validated_response(body: dict[str, Any]) -> None:
+    if body.get("resourceType") != QR:
+        raise BadResource(
+            f"expected a {QR}",
+            [{"field": "resourceType", "message": f"must be {QR}", "type": "fhir"}],
+        )
+    try:
+        QuestionnaireResponse.model_validate(body)
+    except ValidationError as exc:
+        raise BadResource(
+            f"not a valid FHIR R4 {QR}",
+            [
+                {
+                    "field": ".".join([QR, *(str(p) for p in e["loc"])]),
+                    "message": e["msg"],
+                    "type": e["type"],
+                }
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from None
+
+
+@router.post("/QuestionnaireResponse", status_code=201)
+async def create_questionnaire_response(
+    request: Request, actor: ResponsesWrite, uow: UnitOfWorkDep
+) -> FhirResponse:
+    """Scored exactly as ``POST /v1/submissions``; 201 with Location. With an ``identifier`` (or
+    ``If-None-Exist: identifier=…``) a repeat answers 200 with the response it created."""
+    body = _json_body(await request.body(), request.headers.get("content-type", ""))
+    conditional = _conditional_identifier(request.headers.get("if-none-exist"))
+    if conditional is not None:
+        if body.get("identifier") not in (None, conditional):
+            raise BadResource(
+                "If-None-Exist names another identifier than the resource",
+                [{"field": f"{QR}.identifier", "message": "differs", "type": "fhir"}],
+            )
+        body = {**body, "identifier": conditional}
+    _validated_response(body)
+    audit_target(request, "submission.create", "episode", None)
+    posted = await store.post_response(uow, actor=actor, resource=body)
+    resource = questionnaire_response(posted.row, posted.definition)
+    location = f"{base_url(request)}/{QR}/{posted.row.id}"
+    return FhirResponse(
+        resource, status_code=201 if posted.created else 200, headers={"Location": location}
+    )
+
+
+@router.get("/QuestionnaireResponse/{response_id}")
+async def read_questionnaire_response(
+    response_id: ResourceId, request: Request, actor: SubmissionsRead, session: SessionDep
+) -> FhirResponse:
+    submission_id = _uuid(response_id, QR)
+    audit_target(request, "submission.read", "submission", submission_id)
+    return FhirResponse(
+        await store.read_response(session, actor=actor, submission_id=submission_id)
+    )
+
+
+def _uuid(value: str, resource_type: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{resource_type}/{value} not found") from None
+
+
+@router.get("/Observation")
+async def search_observations(
+    request: Request, actor: SubmissionsRead, session: SessionDep
+) -> FhirResponse:
+    params = request.query_params
+    try:
+        subject = params.get("subject") or params.get("patient")
+        query = store.ObservationQuery(
+            subject=search.reference_id("subject", subject, "Patient") if subject else None,
+            codes=[c for value in params.getlist("code") for c in search.score_codes(value)],
+            dates=[search.date_range("date", value) for value in params.getlist("date")],
+        )
+        count = search.count(params.get("_count"))
+        cursor = search.decode_cursor(params["_cursor"]) if "_cursor" in params else None
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "observation.search", "submission", None)
+    found, following = await store.search_observations(
+        session, actor=actor, query=query, count=count, cursor=cursor
+    )
+    token = search.encode_cursor(*following) if following else None
+    return _searchset(request, found, token)
+
+
+@router.get("/Observation/{observation_id}")
+async def read_observation(
+    observation_id: ResourceId, request: Request, actor: SubmissionsRead, session: SessionDep
+) -> FhirResponse:
+    audit_target(request, "observation.read", "submission", None)
+    return FhirResponse(
+        await store.read_observation(session, actor=actor, observation_id=observation_id)
+    )
+
+
+@router.get("/DetectedIssue")
+async def search_detected_issues(
+    request: Request, actor: AlertsRead, session: SessionDep
+) -> FhirResponse:
+    params = request.query_params
+    try:
+        patient = params.get("patient") or params.get("subject")
+        patient_id = search.reference_id("patient", patient, "Patient") if patient else None
+        types = [t for value in params.getlist("code") for t in search.alert_types(value)]
+        count = search.count(params.get("_count"))
+        after = search.decode_cursor(params["_cursor"])[0] if "_cursor" in params else None
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "alert.list", "alert", None)
+    found, last = await store.search_issues(
+        session, actor=actor, patient=patient_id, types=types, count=count, after=after
+    )
+    return _searchset(request, found, search.encode_cursor(last) if last else None)
+
+
+@router.get("/DetectedIssue/{issue_id}")
+async def read_detected_issue(
+    issue_id: ResourceId, request: Request, actor: AlertsRead, session: SessionDep
+) -> FhirResponse:
+    alert_id = _uuid(issue_id, "DetectedIssue")
+    audit_target(request, "alert.read", "alert", alert_id)
+    return FhirResponse(await store.read_issue(session, actor=actor, alert_id=alert_id))

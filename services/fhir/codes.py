@@ -1,0 +1,33 @@
+"""Canonical URLs, extensions and code systems of the FHIR facade.
+
+The canonical base identifies Attune's own definitions wherever a deployment runs (a canonical URL
+names, it need not resolve); resource references (``Patient/{id}``) are relative to the server's
+own base, ``{origin}/fhir``.
+"""
+
+CANONICAL = "https://w3id.org/attune/fhir"
+FHIR_VERSION = "4.0.1"
+MEDIA_TYPE = "application/fhir+json"
+NDJSON_MEDIA_TYPE = "application/fhir+ndjson"
+
+QUESTIONNAIRE = f"{CANONICAL}/Questionnaire"
+# Where a QuestionnaireResponse belongs: the episode of care and the session within it.
+EXT_EPISODE = f"{CANONICAL}/StructureDefinition/episode"  # valueReference EpisodeOfCare/{id}
+EXT_SESSION_NUMBER = f"{CANONICAL}/StructureDefinition/session-number"  # valuePositiveInt
+# An item's answer grid (HL7's minValue/maxValue give its range).
+EXT_STEP = f"{CANONICAL}/StructureDefinition/step"  # valueDecimal
+EXT_MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+EXT_MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+# An alert's own severity (warning | high | critical), which DetectedIssue.severity coarsens.
+EXT_ALERT_SEVERITY = f"{CANONICAL}/StructureDefinition/alert-severity"  # valueCode
+
+CS_SCORE = f"{CANONICAL}/CodeSystem/score"  # {instrument}.total, {instrument}.{subscale}
+CS_ALERT_TYPE = f"{CANONICAL}/CodeSystem/alert-type"  # the rule id, e.g. alliance.rupture
+CS_ALERT_ACTION = f"{CANONICAL}/CodeSystem/alert-action"  # acknowledged, or the resolution
+CS_BAND = f"{CANONICAL}/CodeSystem/band"  # an instrument's band label
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+
+SEARCHABLE = ("QuestionnaireResponse", "Observation", "DetectedIssue")
+EXPORTABLE = ("QuestionnaireResponse", "Observation", "DetectedIssue")

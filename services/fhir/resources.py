@@ -1,0 +1,505 @@
+"""Submissions as QuestionnaireResponses and Observations, alerts as DetectedIssues, and a posted
+QuestionnaireResponse back into a submission's terms. Pure: rows in, FHIR JSON out.
+
+Mappings (documented for integrators in the CapabilityStatement and the README):
+- ``subject`` is ``Patient/{client_id}``; the episode and session are the extensions
+  ``…/StructureDefinition/episode`` (valueReference ``EpisodeOfCare/{episode_id}``) and
+  ``…/StructureDefinition/session-number`` (valuePositiveInt); ``authored`` is when the session
+  took place (``occurred_at``).
+- ``source`` says who answered: ``Patient`` (or none) → client, ``Practitioner`` /
+  ``PractitionerRole`` → clinician, ``RelatedPerson`` → collateral, whose ``display`` is the
+  rater's label ("mother").
+- A voided submission is ``entered-in-error``, and so are its Observations.
+- Observations: one per score (the total and each subscale) of a submission, with ids
+  ``{submission_id}-total`` and ``{submission_id}-{subscale}`` (``_`` written as ``-``).
+"""
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from services.fhir.codes import (
+    CS_ALERT_ACTION,
+    CS_ALERT_TYPE,
+    CS_BAND,
+    CS_SCORE,
+    EXT_ALERT_SEVERITY,
+    EXT_EPISODE,
+    EXT_SESSION_NUMBER,
+    LOINC,
+    OBSERVATION_CATEGORY,
+    UCUM,
+)
+from services.fhir.questionnaire import typed_value, versioned_canonical
+from services.instruments import InstrumentDefinition
+
+QR = "QuestionnaireResponse"
+TOTAL = "total"
+# Longer subscale names would push an Observation id past FHIR's 64 characters: they are
+# numbered instead (their position among the submission's subscales, sorted by name).
+_MAX_SUBSCALE_ID = 64 - 37
+
+
+@dataclass(frozen=True)
+class SubmissionRow:
+    """A submission with its episode's client and clinician and its FHIR identifier, if any."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID
+    client_id: uuid.UUID
+    clinician_id: uuid.UUID
+    instrument: str
+    instrument_version: str
+    session_number: int
+    respondent: str
+    rater: str
+    status: str
+    answers: Mapping[str, Any]
+    scores: Mapping[str, Any]
+    occurred_at: datetime | None
+    created_at: datetime
+    voided_at: datetime | None = None
+    identifier: tuple[str, str] | None = None
+
+    @property
+    def effective(self) -> datetime:
+        return self.occurred_at or self.created_at
+
+
+def instant(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _place(row: SubmissionRow) -> list[dict[str, Any]]:
+    return [
+        {"url": EXT_EPISODE, "valueReference": {"reference": f"EpisodeOfCare/{row.episode_id}"}},
+        {"url": EXT_SESSION_NUMBER, "valuePositiveInt": row.session_number},
+    ]
+
+
+def _source(row: SubmissionRow) -> dict[str, Any]:
+    if row.respondent == "client":
+        return {"reference": f"Patient/{row.client_id}"}
+    if row.respondent == "clinician":
+        return {"reference": f"Practitioner/{row.clinician_id}"}
+    return {"type": "RelatedPerson", "display": row.rater or "collateral"}
+
+
+def questionnaire_response(
+    row: SubmissionRow, definition: InstrumentDefinition | None
+) -> dict[str, Any]:
+    items_by_id = {i.id: i for i in definition.items} if definition else {}
+    order = [i.id for i in definition.items] if definition else sorted(row.answers)
+    answered = [linked for linked in order if linked in row.answers]
+    answered += sorted(set(row.answers) - set(answered))
+    items = []
+    for link_id in answered:
+        value = row.answers[link_id]
+        item = items_by_id.get(link_id)
+        if item is not None:
+            answer = typed_value(item, value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            answer = {"valueInteger": value}
+        else:
+            answer = {"valueDecimal": value}
+        items.append({"linkId": link_id, "answer": [answer]})
+    out: dict[str, Any] = {
+        "resourceType": QR,
+        "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
+        "extension": _place(row),
+        "questionnaire": versioned_canonical(row.instrument, row.instrument_version),
+        "status": "entered-in-error" if row.status == "voided" else "completed",
+        "subject": {"reference": f"Patient/{row.client_id}"},
+        "authored": instant(row.effective),
+        "source": _source(row),
+        "item": items,
+    }
+    if row.identifier is not None:
+        system, value = row.identifier
+        out["identifier"] = {"system": system, "value": value} if system else {"value": value}
+    return out
+
+
+def score_suffixes(row: SubmissionRow) -> list[tuple[str, str | None, float]]:
+    """(id suffix, subscale or None for the total, value) of every score of a submission."""
+    out: list[tuple[str, str | None, float]] = []
+    total = row.scores.get("total")
+    if total is not None:
+        out.append((TOTAL, None, float(total)))
+    subscales: Mapping[str, float] = row.scores.get("subscales") or {}
+    for position, name in enumerate(sorted(subscales), start=1):
+        suffix = name.replace("_", "-")
+        if len(suffix) > _MAX_SUBSCALE_ID or suffix == TOTAL:
+            suffix = f"s{position}"
+        out.append((suffix, name, float(subscales[name])))
+    return out
+
+
+def observation_id(submission_id: uuid.UUID, suffix: str) -> str:
+    return f"{submission_id}-{suffix}"
+
+
+def split_observation_id(observation: str) -> tuple[uuid.UUID, str] | None:
+    """(submission id, suffix) of an Observation id, or None when it is not one of ours."""
+    head, sep, suffix = observation[:36], observation[36:37], observation[37:]
+    if sep != "-" or not suffix:
+        return None
+    try:
+        return uuid.UUID(head), suffix
+    except ValueError:
+        return None
+
+
+def score_code(instrument: str, subscale: str | None) -> str:
+    return f"{instrument}.{subscale or TOTAL}"
+
+
+def observations(
+    row: SubmissionRow, definition: InstrumentDefinition | None
+) -> list[dict[str, Any]]:
+    return [
+        _observation(row, definition, suffix, subscale, value)
+        for suffix, subscale, value in score_suffixes(row)
+    ]
+
+
+def _observation(
+    row: SubmissionRow,
+    definition: InstrumentDefinition | None,
+    suffix: str,
+    subscale: str | None,
+    value: float,
+) -> dict[str, Any]:
+    name = definition.name if definition else row.instrument
+    what = f"{name} {subscale.replace('_', ' ') if subscale else 'total'} score"
+    codings = [{"system": CS_SCORE, "code": score_code(row.instrument, subscale), "display": what}]
+    if subscale is None and definition is not None and definition.total_loinc:
+        codings.insert(0, {"system": LOINC, "code": definition.total_loinc})
+    out: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": observation_id(row.id, suffix),
+        "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
+        "extension": _place(row),
+        "status": "entered-in-error" if row.status == "voided" else "final",
+        "category": [
+            {"coding": [{"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}]}
+        ],
+        "code": {"coding": codings, "text": what},
+        "subject": {"reference": f"Patient/{row.client_id}"},
+        "effectiveDateTime": instant(row.effective),
+        "issued": instant(row.created_at),
+        "valueQuantity": {"value": value, "unit": "score", "system": UCUM, "code": "{score}"},
+        "derivedFrom": [{"reference": f"{QR}/{row.id}"}],
+    }
+    band = row.scores.get("band")
+    if subscale is None and band:
+        out["interpretation"] = [{"coding": [{"system": CS_BAND, "code": band}], "text": band}]
+    return out
+
+
+# Alert severity → DetectedIssue.severity (high | moderate | low); the alert's own is kept in an
+# extension. Alert status → DetectedIssue.status: open → preliminary (no person has looked at it
+# yet), acknowledged and resolved → final (the mitigation says what was done), resolved as
+# retracted (its submission was voided) → entered-in-error.
+_SEVERITY = {"critical": "high", "high": "high", "warning": "moderate"}
+
+
+def issue_status(status: str, resolution: str | None) -> str:
+    if status == "open":
+        return "preliminary"
+    if status == "resolved" and resolution == "retracted":
+        return "entered-in-error"
+    return "final"
+
+
+def detected_issue(alert: Mapping[str, Any], *, evidence_observation: str | None) -> dict[str, Any]:
+    """``alert`` as `services.alert_lifecycle.public` shows it; ``evidence_observation``: the id
+    of the Observation the alert is about, when its submission has that score."""
+    out: dict[str, Any] = {
+        "resourceType": "DetectedIssue",
+        "id": str(alert["id"]),
+        "meta": {"lastUpdated": instant(alert["updated_at"])},
+        "extension": [{"url": EXT_ALERT_SEVERITY, "valueCode": alert["severity"]}],
+        "status": issue_status(alert["status"], alert["resolution"]),
+        "code": {
+            "coding": [{"system": CS_ALERT_TYPE, "code": alert["type"]}],
+            "text": alert["type"],
+        },
+        "severity": _SEVERITY.get(alert["severity"], "moderate"),
+        "patient": {"reference": f"Patient/{alert['client_id']}"},
+        "identifiedDateTime": instant(alert["created_at"]),
+        "detail": alert["message"],
+    }
+    details = []
+    if evidence_observation is not None:
+        details.append({"reference": f"Observation/{evidence_observation}"})
+    if alert["submission_id"] is not None:
+        details.append({"reference": f"{QR}/{alert['submission_id']}"})
+    if details:
+        out["evidence"] = [{"detail": details}]
+    mitigation = []
+    if alert["acknowledged_at"] is not None:
+        mitigation.append(_action("acknowledged", alert["acknowledged_at"]))
+    if alert["status"] == "resolved" and alert["resolved_at"] is not None:
+        mitigation.append(_action(alert["resolution"] or "resolved", alert["resolved_at"]))
+    if mitigation:
+        out["mitigation"] = mitigation
+    return out
+
+
+def _action(code: str, when: datetime) -> dict[str, Any]:
+    return {
+        "action": {"coding": [{"system": CS_ALERT_ACTION, "code": code}], "text": code},
+        "date": instant(when),
+    }
+
+
+def evidence_suffix(
+    alert: Mapping[str, Any], definition: InstrumentDefinition | None
+) -> str | None:
+    """The Observation id suffix an alert's evidence points to: its subscale's, or the total's
+    when the instrument has a total."""
+    if definition is None or alert["submission_id"] is None:
+        return None
+    subscale = alert["subscale"]
+    if subscale:
+        names = sorted(definition.subscales)
+        if subscale not in names:
+            return None
+        suffix = str(subscale).replace("_", "-")
+        if len(suffix) > _MAX_SUBSCALE_ID or suffix == TOTAL:
+            suffix = f"s{names.index(subscale) + 1}"
+        return suffix
+    return TOTAL if definition.scoring.method != "none" else None
+
+
+# Reading a posted QuestionnaireResponse.
+
+
+class FhirInputError(ValueError):
+    """What is wrong with a posted resource, as (FHIRPath expression, message) pairs."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{where}: {message}" for where, message in problems))
+
+
+@dataclass(frozen=True)
+class Coded:
+    """An answer given as a Coding, resolved against the instrument once it is known."""
+
+    system: str | None
+    code: str
+
+
+@dataclass(frozen=True)
+class ParsedResponse:
+    code: str
+    version: str | None
+    episode_id: uuid.UUID
+    session_number: int
+    occurred_at: datetime | None
+    respondent: str
+    rater: str | None
+    answers: dict[str, Any]
+    subject: uuid.UUID | None
+    identifier: tuple[str, str] | None
+
+
+def _reference_id(reference: Any, resource_type: str) -> uuid.UUID | None:
+    """The id of ``{"reference": "[base/]Type/{uuid}"}``, or None if it is not such a one."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+        return None
+    parts = reference["reference"].rstrip("/").split("/")
+    if len(parts) < 2 or parts[-2] != resource_type:
+        return None
+    try:
+        return uuid.UUID(parts[-1])
+    except ValueError:
+        return None
+
+
+def parse_questionnaire_ref(value: Any) -> tuple[str, str | None] | None:
+    """(code, version or None) of ``…/Questionnaire/{code}[|version]``."""
+    if not isinstance(value, str):
+        return None
+    url, _, version = value.partition("|")
+    head, sep, code = url.rstrip("/").rpartition("/")
+    if not sep or not head.endswith("Questionnaire") or not code:
+        return None
+    return code, version or None
+
+
+def _respondent(source: Any) -> tuple[str, str | None]:
+    if source is None:
+        return "client", None
+    reference = source.get("reference") if isinstance(source, dict) else None
+    kind = source.get("type") if isinstance(source, dict) else None
+    if isinstance(reference, str) and "/" in reference:
+        kind = reference.rstrip("/").split("/")[-2]
+    if kind in (None, "Patient"):
+        return "client", None
+    if kind in ("Practitioner", "PractitionerRole"):
+        return "clinician", None
+    if kind == "RelatedPerson":
+        display = source.get("display")
+        return "collateral", display if isinstance(display, str) and display.strip() else None
+    raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
+
+
+def _answer(item: Mapping[str, Any], where: str) -> Any:
+    answers = item.get("answer") or []
+    if len(answers) != 1:
+        raise FhirInputError([(f"{where}.answer", "exactly one answer per item")])
+    answer = answers[0]
+    if "valueInteger" in answer:
+        return answer["valueInteger"]
+    if "valueDecimal" in answer:
+        value = answer["valueDecimal"]
+        return float(value) if isinstance(value, Decimal) else value
+    if "valueCoding" in answer:
+        coding = answer["valueCoding"] or {}
+        if not coding.get("code"):
+            raise FhirInputError([(f"{where}.answer[0].valueCoding.code", "required")])
+        return Coded(coding.get("system"), str(coding["code"]))
+    raise FhirInputError(
+        [(f"{where}.answer[0]", "valueInteger, valueDecimal or valueCoding expected")]
+    )
+
+
+def _extension(resource: Mapping[str, Any], url: str) -> Mapping[str, Any] | None:
+    for ext in resource.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == url:
+            return ext
+    return None
+
+
+def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
+    """A QuestionnaireResponse (already valid FHIR: see `api/fhir`) in a submission's terms;
+    raises :class:`FhirInputError` naming everything that cannot be mapped."""
+    problems: list[tuple[str, str]] = []
+    if resource.get("status") != "completed":
+        problems.append((f"{QR}.status", "only a completed response can be scored"))
+    questionnaire = parse_questionnaire_ref(resource.get("questionnaire"))
+    if questionnaire is not None and not _CODE.fullmatch(questionnaire[0]):
+        questionnaire = None
+    if questionnaire is None:
+        problems.append((f"{QR}.questionnaire", "the canonical URL of an Attune Questionnaire"))
+    episode_ext = _extension(resource, EXT_EPISODE)
+    episode = _reference_id((episode_ext or {}).get("valueReference"), "EpisodeOfCare")
+    if episode is None:
+        problems.append(
+            (f"{QR}.extension('{EXT_EPISODE}')", "valueReference EpisodeOfCare/{episode id}")
+        )
+    session_ext = _extension(resource, EXT_SESSION_NUMBER)
+    session = (session_ext or {}).get("valuePositiveInt")
+    if not isinstance(session, int) or isinstance(session, bool) or not 1 <= session <= 100_000:
+        problems.append((f"{QR}.extension('{EXT_SESSION_NUMBER}')", "valuePositiveInt"))
+    subject = None
+    if resource.get("subject") is not None:
+        subject = _reference_id(resource["subject"], "Patient")
+        if subject is None:
+            problems.append((f"{QR}.subject", "a reference Patient/{client id}"))
+    occurred_at = None
+    authored = resource.get("authored")
+    if authored is not None:
+        occurred_at = _datetime(authored)
+        if occurred_at is None:
+            problems.append((f"{QR}.authored", "a date and time with a time zone"))
+    identifier = None
+    raw_identifier = resource.get("identifier")
+    if raw_identifier is not None:
+        value = raw_identifier.get("value") if isinstance(raw_identifier, dict) else None
+        system = raw_identifier.get("system") if isinstance(raw_identifier, dict) else None
+        if not _identifier_text(value) or not (system is None or _identifier_text(system)):
+            problems.append(
+                (f"{QR}.identifier", "a value (and system) of 1 to 255 printable characters")
+            )
+        else:
+            identifier = (str(system or ""), str(value))
+    answers: dict[str, Any] = {}
+    for index, item in enumerate(resource.get("item") or []):
+        where = f"{QR}.item[{index}]"
+        if item.get("item"):
+            problems.append((f"{where}.item", "nested items are not supported"))
+            continue
+        link_id = item.get("linkId")
+        if link_id in answers:
+            problems.append((f"{where}.linkId", "answered twice"))
+            continue
+        try:
+            answers[link_id] = _answer(item, where)
+        except FhirInputError as exc:
+            problems += exc.problems
+    try:
+        respondent, rater = _respondent(resource.get("source"))
+    except FhirInputError as exc:
+        problems += exc.problems
+        respondent, rater = "client", None
+    if problems:
+        raise FhirInputError(problems)
+    assert questionnaire is not None
+    assert episode is not None
+    assert isinstance(session, int)
+    return ParsedResponse(
+        code=questionnaire[0],
+        version=questionnaire[1],
+        episode_id=episode,
+        session_number=session,
+        occurred_at=occurred_at,
+        respondent=respondent,
+        rater=rater,
+        answers=answers,
+        subject=subject,
+        identifier=identifier,
+    )
+
+
+_CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
+
+
+def _identifier_text(value: Any) -> bool:
+    return isinstance(value, str) and _PRINTABLE.fullmatch(value) is not None
+
+
+def _datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else None
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def resolve_answers(definition: InstrumentDefinition, answers: Mapping[str, Any]) -> dict[str, Any]:
+    """Answers with every Coding replaced by its number: a LOINC answer code the item lists
+    (PHQ-9: LA6569-3 → 1), or a code that is the number itself. Unknown codes stay as text, for
+    the scoring engine to refuse naming the item."""
+    items = {i.id: i for i in definition.items}
+    out: dict[str, Any] = {}
+    for link_id, value in answers.items():
+        if isinstance(value, Coded):
+            item = items.get(link_id)
+            found = None
+            if item is not None and value.system == LOINC:
+                found = next((a.value for a in item.answer_loinc if a.loinc == value.code), None)
+            if found is None and value.system != LOINC:
+                try:
+                    number = Decimal(value.code)
+                    if number.is_finite():
+                        whole = number == number.to_integral_value()
+                        found = int(number) if whole else float(number)
+                except (InvalidOperation, ValueError, OverflowError):
+                    found = None
+            value = found if found is not None else value.code
+        out[link_id] = value
+    return out

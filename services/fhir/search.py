@@ -1,0 +1,172 @@
+"""FHIR search parameters as Attune filters: references, tokens, dates, paging."""
+
+import base64
+import binascii
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.fhir.codes import CS_ALERT_TYPE, CS_SCORE, LOINC
+
+MAX_COUNT = 500
+DEFAULT_COUNT = 50
+
+
+class SearchError(ValueError):
+    """A search parameter that cannot be understood; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        self.parameter = parameter
+        super().__init__(message)
+
+
+def reference_id(parameter: str, value: str, resource_type: str) -> uuid.UUID:
+    """``Patient/{id}``, a full URL ending so, or the bare id."""
+    parts = value.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] != resource_type:
+        raise SearchError(parameter, f"a {resource_type} reference")
+    try:
+        return uuid.UUID(parts[-1])
+    except ValueError:
+        raise SearchError(parameter, f"a {resource_type} reference") from None
+
+
+@dataclass(frozen=True)
+class ScoreCode:
+    """What an Observation ``code`` token selects: an instrument, and a score of it (None: the
+    total when ``total_only``, else any), or a LOINC total code."""
+
+    instrument: str | None
+    subscale: str | None
+    total_only: bool
+    loinc: str | None = None
+
+
+_TOKEN = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+def _printable(parameter: str, value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise SearchError(parameter, "printable characters, at most 255")
+    return value
+
+
+def score_codes(value: str) -> list[ScoreCode]:
+    """``code=system|code,…``: LOINC (a total code), Attune's score system
+    (``phq-9.total``, ``wai-sr.bond``), or a bare code of either."""
+    _printable("code", value)
+    out = []
+    for token in value.split(","):
+        system, sep, code = token.partition("|")
+        if not sep:
+            system, code = "", token
+        if not code:
+            raise SearchError("code", "system|code or code")
+        if system not in ("", LOINC, CS_SCORE):
+            raise SearchError("code", f"codes of {LOINC} or {CS_SCORE}")
+        if system == LOINC or (not system and code[:1].isdigit() and "." not in code):
+            out.append(ScoreCode(None, None, True, loinc=code))
+            continue
+        instrument, dot, score = code.partition(".")
+        if not dot:
+            out.append(ScoreCode(instrument, None, False))
+        elif score == "total":
+            out.append(ScoreCode(instrument, None, True))
+        else:
+            out.append(ScoreCode(instrument, score, False))
+    return out
+
+
+def alert_types(value: str) -> list[str]:
+    _printable("code", value)
+    out = []
+    for token in value.split(","):
+        system, sep, code = token.partition("|")
+        if not sep:
+            system, code = "", token
+        if system not in ("", CS_ALERT_TYPE) or not code:
+            raise SearchError("code", f"codes of {CS_ALERT_TYPE}")
+        out.append(code)
+    return out
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """Half-open bounds: ``start <= t < end`` (either may be open)."""
+
+    start: datetime | None
+    end: datetime | None
+
+
+_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+
+
+def date_range(parameter: str, value: str) -> DateRange:
+    """A date search value (``ge2026-11``, ``lt2026-11-20T15:00:00Z``, ``2026``) as bounds.
+    The value's precision makes it a range: ``2026-11`` is all of November."""
+    prefix = value[:2] if value[:2] in _PREFIXES else "eq"
+    raw = value[2:] if value[:2] in _PREFIXES else value
+    if prefix not in ("eq", "gt", "lt", "ge", "le"):
+        raise SearchError(parameter, "prefixes eq, gt, ge, lt, le")
+    low, high = _precision_range(parameter, raw)
+    if prefix == "eq":
+        return DateRange(low, high)
+    if prefix == "ge":
+        return DateRange(low, None)
+    if prefix == "gt":
+        return DateRange(high, None)
+    if prefix == "lt":
+        return DateRange(None, low)
+    return DateRange(None, high)  # le
+
+
+def _precision_range(parameter: str, raw: str) -> tuple[datetime, datetime]:
+    try:
+        if len(raw) == 4:
+            year = int(raw)
+            return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+        if len(raw) == 7:
+            year, month = int(raw[:4]), int(raw[5:7])
+            start = datetime(year, month, 1, tzinfo=UTC)
+            end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+            return start, end
+        if len(raw) == 10:
+            start = datetime.fromisoformat(raw).replace(tzinfo=UTC)
+            return start, start + timedelta(days=1)
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise SearchError(parameter, "a FHIR date or dateTime") from None
+    if moment.tzinfo is None or "T" not in raw:
+        raise SearchError(parameter, "a dateTime needs a time zone")
+    moment = moment.astimezone(UTC)
+    step = timedelta(microseconds=1) if moment.microsecond else timedelta(seconds=1)
+    return moment, moment + step
+
+
+def count(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_COUNT
+    try:
+        number = int(value)
+    except ValueError:
+        raise SearchError("_count", f"a whole number from 1 to {MAX_COUNT}") from None
+    if not 1 <= number <= MAX_COUNT:
+        raise SearchError("_count", f"a whole number from 1 to {MAX_COUNT}")
+    return number
+
+
+def encode_cursor(last: uuid.UUID, skip: int = 0) -> str:
+    """An opaque page token: the last row's id and, within it, how many resources were sent."""
+    raw = last.bytes + (skip.to_bytes(1, "big") if skip else b"")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[uuid.UUID, int]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        if len(raw) not in (16, 17):
+            raise ValueError(value)
+        return uuid.UUID(bytes=raw[:16]), raw[16] if len(raw) == 17 else 0
+    except (binascii.Error, ValueError):
+        raise SearchError("_cursor", "a page token this server issued") from None

@@ -1,0 +1,477 @@
+"""The facade's use cases on the database: a QuestionnaireResponse posted and read, Observations
+and DetectedIssues searched and read. Scoring, alerts and audit are the submission service's
+(`services.submissions.create_submission`); visibility rules are the ones the v1 API applies."""
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from models.episodes import Episode
+from models.fhir import FhirIdentifier
+from models.submissions import Submission, SubmissionCreate
+from services import alert_lifecycle, audit, instrument_catalog, submissions
+from services.alert_store import ALERTS
+from services.auth import Actor
+from services.database import UnitOfWork
+from services.errors import Conflict, InvalidInput, NotFound
+from services.fhir import resources
+from services.fhir.resources import QR, FhirInputError, SubmissionRow
+from services.fhir.search import DateRange, ScoreCode
+from services.instruments import InstrumentDefinition
+
+SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+EPISODES = Episode.__table__  # type: ignore[attr-defined]
+IDENTIFIERS = FhirIdentifier.__table__  # type: ignore[attr-defined]
+Definitions = Mapping[str, InstrumentDefinition]
+
+
+def input_error(problems: Iterable[tuple[str, str]], detail: str) -> InvalidInput:
+    return InvalidInput(
+        detail,
+        errors=[
+            {"field": where, "message": message, "type": "fhir"} for where, message in problems
+        ],
+    )
+
+
+async def definitions(session: AsyncSession, actor: Actor) -> dict[str, InstrumentDefinition]:
+    return {d.code: d for d in await instrument_catalog.list_instruments(session, actor=actor)}
+
+
+def visible_submissions(actor: Actor) -> Select[Any]:
+    """Submissions the actor may see, with their episode's client and clinician and their FHIR
+    identifier (if posted with one)."""
+    stmt = (
+        select(
+            SUBMISSIONS,
+            EPISODES.c.client_id,
+            EPISODES.c.clinician_id,
+            IDENTIFIERS.c.system.label("identifier_system"),
+            IDENTIFIERS.c.value.label("identifier_value"),
+        )
+        .join(EPISODES, EPISODES.c.id == SUBMISSIONS.c.episode_id)
+        .outerjoin(
+            IDENTIFIERS,
+            and_(
+                IDENTIFIERS.c.org_id == SUBMISSIONS.c.org_id,
+                IDENTIFIERS.c.submission_id == SUBMISSIONS.c.id,
+            ),
+        )
+        .where(SUBMISSIONS.c.org_id == actor.org_id, EPISODES.c.org_id == actor.org_id)
+    )
+    if actor.clinician_id is not None:
+        stmt = stmt.where(EPISODES.c.clinician_id == actor.clinician_id)
+    return stmt
+
+
+def submission_row(row: Mapping[str, Any]) -> SubmissionRow:
+    identifier = None
+    if row["identifier_value"] is not None:
+        identifier = (row["identifier_system"], row["identifier_value"])
+    return SubmissionRow(
+        id=row["id"],
+        episode_id=row["episode_id"],
+        client_id=row["client_id"],
+        clinician_id=row["clinician_id"],
+        instrument=row["instrument"],
+        instrument_version=row["instrument_version"],
+        session_number=row["session_number"],
+        respondent=row["respondent"],
+        rater=row["rater"],
+        status=row["status"],
+        answers=row["answers"],
+        scores=row["scores"],
+        occurred_at=row["occurred_at"],
+        created_at=row["created_at"],
+        voided_at=row["voided_at"],
+        identifier=identifier,
+    )
+
+
+async def _load_submission(
+    db: AsyncSession | AsyncConnection, actor: Actor, submission_id: uuid.UUID
+) -> SubmissionRow:
+    row = (
+        (await db.execute(visible_submissions(actor).where(SUBMISSIONS.c.id == submission_id)))
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"{QR}/{submission_id} not found")
+    return submission_row(row)
+
+
+# POST QuestionnaireResponse.
+
+_FIELDS = {
+    "body.instrument": f"{QR}.questionnaire",
+    "body.respondent": f"{QR}.source",
+    "body.rater": f"{QR}.source.display",
+    "body.occurred_at": f"{QR}.authored",
+    "body.session_number": f"{QR}.extension",
+    "body.episode_id": f"{QR}.extension",
+}
+
+
+def _as_fhir_fields(exc: InvalidInput) -> InvalidInput:
+    """The submission service names body fields; a FHIR client needs FHIRPath expressions."""
+    errors = []
+    for error in exc.extra.get("errors", []):
+        field = str(error.get("field", ""))
+        if field.startswith("body.answers."):
+            link_id = field.removeprefix("body.answers.")
+            field = f"{QR}.item.where(linkId='{link_id}')"
+        else:
+            field = _FIELDS.get(field, QR)
+        errors.append({**error, "field": field})
+    return InvalidInput(exc.detail, errors=errors)
+
+
+async def _claim(conn: AsyncConnection, actor: Actor, identifier: tuple[str, str]) -> bool:
+    """Claim the identifier for this request (True), or find it taken (False). A concurrent
+    request with the same identifier waits here until the first commits or rolls back."""
+    is_pg = conn.dialect.name == "postgresql"
+    stmt = (
+        (postgresql.insert if is_pg else sqlite.insert)(IDENTIFIERS)
+        .values(org_id=actor.org_id, system=identifier[0], value=identifier[1])
+        .on_conflict_do_nothing()
+        .returning(IDENTIFIERS.c.value)
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def _claimed_submission(
+    conn: AsyncConnection, actor: Actor, identifier: tuple[str, str]
+) -> uuid.UUID:
+    found: uuid.UUID | None = await conn.scalar(
+        select(IDENTIFIERS.c.submission_id).where(
+            IDENTIFIERS.c.org_id == actor.org_id,
+            IDENTIFIERS.c.system == identifier[0],
+            IDENTIFIERS.c.value == identifier[1],
+        )
+    )
+    if found is None:  # only while a first request is still in flight
+        raise Conflict("a QuestionnaireResponse with this identifier is being processed")
+    return found
+
+
+@dataclass(frozen=True)
+class Posted:
+    row: SubmissionRow
+    created: bool
+    definition: InstrumentDefinition
+
+
+async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str, Any]) -> Posted:
+    """Score and store a QuestionnaireResponse as a submission, in the request's transaction.
+    Idempotent on ``identifier``: the same identifier again gives the submission it created
+    (``created`` False), whatever the body (FHIR conditional create)."""
+    try:
+        parsed = resources.parse_response(resource)
+    except FhirInputError as exc:
+        raise input_error(exc.problems, "the QuestionnaireResponse cannot be scored") from None
+    # The request's SQLAlchemy transaction first: the submission service then runs inside it
+    # (on PostgreSQL its driver statements go to the connection under it), so the identifier
+    # claim, the submission, its alerts and audit commit or roll back together.
+    conn = await uow.connection()
+    if parsed.identifier is not None and not await _claim(conn, actor, parsed.identifier):
+        existing = await _claimed_submission(conn, actor, parsed.identifier)
+        row = await _load_submission(conn, actor, existing)
+        audit.record(
+            await uow.orm(),
+            actor,
+            action="submission.read",
+            resource_type="submission",
+            resource_id=row.id,
+        )
+        definition = await instrument_catalog.resolve(uow, actor=actor, code=row.instrument)
+        return Posted(row, False, definition)
+    definition = await instrument_catalog.resolve_named(
+        uow, actor=actor, code=parsed.code, field=f"{QR}.questionnaire"
+    )
+    if parsed.version is not None and parsed.version != definition.version:
+        raise input_error(
+            [(f"{QR}.questionnaire", f"version {definition.version} is the one scored")],
+            f"Questionnaire {parsed.code} version {parsed.version} is not served",
+        )
+    # The episode as the actor may see it (a key bound to a clinician: its caseload only), so
+    # that the subject check below discloses nothing about other episodes.
+    visible = select(EPISODES.c.client_id, EPISODES.c.clinician_id).where(
+        EPISODES.c.org_id == actor.org_id, EPISODES.c.id == parsed.episode_id
+    )
+    if actor.clinician_id is not None:
+        visible = visible.where(EPISODES.c.clinician_id == actor.clinician_id)
+    episode = (await conn.execute(visible)).one_or_none()
+    if episode is not None and parsed.subject is not None and parsed.subject != episode[0]:
+        raise input_error(
+            [(f"{QR}.subject", "the episode's client")],
+            "the subject is not the client of the episode",
+        )
+    try:
+        data = SubmissionCreate.model_validate(
+            {
+                "episode_id": parsed.episode_id,
+                "instrument": definition.code,
+                "session_number": parsed.session_number,
+                "occurred_at": parsed.occurred_at,
+                "respondent": parsed.respondent,
+                "rater": parsed.rater,
+                "answers": resources.resolve_answers(definition, parsed.answers),
+            }
+        )
+    except ValidationError as exc:
+        raise _as_fhir_fields(
+            InvalidInput(
+                "the QuestionnaireResponse cannot be scored",
+                errors=[
+                    {
+                        "field": "body." + ".".join(str(p) for p in e["loc"]),
+                        "message": e["msg"],
+                        "type": e["type"],
+                    }
+                    for e in exc.errors()
+                ],
+            )
+        ) from None
+    try:
+        values = await submissions.create_submission(uow, actor=actor, data=data)
+    except InvalidInput as exc:
+        raise _as_fhir_fields(exc) from None
+    if parsed.identifier is not None:
+        await conn.execute(
+            update(IDENTIFIERS)
+            .where(
+                IDENTIFIERS.c.org_id == actor.org_id,
+                IDENTIFIERS.c.system == parsed.identifier[0],
+                IDENTIFIERS.c.value == parsed.identifier[1],
+            )
+            .values(submission_id=values["id"])
+        )
+    assert episode is not None  # create_submission found the episode
+    row = SubmissionRow(
+        id=values["id"],
+        episode_id=values["episode_id"],
+        client_id=episode[0],
+        clinician_id=episode[1],
+        instrument=values["instrument"],
+        instrument_version=values["instrument_version"],
+        session_number=values["session_number"],
+        respondent=values["respondent"],
+        rater=values["rater"],
+        status=values["status"],
+        answers=values["answers"],
+        scores=values["scores"],
+        occurred_at=values["occurred_at"],
+        created_at=values["created_at"],
+        identifier=parsed.identifier,
+    )
+    return Posted(row, True, definition)
+
+
+# Reads.
+
+
+async def read_response(
+    session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID
+) -> dict[str, Any]:
+    row = await _load_submission(session, actor, submission_id)
+    audit.record(
+        session, actor, action="submission.read", resource_type="submission", resource_id=row.id
+    )
+    defs = await definitions(session, actor)
+    return resources.questionnaire_response(row, defs.get(row.instrument))
+
+
+async def read_observation(
+    session: AsyncSession, *, actor: Actor, observation_id: str
+) -> dict[str, Any]:
+    parts = resources.split_observation_id(observation_id)
+    if parts is None:
+        raise NotFound(f"Observation/{observation_id} not found")
+    row = await _load_submission(session, actor, parts[0])
+    defs = await definitions(session, actor)
+    found = [
+        o
+        for o in resources.observations(row, defs.get(row.instrument))
+        if o["id"] == observation_id
+    ]
+    if not found:
+        raise NotFound(f"Observation/{observation_id} not found")
+    audit.record(
+        session, actor, action="observation.read", resource_type="submission", resource_id=row.id
+    )
+    return found[0]
+
+
+@dataclass(frozen=True)
+class ObservationQuery:
+    subject: uuid.UUID | None = None
+    codes: Sequence[ScoreCode] = ()
+    dates: Sequence[DateRange] = ()
+
+
+def _score_matches(
+    codes: Sequence[ScoreCode], definition: InstrumentDefinition | None, instrument: str,
+    subscale: str | None,
+) -> bool:  # fmt: skip
+    if not codes:
+        return True
+    for code in codes:
+        if code.loinc is not None:
+            if subscale is None and definition is not None and definition.total_loinc == code.loinc:
+                return True
+        elif code.instrument == instrument and (
+            (code.total_only and subscale is None)
+            or (code.subscale is not None and code.subscale == subscale)
+            or (not code.total_only and code.subscale is None)
+        ):
+            return True
+    return False
+
+
+def _instruments_for(codes: Sequence[ScoreCode], defs: Definitions) -> set[str] | None:
+    """The instruments a code filter can match (None: any)."""
+    if not codes:
+        return {code for code, d in defs.items() if d.scoring.method != "none" or d.subscales}
+    found: set[str] = set()
+    for code in codes:
+        if code.loinc is not None:
+            found |= {c for c, d in defs.items() if d.total_loinc == code.loinc}
+        elif code.instrument is not None:
+            found.add(code.instrument)
+    return found
+
+
+def observation_filter(
+    stmt: Select[Any], query: ObservationQuery, defs: Definitions
+) -> Select[Any]:
+    if query.subject is not None:
+        stmt = stmt.where(EPISODES.c.client_id == query.subject)
+    instruments = _instruments_for(query.codes, defs)
+    if instruments is not None:
+        stmt = stmt.where(SUBMISSIONS.c.instrument.in_(sorted(instruments)))
+    effective = func.coalesce(SUBMISSIONS.c.occurred_at, SUBMISSIONS.c.created_at)
+    for bounds in query.dates:
+        if bounds.start is not None:
+            stmt = stmt.where(effective >= bounds.start)
+        if bounds.end is not None:
+            stmt = stmt.where(effective < bounds.end)
+    return stmt
+
+
+def expand(
+    row: SubmissionRow, defs: Definitions, codes: Sequence[ScoreCode]
+) -> list[dict[str, Any]]:
+    """A submission's Observations that the code filter selects."""
+    definition = defs.get(row.instrument)
+    selected = {
+        suffix
+        for suffix, subscale, _ in resources.score_suffixes(row)
+        if _score_matches(codes, definition, row.instrument, subscale)
+    }
+    return [o for o in resources.observations(row, definition) if o["id"][37:] in selected]
+
+
+async def search_observations(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    query: ObservationQuery,
+    count: int,
+    cursor: tuple[uuid.UUID, int] | None,
+) -> tuple[list[dict[str, Any]], tuple[uuid.UUID, int] | None]:
+    """A page of Observations in submission order, and where the next page starts (the first
+    submission of it, and how many of its Observations were sent already)."""
+    defs = await definitions(session, actor)
+    stmt = observation_filter(visible_submissions(actor), query, defs)
+    start, skip = cursor if cursor is not None else (None, 0)
+    found: list[tuple[uuid.UUID, int, dict[str, Any]]] = []
+    while len(found) <= count:
+        batch = stmt
+        if start is not None:
+            batch = batch.where(SUBMISSIONS.c.id >= start)
+        rows = (
+            (await session.execute(batch.order_by(SUBMISSIONS.c.id).limit(count + 1)))
+            .mappings()
+            .all()
+        )
+        for raw in rows:
+            row = submission_row(raw)
+            for position, resource in enumerate(expand(row, defs, query.codes)):
+                if row.id == start and position < skip:
+                    continue
+                found.append((row.id, position, resource))
+        if len(rows) <= count:
+            break
+        start, skip = rows[-1]["id"], 0
+        # The last submission of this batch is read again by the next one: skip what it gave.
+        found = [f for f in found if f[0] != start]
+    audit.record(session, actor, action="observation.search", resource_type="submission")
+    page = [resource for _, _, resource in found[:count]]
+    if len(found) > count:
+        submission_id, position, _ = found[count]
+        return page, (submission_id, position)
+    return page, None
+
+
+# DetectedIssue.
+
+
+async def _issue(session: AsyncSession, actor: Actor, alert: Mapping[str, Any]) -> dict[str, Any]:
+    return issue_resource(await definitions(session, actor), alert)
+
+
+def issue_resource(defs: Definitions, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """An alert row (with its episode's client and clinician) as a DetectedIssue."""
+    public = alert_lifecycle.public(alert, alert)
+    suffix = resources.evidence_suffix(public, defs.get(alert["instrument"]))
+    evidence = (
+        resources.observation_id(public["submission_id"], suffix) if suffix is not None else None
+    )
+    return resources.detected_issue(public, evidence_observation=evidence)
+
+
+async def read_issue(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        (
+            await session.execute(
+                alert_lifecycle.visible_alerts(actor).where(ALERTS.c.id == alert_id)
+            )
+        )
+        .mappings()
+        .one_or_none()
+    )
+    if row is None:
+        raise NotFound(f"DetectedIssue/{alert_id} not found")
+    audit.record(session, actor, action="alert.read", resource_type="alert", resource_id=alert_id)
+    return await _issue(session, actor, row)
+
+
+async def search_issues(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    patient: uuid.UUID | None,
+    types: Sequence[str],
+    count: int,
+    after: uuid.UUID | None,
+) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
+    """Alerts the actor may see (concerns only for keys that may read them), oldest first."""
+    stmt = alert_lifecycle.visible_alerts(actor)
+    if patient is not None:
+        stmt = stmt.where(EPISODES.c.client_id == patient)
+    if types:
+        stmt = stmt.where(ALERTS.c.type.in_(list(types)))
+    if after is not None:
+        stmt = stmt.where(ALERTS.c.id > after)
+    rows = (await session.execute(stmt.order_by(ALERTS.c.id).limit(count + 1))).mappings().all()
+    audit.record(session, actor, action="alert.list", resource_type="alert")
+    defs = await definitions(session, actor)
+    page = [issue_resource(defs, r) for r in rows[:count]]
+    return page, rows[count - 1]["id"] if len(rows) > count else None
