@@ -71,8 +71,8 @@ def test_alert_event_summarises_without_message_evidence_or_note() -> None:
         "id": uuid.uuid4(), "org_id": uuid.uuid4(), "episode_id": uuid.uuid4(),
         "type": "alliance.low", "severity": "warning", "status": "acknowledged",
         "resolution": None, "instrument": "srs", "subscale": "", "session_number": 3,
-        "submission_id": uuid.uuid4(), "message": "SRS total 32 is below the cut-off",
-        "evidence": {"total": 32}, "note": "ask about it", "updated_at": at,
+        "submission_id": uuid.uuid4(), "message": "Marker-message: SRS total 31.987",
+        "evidence": {"total": 31.987}, "note": "Marker-note", "updated_at": at,
     }  # fmt: skip
     event = events.alert_changed("updated", row, uuid.uuid4(), uuid.uuid4())
     assert event["type"] == "alert.updated"
@@ -80,7 +80,9 @@ def test_alert_event_summarises_without_message_evidence_or_note() -> None:
     data = event["payload"]["data"]
     assert data["subscale"] is None
     assert not {"message", "evidence", "note"} & set(data)
-    assert "32" not in str(event["payload"])
+    text = str(event["payload"])
+    for marker in ("Marker-message", "Marker-note", "31.987"):
+        assert marker not in text
 
 
 @pytest.mark.parametrize(
