@@ -42,8 +42,10 @@ def generate_secret() -> str:
 
 def _organisation_wide(actor: Actor) -> uuid.UUID:
     if actor.clinician_id is not None:
-        raise Forbidden("webhooks receive events of the whole organisation; a key bound to a "
-                        "clinician cannot manage them")  # fmt: skip
+        raise Forbidden(
+            "webhooks receive events of the whole organisation; a key bound to a clinician "
+            "cannot manage them"
+        )
     return actor.org_id
 
 
