@@ -63,6 +63,9 @@ async def set_up(args: argparse.Namespace) -> tuple[str, list[str]]:
         )
         key = created["key"]
         clinician = await post(client, "/v1/clinicians", key, {"display_name": "Dr Bench"})
+        # An EHR subscribed to every event: each submission then also writes its outbox events
+        # and one pending delivery each (no worker runs, so the write side alone is measured).
+        await post(client, "/v1/webhooks", key, {"url": "https://ehr.example.org/bench"})
         gate = asyncio.Semaphore(8)
         episodes = await asyncio.gather(
             *(create_episode(client, key, clinician["id"], i, gate) for i in range(args.episodes))
