@@ -25,7 +25,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connecting, waiting for a pooled connection, SQLite's busy wait.
     db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # One statement on PostgreSQL.
+    db_command_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")

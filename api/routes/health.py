@@ -1,5 +1,7 @@
 """Liveness, readiness and metrics (no auth: load balancers and Prometheus call them)."""
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
@@ -25,8 +27,11 @@ async def metrics() -> PlainTextResponse:
 @router.get("/readyz", responses={503: {"description": "The database is unreachable"}})
 async def readyz(request: Request) -> JSONResponse:
     try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        # A probe answers quickly: a database that does not answer within the connect timeout
+        # is as good as down.
+        async with asyncio.timeout(request.app.state.settings.db_timeout_seconds):
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
     except Exception:
         return problem_response(
             request,
