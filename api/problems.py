@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.json_body import InvalidJSON
 from services.errors import DomainError
 
 log = logging.getLogger("attune.errors")
@@ -106,18 +107,20 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    if isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI answers a body that is not UTF-8 with a bare 400; it is invalid JSON like any
-        # other (RFC 8259 requires UTF-8), so it gets the same 422 as a JSON syntax error.
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError | InvalidJSON):
+        # FastAPI answers a body its parser refused other than for syntax with a bare 400: one
+        # that is not UTF-8 (RFC 8259 requires it), or one api.json_body refuses (a duplicate
+        # key, NaN, a number out of range, nesting too deep). Invalid JSON like any other, it
+        # gets the same 422 as a syntax error, saying what is wrong.
+        message = cause.reason if isinstance(cause, InvalidJSON) else "not valid UTF-8"
         return problem_response(
             request,
             status=422,
             title="Invalid request",
-            detail="invalid: body",
+            detail=f"invalid: body ({message})",
             slug="validation-error",
-            extra={
-                "errors": [{"field": "body", "message": "not valid UTF-8", "type": "json_invalid"}]
-            },
+            extra={"errors": [{"field": "body", "message": message, "type": "json_invalid"}]},
         )
     title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
         exc.status_code, "HTTP error"
