@@ -1,4 +1,4 @@
-"""The FastAPI application: routers, error handling, body limit, and the database lifecycle."""
+"""The FastAPI application: routers, error handling, limits, and the database lifecycle."""
 
 import gc
 from collections.abc import AsyncIterator
@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import openapi, problems
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, RequestTimeout
 from api.logs import AccessLog
 from api.routes import (
     alert_rules,
@@ -87,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
     ):
         app.include_router(router)
+    # Outermost last: AccessLog (logs, metrics, security headers) sees every answer below it.
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)
     openapi.install(app)

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
     # One statement on PostgreSQL.
     db_command_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # From the request's arrival until its response starts (a streamed body may take longer);
+    # past it the client gets a 503 problem with Retry-After. 0 turns it off.
+    request_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Open connections and requests one `attune serve` process takes; past it, new ones get 503.
+    limit_concurrency: int = Field(default=1000, ge=1)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @model_validator(mode="after")
