@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error handling, limits, and the database lifecycle."""
+"""The FastAPI application: routers, error handling, limits, security headers, CORS, and the
+database lifecycle."""
 
 import gc
 from collections.abc import AsyncIterator
@@ -6,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import openapi, problems
+from api import openapi, problems, security
 from api.limits import BodySizeLimit, RequestTimeout
 from api.logs import AccessLog
 from api.routes import (
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: AccessLog (logs, metrics, security headers) sees every answer below it.
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    security.install_cors(app, settings)
     app.add_middleware(AccessLog)
     openapi.install(app)
     return app
