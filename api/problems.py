@@ -187,6 +187,12 @@ def database_unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(seen, DBAPIError) and seen.connection_invalidated:
             return True
+        if isinstance(seen, asyncpg.InternalClientError) and str(seen).startswith(
+            "cannot switch to state"
+        ):
+            # A connection the server terminated (a fast shutdown) whose notice arrived before
+            # the socket closed: asyncpg's protocol is stuck in the error state, and says so.
+            return True
         # SQLAlchemy keeps the driver's error in `orig`, and the driver's own in `__cause__`.
         seen = getattr(seen, "orig", None) or seen.__cause__
     return False
@@ -259,7 +265,7 @@ def install(app: FastAPI) -> None:
     # asyncpg's own errors come from the submission hot path, which uses the driver directly.
     for error in (
         DBAPIError, PoolTimeoutError, DisconnectionError, asyncpg.PostgresError,
-        asyncpg.InterfaceError, OSError, TimeoutError,
+        asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError,
     ):  # fmt: skip
         app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

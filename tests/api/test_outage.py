@@ -91,7 +91,7 @@ def _assert_unavailable(response: httpx.Response, elapsed: float, context: Any) 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    body = {} if method in ("POST", "PUT", "PATCH") else None
+    body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
     response = await client.request(method, path, json=body, headers=bearer("att_" + "k" * 43))
     return response, time.monotonic() - started
 
@@ -123,7 +123,8 @@ async def test_with_the_database_not_answering_requests_get_503_within_the_timeo
 
 
 def _admin_shutdown() -> Exception:
-    return asyncpg.exceptions.AdminShutdownError("terminating connection due to administrator")
+    error: Exception = asyncpg.exceptions.AdminShutdownError("terminating connection: shutdown")
+    return error
 
 
 class _DriverError(Exception):
@@ -145,6 +146,9 @@ def _wrapped(cause: Exception, *, invalidated: bool = False) -> Exception:
         lambda: asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
         lambda: asyncpg.exceptions.TooManyConnectionsError("too many clients"),
         lambda: asyncpg.InterfaceError("connection is closed"),
+        lambda: asyncpg.InternalClientError(
+            "cannot switch to state 12; another operation (2) is in progress"
+        ),
         lambda: ConnectionResetError("reset by peer"),
         TimeoutError,
         # Through SQLAlchemy, which wraps the driver's error as a plain DBAPIError.
@@ -153,8 +157,8 @@ def _wrapped(cause: Exception, *, invalidated: bool = False) -> Exception:
     ],
     ids=[
         "admin-shutdown", "starting-up", "connection-lost", "too-many-connections",
-        "connection-closed", "socket-reset", "timeout", "wrapped-admin-shutdown",
-        "wrapped-invalidated",
+        "connection-closed", "terminated-mid-protocol", "socket-reset", "timeout",
+        "wrapped-admin-shutdown", "wrapped-invalidated",
     ],
 )  # fmt: skip
 async def test_database_errors_meaning_unreachable_answer_503_with_retry_after(
