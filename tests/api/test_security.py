@@ -53,9 +53,7 @@ async def test_every_kind_of_api_answer_carries_the_security_headers(attune: Att
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-async def test_the_documentation_pages_work_without_the_json_csp(
-    attune: Attune, page: str
-) -> None:
+async def test_the_documentation_pages_work_without_the_json_csp(attune: Attune, page: str) -> None:
     """Swagger UI and ReDoc load scripts and styles from a CDN; `default-src 'none'` would leave
     a blank page. They hold no data, and keep the other headers."""
     response = await attune.http.get(page)
