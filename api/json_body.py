@@ -1,14 +1,17 @@
 """Request bodies parsed as strict JSON (RFC 8259), before any schema sees them.
 
 Python's parser is lenient where a health record cannot afford it: it keeps the last of two
-equal keys (`{"answers": …, "answers": …}` would silently drop one set of answers), it accepts
-`NaN` and `Infinity`, which are not JSON, and it turns `1e400` into infinity. Here each of those
-is refused as invalid JSON, naming what is wrong; so are nesting too deep for the parser and
-integers too long to convert, which would otherwise surface as a bare 400.
+equal keys (`{"answers": …, "answers": …}` would silently drop one set of answers), and it takes
+UTF-16 and UTF-32 besides UTF-8. Here each is refused as invalid JSON, naming what is wrong; so
+are nesting too deep for the parser and integers too long to convert, which would otherwise
+surface as a bare 400.
+
+`NaN`, `Infinity` and numbers out of range (`1e400`) are parsed, as non-finite floats, on
+purpose: every field refuses them itself, naming the field (DESIGN.md §4: a NaN answer is a 422
+naming the item), which a parse error could not.
 """
 
 import json
-import math
 from typing import Any
 
 from starlette.requests import Request
@@ -34,34 +37,18 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _constant(name: str) -> Any:
-    raise InvalidJSON(f"{name} is not a JSON value")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise InvalidJSON("a number is too large")
-    return value
-
-
 def loads(body: bytes) -> Any:
     """Parse `body` strictly; `json.JSONDecodeError` and `UnicodeDecodeError` pass through as
     the standard parser raises them, everything else refused is an `InvalidJSON`. UTF-8 only
     (RFC 8259 §8.1): the standard parser would also take UTF-16 and UTF-32."""
     try:
-        return json.loads(
-            body.decode(),
-            object_pairs_hook=_object,
-            parse_constant=_constant,
-            parse_float=_finite,
-        )
+        return json.loads(body.decode(), object_pairs_hook=_object)
     except (json.JSONDecodeError, UnicodeDecodeError, InvalidJSON):
         raise
     except RecursionError:
         raise InvalidJSON("nested too deeply") from None
     except ValueError:  # an integer with more digits than Python converts
-        raise InvalidJSON("a number is too large") from None
+        raise InvalidJSON("a number has too many digits") from None
 
 
 class StrictJSONRequest(Request):

@@ -111,8 +111,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(cause, UnicodeDecodeError | InvalidJSON):
         # FastAPI answers a body its parser refused other than for syntax with a bare 400: one
         # that is not UTF-8 (RFC 8259 requires it), or one api.json_body refuses (a duplicate
-        # key, NaN, a number out of range, nesting too deep). Invalid JSON like any other, it
-        # gets the same 422 as a syntax error, saying what is wrong.
+        # key, nesting too deep, a number with too many digits). Invalid JSON like any other,
+        # it gets the same 422 as a syntax error, saying what is wrong.
         message = cause.reason if isinstance(cause, InvalidJSON) else "not valid UTF-8"
         return problem_response(
             request,

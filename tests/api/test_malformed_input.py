@@ -29,7 +29,15 @@ BAD_VALUES: list[Any] = [
     "0001-01-01T00:00:00+14:00",  # leaves the calendar when converted to UTC
     "9999-12-31T23:59:59-14:00",
     "2026-02-30",
+    float("nan"),  # sent as the NaN literal, which is not JSON; parsed, refused by the field
+    float("inf"),
+    float("-inf"),
 ]
+
+
+def _json(body: Any) -> bytes:
+    """As a client would send it; NaN and infinities as the (non-JSON) literals NaN, Infinity."""
+    return json.dumps(body, allow_nan=True).encode()
 
 
 def _path(template: str, ids: dict[str, str]) -> str:
@@ -112,10 +120,11 @@ async def test_every_body_field_rejects_absurd_values_with_a_named_422(
     ids = await _fixture_ids(tenant)
     for method, template, op in _operations(app):
         headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = {**headers, "Content-Type": "application/json"}
         for field in _body_fields(app, op):
             for value in BAD_VALUES:
                 response = await attune.http.request(
-                    method, _path(template, ids), json={field: value}, headers=headers
+                    method, _path(template, ids), content=_json({field: value}), headers=headers
                 )
                 context = (method, template, field, repr(value)[:40])
                 if response.status_code < 300:
@@ -134,12 +143,13 @@ async def test_no_bad_value_in_an_otherwise_valid_body_causes_a_server_error(
         if "requestBody" not in op:
             continue
         headers = bearer(SYSTEM_KEY) if "/organizations" in template else tenant.admin
+        headers = {**headers, "Content-Type": "application/json"}
         for field in _valid_body(method, template, ids):
             for value in BAD_VALUES:
                 body = _valid_body(method, template, ids)
                 body[field] = value
                 response = await attune.http.request(
-                    method, _path(template, ids), json=body, headers=headers
+                    method, _path(template, ids), content=_json(body), headers=headers
                 )
                 if response.status_code >= 300:
                     _assert_problem(response, (method, template, field, repr(value)[:40]))
