@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error handling, body limit, and the database lifecycle."""
+"""The FastAPI application: routers, error handling, limits, security headers, CORS, and the
+database lifecycle."""
 
 import gc
 from collections.abc import AsyncIterator
@@ -6,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import openapi, problems
+from api import openapi, problems, security
 from api.fhir import export as fhir_export
 from api.fhir import responses as fhir_responses
 from api.fhir import routes as fhir
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, RequestTimeout
 from api.logs import AccessLog
 from api.routes import (
     alert_rules,
@@ -99,7 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fhir_export.router,
     ):
         app.include_router(router)
+    # Outermost last: AccessLog (logs, metrics, security headers) sees every answer below it.
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    security.install_cors(app, settings)
     app.add_middleware(AccessLog)
     openapi.install(app)
     return app

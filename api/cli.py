@@ -147,7 +147,15 @@ def serve(settings: Settings) -> None:
         access_log=False,  # our own access log omits paths that can carry identifiers
         log_config=None,
         proxy_headers=True,
+        # Slow and abusive clients: idle keep-alive connections are closed after 5 s; request
+        # heads (line and headers) over 16 KiB are refused; past `limit_concurrency` open
+        # connections and requests, new ones get a 503. A slow body is cut by the request
+        # timeout (api.limits.RequestTimeout). uvicorn puts no time limit on a request head
+        # that trickles in: production runs behind a proxy that buffers requests (nginx, a
+        # cloud load balancer).
         timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
+        limit_concurrency=settings.limit_concurrency,
     )
 
 

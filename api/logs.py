@@ -12,6 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import metrics
+from api.security import headers_for
 
 access_log = logging.getLogger("attune.access")
 
@@ -55,15 +56,9 @@ def configure(level: str = "INFO") -> None:
 
 
 class AccessLog:
-    """One log line per request, plus the headers an API should always send: no sniffing, no
-    framing, no caching of health data. One wrapper for both keeps the hot path short."""
-
-    SECURITY_HEADERS = (
-        (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
-        (b"referrer-policy", b"no-referrer"),
-        (b"cache-control", b"no-store"),
-    )
+    """One log line per request, plus the headers an API should always send
+    (`api.security`): no sniffing, no framing, no caching of health data. One wrapper for both
+    keeps the hot path short."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,12 +69,13 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
+        security_headers = headers_for(scope["path"])
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *self.SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", ()), *security_headers]
             await send(message)
 
         try:

@@ -12,11 +12,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.json_body import InvalidJSON
 from services.errors import DomainError
 
 log = logging.getLogger("attune.errors")
@@ -106,18 +107,20 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    if isinstance(exc.__cause__, UnicodeDecodeError):
-        # FastAPI answers a body that is not UTF-8 with a bare 400; it is invalid JSON like any
-        # other (RFC 8259 requires UTF-8), so it gets the same 422 as a JSON syntax error.
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError | InvalidJSON):
+        # FastAPI answers a body its parser refused other than for syntax with a bare 400: one
+        # that is not UTF-8 (RFC 8259 requires it), or one api.json_body refuses (a duplicate
+        # key, nesting too deep, a number with too many digits). Invalid JSON like any other,
+        # it gets the same 422 as a syntax error, saying what is wrong.
+        message = cause.reason if isinstance(cause, InvalidJSON) else "not valid UTF-8"
         return problem_response(
             request,
             status=422,
             title="Invalid request",
-            detail="invalid: body",
+            detail=f"invalid: body ({message})",
             slug="validation-error",
-            extra={
-                "errors": [{"field": "body", "message": "not valid UTF-8", "type": "json_invalid"}]
-            },
+            extra={"errors": [{"field": "body", "message": message, "type": "json_invalid"}]},
         )
     title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
         exc.status_code, "HTTP error"
@@ -157,25 +160,65 @@ def _allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    if (
-        isinstance(exc, DBAPIError)
-        and not isinstance(exc, OperationalError)
-        and (not exc.connection_invalidated)
-    ):
-        return await _unexpected(request, exc)
-    log.warning("database unavailable: %s", type(exc).__name__)
+# What says the database cannot be reached (or stopped answering), however it surfaces: from
+# SQLAlchemy (wrapping the driver), from asyncpg straight (the submission hot path), from the
+# socket, or from a timeout.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OperationalError,  # SQLAlchemy: disconnects; SQLite "database is locked"
+    PoolTimeoutError,  # no pooled connection within the timeout
+    DisconnectionError,
+    InterfaceError,  # SQLAlchemy's, around the driver's "connection is closed"
+    asyncpg.PostgresConnectionError,  # lost or refused connection
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cancelled (57*)
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full (53*)
+    asyncpg.InterfaceError,  # the driver's "connection is closed"
+    OSError,  # refused, reset, unreachable, unresolvable
+    TimeoutError,  # connect timeout, command timeout
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it wraps, says the database is unreachable or not answering."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, _UNAVAILABLE):
+            return True
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, asyncpg.InternalClientError) and str(seen).startswith(
+            "cannot switch to state"
+        ):
+            # A connection the server terminated (a fast shutdown) whose notice arrived before
+            # the socket closed: asyncpg's protocol is stuck in the error state, and says so.
+            return True
+        # SQLAlchemy keeps the driver's error in `orig`, and the driver's own in `__cause__`.
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def unavailable_response(request: Request, detail: str, slug: str = "unavailable") -> JSONResponse:
     return problem_response(
         request,
         status=503,
         title="Service unavailable",
-        detail="the database is unavailable; retry shortly",
-        slug="unavailable",
+        detail=detail,
+        slug=slug,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if not database_unavailable(exc):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return unavailable_response(request, "the database is unavailable; retry shortly")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):  # raised as some other type, e.g. inside a wrapper's error
+        return await _database_error(request, exc)
     # Type and route only: messages of database errors can quote the values of the statement.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     return problem_response(
@@ -216,15 +259,15 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(OperationalError, _database_unavailable)
-    app.add_exception_handler(DBAPIError, _database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
-    app.add_exception_handler(ConnectionError, _database_unavailable)
-    app.add_exception_handler(TimeoutError, _database_unavailable)
-    app.add_exception_handler(OSError, _database_unavailable)
-    # The submission hot path talks to asyncpg directly on PostgreSQL.
-    app.add_exception_handler(asyncpg.PostgresConnectionError, _database_unavailable)
-    app.add_exception_handler(asyncpg.InterfaceError, _database_unavailable)
+    # Database errors: 503 with Retry-After when the database is unreachable or not answering,
+    # else 500. Registered by type here (not left to the catch-all below, which Starlette runs
+    # outside every middleware) so that these answers carry the usual headers and are logged.
+    # asyncpg's own errors come from the submission hot path, which uses the driver directly.
+    for error in (
+        DBAPIError, PoolTimeoutError, DisconnectionError, asyncpg.PostgresError,
+        asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError,
+    ):  # fmt: skip
+        app.add_exception_handler(error, _database_error)
     app.add_exception_handler(Exception, _unexpected)
 
 

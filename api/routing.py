@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
+from api.json_body import StrictJSONRequest
 from services.database import UnitOfWork
 
 UOW_STATE = "uow"
@@ -22,6 +23,8 @@ class UnitOfWorkRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def run_in_unit_of_work(request: Request) -> Response:
+            # Bodies are parsed as strict JSON: no duplicate keys, NaN or infinities.
+            request = StrictJSONRequest(request.scope, request.receive)
             try:
                 response = await handler(request)
                 uow: UnitOfWork | None = getattr(request.state, UOW_STATE, None)

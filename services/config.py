@@ -2,10 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
 # Placeholders that ship in docs and examples; a real deployment must never run on them.
@@ -25,7 +25,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Connecting, waiting for a pooled connection, SQLite's busy wait.
     db_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # One statement on PostgreSQL.
+    db_command_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # From the request's arrival until its response starts (a streamed body may take longer);
+    # past it the client gets a 503 problem with Retry-After. 0 turns it off.
+    request_timeout_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Open connections and requests one `attune serve` process takes; past it, new ones get 503.
+    limit_concurrency: int = Field(default=1000, ge=1)
+    # Origins allowed to call the API from a browser (CORS), comma-separated; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # The webhook worker (services/webhook_delivery.py); `attune run` starts one unless false.
     worker: bool = True
@@ -41,6 +51,13 @@ class Settings(BaseSettings):
     # Exports end this long before now by default, so that a write transaction still in flight
     # when an export runs is caught by the next pull (services/exports/window.py).
     export_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:

@@ -4,7 +4,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -28,20 +28,32 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _configure_sqlite(engine, busy_timeout_ms=int(settings.db_timeout_seconds * 1000))
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
-        # No pre-ping (a round trip per request): a connection that died with the server raises
-        # a disconnect error, SQLAlchemy then invalidates the whole pool, and the next request
-        # connects afresh.
         pool_timeout=settings.db_timeout_seconds,
         connect_args={
             "timeout": settings.db_timeout_seconds,
-            "command_timeout": settings.db_timeout_seconds * 6,
+            "command_timeout": settings.db_command_timeout_seconds,
             "server_settings": {"application_name": "attune"},
         },
     )
+    _drop_closed_connections(engine)
+    return engine
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """Pre-ping without the round trip: a pooled connection whose socket the server closed (a
+    restart, a failover) is known closed to asyncpg already, and is replaced on checkout instead
+    of failing the request that draws it. (`pool_pre_ping` would cost a round trip on every
+    request; a connection that dies while checked out still fails its request with a 503, and
+    SQLAlchemy then invalidates the rest of the pool.)"""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("connection closed by the server")
 
 
 def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
@@ -116,7 +128,7 @@ async def create_driver_pool(settings: Settings) -> Any | None:
         min_size=0,
         max_size=settings.db_pool_size,
         timeout=settings.db_timeout_seconds,
-        command_timeout=settings.db_timeout_seconds * 6,
+        command_timeout=settings.db_command_timeout_seconds,
         server_settings={"application_name": "attune"},
         reset=_end_transaction,
     )

@@ -1,8 +1,11 @@
 """Liveness, readiness and metrics (no auth: load balancers and Prometheus call them)."""
 
+import asyncio
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.metrics import exposition
 from api.problems import RETRY_AFTER_SECONDS, problem_response
@@ -24,10 +27,15 @@ async def metrics() -> PlainTextResponse:
 
 @router.get("/readyz", responses={503: {"description": "The database is unreachable"}})
 async def readyz(request: Request) -> JSONResponse:
-    try:
-        async with request.app.state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception:
+    # A probe answers within the connect timeout: a database that does not answer by then is as
+    # good as down. The check runs as a task of its own and is left to finish (or fail) in the
+    # background when it is late, because closing a connection to a database that hangs would
+    # wait for the statement timeout.
+    check = asyncio.ensure_future(_select_one(request.app.state.engine))
+    check.add_done_callback(_consume)
+    done, _ = await asyncio.wait({check}, timeout=request.app.state.settings.db_timeout_seconds)
+    if check not in done or check.exception() is not None:
+        check.cancel()
         return problem_response(
             request,
             status=503,
@@ -38,3 +46,13 @@ async def readyz(request: Request) -> JSONResponse:
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     return JSONResponse({"status": "ready", "database": "ok"})
+
+
+async def _select_one(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+def _consume(task: "asyncio.Future[None]") -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed probe is an answer, not an unhandled error

@@ -29,7 +29,15 @@ BAD_VALUES: list[Any] = [
     "0001-01-01T00:00:00+14:00",  # leaves the calendar when converted to UTC
     "9999-12-31T23:59:59-14:00",
     "2026-02-30",
+    float("nan"),  # sent as the NaN literal, which is not JSON; parsed, refused by the field
+    float("inf"),
+    float("-inf"),
 ]
+
+
+def _json(body: Any) -> bytes:
+    """As a client would send it; NaN and infinities as the (non-JSON) literals NaN, Infinity."""
+    return json.dumps(body, allow_nan=True).encode()
 
 
 def _path(template: str, ids: dict[str, str]) -> str:
@@ -141,10 +149,11 @@ async def test_every_body_field_rejects_absurd_values_with_a_named_422(
     ids = await _fixture_ids(tenant)
     for method, template, op in _operations(app):
         headers = _headers(template, tenant, ids)
+        headers = {**headers, "Content-Type": "application/json"}
         for field in _body_fields(app, op):
             for value in BAD_VALUES:
                 response = await attune.http.request(
-                    method, _path(template, ids), json={field: value}, headers=headers
+                    method, _path(template, ids), content=_json({field: value}), headers=headers
                 )
                 context = (method, template, field, repr(value)[:40])
                 if response.status_code < 300:
@@ -163,12 +172,13 @@ async def test_no_bad_value_in_an_otherwise_valid_body_causes_a_server_error(
         if "requestBody" not in op:
             continue
         headers = _headers(template, tenant, ids)
+        headers = {**headers, "Content-Type": "application/json"}
         for field in _valid_body(method, template, ids):
             for value in BAD_VALUES:
                 body = _valid_body(method, template, ids)
                 body[field] = value
                 response = await attune.http.request(
-                    method, _path(template, ids), json=body, headers=headers
+                    method, _path(template, ids), content=_json(body), headers=headers
                 )
                 if response.status_code >= 300:
                     _assert_problem(response, (method, template, field, repr(value)[:40]))
@@ -189,22 +199,41 @@ async def test_unknown_fields_are_rejected_naming_the_field(app: FastAPI, attune
         assert "body.surprise" in {e["field"] for e in response.json()["errors"]}
 
 
+TEN_MEGABYTES = b'{"display_name": "' + b"x" * 10_000_000 + b'"}'
+
+# Bodies no write route may accept, whatever its schema: each is a 422 problem (invalid JSON,
+# or not a JSON object), but the one over the size limit, a 413.
+BROKEN_BODIES = {
+    "syntax error": (b"{not json", "application/json"),
+    "not UTF-8": (b"\xff\xfe\xfa", "application/json"),
+    "UTF-16": ('{"display_name": "A"}'.encode("utf-16"), "application/json"),
+    "raw NUL in a string": (b'{"display_name": "a\x00b"}', "application/json"),
+    "lone surrogate": (b'{"display_name": "\\ud800"}', "application/json"),
+    "ten megabytes": (TEN_MEGABYTES, "application/json"),
+    "an array": (b"[1, 2, 3]", "application/json"),
+    "a string": (b'"just a string"', "application/json"),
+    "nested 100k deep": (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+    "objects nested 100k deep": (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "application/json"),
+    "NaN": (b'{"display_name": NaN}', "application/json"),
+    "Infinity": (b'{"display_name": Infinity}', "application/json"),
+    "-Infinity": (b'{"display_name": -Infinity}', "application/json"),
+    "1e400": (b'{"display_name": 1e400}', "application/json"),
+    "5000 digits": (b'{"display_name": ' + b"9" * 5000 + b"}", "application/json"),
+    "duplicate keys": (b'{"display_name": "A", "display_name": "B"}', "application/json"),
+    "empty": (b"", "application/json"),
+    "text/plain": (b'{"display_name": "A"}', "text/plain"),
+    "form": (b"display_name=A", "application/x-www-form-urlencoded"),
+    "multipart": (b"--x\r\n\r\nA\r\n--x--\r\n", "multipart/form-data; boundary=x"),
+    "XML": (b"<display_name>A</display_name>", "application/xml"),
+    "no content type": (b'{"display_name": "A"}', None),
+}
+
+
 @pytest.mark.parametrize(
-    ("content", "content_type"),
-    [
-        (b"{not json", "application/json"),
-        (b"\xff\xfe\xfa", "application/json"),
-        (b'{"display_name": "A"}', "text/plain"),
-        (b"[1, 2, 3]", "application/json"),
-        (b'"just a string"', "application/json"),
-        (b"[" * 10_000 + b"]" * 10_000, "application/json"),
-        (b'{"display_name": NaN}', "application/json"),
-        (b'{"display_name": Infinity}', "application/json"),
-        (b"", "application/json"),
-    ],
+    ("content", "content_type"), list(BROKEN_BODIES.values()), ids=list(BROKEN_BODIES)
 )
 async def test_broken_bodies_are_refused_on_every_write_route(
-    app: FastAPI, attune: Attune, content: bytes, content_type: str
+    app: FastAPI, attune: Attune, content: bytes, content_type: str | None
 ) -> None:
     tenant = await attune.tenant()
     ids = await _fixture_ids(tenant)
@@ -212,13 +241,63 @@ async def test_broken_bodies_are_refused_on_every_write_route(
         if "requestBody" not in op:
             continue
         headers = _headers(template, tenant, ids)
+        if content_type is not None:
+            headers = {**headers, "Content-Type": content_type}
+        response = await attune.http.request(
+            method, _path(template, ids), content=content, headers=headers
+        )
+        _assert_problem(response, (template, content[:20]))
+        expected = 413 if len(content) > 1024 * 1024 else 422
+        assert response.status_code == expected, (template, content[:20], response.text)
+
+
+async def test_a_duplicate_key_is_a_422_naming_the_key_on_every_write_route(
+    app: FastAPI, attune: Attune
+) -> None:
+    """The standard parser keeps the last of two equal keys: one set of answers, say, would be
+    dropped without a word. Every write route refuses the body instead, naming the key."""
+    tenant = await attune.tenant()
+    ids = await _fixture_ids(tenant)
+    for method, template, op in _operations(app):
+        if "requestBody" not in op:
+            continue
+        headers = _headers(template, tenant, ids)
+        body = json.dumps(_valid_body(method, template, ids))
+        field = next(iter(json.loads(body)))
+        doubled = body[:-1] + f", {json.dumps(field)}: null}}"
         response = await attune.http.request(
             method,
             _path(template, ids),
-            content=content,
-            headers={**headers, "Content-Type": content_type},
+            content=doubled,
+            headers={**headers, "Content-Type": "application/json"},
         )
-        _assert_problem(response, (template, content[:20]))
+        _assert_problem(response, template)
+        assert response.status_code == 422, (template, response.text)
+        assert response.json()["errors"] == [
+            {"field": "body", "message": f'duplicate key "{field}"', "type": "json_invalid"}
+        ], template
+
+
+async def test_a_duplicate_answer_in_a_submission_is_refused_not_dropped(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    body = (
+        f'{{"episode_id": "{episode["id"]}", "instrument": "srs", "session_number": 1, '
+        '"answers": {"relationship": 9, "goals_topics": 9, "approach_method": 9, '
+        '"overall": 9, "relationship": 2}}'
+    )
+    response = await attune.http.post(
+        "/v1/submissions",
+        content=body,
+        headers={**tenant.admin, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["message"] == 'duplicate key "relationship"'
+    listed = expect(
+        await attune.http.get(f"/v1/episodes/{episode['id']}/submissions", headers=tenant.admin),
+        200,
+    )
+    assert listed["items"] == []
 
 
 async def test_bodies_over_one_mebibyte_get_413(attune: Attune) -> None:
