@@ -4,7 +4,7 @@ against `psql -c "COPY (the same statement) TO STDOUT"` of the same rows, timed 
     .venv/bin/python bench/export.py                      # 1,000,000 rows, also cut at 100,000
     .venv/bin/python bench/export.py --rows 200000 --cuts 20000
 
-One run: creates the scratch database `attune_bench_export` (dropped at the end), migrates it,
+One run: creates the scratch database `attune_bench_export_<pid>` (dropped at the end), migrates it,
 starts the service (`attune serve`, one uvicorn process) with a bootstrap key, makes an
 organization and an admin key through the API, then seeds clinicians, clients, episodes, sessions
 and `--rows` SRS submissions with `INSERT ... SELECT generate_series` (not through the API).
@@ -37,7 +37,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB = "attune_bench_export"
+# One scratch database per run, so that two runs on a shared machine never drop each other's.
+DB = f"attune_bench_export_{os.getpid()}"
 BOOTSTRAP = "att_bench-export-bootstrap-key-0123456789"
 GOAL_RATIO = 0.30
 GOAL_RSS_MIB = 64
