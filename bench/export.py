@@ -245,11 +245,22 @@ def main() -> int:
                 assert lines == cut, (lines, cut)
                 service_rates.append(cut / seconds)
                 growths.append((sampler.peak - before) / 1024)
+                print(
+                    f"   {cut:>9,} rows, round {len(growths)}: COPY {copy_rates[-1]:>9,.0f} rows/s "
+                    f"| service {service_rates[-1]:>9,.0f} rows/s | ratio "
+                    f"{service_rates[-1] / copy_rates[-1]:.2f} | RSS {before / 1024:.1f} MiB "
+                    f"before, peak growth {growths[-1]:.1f} MiB",
+                    flush=True,
+                )
             row = {
                 "rows": cut,
                 "copy_rows_per_s": statistics.median(copy_rates),
                 "service_rows_per_s": statistics.median(service_rates),
                 "peak_rss_growth_mib": max(growths),
+                "rounds": [
+                    {"copy_rows_per_s": c, "service_rows_per_s": s, "peak_rss_growth_mib": g}
+                    for c, s, g in zip(copy_rates, service_rates, growths, strict=True)
+                ],
                 "service_rss_mib": rss_kib(service.pid) / 1024,
             }
             row["ratio"] = row["service_rows_per_s"] / row["copy_rows_per_s"]
