@@ -15,6 +15,8 @@ Two steps:
    count is known: an ``export.finish`` event (same resource id, ``outcome`` success or
    incomplete, with dataset, format, filters and rows in ``details``) is written in a short
    transaction of its own.
+   On PostgreSQL, de-identified NDJSON submissions (the common pull) are read and written by
+   `services.export_pg` instead, through the app's asyncpg pool: the same bytes, faster.
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
