@@ -4,7 +4,7 @@ against `psql -c "COPY (the same statement) TO STDOUT"` of the same rows, timed 
     .venv/bin/python bench/export.py                      # 1,000,000 rows, also cut at 100,000
     .venv/bin/python bench/export.py --rows 200000 --cuts 20000
 
-One run: creates the scratch database `attune_bench_export` (dropped at the end), migrates it,
+One run: creates the scratch database `attune_bench_export_<pid>` (dropped at the end), migrates it,
 starts the service (`attune serve`, one uvicorn process) with a bootstrap key, makes an
 organization and an admin key through the API, then seeds clinicians, clients, episodes, sessions
 and `--rows` SRS submissions with `INSERT ... SELECT generate_series` (not through the API).
@@ -37,7 +37,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DB = "attune_bench_export"
+# One scratch database per run, so that two runs on a shared machine never drop each other's.
+DB = f"attune_bench_export_{os.getpid()}"
 BOOTSTRAP = "att_bench-export-bootstrap-key-0123456789"
 GOAL_RATIO = 0.30
 GOAL_RSS_MIB = 64
@@ -244,11 +245,22 @@ def main() -> int:
                 assert lines == cut, (lines, cut)
                 service_rates.append(cut / seconds)
                 growths.append((sampler.peak - before) / 1024)
+                print(
+                    f"   {cut:>9,} rows, round {len(growths)}: COPY {copy_rates[-1]:>9,.0f} rows/s "
+                    f"| service {service_rates[-1]:>9,.0f} rows/s | ratio "
+                    f"{service_rates[-1] / copy_rates[-1]:.2f} | RSS {before / 1024:.1f} MiB "
+                    f"before, peak growth {growths[-1]:.1f} MiB",
+                    flush=True,
+                )
             row = {
                 "rows": cut,
                 "copy_rows_per_s": statistics.median(copy_rates),
                 "service_rows_per_s": statistics.median(service_rates),
                 "peak_rss_growth_mib": max(growths),
+                "rounds": [
+                    {"copy_rows_per_s": c, "service_rows_per_s": s, "peak_rss_growth_mib": g}
+                    for c, s, g in zip(copy_rates, service_rates, growths, strict=True)
+                ],
                 "service_rss_mib": rss_kib(service.pid) / 1024,
             }
             row["ratio"] = row["service_rows_per_s"] / row["copy_rows_per_s"]

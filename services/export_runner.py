@@ -15,15 +15,18 @@ Two steps:
    count is known: an ``export.finish`` event (same resource id, ``outcome`` success or
    incomplete, with dataset, format, filters and rows in ``details``) is written in a short
    transaction of its own.
+   On PostgreSQL, de-identified NDJSON submissions (the common pull) are read and written by
+   `services.export_pg` instead, through the app's asyncpg pool: the same bytes, faster.
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
 (`services.alert_lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
 """
 
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,7 +41,7 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from models.tenancy import Organization
-from services import audit
+from services import audit, export_pg
 from services.alert_lifecycle import CONCERN, sees_concerns
 from services.auth import Actor
 from services.errors import InvalidInput, NotFound
@@ -216,38 +219,76 @@ def statement(p: PreparedExport) -> sa.Select[Any]:
     return stmt.order_by(changed, table.c.id)
 
 
+def has_fast_path(p: PreparedExport) -> bool:
+    """Whether `services.export_pg` writes this export on PostgreSQL."""
+    q = p.query
+    return q.dataset == "submissions" and q.format == "ndjson" and not q.identified
+
+
 async def stream(
     p: PreparedExport,
     *,
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     actor: Actor,
+    driver_pool: Any | None = None,
     batch_rows: int = BATCH_ROWS,
-) -> AsyncIterator[bytes]:
-    """The export's bytes, batch by batch; audits the finished (or broken off) export."""
-    shape = Shapers(Pseudonyms(p.secret), identified=p.query.identified).for_dataset(
-        p.query.dataset
-    )
-    out = encoder(p.query.format, p.columns)
+) -> AsyncGenerator[bytes, None]:
+    """The export's bytes, batch by batch; audits the finished (or broken off) export.
+
+    With ``driver_pool`` (PostgreSQL's asyncpg pool), exports that `services.export_pg` writes
+    are read through it; the rest, and every export on SQLite, through SQLAlchemy."""
     rows, complete = 0, False
     try:
-        yield out.start()
-        async with engine.connect() as conn:
-            reader = await conn.execution_options(**{READ_ONLY_OPTION: True})
-            result = await reader.stream(statement(p).execution_options(yield_per=batch_rows))
-            async for batch in result.partitions(batch_rows):
-                shaped = list(shape(batch))
-                rows += len(shaped)
-                chunk = out.encode(shaped)
+        async with contextlib.AsyncExitStack() as stack:
+            if driver_pool is not None and has_fast_path(p):
+                driver = await stack.enter_async_context(driver_pool.acquire())
+                batches = _fast_batches(p, driver, batch_rows)
+            else:
+                batches = _batches(p, engine, batch_rows)
+            # Closed here, before the connection goes back, also when the stream is broken off.
+            await stack.enter_async_context(contextlib.aclosing(batches))
+            async for count, chunk in batches:
+                rows += count
                 if chunk:
                     yield chunk
-        tail = out.finish()
-        if tail:
-            yield tail
         complete = True
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await _audit_finish(sessionmaker, actor, p, rows=rows, complete=complete)
+
+
+async def _batches(
+    p: PreparedExport, engine: AsyncEngine, batch_rows: int
+) -> AsyncGenerator[tuple[int, bytes], None]:
+    """(rows, bytes) per batch, through SQLAlchemy: every dataset and format, on both databases."""
+    shape = Shapers(Pseudonyms(p.secret), identified=p.query.identified).for_dataset(
+        p.query.dataset
+    )
+    out = encoder(p.query.format, p.columns)
+    yield 0, out.start()
+    async with engine.connect() as conn:
+        reader = await conn.execution_options(**{READ_ONLY_OPTION: True})
+        result = await reader.stream(statement(p).execution_options(yield_per=batch_rows))
+        async for batch in result.partitions(batch_rows):
+            shaped = list(shape(batch))
+            yield len(shaped), out.encode(shaped)
+    yield 0, out.finish()
+
+
+def _fast_batches(
+    p: PreparedExport, driver: Any, batch_rows: int
+) -> AsyncGenerator[tuple[int, bytes], None]:
+    pseudonyms = Pseudonyms(p.secret)
+    sql, args = export_pg.submissions_statement(
+        org_id=p.org_id,
+        since=p.since,
+        until=p.until,
+        instrument=p.query.instrument,
+        clinician_id=p.clinician_id,
+    )
+    lines = export_pg.SubmissionLines(pseudonyms)
+    return export_pg.stream_submissions(driver, sql, args, lines, batch_rows=batch_rows)
 
 
 async def _audit_finish(

@@ -99,6 +99,7 @@ async def export(
         engine=request.app.state.engine,
         sessionmaker=request.app.state.sessionmaker,
         actor=actor,
+        driver_pool=request.app.state.driver_pool,
     )
     filename = f"attune-{dataset}.{_EXTENSIONS[format]}"
     return StreamingResponse(

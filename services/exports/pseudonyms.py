@@ -9,10 +9,10 @@ have) would still differ.
 """
 
 import hashlib
-import hmac
 from typing import Any
 
 PSEUDONYM_HEX_DIGITS = 24
+_BLOCK = 64  # SHA-256's block size in bytes
 
 
 class Pseudonyms:
@@ -21,17 +21,35 @@ class Pseudonyms:
     stays bounded whatever the export's size."""
 
     def __init__(self, secret: str, *, cache_size: int = 65_536) -> None:
-        self._base = hmac.new(secret.encode(), digestmod=hashlib.sha256)
+        # HMAC as RFC 2104 writes it, with SHA-256 states that have taken in the key's inner and
+        # outer pads: copying two such states is about twice as quick as copying an `hmac.HMAC`,
+        # and an export computes one pseudonym per row at least. The unit tests check the result
+        # against `hmac`.
+        key = secret.encode()
+        if len(key) > _BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_BLOCK, b"\0")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
         self._cache: dict[tuple[str, Any], str] = {}
         self._cache_size = cache_size
+
+    def _mac(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()[:PSEUDONYM_HEX_DIGITS]
 
     def of(self, kind: str, value: Any) -> str | None:
         """The pseudonym of ``value`` (an id or a label), or None for None / ''."""
         if value is None or value == "":
             return None
-        mac = self._base.copy()
-        mac.update(f"{kind}:{value}".encode())
-        return mac.hexdigest()[:PSEUDONYM_HEX_DIGITS]
+        return self._mac(f"{kind}:{value}".encode())
+
+    def submission(self, value: str) -> str:
+        """``of("submission", value)`` for a submission id's text, with less on the way."""
+        return self._mac(b"submission:" + value.encode())
 
     def repeated(self, kind: str, value: Any) -> str | None:
         """As `of`, for values many rows share."""

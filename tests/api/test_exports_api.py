@@ -2,6 +2,7 @@
 pseudonyms, nothing identifying when de-identified, formats that load in pandas, DuckDB and
 pyarrow, scopes, caseloads and the audit trail."""
 
+import dataclasses
 import io
 import re
 import uuid
@@ -14,9 +15,11 @@ import orjson
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 
 from services import alert_lifecycle, export_runner
+from services.auth import Actor, Principal
 from tests.support import Attune, Tenant, bearer, expect, items, ors, srs, submit
 
 DATASETS = ("submissions", "scores", "alerts")
@@ -461,3 +464,133 @@ async def test_every_export_is_audited_with_its_filters_and_row_count(attune: At
         "rows": len(rows),
     }
     assert start["details"] == {k: v for k, v in finish["details"].items() if k != "rows"}
+
+
+# ----- the PostgreSQL fast path -------------------------------------------------------------------
+
+
+def exporter(tenant: Tenant) -> Actor:
+    principal = Principal(
+        key_id=None,
+        org_id=uuid.UUID(tenant.org_id),
+        scopes=frozenset({"exports:read"}),
+        clinician_id=None,
+    )
+    return Actor(principal, None)
+
+
+async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
+    app: FastAPI, attune: Attune
+) -> None:
+    """De-identified NDJSON submissions are written by SQL and asyncpg on PostgreSQL
+    (services/export_pg.py); every other export by the generic path. Both give the same bytes,
+    also for the values the two could write differently: floats (36.0, -0.0, 1e-07, 1e+16),
+    strings to escape, raters, JSON text, an absent mean and band."""
+    pool = app.state.driver_pool
+    if pool is None:
+        pytest.skip("PostgreSQL only")
+    tenant = await attune.tenant()
+    w = await world(tenant)
+    subs = w["submissions"]
+    odd = [
+        (36.0, '{"mean": 9, "band": "a \\"quoted\\" \\\\ band\\n\\u0001 é 😀"}'),
+        (-0.0, '{"mean": -0.0, "below_cutoff": null, "clinical": "false"}'),
+        (1e-07, '{"mean": 1e16, "subscales": {"x": 1.50, "y": [1e2, null]}}'),
+        (None, "{}"),
+    ]
+    async with app.state.engine.begin() as conn:
+        for sub, (total, scores) in zip(subs, odd, strict=False):
+            await conn.execute(
+                sa.text(
+                    "UPDATE submissions SET total = :total,"
+                    " scores = scores || CAST(:scores AS jsonb) WHERE id = :id"
+                ),
+                {"total": total, "scores": scores, "id": uuid.UUID(sub)},
+            )
+        await conn.execute(
+            sa.text("UPDATE submissions SET scores = '{}' WHERE id = :id"),
+            {"id": uuid.UUID(subs[4])},
+        )
+        middle = (
+            await conn.execute(
+                sa.text("SELECT changed_at FROM submissions WHERE id = :id"),
+                {"id": uuid.UUID(subs[2])},
+            )
+        ).scalar_one()
+    actor = exporter(tenant)
+    windows: list[dict[str, Any]] = [
+        {},
+        {"until": middle},
+        {"since": middle},
+        {"instrument": "srs"},
+        {"clinician": w["clinician"]["id"]},
+    ]
+    for window in windows:
+        query = export_runner.ExportQuery(
+            "submissions",
+            "ndjson",
+            window.get("since"),
+            window.get("until"),
+            window.get("instrument"),
+            False,
+        )
+        async with app.state.sessionmaker() as session:
+            prepared = await export_runner.prepare(
+                session, actor=actor, query=query, settle_seconds=0
+            )
+        if "clinician" in window:
+            prepared = dataclasses.replace(prepared, clinician_id=uuid.UUID(window["clinician"]))
+        assert export_runner.has_fast_path(prepared)
+        outputs = []
+        for driver_pool in (pool, None):
+            body = export_runner.stream(
+                prepared,
+                engine=app.state.engine,
+                sessionmaker=app.state.sessionmaker,
+                actor=actor,
+                driver_pool=driver_pool,
+                batch_rows=2,
+            )
+            outputs.append(b"".join([chunk async for chunk in body]))
+        fast, generic = outputs
+        assert fast == generic, window
+        assert fast, window
+        if not window:
+            assert fast.count(b"\n") == len(subs)
+            for written in ('"total":36.0', '"total":-0.0', '"total":1e-7', '"mean":1e+16'):
+                assert written.encode() in fast
+
+
+async def test_a_broken_off_fast_path_export_gives_its_connection_back_and_is_audited(
+    app: FastAPI, attune: Attune
+) -> None:
+    pool = app.state.driver_pool
+    if pool is None:
+        pytest.skip("PostgreSQL only")
+    tenant = await attune.tenant()
+    await world(tenant)
+    actor = exporter(tenant)
+    query = export_runner.ExportQuery("submissions", "ndjson", None, None, None, False)
+    async with app.state.sessionmaker() as session:
+        prepared = await export_runner.prepare(session, actor=actor, query=query, settle_seconds=0)
+    body = export_runner.stream(
+        prepared,
+        engine=app.state.engine,
+        sessionmaker=app.state.sessionmaker,
+        actor=actor,
+        driver_pool=pool,
+        batch_rows=1,
+    )
+    first = await anext(body)
+    assert first.count(b"\n") == 1
+    await body.aclose()  # the client went away, with the next batch asked for
+    assert pool.get_idle_size() == pool.get_size()
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        finish = await conn.fetchrow(
+            "SELECT outcome, details FROM audit_events WHERE action = 'export.finish'"
+            " AND resource_id = $1",
+            prepared.run_id,
+        )
+    assert finish["outcome"] == "incomplete"
+    assert orjson.loads(finish["details"])["rows"] == 1

@@ -1,6 +1,8 @@
 """Exports' pure core: pseudonyms, the change window, row shaping and the encoders."""
 
 import csv
+import hashlib
+import hmac
 import io
 import re
 import uuid
@@ -31,6 +33,16 @@ def test_a_pseudonym_is_stable_and_keyed_by_the_organizations_secret() -> None:
     assert str(value) not in pseudonym
     assert a.of("rater", "") is None
     assert a.of("submission", None) is None
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 64, "é" * 40, "y" * 65])
+def test_a_pseudonym_is_the_first_96_bits_of_hmac_sha256(secret: str) -> None:
+    value = uuid.uuid4()
+    mac = hmac.new(secret.encode(), f"submission:{value}".encode(), hashlib.sha256)
+    p = Pseudonyms(secret)
+    assert p.of("submission", value) == p.submission(str(value)) == mac.hexdigest()[:24]
+    rater = hmac.new(secret.encode(), "rater:Aunt Ém".encode(), hashlib.sha256)
+    assert p.of("rater", "Aunt Ém") == rater.hexdigest()[:24]
 
 
 def test_the_pseudonym_cache_stays_bounded() -> None:
