@@ -25,11 +25,9 @@ class OutboxEvent(SQLModel, table=True):
     events: an episode's writers hold its row lock, so its events get increasing numbers in the
     order they were committed."""
 
+    # No secondary indexes: every submission writes here, and events are read only by their
+    # sequence number (the deliveries point at it).
     __tablename__ = "outbox_events"
-    __table_args__ = (
-        sa.Index("ix_outbox_events_org_id_seq", "org_id", "seq"),
-        sa.Index("ix_outbox_events_subject", "org_id", "subject_id"),
-    )
 
     seq: int | None = Field(
         default=None, sa_column=sa.Column(Sequence, primary_key=True, autoincrement=True)

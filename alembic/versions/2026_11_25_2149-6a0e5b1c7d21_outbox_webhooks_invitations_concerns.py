@@ -47,10 +47,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox_events")),
         sa.UniqueConstraint("id", name=op.f("uq_outbox_events_id")),
     )
-    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.create_index("ix_outbox_events_org_id_seq", ["org_id", "seq"], unique=False)
-        batch_op.create_index("ix_outbox_events_subject", ["org_id", "subject_id"], unique=False)
-
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -270,9 +266,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_webhook_endpoints_org_id_id")
 
     op.drop_table("webhook_endpoints")
-    with op.batch_alter_table("outbox_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_outbox_events_subject")
-        batch_op.drop_index("ix_outbox_events_org_id_seq")
-
     op.drop_table("outbox_events")
     # ### end Alembic commands ###
