@@ -23,7 +23,13 @@ Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 class OutboxEvent(SQLModel, table=True):
     """An event, written in the same transaction as the change that caused it. ``seq`` orders
     events: an episode's writers hold its row lock, so its events get increasing numbers in the
-    order they were committed."""
+    order they were committed.
+
+    Neither this table nor ``webhook_deliveries`` declares foreign keys: every submission writes
+    to both, and each key check is a trigger that takes a share lock on the referenced row — the
+    one endpoint row that every concurrent submission of an organisation would lock. Their rows
+    are only ever written by the statements that create them together with what they point to
+    (services/outbox.py, services/pg_hot_path.py)."""
 
     # No secondary indexes: every submission writes here, and events are read only by their
     # sequence number (the deliveries point at it).
@@ -33,7 +39,7 @@ class OutboxEvent(SQLModel, table=True):
         default=None, sa_column=sa.Column(Sequence, primary_key=True, autoincrement=True)
     )
     id: uuid.UUID = Field(default_factory=new_id, unique=True)
-    org_id: uuid.UUID = Field(foreign_key="organizations.id")
+    org_id: uuid.UUID
     episode_id: uuid.UUID
     type: str = Field(max_length=64)
     # The submission or alert the event is about.
@@ -87,9 +93,9 @@ class WebhookDelivery(SQLModel, table=True):
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    org_id: uuid.UUID = Field(foreign_key="organizations.id")
-    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id")
-    event_seq: int = Field(sa_type=Sequence, foreign_key="outbox_events.seq")
+    org_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    event_seq: int = Field(sa_type=Sequence)
     event_id: uuid.UUID
     event_type: str = Field(max_length=64)
     episode_id: uuid.UUID

@@ -41,9 +41,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["org_id"], ["organizations.id"], name=op.f("fk_outbox_events_org_id_organizations")
-        ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox_events")),
         sa.UniqueConstraint("id", name=op.f("uq_outbox_events_id")),
     )
@@ -92,21 +89,6 @@ def upgrade() -> None:
         sa.Column("last_error", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
         sa.Column("delivered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["webhook_endpoints.id"],
-            name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["event_seq"],
-            ["outbox_events.seq"],
-            name=op.f("fk_webhook_deliveries_event_seq_outbox_events"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["org_id"],
-            ["organizations.id"],
-            name=op.f("fk_webhook_deliveries_org_id_organizations"),
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
         sa.UniqueConstraint(
             "endpoint_id", "event_seq", name=op.f("uq_webhook_deliveries_endpoint_id_event_seq")
