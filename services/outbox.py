@@ -5,6 +5,7 @@ The submission hot path on PostgreSQL writes the same rows with its own SQL
 (`services/pg_hot_path.py`); this module serves every other writer, on both databases.
 """
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,8 +62,11 @@ async def write(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> N
 
 
 def alert_events(
-    writes: Sequence[tuple[str, Mapping[str, Any]]], client_id: Any, clinician_id: Any
+    writes: Sequence[tuple[str, Mapping[str, Any]]],
+    client_id: uuid.UUID,
+    clinician_id: uuid.UUID,
 ) -> list[dict[str, Any]]:
+    """The outbox events of alert changes, for the episode's client and clinician."""
     return [
         event_payloads.alert_changed(change, row, client_id, clinician_id) for change, row in writes
     ]
