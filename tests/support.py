@@ -1,10 +1,13 @@
 """Helpers that drive the API the way an integrator would."""
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from services.config import Settings
 
 SYSTEM_KEY = "att_test-system-key-0123456789abcdefghijkl"
 
@@ -70,6 +73,27 @@ class Tenant:
 @dataclass
 class Attune:
     http: httpx.AsyncClient
+
+    async def post_from_two_apps(
+        self, settings: Settings, path: str, body: Any, headers: dict[str, str], times: int
+    ) -> list[httpx.Response]:
+        """``times`` identical POSTs at once, alternating between this app and a second
+        instance with its own engine and pool, which stands in for a second process."""
+        from api.app import create_app
+
+        other = create_app(settings)
+        async with other.router.lifespan_context(other):
+            transport = httpx.ASGITransport(app=other)
+            async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as second:
+                clients = [self.http, second]
+                return list(
+                    await asyncio.gather(
+                        *(
+                            clients[i % 2].post(path, json=body, headers=headers)
+                            for i in range(times)
+                        )
+                    )
+                )
 
     async def tenant(self, name: str = "Clinic") -> Tenant:
         slug = f"t-{uuid.uuid4().hex[:12]}"

@@ -2,7 +2,6 @@
 QuestionnaireResponse is scored as a submission; Observations and DetectedIssues are found by
 search; errors are OperationOutcomes."""
 
-import asyncio
 import copy
 import uuid
 from collections import Counter
@@ -12,7 +11,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api.app import create_app
 from services import alert_lifecycle
 from services.config import Settings
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER
@@ -168,18 +166,10 @@ async def test_concurrent_posts_with_one_identifier_create_exactly_one_submissio
     eid = (await tenant.episode())["id"]
     body = questionnaire_response(eid, "srs", 1, srs(9.1, 8.4, 9.0, 8.8), identifier="race-1")
     headers = {**tenant.admin, **FHIR_JSON}
-    # A second app instance with its own engine and pool stands in for a second process.
-    other: FastAPI = create_app(settings)
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as second:
-            clients = [attune.http, second]
-            responses = await asyncio.gather(
-                *(
-                    clients[i % 2].post("/fhir/QuestionnaireResponse", json=body, headers=headers)
-                    for i in range(20)
-                )
-            )
+    responses = await attune.post_from_two_apps(
+        settings, "/fhir/QuestionnaireResponse", body, headers, 20
+    )
+
     statuses = Counter(r.status_code for r in responses)
     assert statuses[201] == 1, statuses
     assert set(statuses) <= {200, 201}, [r.text for r in responses if r.status_code >= 300]

@@ -1,13 +1,8 @@
 """Idempotency-Key (DESIGN.md §4): same key + same body → the stored response; different body →
 422; still in flight → 409. Enforced by the database, so it holds across processes."""
 
-import asyncio
 from collections import Counter
 
-import httpx
-from fastapi import FastAPI
-
-from api.app import create_app
 from services.config import Settings
 from tests.support import Attune, expect, srs, submit
 
@@ -25,18 +20,7 @@ async def test_fifty_concurrent_retries_create_exactly_one_submission(
     }
     headers = {**tenant.admin, "Idempotency-Key": "retry-me-1"}
 
-    # A second app instance with its own engine and pool stands in for a second process.
-    other: FastAPI = create_app(settings)
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other)
-        async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as second:
-            clients = [attune.http, second]
-            responses = await asyncio.gather(
-                *(
-                    clients[i % 2].post("/v1/submissions", json=body, headers=headers)
-                    for i in range(50)
-                )
-            )
+    responses = await attune.post_from_two_apps(settings, "/v1/submissions", body, headers, 50)
 
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, statuses
