@@ -2,8 +2,9 @@
 
 import base64
 import binascii
+import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -22,21 +23,37 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(last_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(last_id.bytes).decode().rstrip("=")
+def _encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> uuid.UUID:
+def _decode(cursor: str, parse: Callable[[bytes], T]) -> T:
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(bytes=raw)
-    except (binascii.Error, ValueError) as exc:
+        return parse(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, struct.error) as exc:
         raise InvalidInput.at(
             "query.cursor",
             "invalid cursor",
             type="cursor",
             detail="the cursor is not one this API issued",
         ) from exc
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    return _encode(last_id.bytes)
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    return _decode(cursor, lambda raw: uuid.UUID(bytes=raw))
+
+
+def encode_seq_cursor(seq: int) -> str:
+    """A cursor after a sequence number, for lists ordered by one rather than by id."""
+    return _encode(struct.pack(">q", seq))
+
+
+def decode_seq_cursor(cursor: str) -> int:
+    return _decode(cursor, lambda raw: int(struct.unpack(">q", raw)[0]))
 
 
 async def fetch_page(

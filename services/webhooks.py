@@ -6,7 +6,6 @@ clinician sees only its caseload, so it may not manage them (403).
 
 import base64
 import secrets
-import struct
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from models.webhooks import (
 from services import audit, webhook_targets
 from services.auth import Actor
 from services.errors import Forbidden, InvalidInput, NotFound
-from services.pagination import fetch_page
+from services.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
 # Attempts shown with each delivery; the oldest are left out of the listing (not deleted).
@@ -112,24 +111,6 @@ async def delete_endpoint(session: AsyncSession, *, actor: Actor, endpoint_id: u
     )
 
 
-def _encode_seq(seq: int) -> str:
-    return base64.urlsafe_b64encode(struct.pack(">q", seq)).decode().rstrip("=")
-
-
-def _decode_seq(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        (seq,) = struct.unpack(">q", raw)
-    except (ValueError, struct.error):
-        raise InvalidInput.at(
-            "query.cursor",
-            "invalid cursor",
-            type="cursor",
-            detail="the cursor is not one this API issued",
-        ) from None
-    return int(seq)
-
-
 async def list_deliveries(
     session: AsyncSession,
     *,
@@ -148,11 +129,11 @@ async def list_deliveries(
     if status is not None:
         stmt = stmt.where(col(WebhookDelivery.status) == status)
     if cursor is not None:
-        stmt = stmt.where(col(WebhookDelivery.event_seq) < _decode_seq(cursor))
+        stmt = stmt.where(col(WebhookDelivery.event_seq) < decode_seq_cursor(cursor))
     rows: Sequence[WebhookDelivery] = (
         await session.scalars(stmt.order_by(col(WebhookDelivery.event_seq).desc()).limit(limit + 1))
     ).all()
-    next_cursor = _encode_seq(rows[limit - 1].event_seq) if len(rows) > limit else None
+    next_cursor = encode_seq_cursor(rows[limit - 1].event_seq) if len(rows) > limit else None
     rows = rows[:limit]
     attempts: dict[uuid.UUID, list[WebhookAttempt]] = defaultdict(list)
     if rows:

@@ -526,3 +526,25 @@ async def test_url_too_long_once_normalised_is_refused_naming_it(attune: Attune)
     response = await attune.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin)
     problem = expect(response, 422)
     assert problem["errors"][0]["field"] == "body.url"
+
+
+async def test_delivery_log_pages_newest_first_with_a_cursor(attune: Attune, app: FastAPI) -> None:
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, "https://ehr.example.org/h", event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    for session in (1, 2, 3):
+        await submit(tenant, eid, "srs", session, srs(9, 9, 9, 9))
+    path = f"/v1/webhooks/{hook['id']}/deliveries"
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = expect(await attune.http.get(path + query, headers=tenant.admin), 200)
+        seen += [d["event_id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Every delivery once across the pages, newest event first.
+    assert seen == list(reversed(await outbox_ids(app, tenant)))
+    problem = expect(await attune.http.get(path + "?cursor=AAAA", headers=tenant.admin), 422)
+    assert problem["errors"][0]["field"] == "query.cursor"
