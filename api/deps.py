@@ -44,6 +44,17 @@ def _client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+def bearer_token(request: Request, what: str) -> str:
+    """The token of `Authorization: Bearer <token>`, or 401 naming `what` was expected.
+
+    Parsed here rather than by a security dependency: this runs on every request, and the scheme
+    is documented in the OpenAPI by `api.openapi` instead."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized(f"missing {what}: send 'Authorization: Bearer <{what.split()[-1]}>'")
+    return token.strip()
+
+
 def require(scope: str, *, key_rechecked: bool = False) -> Any:
     """A dependency that authenticates the bearer key and demands `scope` (401, then 403).
     ``key_rechecked``: the route's own statements check that the key is not revoked (on
@@ -53,15 +64,11 @@ def require(scope: str, *, key_rechecked: bool = False) -> Any:
         request: Request,
         uow: UnitOfWorkDep,
     ) -> Actor:
-        # Parsed here rather than by a security dependency: this runs on every request, and the
-        # scheme is documented in the OpenAPI by `api.openapi` instead.
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        token = bearer_token(request, "API key")
         settings: Settings = request.app.state.settings
         cache = request.app.state.key_cache if key_rechecked and uow.dialect != "sqlite" else None
         principal = await authenticate(
-            uow, token=token.strip(), secret=settings.secret_key.get_secret_value(), cache=cache
+            uow, token=token, secret=settings.secret_key.get_secret_value(), cache=cache
         )
         actor = Actor(principal=principal, client_address=_client_address(request))
         if scope:

@@ -6,7 +6,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import SessionDep, SettingsDep, SubmissionsWrite, UnitOfWorkDep, audit_target
+from api.deps import (
+    SessionDep,
+    SettingsDep,
+    SubmissionsWrite,
+    UnitOfWorkDep,
+    audit_target,
+    bearer_token,
+)
 from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
@@ -20,7 +27,6 @@ from models.invitations import (
     InvitationView,
 )
 from services import invitations
-from services.errors import Unauthorized
 
 router = api_router(tags=["invitations"])
 
@@ -55,12 +61,9 @@ def _holder(*, lock: bool) -> Any:
     async def dependency(
         request: Request, session: SessionDep, settings: SettingsDep
     ) -> invitations.Holder:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("missing invitation token: send 'Authorization: Bearer <token>'")
         return await invitations.authenticate(
             session,
-            token=token.strip(),
+            token=bearer_token(request, "invitation token"),
             secret=settings.secret_key.get_secret_value(),
             client_address=request.client.host if request.client else None,
             lock=lock,
