@@ -52,15 +52,21 @@ def _printable(parameter: str, value: str) -> str:
     return value
 
 
+def _tokens(value: str) -> list[tuple[str, str]]:
+    """A token search value, ``[system|]code,…``, as (system, code) pairs ('' for no system)."""
+    _printable("code", value)
+    pairs = []
+    for token in value.split(","):
+        system, sep, code = token.partition("|")
+        pairs.append((system, code) if sep else ("", token))
+    return pairs
+
+
 def score_codes(value: str) -> list[ScoreCode]:
     """``code=system|code,…``: LOINC (a total code), Attune's score system
     (``phq-9.total``, ``wai-sr.bond``), or a bare code of either."""
-    _printable("code", value)
     out = []
-    for token in value.split(","):
-        system, sep, code = token.partition("|")
-        if not sep:
-            system, code = "", token
+    for system, code in _tokens(value):
         if not code:
             raise SearchError("code", "system|code or code")
         if system not in ("", LOINC, CS_SCORE):
@@ -79,12 +85,8 @@ def score_codes(value: str) -> list[ScoreCode]:
 
 
 def alert_types(value: str) -> list[str]:
-    _printable("code", value)
     out = []
-    for token in value.split(","):
-        system, sep, code = token.partition("|")
-        if not sep:
-            system, code = "", token
+    for system, code in _tokens(value):
         if system not in ("", CS_ALERT_TYPE) or not code:
             raise SearchError("code", f"codes of {CS_ALERT_TYPE}")
         out.append(code)
