@@ -8,8 +8,8 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on the metadata)
 from alembic import context
-from services.config import Settings
-from services.database import create_engine
+from services.kernel.config import Settings
+from services.kernel.database import create_engine
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

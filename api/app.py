@@ -29,9 +29,9 @@ from api.routes import (
     submissions,
     webhooks,
 )
-from services.auth import PrincipalCache, ensure_bootstrap_key
-from services.config import Settings, get_settings
-from services.database import create_driver_pool, create_engine, create_sessionmaker
+from services.kernel.auth import PrincipalCache, ensure_bootstrap_key
+from services.kernel.config import Settings, get_settings
+from services.kernel.database import create_driver_pool, create_engine, create_sessionmaker
 
 DESCRIPTION = """
 Attune scores session ratings, follows every episode of care, and raises alerts when the

@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from models.tenancy import ApiKeyCreate, Organization, OrganizationCreate
-from services.auth import Actor, Principal
-from services.config import Settings, get_settings
-from services.database import create_engine, create_sessionmaker
-from services.organizations import create_api_key, create_organization
+from services.care.organizations import create_api_key, create_organization
+from services.kernel.auth import Actor, Principal
+from services.kernel.config import Settings, get_settings
+from services.kernel.database import create_engine, create_sessionmaker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEMO_SLUG = "demo"
@@ -85,7 +85,8 @@ async def _recompute_alerts(settings: Settings, slug: str) -> dict[str, int] | N
     """Every episode of the organization, one transaction each: a long recompute never holds more
     than one episode's lock, and what is done stays done if it is interrupted."""
     from models.audit import AuditEvent
-    from services import alert_engine, audit
+    from services.alerts import engine as alert_engine
+    from services.kernel import audit
 
     engine = create_engine(settings)
     counts = {"episodes": 0, "created": 0, "updated": 0, "resolved": 0}
@@ -160,7 +161,7 @@ def serve(settings: Settings) -> None:
 
 
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
-    from services import webhook_delivery
+    from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

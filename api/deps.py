@@ -7,11 +7,11 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.routing import UOW_STATE
-from services.auth import Actor, authenticate
-from services.config import Settings
-from services.database import UnitOfWork
-from services.errors import Unauthorized
-from services.pagination import MAX_LIMIT
+from services.kernel.auth import Actor, authenticate
+from services.kernel.config import Settings
+from services.kernel.database import UnitOfWork
+from services.kernel.errors import Unauthorized
+from services.kernel.pagination import MAX_LIMIT
 
 
 async def _unit_of_work(request: Request) -> UnitOfWork:
@@ -88,7 +88,7 @@ ClientsRead = Annotated[Actor, require("clients:read")]
 ClientsWrite = Annotated[Actor, require("clients:write")]
 SubmissionsRead = Annotated[Actor, require("submissions:read")]
 SubmissionsWrite = Annotated[Actor, require("submissions:write")]
-# POST /v1/submissions only: its statements check the key again (services/pg_hot_path.py).
+# POST /v1/submissions only: its statements check the key again (services/submissions/store_pg.py).
 SubmissionWriter = Annotated[Actor, require("submissions:write", key_rechecked=True)]
 # Any key of an organization, whatever its scopes (instrument definitions are not health data).
 OrgKey = Annotated[Actor, require("")]

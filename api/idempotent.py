@@ -7,9 +7,9 @@ import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
-from services import idempotency
-from services.auth import Actor
-from services.database import UnitOfWork
+from services.kernel import idempotency
+from services.kernel.auth import Actor
+from services.kernel.database import UnitOfWork
 
 IdempotencyKey = Annotated[
     str | None,

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.json_body import InvalidJSON
-from services.errors import DomainError
+from services.kernel.errors import DomainError
 
 log = logging.getLogger("attune.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -237,7 +237,7 @@ async def _audit_refusal(request: Request, status: int) -> None:
     audit_as = getattr(request.state, "audit_as", None)
     if actor is None or audit_as is None:
         return
-    from services import audit
+    from services.kernel import audit
 
     outcome = "forbidden" if status == 403 else "not_found"
     try:

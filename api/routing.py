@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from api.json_body import StrictJSONRequest
-from services.database import UnitOfWork
+from services.kernel.database import UnitOfWork
 
 UOW_STATE = "uow"
 

@@ -10,7 +10,7 @@ broken; they hold no data.
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from services.config import Settings
+from services.kernel.config import Settings
 
 BASE_HEADERS = (
     (b"x-content-type-options", b"nosniff"),

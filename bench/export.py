@@ -135,8 +135,8 @@ def copy_statement(org_id: str, until: datetime) -> str:
     """The service's own export statement, with its parameters as literals."""
     from sqlalchemy.dialects import postgresql
 
-    from services.export_runner import ExportQuery, PreparedExport, statement
     from services.exports import columns
+    from services.exports.runner import ExportQuery, PreparedExport, statement
 
     prepared = PreparedExport(
         run_id=uuid.uuid4(),

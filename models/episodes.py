@@ -35,7 +35,8 @@ class Episode(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Bumped by every change to the episode's alerts, in the same transaction: a submission that
-    # read the episode at one value stores only if it is unchanged (services/submissions.py), and
+    # read the episode at one value stores only if it is unchanged
+    # (services/submissions/service.py), and
     # the other writers hold the row's lock while they work (services/alert_store.lock_episode).
     alert_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 

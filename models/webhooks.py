@@ -29,7 +29,7 @@ class OutboxEvent(SQLModel, table=True):
     to both, and each key check is a trigger that takes a share lock on the referenced row — the
     one endpoint row that every concurrent submission of an organisation would lock. Their rows
     are only ever written by the statements that create them together with what they point to
-    (services/outbox.py, services/pg_hot_path.py)."""
+    (services/webhooks/outbox.py, services/submissions/store_pg.py)."""
 
     # No secondary indexes: every submission writes here, and events are read only by their
     # sequence number (the deliveries point at it).

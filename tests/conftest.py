@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
 from api.cli import migrate
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.support import SYSTEM_KEY, Attune
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"

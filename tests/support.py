@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from services.config import Settings
+from services.kernel.config import Settings
 
 SYSTEM_KEY = "att_test-system-key-0123456789abcdefghijkl"
 

@@ -11,11 +11,11 @@ from api.fhir.responses import SearchRefused
 from api.fhir.routes import base_url
 from api.routing import router as api_router
 from models.base import utcnow
-from services import audit
-from services.auth import Actor
-from services.errors import NotFound
 from services.fhir import export, store
 from services.fhir.codes import EXPORTABLE, NDJSON_MEDIA_TYPE
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import NotFound
 
 router = api_router(prefix="/fhir", tags=["fhir"], include_in_schema=False)
 

@@ -10,9 +10,9 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.problems import PROBLEM_MEDIA_TYPE
-from services.errors import DomainError
 from services.fhir.codes import MEDIA_TYPE
 from services.fhir.outcome import from_problem
+from services.kernel.errors import DomainError
 
 PREFIX = "/fhir"
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]

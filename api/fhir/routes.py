@@ -17,13 +17,13 @@ from api.deps import OrgKey, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_t
 from api.fhir.responses import BadResource, FhirResponse, SearchRefused
 from api.routing import router as api_router
 from models.base import utcnow
-from services import instrument_catalog
-from services.auth import Actor
-from services.errors import NotFound
 from services.fhir import capability, search, store
 from services.fhir.questionnaire import to_questionnaire
 from services.fhir.resources import QR, instant, parse_questionnaire_ref, questionnaire_response
 from services.fhir.search import SearchError
+from services.instruments import catalog as instrument_catalog
+from services.kernel.auth import Actor
+from services.kernel.errors import NotFound
 
 router = api_router(prefix="/fhir", tags=["fhir"], include_in_schema=False)
 

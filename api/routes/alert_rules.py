@@ -8,8 +8,8 @@ from api.deps import AdminActor, SessionDep, audit_target, require
 from api.problems import responses
 from api.routing import router as api_router
 from models.alerts import AlertRuleSettingPublic, AlertRuleUpdate, RecomputedRuleSetting
-from services import alert_rules
-from services.auth import Actor
+from services.alerts import settings_store as alert_rules
+from services.kernel.auth import Actor
 
 router = api_router(prefix="/v1/alert-rules", tags=["alerts"])
 

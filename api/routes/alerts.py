@@ -15,10 +15,10 @@ from models.alerts import (
     AlertSeverity,
     AlertStatus,
 )
-from services import alert_lifecycle
 from services.alerts import RuleId
-from services.auth import Actor
-from services.pagination import DEFAULT_LIMIT, Page
+from services.alerts import lifecycle as alert_lifecycle
+from services.kernel.auth import Actor
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/alerts", tags=["alerts"])
 

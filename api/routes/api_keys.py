@@ -8,8 +8,8 @@ from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep
 from api.problems import responses
 from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
-from services import organizations
-from services.pagination import DEFAULT_LIMIT, Page
+from services.care import organizations
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/api-keys", tags=["api-keys"])
 

@@ -4,8 +4,8 @@ from api.deps import AdminActor, Cursor, Limit, SessionDep
 from api.problems import responses
 from api.routing import router as api_router
 from models.audit import AuditEventPublic
-from services import audit
-from services.pagination import DEFAULT_LIMIT, Page
+from services.kernel import audit
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/audit-events", tags=["audit"])
 

@@ -10,8 +10,8 @@ from api.problems import responses
 from api.routing import router as api_router
 from models.people import ClientCreate, ClientPublic, ClientUpsert
 from models.types import ExternalId
-from services import clients
-from services.pagination import DEFAULT_LIMIT, Page
+from services.care import clients
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/clients", tags=["clients"])
 

@@ -9,8 +9,8 @@ from api.problems import responses
 from api.routing import router as api_router
 from models.people import ClinicianCreate, ClinicianPublic
 from models.types import ExternalId
-from services import clinicians
-from services.pagination import DEFAULT_LIMIT, Page
+from services.care import clinicians
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/clinicians", tags=["clinicians"])
 

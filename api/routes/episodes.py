@@ -8,8 +8,8 @@ from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit
 from api.problems import responses
 from api.routing import router as api_router
 from models.episodes import EpisodeCreate, EpisodePublic, EpisodeStatus, EpisodeUpdate
-from services import episodes
-from services.pagination import DEFAULT_LIMIT, Page
+from services.care import episodes
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(prefix="/v1/episodes", tags=["episodes"])
 

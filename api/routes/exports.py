@@ -11,9 +11,9 @@ from api.deps import SessionDep, audit_target, require
 from api.problems import responses
 from api.routing import router as api_router
 from models.types import Timestamp
-from services import export_runner
-from services.auth import Actor
 from services.exports import MEDIA_TYPES, Dataset, Format
+from services.exports import runner as export_runner
+from services.kernel.auth import Actor
 
 router = api_router(prefix="/v1/exports", tags=["exports"])
 

@@ -7,9 +7,9 @@ from fastapi import Body, Path
 from api.deps import AdminActor, OrgKey, SessionDep
 from api.problems import responses
 from api.routing import router as api_router
-from services import instrument_catalog
-from services.errors import NotFound
 from services.instruments import InstrumentDefinition
+from services.instruments import catalog as instrument_catalog
+from services.kernel.errors import NotFound
 
 router = api_router(prefix="/v1/instruments", tags=["instruments"])
 

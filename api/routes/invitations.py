@@ -26,7 +26,7 @@ from models.invitations import (
     InvitationSubmissionCreate,
     InvitationView,
 )
-from services import invitations
+from services.care import invitations
 
 router = api_router(tags=["invitations"])
 

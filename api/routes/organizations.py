@@ -6,7 +6,7 @@ from api.deps import SessionDep, SettingsDep, SystemActor
 from api.problems import responses
 from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, OrganizationCreate, OrganizationPublic
-from services import organizations
+from services.care import organizations
 
 router = api_router(prefix="/v1/organizations", tags=["organizations"])
 

@@ -20,9 +20,10 @@ from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.submissions import Respondent, SubmissionCreate, SubmissionPublic, SubmissionVoid
-from services import submissions, trajectories
-from services.pagination import DEFAULT_LIMIT, Page
+from services.kernel.pagination import DEFAULT_LIMIT, Page
+from services.submissions import service as submissions
 from services.trajectory import Trajectory
+from services.trajectory import service as trajectories
 
 router = api_router(tags=["submissions"])
 

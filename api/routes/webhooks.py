@@ -15,9 +15,9 @@ from models.webhooks import (
     WebhookDeliveryPublic,
     WebhookPublic,
 )
-from services import webhooks
-from services.auth import Actor
-from services.pagination import DEFAULT_LIMIT, Page
+from services.kernel.auth import Actor
+from services.kernel.pagination import DEFAULT_LIMIT, Page
+from services.webhooks import endpoints as webhooks
 
 router = api_router(prefix="/v1/webhooks", tags=["webhooks"])
 

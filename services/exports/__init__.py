@@ -1,6 +1,6 @@
 """Analyst exports, the pure part: datasets and their columns, pseudonyms, the change window, and
 the encoders (NDJSON, CSV, Parquet). Reading the database and streaming is
-`services.export_runner`'s."""
+`services.exports.runner`'s."""
 
 from services.exports.datasets import COLUMNS, DATASETS, Column, Dataset, Shapers, columns
 from services.exports.encoders import FORMATS, MEDIA_TYPES, Format, encoder, parquet_available

@@ -19,7 +19,7 @@ transaction-id (xmin) watermark would be exact on PostgreSQL but has no SQLite c
 
 from datetime import datetime, timedelta
 
-from services.errors import InvalidInput
+from services.kernel.errors import InvalidInput
 
 
 def export_window(

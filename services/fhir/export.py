@@ -24,13 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models.base import utcnow
 from models.fhir import FhirExportJob
-from services import alert_lifecycle, audit
-from services.alert_store import ALERTS
-from services.auth import Actor
-from services.errors import NotFound
+from services.alerts import lifecycle as alert_lifecycle
+from services.alerts.store import ALERTS
 from services.fhir import resources, store
 from services.fhir.codes import EXPORTABLE
 from services.instruments import InstrumentDefinition
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import NotFound
 
 SETTLE_SECONDS = 2.0
 BATCH = 500

@@ -218,7 +218,7 @@ def issue_status(status: str, resolution: str | None) -> str:
 
 
 def detected_issue(alert: Mapping[str, Any], *, evidence_observation: str | None) -> dict[str, Any]:
-    """``alert`` as `services.alert_lifecycle.public` shows it; ``evidence_observation``: the id
+    """``alert`` as `services.alerts.lifecycle.public` shows it; ``evidence_observation``: the id
     of the Observation the alert is about, when its submission has that score."""
     out: dict[str, Any] = {
         "resourceType": "DetectedIssue",

@@ -1,6 +1,7 @@
 """The facade's use cases on the database: a QuestionnaireResponse posted and read, Observations
 and DetectedIssues searched and read. Scoring, alerts and audit are the submission service's
-(`services.submissions.create_submission`); visibility rules are the ones the v1 API applies."""
+(`services.submissions.service.create_submission`); visibility rules are the ones the v1 API
+applies."""
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,15 +16,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from models.episodes import Episode
 from models.fhir import FhirIdentifier
 from models.submissions import Submission, SubmissionCreate
-from services import alert_lifecycle, audit, instrument_catalog, submissions
-from services.alert_store import ALERTS
-from services.auth import Actor
-from services.database import UnitOfWork
-from services.errors import Conflict, InvalidInput, NotFound
+from services.alerts import lifecycle as alert_lifecycle
+from services.alerts.store import ALERTS
 from services.fhir import resources
 from services.fhir.resources import QR, FhirInputError, SubmissionRow
 from services.fhir.search import DateRange, ScoreCode
 from services.instruments import InstrumentDefinition
+from services.instruments import catalog as instrument_catalog
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import UnitOfWork
+from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.submissions import service as submissions
 
 SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 EPISODES = Episode.__table__  # type: ignore[attr-defined]

@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.cli import _recompute_alerts
-from services import alert_lifecycle
-from services.config import Settings
-from services.database import UnitOfWork
+from services.alerts import lifecycle as alert_lifecycle
+from services.kernel.config import Settings
+from services.kernel.database import UnitOfWork
 from tests.support import Attune, Tenant, bearer, expect, items, ors, srs, submit
 
 # ----- helpers ------------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
-from services import alert_lifecycle, export_runner
-from services.auth import Actor, Principal
+from services.alerts import lifecycle as alert_lifecycle
+from services.exports import runner as export_runner
+from services.kernel.auth import Actor, Principal
 from tests.support import Attune, Tenant, bearer, expect, items, ors, srs, submit
 
 DATASETS = ("submissions", "scores", "alerts")
@@ -483,8 +484,8 @@ async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
     app: FastAPI, attune: Attune
 ) -> None:
     """De-identified NDJSON submissions are written by SQL and asyncpg on PostgreSQL
-    (services/export_pg.py); every other export by the generic path. Both give the same bytes,
-    also for the values the two could write differently: floats (36.0, -0.0, 1e-07, 1e+16),
+    (services/exports/ndjson_pg.py); every other export by the generic path. Both give the same
+    bytes, also for the values the two could write differently: floats (36.0, -0.0, 1e-07, 1e+16),
     strings to escape, raters, JSON text, an absent mean and band."""
     pool = app.state.driver_pool
     if pool is None:

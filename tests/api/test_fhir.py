@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services import alert_lifecycle
-from services.config import Settings
+from services.alerts import lifecycle as alert_lifecycle
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER
+from services.kernel.config import Settings
 from tests.fhir_support import FHIR_JSON, fhir, outcome, questionnaire_response
 from tests.support import Attune, bearer, expect, items, srs, submit
 

@@ -11,8 +11,8 @@ import uvicorn
 from fhirpy import AsyncFHIRClient
 
 from api.app import create_app
-from services.config import Settings
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER, QUESTIONNAIRE
+from services.kernel.config import Settings
 from tests.fhir_support import parses
 from tests.support import Attune, expect, items
 

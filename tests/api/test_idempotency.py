@@ -3,7 +3,7 @@
 
 from collections import Counter
 
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.support import Attune, expect, srs, submit
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from models.base import utcnow
 from models.invitations import Invitation
-from services.outbox import OUTBOX
+from services.webhooks.outbox import OUTBOX
 from tests.support import Attune, Tenant, bearer, expect, ors, srs, submit
 
 

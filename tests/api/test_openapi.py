@@ -5,7 +5,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from api.app import create_app
-from services.config import Settings
+from services.kernel.config import Settings
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.support import Attune, bearer
 
 NOT_NEEDING_THE_DATABASE = {"/healthz", "/metrics", "/openapi.json", "/docs", "/redoc"}
@@ -165,7 +165,7 @@ async def test_database_errors_meaning_unreachable_answer_503_with_retry_after(
     attune: Attune, monkeypatch: pytest.MonkeyPatch, error: Callable[[], Exception]
 ) -> None:
     tenant = await attune.tenant()
-    from services import clinicians
+    from services.care import clinicians
 
     async def failing(*args: Any, **kwargs: Any) -> Any:
         raise error()
@@ -179,7 +179,7 @@ async def test_other_database_errors_are_a_500_without_detail(
     attune: Attune, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant = await attune.tenant()
-    from services import clinicians
+    from services.care import clinicians
 
     async def failing(*args: Any, **kwargs: Any) -> Any:
         raise _wrapped(asyncpg.exceptions.UndefinedColumnError("column x does not exist"))

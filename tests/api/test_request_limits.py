@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from api.app import create_app
 from api.limits import RequestTimeout
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.support import Attune, expect
 
 TIMEOUT = 0.5
@@ -47,7 +47,7 @@ async def test_a_request_stuck_in_the_database_gets_503_and_the_next_one_works(
     attune: Attune, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tenant = await attune.tenant()
-    from services import clinicians
+    from services.care import clinicians
 
     real = clinicians.list_clinicians
 

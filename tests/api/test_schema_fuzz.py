@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from api.app import create_app
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.api.fuzz_support import (
     TARGET,
     BearerKeys,

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from api.app import create_app
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.conftest import TEST_SECRET
 from tests.support import Attune, bearer, expect, srs, submit
 
@@ -128,7 +128,7 @@ async def test_api_keys_are_stored_only_as_their_hmac_under_the_server_secret(
     """Keys are 256-bit random tokens: a fast keyed hash suits them (a slow password hash
     defends guessable secrets). A stolen table holds neither the key nor a plain hash of it,
     and is useless without the server secret. The lookup is by that hash, so its timing says
-    nothing about the key (services/auth.py)."""
+    nothing about the key (services/kernel/auth.py)."""
     tenant = await attune.tenant()
     key = await tenant.key("clients:read")
     expect(await attune.http.get("/v1/clients", headers=bearer(key)), 200)

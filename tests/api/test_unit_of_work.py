@@ -58,9 +58,9 @@ async def test_failed_commit_of_a_submission_saves_nothing(
 ) -> None:
     """The submission, its session, its audit event and its alerts are committed together. On
     SQLite they share the request's transaction; on PostgreSQL they are one statement that
-    commits as a whole (services/pg_hot_path.py), so nothing written before it may persist when
-    it fails."""
-    from services import pg_hot_path
+    commits as a whole (services/submissions/store_pg.py), so nothing written before it may
+    persist when it fails."""
+    from services.submissions import store_pg as pg_hot_path
     from tests.support import srs
 
     tenant = await attune.tenant()

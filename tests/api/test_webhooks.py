@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
-from services import webhook_delivery
-from services.config import Settings
-from services.outbox import DELIVERIES, OUTBOX
+from services.kernel.config import Settings
+from services.webhooks import delivery as webhook_delivery
+from services.webhooks.outbox import DELIVERIES, OUTBOX
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
 ANSWER_MARKERS = (5.3, 4.7)  # distinctive values, to prove payloads carry no answers
@@ -444,8 +444,8 @@ async def test_two_workers_share_a_thousand_events_without_sending_one_twice(
     have), drain 1,000 events of 25 episodes: every event arrives exactly once, and an episode's
     events one after another in creation order — never two of them in flight at once."""
     from models.base import new_id, utcnow
-    from services import outbox
-    from services.database import create_engine
+    from services.kernel.database import create_engine
+    from services.webhooks import outbox
 
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("several workers run on PostgreSQL only")

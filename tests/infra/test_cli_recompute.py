@@ -8,7 +8,7 @@ from sqlmodel import col
 
 from api.cli import _recompute_alerts
 from models.alerts import Alert
-from services.config import Settings
+from services.kernel.config import Settings
 from tests.support import Attune, expect, items, srs, submit
 
 

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from services.config import Settings
+from services.kernel.config import Settings
 
 
 def test_production_refuses_the_placeholder_secret() -> None:

@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.alert_engine import SeriesContext, derive_full, evaluate_new
-from services.alert_store import SeriesKey
 from services.alerts import SeriesPoint, validate_override
+from services.alerts.engine import SeriesContext, derive_full, evaluate_new
 from services.alerts.reconcile import Change
 from services.alerts.replay import history_needed
+from services.alerts.store import SeriesKey
 from services.instruments.registry import builtin_instruments
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

@@ -14,9 +14,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from services.errors import InvalidInput
 from services.exports import Pseudonyms, Shapers, columns, encoder, export_window
 from services.exports.datasets import COLUMNS, Column, days_between, hours_between
+from services.kernel.errors import InvalidInput
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

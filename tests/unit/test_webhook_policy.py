@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services import events
-from services.webhook_delivery import backoff_seconds, verdict
-from services.webhook_targets import is_public
+from services.webhooks import events
+from services.webhooks.delivery import backoff_seconds, verdict
+from services.webhooks.targets import is_public
 
 
 @given(

@@ -7,7 +7,7 @@ from sqlmodel import col
 
 from models.episodes import Episode
 from models.people import Client
-from services.auth import Actor
+from services.kernel.auth import Actor
 
 S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 

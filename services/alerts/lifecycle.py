@@ -22,11 +22,13 @@ from sqlmodel import col
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.invitations import Concern
-from services import alert_store, audit, events, outbox
-from services.alert_store import ALERTS, EpisodeFacts
-from services.auth import Actor
-from services.errors import NotFound
-from services.pagination import decode_cursor, encode_cursor
+from services.alerts import store as alert_store
+from services.alerts.store import ALERTS, EpisodeFacts
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import NotFound
+from services.kernel.pagination import decode_cursor, encode_cursor
+from services.webhooks import events, outbox
 
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 CONCERN = "concern.reported"

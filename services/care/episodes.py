@@ -11,11 +11,11 @@ from sqlmodel import col
 from models.base import utcnow
 from models.episodes import Episode, EpisodeCreate, EpisodeStatus, EpisodeUpdate
 from models.people import Client, Clinician
-from services import audit
-from services.auth import Actor
-from services.caseload import visible_episodes
-from services.errors import Forbidden, InvalidInput, NotFound
-from services.pagination import fetch_page
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import Forbidden, InvalidInput, NotFound
+from services.kernel.pagination import fetch_page
+from services.kernel.visibility import visible_episodes
 
 
 async def _check_clinician(session: AsyncSession, actor: Actor, clinician_id: uuid.UUID) -> None:

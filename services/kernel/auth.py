@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.tenancy import ORG_SCOPES, ApiKey
-from services import pg_hot_path
-from services.database import UnitOfWork
-from services.errors import Forbidden, Unauthorized
+from services.kernel.database import UnitOfWork
+from services.kernel.errors import Forbidden, Unauthorized
+from services.submissions import store_pg as pg_hot_path
 
 KEY_PREFIX = "att_"
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
@@ -88,7 +88,7 @@ def display_prefix(key: str) -> str:
 
 class PrincipalCache:
     """Keys already looked up by this process, for the one route whose statements check the key
-    themselves (`POST /v1/submissions` on PostgreSQL: services/pg_hot_path.py re-checks
+    themselves (`POST /v1/submissions` on PostgreSQL: services/submissions/store_pg.py re-checks
     ``revoked_at`` in the statements that read and write, so a revoked key still fails on its
     very next request). Keys never change but for revocation; entries expire only to bound the
     memory held for keys no longer used."""

@@ -8,11 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.people import Clinician, ClinicianCreate
-from services import audit
-from services.auth import Actor
-from services.database import insert_unique
-from services.errors import Conflict, NotFound
-from services.pagination import fetch_page
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import insert_unique
+from services.kernel.errors import Conflict, NotFound
+from services.kernel.pagination import fetch_page
 
 
 async def create_clinician(

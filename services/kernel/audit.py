@@ -10,8 +10,8 @@ from sqlmodel import col
 
 from models.audit import AuditEvent
 from models.base import new_id, utcnow
-from services.auth import Actor
-from services.pagination import fetch_page
+from services.kernel.auth import Actor
+from services.kernel.pagination import fetch_page
 
 
 def event_values(

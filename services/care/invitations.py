@@ -33,12 +33,14 @@ from models.invitations import (
     InvitationView,
 )
 from models.submissions import SubmissionCreate
-from services import alert_lifecycle, audit, submissions
-from services.auth import Actor, Principal, hash_key
-from services.database import UnitOfWork, insert_unique
-from services.episodes import load_episode
-from services.errors import Conflict, DomainError, InvalidInput, Unauthorized
-from services.instrument_catalog import resolve, resolve_named
+from services.alerts import lifecycle as alert_lifecycle
+from services.care.episodes import load_episode
+from services.instruments.catalog import resolve, resolve_named
+from services.kernel import audit
+from services.kernel.auth import Actor, Principal, hash_key
+from services.kernel.database import UnitOfWork, insert_unique
+from services.kernel.errors import Conflict, DomainError, InvalidInput, Unauthorized
+from services.submissions import service as submissions
 
 TOKEN_PREFIX = "inv_"  # noqa: S105  (a prefix, not a secret)
 

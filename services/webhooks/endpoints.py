@@ -24,10 +24,11 @@ from models.webhooks import (
     WebhookEndpoint,
     WebhookPublic,
 )
-from services import audit, webhook_targets
-from services.auth import Actor
-from services.errors import Forbidden, InvalidInput, NotFound
-from services.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import Forbidden, InvalidInput, NotFound
+from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
+from services.webhooks import targets as webhook_targets
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
 # Attempts shown with each delivery; the oldest are left out of the listing (not deleted).

@@ -9,12 +9,12 @@ from sqlmodel import col
 
 from models.base import utcnow
 from models.people import Client, ClientCreate, ClientUpsert
-from services import audit
-from services.auth import Actor
-from services.caseload import visible_clients
-from services.database import insert_unique
-from services.errors import Conflict, NotFound
-from services.pagination import fetch_page
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import insert_unique
+from services.kernel.errors import Conflict, NotFound
+from services.kernel.pagination import fetch_page
+from services.kernel.visibility import visible_clients
 
 
 async def _by_external_id(session: AsyncSession, actor: Actor, external_id: str) -> Client | None:

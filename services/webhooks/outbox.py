@@ -2,7 +2,7 @@
 each with one pending delivery per subscribed webhook endpoint, for the worker to send.
 
 The submission hot path on PostgreSQL writes the same rows with its own SQL
-(`services/pg_hot_path.py`); this module serves every other writer, on both databases.
+(`services/submissions/store_pg.py`); this module serves every other writer, on both databases.
 """
 
 import uuid
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.base import new_id
 from models.webhooks import OutboxEvent, WebhookDelivery, WebhookEndpoint
-from services import events as event_payloads
+from services.webhooks import events as event_payloads
 
 OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
 ENDPOINTS = WebhookEndpoint.__table__  # type: ignore[attr-defined]

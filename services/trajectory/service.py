@@ -8,10 +8,10 @@ from sqlmodel import col
 
 from models.people import Client
 from models.submissions import Submission
-from services import audit
-from services.auth import Actor
-from services.episodes import load_episode
-from services.instrument_catalog import resolve_named
+from services.care.episodes import load_episode
+from services.instruments.catalog import resolve_named
+from services.kernel import audit
+from services.kernel.auth import Actor
 from services.trajectory import Trajectory, build_trajectory
 
 

@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.base import new_id, utcnow
 from models.submissions import StoredInstrument, Submission
-from services import alert_store
-from services.alert_store import EpisodeFacts, SeriesKey
 from services.alerts import (
     RULES,
     RuleSetting,
@@ -35,7 +33,9 @@ from services.alerts import (
     settings_with_fallback,
     step,
 )
+from services.alerts import store as alert_store
 from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
+from services.alerts.store import EpisodeFacts, SeriesKey
 from services.instruments import InstrumentDefinition, builtin_instruments
 
 log = logging.getLogger("attune.alerts")
@@ -178,7 +178,7 @@ async def recompute_series(
     now: datetime | None = None,
 ) -> Writes:
     """Re-derive one series' alerts from its whole history and store the result. The caller holds
-    the episode's lock (:func:`services.alert_store.lock_episode`)."""
+    the episode's lock (:func:`services.alerts.store.lock_episode`)."""
     definition = await definition_for(conn, key.org_id, key.instrument)
     if definition is None:
         return []

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from services.config import Settings
-from services.errors import Conflict
+from services.kernel.config import Settings
+from services.kernel.errors import Conflict
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

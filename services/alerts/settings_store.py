@@ -9,11 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models.alerts import AlertRuleSetting
 from models.base import utcnow
-from services import alert_engine, alert_store, audit
 from services.alerts import RULES, RuleSetting, SettingsProblems, validate_override
-from services.auth import Actor
-from services.database import insert_unique
-from services.errors import InvalidInput, NotFound
+from services.alerts import engine as alert_engine
+from services.alerts import store as alert_store
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import insert_unique
+from services.kernel.errors import InvalidInput, NotFound
 
 _SETTINGS = AlertRuleSetting.__table__  # type: ignore[attr-defined]
 

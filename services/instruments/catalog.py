@@ -8,12 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.submissions import StoredInstrument
-from services import audit
-from services.auth import Actor
-from services.database import UnitOfWork, insert_unique
-from services.errors import Conflict, InvalidInput, NotFound
 from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.instruments.schema import DefinitionProblems
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import UnitOfWork, insert_unique
+from services.kernel.errors import Conflict, InvalidInput, NotFound
 
 
 async def _own_latest(session: AsyncSession, actor: Actor) -> dict[str, InstrumentDefinition]:

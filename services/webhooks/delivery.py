@@ -31,9 +31,9 @@ from standardwebhooks.webhooks import Webhook
 
 from models.base import new_id, utcnow
 from models.webhooks import WebhookAttempt
-from services import webhook_targets
-from services.config import Settings
-from services.outbox import DELIVERIES, ENDPOINTS, OUTBOX
+from services.kernel.config import Settings
+from services.webhooks import targets as webhook_targets
+from services.webhooks.outbox import DELIVERIES, ENDPOINTS, OUTBOX
 
 log = logging.getLogger("attune.webhooks")
 ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]

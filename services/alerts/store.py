@@ -1,6 +1,6 @@
 """Reading a series and its alerts, and writing alert rows, with SQLAlchemy Core on the request's
 connection (SQLite, and on PostgreSQL every path but the submission hot path, whose equivalents are
-in `services/pg_hot_path.py`)."""
+in `services/submissions/store_pg.py`)."""
 
 import uuid
 from collections.abc import Mapping, Sequence
@@ -14,9 +14,9 @@ from models.alerts import Alert, AlertRuleSetting
 from models.episodes import Episode
 from models.people import Client
 from models.submissions import Submission
-from services import outbox
 from services.alerts import SeriesPoint
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
+from services.webhooks import outbox
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 SETTINGS = AlertRuleSetting.__table__  # type: ignore[attr-defined]
@@ -94,8 +94,8 @@ async def lock_episode(
     """The episode's facts, with its row locked to the end of the transaction and its
     ``alert_seq`` bumped: whoever changes an episode's alerts does this first, so voids,
     recomputes and people's acknowledgements take turns, and a submission that read the episode
-    before them finds ``alert_seq`` changed and reads again (services/submissions.py). The read
-    that follows the lock sees whatever the previous holder committed."""
+    before them finds ``alert_seq`` changed and reads again (services/submissions/service.py).
+    The read that follows the lock sees whatever the previous holder committed."""
     bumped = await conn.execute(
         update(_EPISODES)
         .where(_EPISODES.c.org_id == org_id, _EPISODES.c.id == episode_id)

@@ -3,8 +3,8 @@
 The hot path is lean (DESIGN.md §2): one query for the episode and its client's population, then
 the session upsert, the submission insert (whose conflict clause enforces "one valid submission
 per session, instrument, respondent and rater") and the audit insert. On PostgreSQL these go to
-asyncpg (`services/pg_hot_path.py`, the write as one CTE); on SQLite they run as prebuilt Core
-statements.
+asyncpg (`services/submissions/store_pg.py`, the write as one CTE); on SQLite they run as
+prebuilt Core statements.
 """
 
 import uuid
@@ -21,28 +21,25 @@ from models.audit import AuditEvent
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.submissions import CareSession, Submission, SubmissionCreate
-from services import (
-    alert_engine,
-    alert_lifecycle,
-    alert_store,
-    audit,
-    events,
-    outbox,
-    pg_hot_path,
-)
-from services.alert_engine import Writes
-from services.alert_store import EpisodeFacts, SeriesKey
 from services.alerts import SeriesPoint
+from services.alerts import engine as alert_engine
+from services.alerts import lifecycle as alert_lifecycle
+from services.alerts import store as alert_store
+from services.alerts.engine import Writes
 from services.alerts.replay import history_needed
-from services.auth import Actor
-from services.database import UnitOfWork
-from services.episodes import load_episode
-from services.errors import Conflict, InvalidInput, NotFound
-from services.instrument_catalog import resolve_named
+from services.alerts.store import EpisodeFacts, SeriesKey
+from services.care.episodes import load_episode
 from services.instruments import InstrumentDefinition
-from services.pagination import fetch_page
+from services.instruments.catalog import resolve_named
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.database import UnitOfWork
+from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.kernel.pagination import fetch_page
 from services.scoring import InvalidAnswers, Scores, score
+from services.submissions import store_pg as pg_hot_path
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
+from services.webhooks import events, outbox
 
 PUBLIC_SCORE_FIELDS = (
     "total",

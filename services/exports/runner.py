@@ -16,11 +16,11 @@ Two steps:
    incomplete, with dataset, format, filters and rows in ``details``) is written in a short
    transaction of its own.
    On PostgreSQL, de-identified NDJSON submissions (the common pull) are read and written by
-   `services.export_pg` instead, through the app's asyncpg pool: the same bytes, faster.
+   `services.exports.ndjson_pg` instead, through the app's asyncpg pool: the same bytes, faster.
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
-(`services.alert_lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
+(`services.alerts.lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
 """
 
 import contextlib
@@ -41,10 +41,7 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from models.tenancy import Organization
-from services import audit, export_pg
-from services.alert_lifecycle import CONCERN, sees_concerns
-from services.auth import Actor
-from services.errors import InvalidInput, NotFound
+from services.alerts.lifecycle import CONCERN, sees_concerns
 from services.exports import (
     Column,
     Pseudonyms,
@@ -54,11 +51,15 @@ from services.exports import (
     export_window,
     parquet_available,
 )
+from services.exports import ndjson_pg as export_pg
+from services.kernel import audit
+from services.kernel.auth import Actor
+from services.kernel.errors import InvalidInput, NotFound
 
 log = logging.getLogger("attune.exports")
 BATCH_ROWS = 5_000
 # An execution option that makes SQLite open a deferred (reading) transaction instead of taking
-# the write lock up front (services/database.py).
+# the write lock up front (services/kernel/database.py).
 READ_ONLY_OPTION = "attune_read_only"
 
 _S = Submission.__table__  # type: ignore[attr-defined]
@@ -220,7 +221,7 @@ def statement(p: PreparedExport) -> sa.Select[Any]:
 
 
 def has_fast_path(p: PreparedExport) -> bool:
-    """Whether `services.export_pg` writes this export on PostgreSQL."""
+    """Whether `services.exports.ndjson_pg` writes this export on PostgreSQL."""
     q = p.query
     return q.dataset == "submissions" and q.format == "ndjson" and not q.identified
 
@@ -236,8 +237,9 @@ async def stream(
 ) -> AsyncGenerator[bytes, None]:
     """The export's bytes, batch by batch; audits the finished (or broken off) export.
 
-    With ``driver_pool`` (PostgreSQL's asyncpg pool), exports that `services.export_pg` writes
-    are read through it; the rest, and every export on SQLite, through SQLAlchemy."""
+    With ``driver_pool`` (PostgreSQL's asyncpg pool), exports that
+    `services.exports.ndjson_pg` writes are read through it; the rest, and every export on SQLite,
+    through SQLAlchemy."""
     rows, complete = 0, False
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -10,11 +10,11 @@ from sqlmodel import col
 from models.base import utcnow
 from models.people import Clinician
 from models.tenancy import ApiKey, ApiKeyCreate, ApiKeyCreated, Organization, OrganizationCreate
-from services import audit
-from services.auth import Actor, display_prefix, generate_key, hash_key
-from services.database import insert_unique
-from services.errors import Conflict, InvalidInput, NotFound
-from services.pagination import fetch_page
+from services.kernel import audit
+from services.kernel.auth import Actor, display_prefix, generate_key, hash_key
+from services.kernel.database import insert_unique
+from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.kernel.pagination import fetch_page
 
 
 async def create_organization(

@@ -22,9 +22,9 @@ from sqlmodel import col
 
 from models.base import utcnow
 from models.submissions import IdempotencyRecord
-from services.auth import Actor
-from services.database import UnitOfWork
-from services.errors import Conflict, InvalidInput
+from services.kernel.auth import Actor
+from services.kernel.database import UnitOfWork
+from services.kernel.errors import Conflict, InvalidInput
 
 RETENTION = timedelta(hours=24)
 _RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]

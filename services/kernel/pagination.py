@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.errors import InvalidInput
+from services.kernel.errors import InvalidInput
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50

@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # Origins allowed to call the API from a browser (CORS), comma-separated; none by default.
     cors_origins: Annotated[list[str], NoDecode] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    # The webhook worker (services/webhook_delivery.py); `attune run` starts one unless false.
+    # The webhook worker (services/webhooks/delivery.py); `attune run` starts one unless false.
     worker: bool = True
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_batch_size: int = Field(default=20, ge=1, le=500)

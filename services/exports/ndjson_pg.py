@@ -1,6 +1,6 @@
 """The de-identified NDJSON submissions export on PostgreSQL, read straight through asyncpg.
 
-`services.export_runner` streams every export through SQLAlchemy and shapes and encodes each row
+`services.exports.runner` streams every export through SQLAlchemy and shapes and encodes each row
 in Python (`services.exports`). Measured on the export benchmark (bench/README.md), that path
 spent its time in SQLAlchemy's row and type handling, UUID and datetime conversions, per-row
 tuples and dicts, HMACs and JSON encoding, and reached under 20 % of `COPY`'s rows/s. For the

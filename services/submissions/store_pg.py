@@ -4,8 +4,8 @@ Measured on the 2-core reference box, SQLAlchemy's layers were the largest singl
 `POST /v1/submissions`, where the floor it is benchmarked against pays nothing of the kind. These
 statements are the ones every submission runs; they go to an asyncpg connection inside the
 request's transaction (`UnitOfWork.driver_transaction()`), so the request still commits or rolls
-back as one unit. On SQLite the equivalent Core statements in `services/submissions.py` and
-`services/auth.py` run instead; the test suite runs on both databases.
+back as one unit. On SQLite the equivalent Core statements in `services/submissions/service.py` and
+`services/kernel/auth.py` run instead; the test suite runs on both databases.
 """
 
 import uuid
@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 
-from services.alert_store import EpisodeFacts, SeriesKey, point
 from services.alerts import SeriesPoint
-from services.errors import Unauthorized
+from services.alerts.store import EpisodeFacts, SeriesKey, point
+from services.kernel.errors import Unauthorized
 
 KEY_BY_HASH = """
     SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
@@ -46,7 +46,7 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
 
 # What a new submission needs, in one statement (one snapshot): whether the key is still valid
 # (the route may have taken it from services/auth.PrincipalCache; no key is a client's
-# invitation, which services/invitations.py holds locked in the same transaction), the
+# invitation, which services/care/invitations.py holds locked in the same transaction), the
 # episode (none when the actor may not see it) with its alert_seq, and the series: its latest
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
 # default $7, plus $8) and its first score, its unresolved alerts, and the organisation's alert
@@ -87,7 +87,7 @@ LOCK_ALERT_SEQ = """
 
 
 async def lock_alert_seq(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
-    """Take the episode's row lock for the rest of the transaction (services/alert_store.py
+    """Take the episode's row lock for the rest of the transaction (services/alerts/store.py
     lock_episode does the same on the ORM paths)."""
     await driver.execute(LOCK_ALERT_SEQ, org_id, episode_id)
 
@@ -201,8 +201,8 @@ _UPSERT_ALERTS = """
         updated_at = EXCLUDED.updated_at
 """
 # Outbox events from one JSON array, numbered in array order, and a pending delivery of each to
-# every live endpoint of the organisation subscribed to its type (services/outbox.py does the
-# same for the other writers).
+# every live endpoint of the organisation subscribed to its type (services/webhooks/outbox.py
+# does the same for the other writers).
 _WRITE_EVENTS = """
     ev AS (
         INSERT INTO outbox_events (id, org_id, episode_id, type, subject_id, payload, created_at)
