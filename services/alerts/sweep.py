@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, select, true, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, text, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -114,7 +114,11 @@ async def _record(
         event["payload"]["data"]["change"] = change
         event_rows.append(event)
     await outbox.write(conn, event_rows)
-    for org_id in sorted({row["org_id"] for _, row in writes}):
+    await _audit(conn, {row["org_id"] for _, row in writes})
+
+
+async def _audit(conn: AsyncConnection, org_ids: Collection[uuid.UUID]) -> None:
+    for org_id in sorted(org_ids):
         actor = Actor(Principal(None, org_id, frozenset({"system"}), None), _CONSOLE)
         await conn.execute(
             _AUDIT.insert(),
@@ -191,44 +195,124 @@ def _insert_alerts(conn: AsyncConnection) -> Any:
     return dialect.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id)
 
 
+def _measured_since(cutoff: datetime) -> ColumnElement[bool]:
+    """The episode has a valid submission at or after ``cutoff`` (its session's time, else its
+    creation). Written as EXISTS, so PostgreSQL answers "is the latest older than the cutoff"
+    for every episode at once with an anti-join, not one subquery per episode."""
+    s, e = _SUBMISSIONS, _EPISODES
+    return exists().where(
+        s.c.org_id == e.c.org_id,
+        s.c.episode_id == e.c.id,
+        s.c.status == "valid",
+        func.coalesce(s.c.occurred_at, s.c.created_at) >= cutoff,
+    )
+
+
+def _ever_measured() -> ColumnElement[bool]:
+    s, e = _SUBMISSIONS, _EPISODES
+    return exists().where(s.c.org_id == e.c.org_id, s.c.episode_id == e.c.id, s.c.status == "valid")
+
+
+def _insert_overdue_sql() -> str:
+    """PostgreSQL: a batch of new overdue alerts, their outbox events and webhook deliveries in
+    one statement from two JSON arrays (the submission hot path's statement, with the events
+    kept only for the alerts actually inserted); returns the inserted ids."""
+    from services.submissions import store_pg
+
+    events_sql = store_pg._WRITE_EVENTS.format(
+        guard="WHERE e.subject_id IN (SELECT id FROM ins)"
+    ).replace("$EVENTS", "CAST(:events AS jsonb)")
+    # Only constant SQL is put together here; the rows travel as bound parameters.
+    return (
+        "WITH ins AS (INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, "  # noqa: S608
+        "CAST(:rows AS jsonb)) ON CONFLICT DO NOTHING RETURNING id),"
+        + events_sql
+        + " SELECT id FROM ins"
+    )
+
+
+async def _insert_overdue_pg(
+    conn: AsyncConnection,
+    rows: Sequence[dict[str, Any]],
+    people: Mapping[uuid.UUID, tuple[uuid.UUID, uuid.UUID]],
+) -> int:
+    from services.submissions import store_pg
+
+    event_rows = []
+    for row in rows:
+        event = events.alert_changed("created", row, *people[row["episode_id"]])
+        event["payload"]["data"]["change"] = "created"
+        event_rows.append(event)
+    inserted = (
+        await conn.execute(
+            text(_insert_overdue_sql()),
+            {"rows": store_pg.rows_json(list(rows)), "events": store_pg.rows_json(event_rows)},
+        )
+    ).all()
+    if inserted:
+        await _audit(conn, {row["org_id"] for row in rows})
+    return len(inserted)
+
+
 async def _overdue(
     engine: AsyncEngine, group: due.OrgGroup, days: int, now: datetime, batch: int
 ) -> int:
     e = _EPISODES
-    last = _last_measured()
-    measured_at = func.coalesce(last, e.c.created_at)
     cutoff = now - timedelta(days=days)
+    # Latest measurement before the cutoff; never measured: created before it.
     due_here = (
         e.c.status == "active",
         _orgs(e.c.org_id, group),
-        ~_open_overdue(),
-        measured_at < cutoff,
+        ~_measured_since(cutoff),
+        or_(e.c.created_at < cutoff, _ever_measured()),
     )
+    # The candidates without locks, less the episodes that have their overdue alert already
+    # (taken apart and subtracted here: right after a sweep created thousands, stale planner
+    # statistics would turn a NOT EXISTS on alerts into a nested loop). Then, a batch at a time,
+    # each episode is claimed and checked again under its lock.
+    a = ALERTS
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # One big scan: compiling it just in time costs more than it saves.
+            await conn.execute(text("SET LOCAL jit = off"))
+        overdue_already = set(
+            (
+                await conn.scalars(
+                    select(a.c.episode_id).where(
+                        a.c.type == due.OVERDUE, a.c.status != "resolved", _orgs(a.c.org_id, group)
+                    )
+                )
+            ).all()
+        )
+        found = (await conn.scalars(select(e.c.id).where(*due_here))).all()
+    candidates = sorted(set(found) - overdue_already)
     done = 0
-    after: uuid.UUID | None = None
-    while True:
+    for start in range(0, len(candidates), batch):
+        chunk = candidates[start : start + batch]
         async with engine.begin() as conn:
             claim = (
                 select(e.c.id)
-                .where(*due_here, e.c.id > after if after is not None else true())
+                .where(e.c.id.in_(chunk), e.c.status == "active")
                 .order_by(e.c.id)
-                .limit(batch)
                 .with_for_update(skip_locked=True, of=e)
             )
             locked = list((await conn.scalars(claim)).all())
             if not locked:
-                return done
-            after = locked[-1]
+                continue
             # Again under the locks, in a statement of its own (a fresh snapshot under READ
-            # COMMITTED): a submission committed while this sweep waited counts.
+            # COMMITTED): a submission or an overdue alert committed meanwhile counts. Per
+            # episode (index lookups for this batch only), decided here.
             check = select(
-                e.c.id, e.c.org_id, e.c.client_id, e.c.clinician_id, last, e.c.created_at
-            ).where(e.c.id.in_(locked), *due_here)
+                e.c.id, e.c.org_id, e.c.client_id, e.c.clinician_id, _last_measured(),
+                e.c.created_at, _open_overdue(),
+            ).where(e.c.id.in_(locked))  # fmt: skip
             rows = []
             people = {}
-            for episode_id, org_id, client_id, clinician_id, measured, created in (
+            for episode_id, org_id, client_id, clinician_id, measured, created, has_open in (
                 await conn.execute(check)
             ).all():
+                if has_open or (measured or created) >= cutoff:
+                    continue
                 people[episode_id] = (client_id, clinician_id)
                 rows.append(
                     due.overdue_row(
@@ -242,15 +326,19 @@ async def _overdue(
                         alert_id=new_id(),
                     )
                 )
-            inserted: set[uuid.UUID] = set()
-            if rows:
-                rows.sort(key=lambda r: r["id"])
-                result = await conn.execute(_insert_alerts(conn), rows)
-                inserted = set(result.scalars().all())
-            writes = [("created", r) for r in rows if r["id"] in inserted]
+            if not rows:
+                continue
+            rows.sort(key=lambda r: r["id"])
+            if conn.dialect.name == "postgresql":
+                done += await _insert_overdue_pg(conn, rows, people)
+                continue
+            result = await conn.execute(_insert_alerts(conn), rows)
+            inserted = set(result.scalars().all())
+            writes: list[Write] = [("created", r) for r in rows if r["id"] in inserted]
             if writes:
                 await _record(conn, writes, people)
             done += len(writes)
+    return done
 
 
 async def _clear_writes(
