@@ -258,15 +258,47 @@ async def test_attune_sweep_now_runs_one_sweep_as_of_the_time_given(
         cli.main(["sweep", "--now", "next tuesday"])
 
 
+# ----- the worker -------------------------------------------------------------------------------
+
+
+async def test_the_worker_sweeps_on_its_own_until_stopped(
+    attune: Attune, settings: Settings, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    await _many_overdue_episodes(settings, tenant, n_episodes=3, n_risk=1)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(
+        alert_sweep.run(
+            app.state.engine,
+            settings.model_copy(update={"sweep_seconds": 0.05}),
+            stop,
+            org_ids=[uuid.UUID(tenant.org_id)],
+        )
+    )
+    try:
+        for _ in range(200):  # a bound, not a timing: the first sweep runs at once
+            if len(await alerts_of(tenant, type="measurement.overdue")) == 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await worker
+    assert len(await alerts_of(tenant, type="measurement.overdue")) == 3
+    (risk,) = await alerts_of(tenant, type="risk.item")
+    assert risk["escalated_at"] is not None
+
+
 # ----- several workers (PostgreSQL) ---------------------------------------------------------------
 
 N_EPISODES = 1000
 N_RISK = 200
 
 
-async def _many_overdue_episodes(settings: Settings, tenant: Tenant) -> None:
-    """1,000 active episodes created 30 days ago, 200 of them with an open risk alert of that
-    age, written straight to the database (the API would take minutes to make them)."""
+async def _many_overdue_episodes(
+    settings: Settings, tenant: Tenant, n_episodes: int = N_EPISODES, n_risk: int = N_RISK
+) -> None:
+    """``n_episodes`` active episodes created 30 days ago, ``n_risk`` of them with an open risk
+    alert of that age, written straight to the database (the API would take minutes)."""
     org_id = uuid.UUID(tenant.org_id)
     month_ago = utcnow() - timedelta(days=30)
     engine = create_async_engine(settings.database_url)
@@ -281,7 +313,7 @@ async def _many_overdue_episodes(settings: Settings, tenant: Tenant) -> None:
             clients = [
                 {"id": new_id(), "org_id": org_id, "external_id": f"MRN-{i}",
                  "population": "adult", "created_at": month_ago, "updated_at": month_ago}
-                for i in range(N_EPISODES)
+                for i in range(n_episodes)
             ]  # fmt: skip
             await conn.execute(insert(Client.__table__), clients)  # type: ignore[attr-defined]
             episodes = [
@@ -298,7 +330,7 @@ async def _many_overdue_episodes(settings: Settings, tenant: Tenant) -> None:
                  "first_session_number": 1, "message": "q9", "evidence": {},
                  "rule_version": "1", "rule_params": {}, "created_at": month_ago,
                  "updated_at": month_ago}
-                for e in episodes[:N_RISK]
+                for e in episodes[:n_risk]
             ]  # fmt: skip
             await conn.execute(insert(Alert.__table__), alerts)  # type: ignore[attr-defined]
     finally:
