@@ -167,17 +167,6 @@ def overdue_row(
     }
 
 
-def overdue_cleared(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """The open overdue alert, cleared by a new submission or by closing the episode."""
-    return {
-        **row,
-        "status": "resolved",
-        "resolution": "condition_cleared",
-        "resolved_at": now,
-        "updated_at": now,
-    }
-
-
 def rupture_without_session(
     row: Mapping[str, Any], *, since: datetime, repair_days: int, now: datetime, stamp: datetime
 ) -> dict[str, Any]:

@@ -341,10 +341,7 @@ async def _overdue(
     return done
 
 
-async def _clear_writes(
-    rows: Sequence[Mapping[str, Any]], now: datetime
-) -> list[tuple[Change, dict[str, Any]]]:
-    return [("resolved", due.overdue_cleared(row, now)) for row in rows]
+_CLEARED = {"status": "resolved", "resolution": "condition_cleared"}
 
 
 async def clear_overdue(
@@ -355,37 +352,44 @@ async def clear_overdue(
     now: datetime,
 ) -> list[tuple[Change, dict[str, Any]]]:
     """The episode's open ``measurement.overdue`` alert resolved (``condition_cleared``), with
-    its ``alert.resolved`` event: a new submission came in, or the episode was closed."""
+    its ``alert.resolved`` event: a new submission came in, or the episode was closed. A
+    conditional update, so two clearing at once resolve it (and announce it) once."""
     a = ALERTS
-    found = await conn.execute(
-        select(a).where(
+    stmt = (
+        update(a)
+        .where(
             a.c.org_id == org_id,
             a.c.episode_id == episode_id,
             a.c.type == due.OVERDUE,
             a.c.status != "resolved",
         )
+        .values(**_CLEARED, resolved_at=now, updated_at=now)
+        .returning(*a.c)
     )
-    writes = await _clear_writes([dict(r) for r in found.mappings().all()], now)
-    for _, row in writes:
-        await conn.execute(
-            update(a)
-            .where(a.c.id == row["id"])
-            .values(
-                status=row["status"],
-                resolution=row["resolution"],
-                resolved_at=row["resolved_at"],
-                updated_at=row["updated_at"],
-            )
-        )
+    rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+    writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]
     if writes:
         await outbox.write(conn, outbox.alert_events(writes, *people))
     return writes
 
 
-_OPEN_OVERDUE_PG = """
-    SELECT row_to_json(a) FROM alerts a
-    WHERE org_id = $1 AND episode_id = $2 AND type = 'measurement.overdue' AND status <> 'resolved'
+_ANY_OPEN_OVERDUE_PG = """
+    SELECT EXISTS (SELECT 1 FROM alerts WHERE org_id = $1 AND episode_id = $2
+        AND type = 'measurement.overdue' AND status <> 'resolved')
 """
+_CLEAR_OVERDUE_PG = """
+    UPDATE alerts SET status = 'resolved', resolution = 'condition_cleared', resolved_at = $3,
+        updated_at = $3
+    WHERE org_id = $1 AND episode_id = $2 AND type = 'measurement.overdue'
+        AND status <> 'resolved'
+    RETURNING row_to_json(alerts)
+"""
+
+
+async def overdue_open_pg(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> bool:
+    """Whether the episode has an open overdue alert: the one read every submission pays on
+    the PostgreSQL hot path (an index lookup, outside any transaction); nearly always false."""
+    return bool(await driver.fetchval(_ANY_OPEN_OVERDUE_PG, org_id, episode_id))
 
 
 async def clear_overdue_pg(
@@ -395,14 +399,15 @@ async def clear_overdue_pg(
     people: tuple[uuid.UUID, uuid.UUID],
     now: datetime,
 ) -> list[tuple[Change, dict[str, Any]]]:
-    """:func:`clear_overdue` on the submission hot path's asyncpg connection (PostgreSQL): one
-    indexed read when nothing is overdue, which is nearly always."""
+    """:func:`clear_overdue` on the hot path's asyncpg connection, in its transaction."""
     from services.submissions import store_pg
 
-    rows = [store_pg.alert_row(store_pg._json(r[0])) for r in await driver.fetch(
-        _OPEN_OVERDUE_PG, org_id, episode_id
-    )]  # fmt: skip
-    writes = await _clear_writes(rows, now)
+    rows = [
+        store_pg.alert_row(store_pg._json(r[0]))
+        for r in await driver.fetch(_CLEAR_OVERDUE_PG, org_id, episode_id, now)
+    ]
+    writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]
+    # The rows are written back as they are (an upsert of the same values), with their events.
     await store_pg.write_alerts(driver, writes, outbox.alert_events(writes, *people))
     return writes
 

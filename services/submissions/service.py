@@ -216,8 +216,12 @@ async def _clear_overdue(
     """A measurement came in: the episode's measurement.overdue alert, if any, is cleared
     (DESIGN.md §10.3.6). After the store, which waited for a sweep holding the episode's row."""
     people = (facts.client_id, facts.clinician_id)
-    driver = await uow.driver_transaction()
+    driver = await uow.driver()
     if driver is not None:
+        # One read, no transaction, in the common case; the clearing is conditional.
+        if not await alert_sweep.overdue_open_pg(driver, key.org_id, key.episode_id):
+            return []
+        driver = await uow.driver_transaction()
         return await alert_sweep.clear_overdue_pg(driver, key.org_id, key.episode_id, people, now)
     conn = await uow.connection()
     return await alert_sweep.clear_overdue(conn, key.org_id, key.episode_id, people, now)
