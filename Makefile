@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint format bench bench-export clean
+.PHONY: run test check lint format bench bench-export bench-sweep clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -42,6 +42,10 @@ bench: $(BIN)/attune
 ## Export benchmark on PostgreSQL: 1,000,000 submissions as NDJSON vs psql COPY of the same rows.
 bench-export: $(BIN)/attune
 	$(BIN)/python bench/export.py
+
+## Sweep benchmark on PostgreSQL: one sweep of 100,000 active episodes (goal: within 10 s).
+bench-sweep: $(BIN)/attune
+	$(BIN)/python bench/sweep.py
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

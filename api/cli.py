@@ -7,7 +7,10 @@ Usage:
     attune recompute-alerts SLUG
                                 re-derive every alert of an organization from its history
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks until stopped (SIGTERM or Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks and sweep every ATTUNE_SWEEP_SECONDS until
+                                stopped (SIGTERM or Ctrl-C)
+    attune sweep [--now ISO-8601] [--org-id ID]
+                                run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
                                 serve: what `make run` does
 """
@@ -18,6 +21,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -160,7 +164,30 @@ def serve(settings: Settings) -> None:
     )
 
 
+async def _sweep(
+    settings: Settings, now: datetime | None, org_ids: list[uuid.UUID] | None
+) -> dict[str, int]:
+    from services.alerts import sweep as alert_sweep
+
+    engine = create_engine(settings)
+    try:
+        result = await alert_sweep.sweep(engine, now=now, org_ids=org_ids)
+        return result.as_dict()
+    finally:
+        await engine.dispose()
+
+
+def _instant(text: str) -> datetime:
+    """An ISO-8601 time; one without an offset is taken as UTC."""
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {text!r}") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
+    from services.alerts import sweep as alert_sweep
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -169,7 +196,10 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
         loop.add_signal_handler(signum, stop.set)
     engine = create_engine(settings)
     try:
-        await webhook_delivery.run(engine, settings, stop, org_ids=org_ids)
+        await asyncio.gather(
+            webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
+            alert_sweep.run(engine, settings, stop, org_ids=org_ids),
+        )
     finally:
         await engine.dispose()
 
@@ -213,6 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     worker_parser = sub.add_parser("worker")
     # A worker for some organisations only (repeatable): tenants with their own workers.
     worker_parser.add_argument("--org-id", action="append", type=uuid.UUID, dest="org_ids")
+    sweep_parser = sub.add_parser("sweep")
+    sweep_parser.add_argument("--now", type=_instant, default=None)
+    sweep_parser.add_argument("--org-id", action="append", type=uuid.UUID, dest="org_ids")
     sub.add_parser("run")
     args = parser.parse_args(argv)
     settings = get_settings()
@@ -229,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
         counts = asyncio.run(_recompute_alerts(settings, args.slug))
         if counts is None:
             sys.exit(f"no organization with slug '{args.slug}'")
+        print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    elif args.command == "sweep":
+        counts = asyncio.run(_sweep(settings, args.now, args.org_ids))
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "serve":
         serve(settings)

@@ -18,6 +18,7 @@ AlertSeverity = Literal["warning", "high", "critical"]
 # retracted.
 PersonResolution = Literal["repaired", "discussed", "referred", "dismissed", "other"]
 AlertChange = Literal["created", "updated", "resolved"]
+_UNESCALATED = "status = 'open' AND escalated_at IS NULL AND severity IN ('critical', 'high')"
 
 
 class Alert(SQLModel, table=True):
@@ -55,6 +56,14 @@ class Alert(SQLModel, table=True):
         # Incremental exports walk an organization's alerts in change order (every change to an
         # alert sets updated_at).
         sa.Index("ix_alerts_org_id_updated_at_id", "org_id", "updated_at", "id"),
+        # What the sweep escalates (services/alerts/sweep.py): open critical/high alerts not yet
+        # escalated, by age.
+        sa.Index(
+            "ix_alerts_unescalated",
+            "created_at",
+            sqlite_where=sa.text(_UNESCALATED),
+            postgresql_where=sa.text(_UNESCALATED),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -83,6 +92,8 @@ class Alert(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by_key_id: uuid.UUID | None = None
     note: str | None = Field(default=None, max_length=4000)
+    # Set once by the sweep when an open critical/high alert went unacknowledged too long.
+    escalated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class AlertRuleSetting(SQLModel, table=True):
@@ -137,6 +148,8 @@ class AlertPublic(SQLModel):
     acknowledged_at: datetime | None
     resolved_at: datetime | None
     note: str | None
+    # When the sweep escalated it (unacknowledged past the rule's escalate_after_hours).
+    escalated_at: datetime | None = None
     concern: ConcernPublic | None = None
 
 

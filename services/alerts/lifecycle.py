@@ -69,6 +69,7 @@ def public(
         "acknowledged_at": row["acknowledged_at"],
         "resolved_at": row["resolved_at"],
         "note": row["note"],
+        "escalated_at": row.get("escalated_at"),
         # Filled in only when a concern.reported alert is read by itself (get_alert).
         "concern": None,
     }

@@ -45,6 +45,7 @@ RuleId = Literal[
     "outcome.deterioration",
     "outcome.not_on_track",
     "concern.reported",
+    "measurement.overdue",
 ]
 Severity = Literal["warning", "high", "critical"]
 Clearing = Literal["condition_cleared", "repaired", "person"]
@@ -68,8 +69,7 @@ class SettingsProblems(ValueError):
 
 
 class NoParams(BaseModel):
-    """``outcome.deterioration`` (uses the instrument's reliable-change points) and
-    ``concern.reported`` (raised by an API call, not by scores)."""
+    """``outcome.deterioration`` (uses the instrument's reliable-change points)."""
 
     model_config = _PARAMS_CONFIG
 
@@ -102,6 +102,9 @@ class AllianceRuptureParams(BaseModel):
     k: Annotated[float, Field(ge=0, le=10)] = 1.0
     min_drop: Annotated[float | None, Field(gt=0, le=1000)] = None
     repair_window: Annotated[int, Field(ge=1, le=52)] = 3
+    # The sweep raises an open rupture to high when no later session came within repair_days: a
+    # rupture left unrepaired is a known precursor of dropout (DESIGN.md §10.3.6).
+    repair_days: Annotated[int, Field(ge=1, le=365)] = 21
 
 
 class RuptureReportedParams(BaseModel):
@@ -124,6 +127,26 @@ class RiskItemParams(BaseModel):
     model_config = _PARAMS_CONFIG
 
     thresholds: dict[str, dict[str, RiskThreshold]] = Field(default_factory=dict)
+    # The sweep escalates an open risk alert nobody acknowledged within this many hours
+    # (DESIGN.md §10.3.6). Only sooner, never later: risk is never silenced (§10.3.1).
+    escalate_after_hours: Annotated[int, Field(ge=1, le=24)] = 24
+
+
+class ConcernReportedParams(BaseModel):
+    """An open concern nobody acknowledged within ``escalate_after_hours`` is escalated by the
+    sweep (DESIGN.md §10.3.6); sooner, never later than the default."""
+
+    model_config = _PARAMS_CONFIG
+
+    escalate_after_hours: Annotated[int, Field(ge=1, le=72)] = 72
+
+
+class MeasurementOverdueParams(BaseModel):
+    """An active episode with no measurement for ``overdue_days`` days (DESIGN.md §10.3.6)."""
+
+    model_config = _PARAMS_CONFIG
+
+    overdue_days: Annotated[int, Field(ge=1, le=365)] = 21
 
 
 class NotOnTrackParams(BaseModel):
@@ -201,8 +224,14 @@ RULES: dict[RuleId, RuleSpec] = {
             "Started in the clinical range and, by min_session, not reliably improved.",
         ),
         RuleSpec(
-            "concern.reported", "1", "high", "person", frozenset(), NoParams, False,
+            "concern.reported", "1", "high", "person", frozenset(), ConcernReportedParams, False,
             "A client raised a concern through an invitation (raised by the API, not by scores).",
+        ),
+        RuleSpec(
+            "measurement.overdue", "1", "warning", "condition_cleared", frozenset(),
+            MeasurementOverdueParams, True,
+            "An active episode with no measurement for overdue_days days (raised by the sweep); "
+            "cleared by the next submission or by closing the episode.",
         ),
     )
 }  # fmt: skip

@@ -142,6 +142,14 @@ async def update_episode(
         )
     row.updated_at = utcnow()
     await session.flush()
+    if status == "closed":
+        # A closed episode is no longer overdue for a measurement (DESIGN.md §10.3.6).
+        from services.alerts import sweep as alert_sweep
+
+        await alert_sweep.clear_overdue(
+            await session.connection(), row.org_id, row.id, (row.client_id, row.clinician_id),
+            row.updated_at,
+        )  # fmt: skip
     audit.record(
         session, actor, action="episode.update", resource_type="episode", resource_id=row.id
     )

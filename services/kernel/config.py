@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     worker: bool = True
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_batch_size: int = Field(default=20, ge=1, le=500)
+    # The worker's sweep of time-based alert checks (services/alerts/sweep.py), every so often.
+    sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)

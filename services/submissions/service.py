@@ -9,6 +9,7 @@ prebuilt Core statements.
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -25,6 +26,7 @@ from services.alerts import SeriesPoint
 from services.alerts import engine as alert_engine
 from services.alerts import lifecycle as alert_lifecycle
 from services.alerts import store as alert_store
+from services.alerts import sweep as alert_sweep
 from services.alerts.engine import Writes
 from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
@@ -208,6 +210,23 @@ async def _recompute_after_store(
     return await alert_engine.recompute_series(conn, ctx.key, facts=facts, settings=ctx.settings)
 
 
+async def _clear_overdue(
+    uow: UnitOfWork, key: SeriesKey, facts: EpisodeFacts, now: datetime
+) -> Writes:
+    """A measurement came in: the episode's measurement.overdue alert, if any, is cleared
+    (DESIGN.md §10.3.6). After the store, which waited for a sweep holding the episode's row."""
+    people = (facts.client_id, facts.clinician_id)
+    driver = await uow.driver()
+    if driver is not None:
+        # One read, no transaction, in the common case; the clearing is conditional.
+        if not await alert_sweep.overdue_open_pg(driver, key.org_id, key.episode_id):
+            return []
+        driver = await uow.driver_transaction()
+        return await alert_sweep.clear_overdue_pg(driver, key.org_id, key.episode_id, people, now)
+    conn = await uow.connection()
+    return await alert_sweep.clear_overdue(conn, key.org_id, key.episode_id, people, now)
+
+
 def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
     """Scores of the answers, or a 422 naming every bad item (the engine validates as it scores)."""
     try:
@@ -295,6 +314,7 @@ async def create_submission(
         )
     if alerts is None:
         alerts = await _recompute_after_store(uow, ctx, facts)
+    alerts = [*alerts, *await _clear_overdue(uow, key, facts, now)]
     values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values
 

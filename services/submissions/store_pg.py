@@ -104,7 +104,7 @@ def _point(raw: list[Any]) -> SeriesPoint:
 
 _ALERT_UUIDS = ("id", "org_id", "episode_id", "submission_id", "acknowledged_by_key_id",
                 "resolved_by_key_id")  # fmt: skip
-_ALERT_TIMES = ("created_at", "updated_at", "acknowledged_at", "resolved_at")
+_ALERT_TIMES = ("created_at", "updated_at", "acknowledged_at", "resolved_at", "escalated_at")
 
 
 def alert_row(raw: dict[str, Any]) -> dict[str, Any]:

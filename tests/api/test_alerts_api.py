@@ -358,7 +358,7 @@ async def test_a_raised_risk_threshold_changes_when_it_fires_but_cannot_silence_
 ) -> None:
     tenant = await attune.tenant()
     raised = await put_rule(tenant, "risk.item", {"params": {"thresholds": {"phq-9": {"q9": 2}}}})
-    assert raised["params"] == {"thresholds": {"phq-9": {"q9": 2.0}}}
+    assert raised["params"] == {"thresholds": {"phq-9": {"q9": 2.0}}, "escalate_after_hours": 24}
     too_high = await put_rule(
         tenant, "risk.item", {"params": {"thresholds": {"phq-9": {"q9": 4}}}}, status=422
     )
@@ -534,12 +534,13 @@ async def test_a_trigger_after_a_person_resolved_opens_a_new_alert_and_recompute
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "alliance.low": {"cutoff": None},
     "alliance.drop": {"min_drop": 1.0},
-    "alliance.rupture": {"k": 1.0, "min_drop": None, "repair_window": 3},
+    "alliance.rupture": {"k": 1.0, "min_drop": None, "repair_window": 3, "repair_days": 21},
     "rupture.reported": {"resolution_max": 3, "intensity_min": 4},
-    "risk.item": {"thresholds": {}},
+    "risk.item": {"thresholds": {}, "escalate_after_hours": 24},
     "outcome.deterioration": {},
     "outcome.not_on_track": {"min_session": 4, "high_from_session": 8},
-    "concern.reported": {},
+    "concern.reported": {"escalate_after_hours": 72},
+    "measurement.overdue": {"overdue_days": 21},
 }
 
 

@@ -30,7 +30,7 @@ def problems_of(rule_id: str, body: dict[str, object]) -> list[tuple[str, str]]:
 def test_registry_holds_every_rule_of_the_design_table() -> None:
     assert set(RULES) == {
         "alliance.low", "alliance.drop", "alliance.rupture", "rupture.reported", "risk.item",
-        "outcome.deterioration", "outcome.not_on_track", "concern.reported",
+        "outcome.deterioration", "outcome.not_on_track", "concern.reported", "measurement.overdue",
     }  # fmt: skip
     assert all(spec.version == "1" for spec in RULES.values())
 
@@ -58,13 +58,17 @@ def test_default_params_match_the_design() -> None:
     assert settings["alliance.low"].params.model_dump() == {"cutoff": None}
     assert settings["alliance.drop"].params.model_dump() == {"min_drop": 1.0}
     assert settings["alliance.rupture"].params.model_dump() == {
-        "k": 1.0, "min_drop": None, "repair_window": 3,
+        "k": 1.0, "min_drop": None, "repair_window": 3, "repair_days": 21,
     }  # fmt: skip
     assert settings["rupture.reported"].params.model_dump() == {
         "resolution_max": 3, "intensity_min": 4,
     }  # fmt: skip
-    assert settings["risk.item"].params.model_dump() == {"thresholds": {}}
+    assert settings["risk.item"].params.model_dump() == {
+        "thresholds": {}, "escalate_after_hours": 24,
+    }  # fmt: skip
     assert settings["outcome.deterioration"].params.model_dump() == {}
+    assert settings["concern.reported"].params.model_dump() == {"escalate_after_hours": 72}
+    assert settings["measurement.overdue"].params.model_dump() == {"overdue_days": 21}
     assert settings["outcome.not_on_track"].params.model_dump() == {
         "min_session": 4, "high_from_session": 8,
     }  # fmt: skip
@@ -82,6 +86,7 @@ def test_partial_override_merges_over_defaults_and_names_its_sources() -> None:
         "params.k": "organization",
         "params.min_drop": "default",
         "params.repair_window": "default",
+        "params.repair_days": "default",
     }
     assert settings["alliance.low"].sources["enabled"] == "default"
 
