@@ -91,6 +91,19 @@ class InvitationCreated(SQLModel):
     instruments: list[str]
 
 
+class InvitationPublic(SQLModel):
+    """An invitation as the clinic sees it: never its token, which was shown once."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID
+    session_number: int
+    instruments: list[str]
+    status: Literal["active", "expired", "revoked"]
+    expires_at: datetime
+    created_at: datetime
+    revoked_at: datetime | None
+
+
 class InvitationView(SQLModel):
     """What a client's app shows: the session to rate and the instruments to fill in."""
 
