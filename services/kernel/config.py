@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_auth_failures", "rate_limit_per_key")
     @classmethod
     def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # set but empty: off
         if value is not None:
             try:
                 parse(value)
