@@ -11,6 +11,7 @@ from api.fhir.responses import SearchRefused
 from api.fhir.routes import base_url
 from api.routing import router as api_router
 from models.base import utcnow
+from services.exports import leases as export_leases
 from services.fhir import export, store
 from services.fhir.codes import EXPORTABLE, NDJSON_MEDIA_TYPE
 from services.kernel import audit
@@ -87,6 +88,10 @@ async def export_file(
         resource_type=resource_type,
         definitions=await store.definitions(session, actor),
     )
+    cap = request.app.state.settings.export_max_concurrent
+    lease = await export_leases.acquire(session, actor=actor, cap=cap)
+    body = export.ndjson(request.app.state.sessionmaker, file)
     return StreamingResponse(
-        export.ndjson(request.app.state.sessionmaker, file), media_type=NDJSON_MEDIA_TYPE
+        export_leases.held(body, engine=request.app.state.engine, lease_id=lease),
+        media_type=NDJSON_MEDIA_TYPE,
     )
