@@ -30,7 +30,7 @@ RETRY_AFTER_SECONDS = 10
 async def acquire(session: AsyncSession, *, actor: Actor, cap: int) -> uuid.UUID:
     """A lease for one export of the actor's organisation, or 429 when `cap` run already."""
     org_id = actor.org_id
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
             {"name": f"attune.export-leases:{org_id}"},

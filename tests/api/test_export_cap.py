@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import delete, func, select
+from sqlmodel import col
 
 from api.app import create_app
 from models.base import utcnow
@@ -21,7 +22,7 @@ async def _leases(app: FastAPI, org_id: str) -> int:
         count = await conn.scalar(
             select(func.count())
             .select_from(ExportLease)
-            .where(ExportLease.org_id == uuid.UUID(org_id))  # type: ignore[arg-type]
+            .where(col(ExportLease.org_id) == uuid.UUID(org_id))
         )
     return int(count or 0)
 
@@ -56,9 +57,11 @@ async def test_exports_past_the_cap_get_429_and_finished_ones_give_their_lease_b
     # One finishes: the next export runs, and gives its own lease back when done.
     async with app.state.engine.begin() as conn:
         first = await conn.scalar(
-            select(ExportLease.id).where(ExportLease.org_id == uuid.UUID(tenant.org_id)).limit(1)  # type: ignore[arg-type]
+            select(col(ExportLease.id))
+            .where(col(ExportLease.org_id) == uuid.UUID(tenant.org_id))
+            .limit(1)
         )
-        await conn.execute(delete(ExportLease).where(ExportLease.id == first))  # type: ignore[arg-type]
+        await conn.execute(delete(ExportLease).where(col(ExportLease.id) == first))
     response = await attune.http.get("/v1/exports/submissions", headers=tenant.admin)
     assert response.status_code == 200, response.text
     assert episode["id"] not in response.text  # de-identified, but there
@@ -108,7 +111,7 @@ async def test_fhir_bulk_files_count_against_the_cap(
     assert "retry-after" in refused.headers
     async with app.state.engine.begin() as conn:
         await conn.execute(
-            delete(ExportLease).where(ExportLease.org_id == uuid.UUID(tenant.org_id))  # type: ignore[arg-type]
+            delete(ExportLease).where(col(ExportLease.org_id) == uuid.UUID(tenant.org_id))
         )
     done = await attune.http.get(file, headers=tenant.admin)
     assert done.status_code == 200, done.text
