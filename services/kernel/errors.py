@@ -26,6 +26,17 @@ class TooManyRequests(DomainError):
         self.retry_after = max(1, retry_after)
 
 
+class ContentTooLarge(DomainError):
+    """A body within the request size limit that is still too large for what it is."""
+
+    status = 413
+    title = "Content too large"
+    type_slug = "content-too-large"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, extra={"errors": errors})
+
+
 class NotFound(DomainError):
     status = 404
     title = "Not found"
