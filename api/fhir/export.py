@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import SessionDep, audit_target, require
 from api.fhir.responses import SearchRefused
-from api.fhir.routes import base_url
+from api.fhir.routes import base_url, public_url
 from api.routing import router as api_router
 from models.base import utcnow
 from services.exports import leases as export_leases
@@ -38,7 +38,7 @@ async def kick_off(request: Request, actor: Exporter, session: SessionDep) -> Re
     if output_format is not None and output_format not in _FORMATS:
         raise SearchRefused("_outputFormat", "application/fhir+ndjson")
     job = await export.start(
-        session, actor=actor, types=types, since=since, request_url=str(request.url)
+        session, actor=actor, types=types, since=since, request_url=public_url(request)
     )
     return Response(
         status_code=202,
