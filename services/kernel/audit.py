@@ -21,7 +21,6 @@ from models.base import new_id, utcnow
 from services.kernel.auth import Actor
 from services.kernel.pagination import fetch_page
 
-
 _QUERY: ContextVar[bytes] = ContextVar("attune_audit_query", default=b"")
 _READ_ACTIONS = (".list", ".search")
 # Bounds, so a hostile query string cannot bloat the trail.
