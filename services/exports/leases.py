@@ -74,8 +74,12 @@ async def held(
                         .values(expires_at=utcnow() + timedelta(seconds=LEASE_SECONDS))
                     )
     finally:
-        # Also when the client went away and the stream was cancelled; bounded, and a lease
-        # left behind expires anyway.
+        # Also when the client went away and the stream was cancelled: the export itself is
+        # closed first (its connection back, its audit event written), then the lease goes;
+        # bounded, and a lease left behind expires anyway.
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+            close = getattr(body, "aclose", None)
+            if close is not None:
+                await close()
             async with engine.begin() as conn:
                 await conn.execute(delete(ExportLease).where(col(ExportLease.id) == lease_id))
