@@ -7,12 +7,12 @@ request reads only the id of the current version (a small query), and a version 
 any replica is a new id, so no replica can serve a stale definition.
 """
 
+import json
 import threading
 import uuid
 from collections import OrderedDict
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -183,7 +183,9 @@ async def create_instrument(
 ) -> InstrumentDefinition:
     """Publish a definition (or a new version of one). Bounded in size and in versions per code,
     so that no organisation can make definitions a cost for every tenant (issue 14 finding 8)."""
-    size = len(orjson.dumps(raw))
+    # As compact JSON; the standard library, since orjson refuses integers over 64 bits
+    # (which the definition's validation then reports, naming the field).
+    size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
     if size > max_bytes:
         raise ContentTooLarge(
             f"the definition is {size} bytes; at most {max_bytes} bytes are accepted",
