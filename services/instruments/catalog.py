@@ -185,7 +185,9 @@ async def create_instrument(
     so that no organisation can make definitions a cost for every tenant (issue 14 finding 8)."""
     # As compact JSON; the standard library, since orjson refuses integers over 64 bits
     # (which the definition's validation then reports, naming the field).
-    size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
+    size = len(
+        json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
     if size > max_bytes:
         raise ContentTooLarge(
             f"the definition is {size} bytes; at most {max_bytes} bytes are accepted",
