@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from api import openapi, problems, security
 from api.fhir import export as fhir_export
@@ -13,6 +14,7 @@ from api.fhir import responses as fhir_responses
 from api.fhir import routes as fhir
 from api.limits import BodySizeLimit, RequestTimeout
 from api.logs import AccessLog
+from api.ratelimit import RateLimit
 from api.routes import (
     alert_rules,
     alerts,
@@ -103,7 +105,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost last: AccessLog (logs, metrics, security headers) sees every answer below it.
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimit, settings=settings)
     security.install_cors(app, settings)
     app.add_middleware(AccessLog)
+    if settings.trusted_proxies:
+        # X-Forwarded-For / -Proto only from the proxies named (DESIGN.md §10.8); outermost, so
+        # rate limits, logs and audit events all see the address they vouch for.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     openapi.install(app)
     return app

@@ -151,7 +151,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         access_log=False,  # our own access log omits paths that can carry identifiers
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-* are honoured by the app itself, from ATTUNE_TRUSTED_PROXIES only.
+        proxy_headers=False,
         # Slow and abusive clients: idle keep-alive connections are closed after 5 s; request
         # heads (line and headers) over 16 KiB are refused; past `limit_concurrency` open
         # connections and requests, new ones get a 503. A slow body is cut by the request

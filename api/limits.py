@@ -53,7 +53,7 @@ class BodySizeLimit:
 
 
 async def _reject(scope: Scope, send: Send, limit: int) -> None:
-    await _send_problem(
+    await send_problem(
         scope,
         send,
         status=413,
@@ -106,7 +106,7 @@ class RequestTimeout:
             timed_out = True
             log.warning("request timed out after %ss", self.seconds)
             answer = loop.create_task(
-                _send_problem(
+                send_problem(
                     scope,
                     send,
                     status=503,
@@ -132,7 +132,7 @@ class RequestTimeout:
             await answer
 
 
-async def _send_problem(
+async def send_problem(
     scope: Scope,
     send: Send,
     *,

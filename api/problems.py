@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.json_body import InvalidJSON
-from services.kernel.errors import DomainError
+from services.kernel.errors import DomainError, TooManyRequests
 
 log = logging.getLogger("attune.errors")
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -93,6 +93,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     await _audit_refusal(request, exc.status)
     return problem_response(
         request,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 
 from api.json_body import StrictJSONRequest
+from services.kernel import audit
 from services.kernel.database import UnitOfWork
 
 UOW_STATE = "uow"
@@ -25,6 +26,8 @@ class UnitOfWorkRoute(APIRoute):
         async def run_in_unit_of_work(request: Request) -> Response:
             # Bodies are parsed as strict JSON: no duplicate keys, NaN or infinities.
             request = StrictJSONRequest(request.scope, request.receive)
+            # The filters a list or search read audits (services/kernel/audit.py).
+            audit.reading_with(request.scope.get("query_string", b""))
             try:
                 response = await handler(request)
                 uow: UnitOfWork | None = getattr(request.state, UOW_STATE, None)

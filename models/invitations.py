@@ -37,6 +37,9 @@ class Invitation(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by_key_id: uuid.UUID | None = None
+    # Set by DELETE /v1/invitations/{id} or when the key that issued it is revoked: the token
+    # then gets 410, like an expired one (DESIGN.md §10.4).
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class InvitationUse(SQLModel, table=True):
@@ -86,6 +89,19 @@ class InvitationCreated(SQLModel):
     episode_id: uuid.UUID
     session_number: int
     instruments: list[str]
+
+
+class InvitationPublic(SQLModel):
+    """An invitation as the clinic sees it: never its token, which was shown once."""
+
+    id: uuid.UUID
+    episode_id: uuid.UUID
+    session_number: int
+    instruments: list[str]
+    status: Literal["active", "expired", "revoked"]
+    expires_at: datetime
+    created_at: datetime
+    revoked_at: datetime | None
 
 
 class InvitationView(SQLModel):

@@ -8,9 +8,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from api.deps import SessionDep, audit_target, require
 from api.fhir.responses import SearchRefused
-from api.fhir.routes import base_url
+from api.fhir.routes import base_url, public_url
 from api.routing import router as api_router
 from models.base import utcnow
+from services.exports import leases as export_leases
 from services.fhir import export, store
 from services.fhir.codes import EXPORTABLE, NDJSON_MEDIA_TYPE
 from services.kernel import audit
@@ -37,7 +38,7 @@ async def kick_off(request: Request, actor: Exporter, session: SessionDep) -> Re
     if output_format is not None and output_format not in _FORMATS:
         raise SearchRefused("_outputFormat", "application/fhir+ndjson")
     job = await export.start(
-        session, actor=actor, types=types, since=since, request_url=str(request.url)
+        session, actor=actor, types=types, since=since, request_url=public_url(request)
     )
     return Response(
         status_code=202,
@@ -87,6 +88,10 @@ async def export_file(
         resource_type=resource_type,
         definitions=await store.definitions(session, actor),
     )
+    cap = request.app.state.settings.export_max_concurrent
+    lease = await export_leases.acquire(session, actor=actor, cap=cap)
+    body = export.ndjson(request.app.state.sessionmaker, file)
     return StreamingResponse(
-        export.ndjson(request.app.state.sessionmaker, file), media_type=NDJSON_MEDIA_TYPE
+        export_leases.held(body, engine=request.app.state.engine, lease_id=lease),
+        media_type=NDJSON_MEDIA_TYPE,
     )

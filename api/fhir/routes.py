@@ -12,6 +12,7 @@ import orjson
 from fastapi import Path, Request
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
+from starlette.datastructures import URL
 
 from api.deps import OrgKey, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_target, require
 from api.fhir.responses import BadResource, FhirResponse, SearchRefused
@@ -23,6 +24,7 @@ from services.fhir.resources import QR, instant, parse_questionnaire_ref, questi
 from services.fhir.search import SearchError
 from services.instruments import catalog as instrument_catalog
 from services.kernel.auth import Actor
+from services.kernel.config import Settings
 from services.kernel.errors import NotFound
 
 router = api_router(prefix="/fhir", tags=["fhir"], include_in_schema=False)
@@ -35,15 +37,31 @@ _JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fh
 
 
 def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
+    """Absolute URLs start from ATTUNE_PUBLIC_URL, never from the Host header, which any client
+    sets (issue 14 finding 9)."""
+    settings: Settings = request.app.state.settings
+    return settings.base_url + "/fhir"
+
+
+def public_url(request: Request, url: URL | None = None) -> str:
+    """`url` (by default the request's own) with the public base in place of scheme and host."""
+    url = url or request.url
+    settings: Settings = request.app.state.settings
+    return settings.base_url + url.path + (f"?{url.query}" if url.query else "")
 
 
 def _searchset(
     request: Request, found: list[dict[str, Any]], next_token: str | None
 ) -> FhirResponse:
-    next_url = str(request.url.include_query_params(_cursor=next_token)) if next_token else None
+    next_url = (
+        public_url(request, request.url.include_query_params(_cursor=next_token))
+        if next_token
+        else None
+    )
     return FhirResponse(
-        capability.searchset(base_url(request), found, self_url=str(request.url), next_url=next_url)
+        capability.searchset(
+            base_url(request), found, self_url=public_url(request), next_url=next_url
+        )
     )
 
 

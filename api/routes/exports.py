@@ -12,6 +12,7 @@ from api.problems import responses
 from api.routing import router as api_router
 from models.types import Timestamp
 from services.exports import MEDIA_TYPES, Dataset, Format
+from services.exports import leases as export_leases
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor
 
@@ -53,7 +54,9 @@ _OK: dict[int | str, dict[str, Any]] = {
 
 
 @router.get(
-    "/{dataset}", response_class=StreamingResponse, responses={**_OK, **responses(401, 403, 422)}
+    "/{dataset}",
+    response_class=StreamingResponse,
+    responses={**_OK, **responses(401, 403, 422, 429)},
 )
 async def export(
     dataset: Dataset,
@@ -94,12 +97,17 @@ async def export(
     prepared = await export_runner.prepare(
         session, actor=actor, query=query, settle_seconds=settings.export_settle_seconds
     )
-    body = export_runner.stream(
-        prepared,
+    lease = await export_leases.acquire(session, actor=actor, cap=settings.export_max_concurrent)
+    body = export_leases.held(
+        export_runner.stream(
+            prepared,
+            engine=request.app.state.engine,
+            sessionmaker=request.app.state.sessionmaker,
+            actor=actor,
+            driver_pool=request.app.state.driver_pool,
+        ),
         engine=request.app.state.engine,
-        sessionmaker=request.app.state.sessionmaker,
-        actor=actor,
-        driver_pool=request.app.state.driver_pool,
+        lease_id=lease,
     )
     filename = f"attune-{dataset}.{_EXTENSIONS[format]}"
     return StreamingResponse(

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, Path
 
-from api.deps import AdminActor, OrgKey, SessionDep
+from api.deps import AdminActor, OrgKey, SessionDep, SettingsDep
 from api.problems import responses
 from api.routing import router as api_router
 from services.instruments import InstrumentDefinition
@@ -34,7 +34,7 @@ async def get_instrument(
 @router.post(
     "",
     status_code=201,
-    responses=responses(401, 403, 409, 422),
+    responses=responses(401, 403, 409, 413, 422),
     response_model_exclude_none=True,
     openapi_extra={
         "requestBody": {
@@ -48,6 +48,18 @@ async def get_instrument(
     },
 )
 async def create_instrument(
-    body: Annotated[dict[str, Any], Body()], actor: AdminActor, session: SessionDep
+    body: Annotated[dict[str, Any], Body()],
+    actor: AdminActor,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> InstrumentDefinition:
-    return await instrument_catalog.create_instrument(session, actor=actor, raw=body)
+    """Publish an organisation's own instrument, or a new version of it: at most
+    `ATTUNE_INSTRUMENT_MAX_BYTES` per definition (413) and `ATTUNE_INSTRUMENT_MAX_VERSIONS`
+    versions per code (422 naming `body.version`)."""
+    return await instrument_catalog.create_instrument(
+        session,
+        actor=actor,
+        raw=body,
+        max_bytes=settings.instrument_max_bytes,
+        max_versions=settings.instrument_max_versions,
+    )

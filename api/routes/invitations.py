@@ -3,12 +3,15 @@
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import (
+    Cursor,
+    Limit,
     SessionDep,
     SettingsDep,
+    SubmissionsRead,
     SubmissionsWrite,
     UnitOfWorkDep,
     audit_target,
@@ -22,11 +25,13 @@ from models.invitations import (
     ConcernReceipt,
     InvitationCreate,
     InvitationCreated,
+    InvitationPublic,
     InvitationReceipt,
     InvitationSubmissionCreate,
     InvitationView,
 )
 from services.care import invitations
+from services.kernel.pagination import DEFAULT_LIMIT, Page
 
 router = api_router(tags=["invitations"])
 
@@ -55,6 +60,35 @@ async def create_invitation(
         data=body,
         secret=settings.secret_key.get_secret_value(),
     )
+
+
+@router.get("/v1/episodes/{episode_id}/invitations", responses=responses(401, 403, 404, 422))
+async def list_invitations(
+    episode_id: uuid.UUID,
+    request: Request,
+    actor: SubmissionsRead,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[InvitationPublic]:
+    """The episode's invitations, newest first, with their status; never their tokens."""
+    audit_target(request, "invitation.list", "episode", episode_id)
+    items, next_cursor = await invitations.list_invitations(
+        session, actor=actor, episode_id=episode_id, limit=limit, cursor=cursor
+    )
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.delete(
+    "/v1/invitations/{invitation_id}", status_code=204, responses=responses(401, 403, 404, 422)
+)
+async def revoke_invitation(
+    invitation_id: uuid.UUID, request: Request, actor: SubmissionsWrite, session: SessionDep
+) -> Response:
+    """Revoke an invitation: its token answers 410 from now on. Revoking twice is harmless."""
+    audit_target(request, "invitation.revoke", "invitation", invitation_id)
+    await invitations.revoke_invitation(session, actor=actor, invitation_id=invitation_id)
+    return Response(status_code=204)
 
 
 def _holder(*, lock: bool) -> Any:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.base import utcnow
+from models.episodes import Episode
 from models.invitations import (
     MAX_CONCERNS_PER_INVITATION,
     Concern,
@@ -27,19 +28,22 @@ from models.invitations import (
     Invitation,
     InvitationCreate,
     InvitationCreated,
+    InvitationPublic,
     InvitationReceipt,
     InvitationSubmissionCreate,
     InvitationUse,
     InvitationView,
 )
 from models.submissions import SubmissionCreate
+from models.tenancy import ApiKey
 from services.alerts import lifecycle as alert_lifecycle
 from services.care.episodes import load_episode
 from services.instruments.catalog import resolve, resolve_named
 from services.kernel import audit
 from services.kernel.auth import Actor, Principal, hash_key
 from services.kernel.database import UnitOfWork, insert_unique
-from services.kernel.errors import Conflict, DomainError, InvalidInput, Unauthorized
+from services.kernel.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from services.kernel.pagination import fetch_page
 from services.submissions import service as submissions
 
 TOKEN_PREFIX = "inv_"  # noqa: S105  (a prefix, not a secret)
@@ -126,12 +130,21 @@ async def authenticate(
     its row until the transaction ends, so that two uses of one token take turns."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid invitation token")
-    stmt = select(Invitation).where(col(Invitation.token_hash) == hash_key(token, secret))
+    # The issuing key's revocation is read too: it revokes the invitation even when it predates
+    # the invitation's own revoked_at (DESIGN.md §10.4).
+    stmt = (
+        select(Invitation, col(ApiKey.revoked_at))
+        .outerjoin(ApiKey, col(ApiKey.id) == col(Invitation.created_by_key_id))
+        .where(col(Invitation.token_hash) == hash_key(token, secret))
+    )
     if lock:
-        stmt = stmt.with_for_update()
-    invitation: Invitation | None = await session.scalar(stmt)
-    if invitation is None:
+        stmt = stmt.with_for_update(of=Invitation)
+    found = (await session.execute(stmt)).one_or_none()
+    if found is None:
         raise Unauthorized("invalid invitation token")
+    invitation, key_revoked_at = found
+    if invitation.revoked_at is not None or key_revoked_at is not None:
+        raise Expired("this invitation was revoked; ask the clinic for a new one")
     if invitation.expires_at <= utcnow():
         raise Expired(f"this invitation expired at {invitation.expires_at.isoformat()}")
     # No API key: audit events and the submission record the invitation instead.
@@ -142,6 +155,108 @@ async def authenticate(
         clinician_id=None,
     )
     return Holder(invitation, Actor(principal=principal, client_address=client_address))
+
+
+def _public(row: Invitation, now: Any) -> InvitationPublic:
+    status: Any = (
+        "revoked"
+        if row.revoked_at is not None
+        else "expired"
+        if row.expires_at <= now
+        else "active"
+    )
+    return InvitationPublic(
+        id=row.id,
+        episode_id=row.episode_id,
+        session_number=row.session_number,
+        instruments=row.instruments,
+        status=status,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def list_invitations(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    episode_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[InvitationPublic], str | None]:
+    """An episode's invitations, newest first, without their tokens; 404 for an episode the
+    actor may not see. Invitations whose issuing key was revoked show as revoked."""
+    episode = await load_episode(session, actor=actor, episode_id=episode_id)
+    stmt = (
+        select(Invitation)
+        .where(col(Invitation.org_id) == actor.org_id)
+        .where(col(Invitation.episode_id) == episode.id)
+    )
+    rows, next_cursor = await fetch_page(
+        session, stmt, id_column=col(Invitation.id), limit=limit, cursor=cursor, newest_first=True
+    )
+    issuers = {r.created_by_key_id for r in rows if r.created_by_key_id is not None}
+    revoked_keys = set(
+        await session.scalars(
+            select(col(ApiKey.id))
+            .where(col(ApiKey.id).in_(issuers))
+            .where(col(ApiKey.revoked_at).is_not(None))
+        )
+        if issuers
+        else ()
+    )
+    now = utcnow()
+    items = []
+    for row in rows:
+        public = _public(row, now)
+        if public.status != "revoked" and row.created_by_key_id in revoked_keys:
+            public.status = "revoked"
+        items.append(public)
+    audit.record(
+        session,
+        actor,
+        action="invitation.list",
+        resource_type="episode",
+        resource_id=episode.id,
+        details={"filters": {"episode_id": str(episode.id)}},
+    )
+    return items, next_cursor
+
+
+async def revoke_invitation(
+    session: AsyncSession, *, actor: Actor, invitation_id: uuid.UUID
+) -> None:
+    """Revoke one invitation: its token gets 410 from now on. 404 for one on an episode the
+    actor may not see; revoking twice keeps the first time."""
+    row: Invitation | None = await session.scalar(
+        select(Invitation)
+        .where(col(Invitation.org_id) == actor.org_id)
+        .where(col(Invitation.id) == invitation_id)
+    )
+    if row is None:
+        raise NotFound("invitation not found")
+    try:
+        await load_episode(session, actor=actor, episode_id=row.episode_id)
+    except NotFound:
+        raise NotFound("invitation not found") from None
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    audit.record(
+        session, actor, action="invitation.revoke", resource_type="invitation", resource_id=row.id
+    )
+
+
+async def revoke_issued_by(session: AsyncSession, *, org_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Revoke every live invitation the key issued, with the key (DESIGN.md §10.4)."""
+    await session.execute(
+        update(Invitation)
+        .where(col(Invitation.org_id) == org_id)
+        .where(col(Invitation.created_by_key_id) == key_id)
+        .where(col(Invitation.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 async def _used(session: AsyncSession, invitation: Invitation) -> list[str]:
@@ -251,6 +366,17 @@ async def raise_concern(
     """A ``concern.reported`` alert for the people who read concerns; the client's words stay in
     the concerns table, out of the alert, its webhooks and de-identified exports."""
     invitation = holder.invitation
+    status = await session.scalar(
+        select(col(Episode.status))
+        .where(col(Episode.org_id) == invitation.org_id)
+        .where(col(Episode.id) == invitation.episode_id)
+    )
+    if status != "active":
+        # Nobody follows a closed episode's alerts: a concern raised there would go unread.
+        raise Conflict(
+            "this episode of care is closed, so no one would read this concern here; "
+            "please contact the clinic directly"
+        )
     sent = await session.scalar(
         select(func.count())
         .select_from(Concern)

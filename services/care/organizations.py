@@ -10,6 +10,7 @@ from sqlmodel import col
 from models.base import utcnow
 from models.people import Clinician
 from models.tenancy import ApiKey, ApiKeyCreate, ApiKeyCreated, Organization, OrganizationCreate
+from services.care import invitations
 from services.kernel import audit
 from services.kernel.auth import Actor, display_prefix, generate_key, hash_key
 from services.kernel.database import insert_unique
@@ -94,6 +95,10 @@ async def revoke_api_key(session: AsyncSession, *, actor: Actor, key_id: uuid.UU
         raise NotFound("API key not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        # Invitations live no longer than the key that issued them (DESIGN.md §10.4).
+        await invitations.revoke_issued_by(
+            session, org_id=row.org_id or actor.org_id, key_id=row.id
+        )
         audit.record(
             session, actor, action="api_key.revoke", resource_type="api_key", resource_id=row.id
         )

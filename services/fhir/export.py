@@ -90,10 +90,12 @@ async def start(
 
 
 async def load(session: AsyncSession, *, actor: Actor, job_id: uuid.UUID) -> FhirExportJob:
-    """A job of the actor's organization that was not cancelled; 404 otherwise."""
+    """A job the actor's key started, not cancelled; 404 otherwise. Jobs belong to their key,
+    not to the organisation: another key of it may see less (issue 14 finding 9)."""
     job: FhirExportJob | None = await session.scalar(
         select(FhirExportJob).where(
             FhirExportJob.org_id == actor.org_id,  # type: ignore[arg-type]
+            FhirExportJob.key_id == actor.principal.key_id,  # type: ignore[arg-type]
             FhirExportJob.id == job_id,  # type: ignore[arg-type]
             FhirExportJob.status != "cancelled",  # type: ignore[arg-type]
         )

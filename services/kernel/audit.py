@@ -1,8 +1,16 @@
-"""Audit events, written in the caller's transaction: one exists exactly when its change does."""
+"""Audit events, written in the caller's transaction: one exists exactly when its change does.
+
+A list or search read (an action ending in ``.list`` or ``.search``) also records the filters
+it was asked for — its query parameters, as given — in ``details.filters``, so the trail says
+whose data was read (issue 14 finding 10). The request boundary hands them over with
+:func:`reading_with`, once per request, so no list route has to remember to.
+"""
 
 import uuid
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
+from urllib.parse import parse_qsl
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +20,32 @@ from models.audit import AuditEvent
 from models.base import new_id, utcnow
 from services.kernel.auth import Actor
 from services.kernel.pagination import fetch_page
+
+_QUERY: ContextVar[bytes] = ContextVar("attune_audit_query", default=b"")
+_READ_ACTIONS = (".list", ".search")
+# Bounds, so a hostile query string cannot bloat the trail.
+_MAX_FILTERS = 30
+_MAX_VALUE = 200
+
+
+def reading_with(query_string: bytes) -> None:
+    """The current request's query string, for the filters of the list reads it audits."""
+    _QUERY.set(query_string)
+
+
+def filters_of(query_string: bytes) -> dict[str, Any]:
+    """Query parameters as filters: a repeated parameter becomes a list."""
+    found: dict[str, Any] = {}
+    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    for name, value in pairs[:_MAX_FILTERS]:
+        value = value[:_MAX_VALUE]
+        name = name[:_MAX_VALUE]
+        if name in found:
+            previous = found[name]
+            found[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            found[name] = value
+    return found
 
 
 def event_values(
@@ -48,6 +82,8 @@ def record(
 ) -> None:
     """``details``: what the event needs beyond the object it names (an export's dataset,
     filters and row count), never contents."""
+    if action.endswith(_READ_ACTIONS) and (details is None or "filters" not in details):
+        details = {**(details or {}), "filters": filters_of(_QUERY.get())}
     session.add(
         AuditEvent(
             **event_values(
@@ -65,7 +101,11 @@ def record(
 async def list_events(
     session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
 ) -> tuple[Sequence[AuditEvent], str | None]:
+    """A page of the organisation's trail, newest first. Reading the trail is itself audited
+    (``audit.list``): who looked at whose reads is on record too (issue 14 finding 10)."""
     stmt = select(AuditEvent).where(col(AuditEvent.org_id) == actor.org_id)
-    return await fetch_page(
+    page = await fetch_page(
         session, stmt, id_column=col(AuditEvent.id), limit=limit, cursor=cursor, newest_first=True
     )
+    record(session, actor, action="audit.list", resource_type="audit_event")
+    return page

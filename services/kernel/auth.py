@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from models.tenancy import ORG_SCOPES, ApiKey
+from services.kernel.config import KEY_PREFIX
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Forbidden, Unauthorized
 from services.submissions import store_pg as pg_hot_path
 
-KEY_PREFIX = "att_"
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 # Every request runs this; prebuilt with a bound parameter so it is compiled once.
 _KEY_BY_HASH = (

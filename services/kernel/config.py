@@ -4,9 +4,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
+from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+# The prefix of every API key (services/kernel/auth.py imports it from here).
+KEY_PREFIX = "att_"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
 # Placeholders that ship in docs and examples; a real deployment must never run on them.
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "dev-secret-key", "secret"})
@@ -53,8 +56,36 @@ class Settings(BaseSettings):
     # Exports end this long before now by default, so that a write transaction still in flight
     # when an export runs is caught by the next pull (services/exports/window.py).
     export_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Rate limits (api/ratelimit.py), in the `limits` library's notation ("20/minute"), counted
+    # in the database so every replica agrees. Failed authentication (API keys, invitation
+    # tokens) per client address is on by default: brute force never gets thousands of tries.
+    # Per API key is off by default: one EHR integration legitimately sends bursts.
+    rate_limit_auth_failures: str | None = "20/minute"
+    rate_limit_per_key: str | None = None
+    # Exports (identified, de-identified, FHIR bulk files) one organisation may run at once.
+    export_max_concurrent: int = Field(default=4, ge=1, le=1000)
+    # An organisation's own instrument definitions: size of one version, versions per code.
+    instrument_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    instrument_max_versions: int = Field(default=50, ge=1, le=10_000)
+    # Base of every absolute URL the service writes (FHIR Content-Location, links); never the
+    # Host header. Unset: http://ATTUNE_HOST:ATTUNE_PORT.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    # Addresses (or networks) of reverse proxies whose X-Forwarded-For / -Proto are believed.
+    trusted_proxies: Annotated[list[str], NoDecode] = []
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("rate_limit_auth_failures", "rate_limit_per_key")
+    @classmethod
+    def _parse_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None  # set but empty: off
+        if value is not None:
+            try:
+                parse(value)
+            except ValueError as exc:
+                raise ValueError(f"not a rate limit like '20/minute': {exc}") from exc
+        return value
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -63,16 +94,24 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
+        bootstrap = self.bootstrap_key
+        if bootstrap is not None and not bootstrap.get_secret_value().startswith(KEY_PREFIX):
+            # Every API key starts with the prefix (services/kernel/auth.py); such a key would
+            # be stored and then never authenticate.
+            raise ValueError(f"ATTUNE_BOOTSTRAP_KEY must start with '{KEY_PREFIX}'")
         if self.environment == "development":
             return self
         if self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS:
             raise ValueError(
                 "ATTUNE_SECRET_KEY is a placeholder; set a long random value outside development"
             )
-        bootstrap = self.bootstrap_key
         if bootstrap is not None and len(bootstrap.get_secret_value()) < 24:
             raise ValueError("ATTUNE_BOOTSTRAP_KEY must be at least 24 characters")
         return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -14,6 +14,29 @@ class DomainError(Exception):
         self.extra = extra or {}
 
 
+class TooManyRequests(DomainError):
+    """A limit was reached; `retry_after` (seconds) goes out as `Retry-After`."""
+
+    status = 429
+    title = "Too many requests"
+    type_slug = "too-many-requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+
+class ContentTooLarge(DomainError):
+    """A body within the request size limit that is still too large for what it is."""
+
+    status = 413
+    title = "Content too large"
+    type_slug = "content-too-large"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, extra={"errors": errors})
+
+
 class NotFound(DomainError):
     status = 404
     title = "Not found"

@@ -6,8 +6,9 @@ from tests.support import Attune, Tenant, assert_audit_events_carry_no_content, 
 
 
 async def _events(tenant: Tenant) -> list[dict[str, Any]]:
+    """The trail, without the events of reading it (each read of the trail adds one)."""
     page = expect(await tenant.http.get("/v1/audit-events?limit=500", headers=tenant.admin), 200)
-    return page["items"]  # type: ignore[no-any-return]
+    return [e for e in page["items"] if e["action"] != "audit.list"]
 
 
 async def test_each_read_and_change_writes_one_audit_event(attune: Attune) -> None:
@@ -108,3 +109,45 @@ async def test_reads_and_changes_of_submissions_write_one_audit_event_each(attun
         assert response.status_code == 200, (path, response.text)
         new = [e for e in await _events(tenant) if e["id"] not in before]
         assert [(e["action"], e["resource_id"]) for e in new] == [(action, resource_id)], path
+
+
+async def test_list_and_search_reads_record_the_filters_they_used(attune: Attune) -> None:
+    from tests.support import srs, submit
+
+    tenant = await attune.tenant()
+    clinician = await tenant.clinician()
+    client = await tenant.client(external_id="MRN-77")
+    episode = await tenant.episode(client_id=client["id"], clinician_id=clinician["id"])
+    await submit(tenant, episode["id"], "srs", 1, srs(4, 4, 4, 4))
+    reads = [
+        (f"/v1/episodes?client_id={client['id']}&status=active", "episode.list",
+         {"client_id": client["id"], "status": "active"}),
+        ("/v1/clients?external_id=MRN-77", "client.list", {"external_id": "MRN-77"}),
+        (f"/v1/alerts?clinician_id={clinician['id']}&limit=5", "alert.list",
+         {"clinician_id": clinician["id"], "limit": "5"}),
+        (f"/v1/episodes/{episode['id']}/submissions?instrument=srs", "submission.list",
+         {"instrument": "srs"}),
+        (f"/fhir/Observation?subject=Patient/{client['id']}&code=srs", "observation.search",
+         {"subject": f"Patient/{client['id']}", "code": "srs"}),
+        (f"/fhir/DetectedIssue?patient={client['id']}", "alert.list",
+         {"patient": client["id"]}),
+        ("/v1/clinicians", "clinician.list", {}),
+    ]  # fmt: skip
+    for path, action, filters in reads:
+        before = {e["id"] for e in await _events(tenant)}
+        expect(await attune.http.get(path, headers=tenant.admin), 200)
+        new = [e for e in await _events(tenant) if e["id"] not in before]
+        assert [e["action"] for e in new] == [action], path
+        assert new[0]["details"]["filters"] == filters, path
+
+
+async def test_reading_the_audit_trail_is_itself_audited(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    await tenant.client()
+    expect(await attune.http.get("/v1/audit-events?limit=3", headers=tenant.admin), 200)
+    page = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)
+    newest = page["items"][0]
+    assert newest["action"] == "audit.list"
+    assert newest["details"]["filters"] == {"limit": "3"}
+    assert newest["key_id"] is not None
+    assert newest["client_address"] == "203.0.113.7"

@@ -134,3 +134,95 @@ async def test_only_admins_publish_instruments(attune: Attune) -> None:
     assert (
         await attune.http.post("/v1/instruments", json=LOCAL, headers=writer)
     ).status_code == 403
+
+
+def _replica(settings: Any, **update: Any) -> Any:
+    """Another app instance (its own engine), as another replica would be."""
+    from api.app import create_app
+
+    return create_app(settings.model_copy(update=update))
+
+
+async def test_definitions_over_the_size_limit_are_413_naming_it(
+    attune: Attune, settings: Any
+) -> None:
+    import httpx
+
+    tenant = await attune.tenant()
+    app = _replica(settings, instrument_max_bytes=2048)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as http:
+            big = {**LOCAL, "citation": "x" * 3000}
+            problem = expect(
+                await http.post("/v1/instruments", json=big, headers=tenant.admin), 413
+            )
+            assert problem["errors"][0]["field"] == "body"
+            assert "2048" in problem["detail"]
+            expect(await http.post("/v1/instruments", json=LOCAL, headers=tenant.admin), 201)
+
+
+async def test_versions_per_instrument_are_limited_with_422_naming_the_version(
+    attune: Attune, settings: Any
+) -> None:
+    import httpx
+
+    tenant = await attune.tenant()
+    app = _replica(settings, instrument_max_versions=3)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as http:
+            for version in ("1", "2", "3"):
+                body = {**LOCAL, "version": version}
+                expect(await http.post("/v1/instruments", json=body, headers=tenant.admin), 201)
+            body = {**LOCAL, "version": "4"}
+            problem = expect(
+                await http.post("/v1/instruments", json=body, headers=tenant.admin), 422
+            )
+            assert problem["errors"][0]["field"] == "body.version"
+            assert "3 versions" in problem["errors"][0]["message"]
+            # Another code still has room.
+            other = {**LOCAL, "code": "bdi-other"}
+            expect(await http.post("/v1/instruments", json=other, headers=tenant.admin), 201)
+
+
+async def test_definitions_are_parsed_once_and_a_new_version_replaces_them_on_every_replica(
+    attune: Attune, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from services.instruments import catalog
+
+    parsed: list[str] = []
+    real = catalog.parse_stored
+
+    def counting(raw: dict[str, Any]) -> Any:
+        parsed.append(str(raw["version"]))
+        return real(raw)
+
+    monkeypatch.setattr(catalog, "parse_stored", counting)
+    tenant = await attune.tenant()
+    expect(await attune.http.post("/v1/instruments", json=LOCAL, headers=tenant.admin), 201)
+    eid = (await tenant.episode())["id"]
+    for session in (1, 2):
+        expect(await attune.http.get("/v1/instruments/bdi-local", headers=tenant.admin), 200)
+        expect(await attune.http.get("/v1/instruments", headers=tenant.admin), 200)
+        expect(await attune.http.get("/fhir/Questionnaire/bdi-local", headers=tenant.admin), 200)
+        await submit(tenant, eid, "bdi-local", session, {"score": 17})
+    assert parsed == ["1"]
+
+    # Another replica publishes version 2: this one serves it from then on.
+    other = _replica(settings)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as http:
+            body = {**LOCAL, "version": "2", "cutoff": 20}
+            expect(await http.post("/v1/instruments", json=body, headers=tenant.admin), 201)
+    got = expect(await attune.http.get("/v1/instruments/bdi-local", headers=tenant.admin), 200)
+    assert (got["version"], got["cutoff"]) == ("2", 20)
+    listed = expect(await attune.http.get("/v1/instruments", headers=tenant.admin), 200)
+    assert next(d for d in listed if d["code"] == "bdi-local")["version"] == "2"
+    sub = await submit(tenant, eid, "bdi-local", 3, {"score": 17})
+    assert sub["instrument_version"] == "2"
+    assert sub["scores"]["clinical"] is False  # 17 is under the new cut-off
+    assert parsed.count("2") == 1

@@ -32,3 +32,29 @@ def test_settings_read_the_attune_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
     settings = Settings()
     assert settings.port == 9001
     assert not settings.is_sqlite
+
+
+def test_a_bootstrap_key_without_the_att_prefix_is_refused_at_start() -> None:
+    # Such a key was accepted at start and then never authenticated (issue 14): every API key
+    # starts with att_.
+    with pytest.raises(ValidationError, match="ATTUNE_BOOTSTRAP_KEY must start with 'att_'"):
+        Settings(bootstrap_key=SecretStr("no-prefix-0123456789abcdefghijkl"))
+
+
+def test_a_bootstrap_key_with_the_att_prefix_is_accepted() -> None:
+    key = "att_0123456789abcdefghijklmnop"
+    settings = Settings(bootstrap_key=SecretStr(key))
+    assert settings.bootstrap_key is not None
+    assert settings.bootstrap_key.get_secret_value() == key
+
+
+def test_rate_limits_are_parsed_and_a_malformed_one_is_refused() -> None:
+    assert Settings().rate_limit_auth_failures == "20/minute"
+    assert Settings().rate_limit_per_key is None
+    with pytest.raises(ValidationError, match="rate_limit_per_key"):
+        Settings(rate_limit_per_key="lots")
+
+
+def test_trusted_proxies_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATTUNE_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.0/8")
+    assert Settings().trusted_proxies == ["10.0.0.1", "10.0.0.0/8"]

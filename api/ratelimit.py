@@ -1,0 +1,228 @@
+"""Rate limits (DESIGN.md §2, §10.8), counted with the `limits` library in our own database, so
+every API replica counts against the same numbers.
+
+- Failed authentication (a 401 for an API key or an invitation token) per client address, on
+  by default: brute force never gets thousands of tries.
+- Authenticated traffic per API key, off by default (one EHR integration legitimately sends
+  bursts).
+
+Counting happens after the response has gone out, on a connection of its own: a refused request
+rolls its transaction back, and its failure must still count; a SQLite write there cannot wait
+on the request's own write lock; and a client never waits for the counter. What a replica learns
+from the shared counter — this address or key is over its limit until the window ends — it keeps
+in memory and answers from before any database work, with 429 and `Retry-After`. A replica
+learns it on its first counted request past the limit, so at most one request per replica goes
+over, and the hot path pays for one dictionary lookup.
+"""
+
+import hashlib
+import logging
+import math
+import time
+from typing import Any
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from sqlalchemy import case, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.limits import send_problem
+from models.limits import RateLimitCounter
+from services.kernel.config import Settings
+
+log = logging.getLogger("attune.errors")
+
+COUNTERS = RateLimitCounter.__table__  # type: ignore[attr-defined]
+# Expired counters are reset in place when their key comes back; the others are swept now and
+# then, so addresses seen once do not pile up.
+_PURGE_EVERY = 500
+
+
+class DatabaseStorage(Storage):
+    """A `limits` storage on the service's database: one row per fixed-window counter."""
+
+    STORAGE_SCHEME = ["attune+database"]
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
+        self.engine = engine
+        self._calls = 0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return SQLAlchemyError
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        expired = COUNTERS.c.expires_at <= now
+        # One statement, atomic on both databases: a new or expired counter starts a window.
+        stmt = (
+            insert(COUNTERS)
+            .values(key=key, count=amount, expires_at=now + expiry)
+            .on_conflict_do_update(
+                index_elements=[COUNTERS.c.key],
+                set_={
+                    "count": case((expired, amount), else_=COUNTERS.c.count + amount),
+                    "expires_at": case((expired, now + expiry), else_=COUNTERS.c.expires_at),
+                },
+            )
+            .returning(COUNTERS.c.count)
+        )
+        async with self.engine.begin() as conn:
+            count = int((await conn.execute(stmt)).scalar_one())
+            self._calls += 1
+            if self._calls % _PURGE_EVERY == 0:
+                await conn.execute(delete(COUNTERS).where(COUNTERS.c.expires_at <= now))
+        return count
+
+    async def _row(self, key: str) -> tuple[int, float] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(COUNTERS.c.count, COUNTERS.c.expires_at).where(COUNTERS.c.key == key)
+                )
+            ).one_or_none()
+        if row is None or row[1] <= time.time():
+            return None
+        return int(row[0]), float(row[1])
+
+    async def get(self, key: str) -> int:
+        row = await self._row(key)
+        return 0 if row is None else row[0]
+
+    async def get_expiry(self, key: str) -> float:
+        row = await self._row(key)
+        return time.time() if row is None else row[1]
+
+    async def check(self) -> bool:
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+        return True
+
+    async def reset(self) -> int | None:
+        async with self.engine.begin() as conn:
+            return (await conn.execute(delete(COUNTERS))).rowcount
+
+    async def clear(self, key: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(COUNTERS).where(COUNTERS.c.key == key))
+
+
+class _Blocks:
+    """Who is over a limit, and until when (epoch seconds), as this replica learnt it."""
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._until: dict[str, float] = {}
+        self._max = max_entries
+
+    def retry_after(self, who: str, now: float) -> int | None:
+        until = self._until.get(who)
+        if until is None:
+            return None
+        if until <= now:
+            del self._until[who]
+            return None
+        return math.ceil(until - now)
+
+    def block(self, who: str, until: float) -> None:
+        if len(self._until) >= self._max:
+            self._until.pop(next(iter(self._until)))
+        self._until[who] = until
+
+
+class RateLimit:
+    """The ASGI middleware enforcing both limits. Sits inside the proxy-header middleware, so
+    the client address is the one `ATTUNE_TRUSTED_PROXIES` vouch for."""
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.auth_failures: RateLimitItem | None = (
+            parse(settings.rate_limit_auth_failures) if settings.rate_limit_auth_failures else None
+        )
+        self.per_key: RateLimitItem | None = (
+            parse(settings.rate_limit_per_key) if settings.rate_limit_per_key else None
+        )
+        self._limiter: FixedWindowRateLimiter | None = None
+        self._addresses = _Blocks()
+        self._keys = _Blocks()
+
+    def _strategy(self, scope: Scope) -> FixedWindowRateLimiter:
+        if self._limiter is None:
+            self._limiter = FixedWindowRateLimiter(DatabaseStorage(scope["app"].state.engine))
+        return self._limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.auth_failures is None and self.per_key is None):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        token = _bearer_digest(scope) if self.per_key is not None else None
+        now = time.time()
+        wait = self._addresses.retry_after(address, now)
+        if wait is None and token is not None:
+            wait = self._keys.retry_after(token, now)
+        if wait is not None:
+            await _too_many(scope, send, wait)
+            return
+
+        status = 0
+
+        async def watched_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watched_send)
+        try:
+            await self._count(scope, status, address, token)
+        except Exception as exc:
+            # Failing open: a database that does not answer is reported by the request itself.
+            log.warning("rate limit not counted: %s", type(exc).__name__)
+
+    async def _count(self, scope: Scope, status: int, address: str, token: str | None) -> None:
+        if status == 401 and self.auth_failures is not None:
+            await self._hit(scope, self.auth_failures, self._addresses, address, "auth", address)
+        if self.per_key is not None and token is not None and 200 <= status < 500:
+            actor: Any = scope.get("state", {}).get("actor")
+            key_id = getattr(getattr(actor, "principal", None), "key_id", None)
+            if key_id is not None:
+                await self._hit(scope, self.per_key, self._keys, token, "key", str(key_id))
+
+    async def _hit(
+        self, scope: Scope, item: RateLimitItem, blocks: _Blocks, who: str, *ids: str
+    ) -> None:
+        strategy = self._strategy(scope)
+        if not await strategy.hit(item, *ids):
+            reset, _ = await strategy.get_window_stats(item, *ids)
+            blocks.block(who, reset)
+
+
+def _bearer_digest(scope: Scope) -> str | None:
+    """The bearer token as a digest: blocks are kept by token (its key id is known only once
+    the database was asked), and a token itself is never kept."""
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.partition(b" ")
+            if scheme.lower() == b"bearer" and token:
+                return hashlib.sha256(token.strip()).hexdigest()
+    return None
+
+
+async def _too_many(scope: Scope, send: Send, wait: int) -> None:
+    await send_problem(
+        scope,
+        send,
+        status=429,
+        title="Too many requests",
+        slug="too-many-requests",
+        detail=f"too many requests from this client; retry in {wait} seconds",
+        headers=[(b"retry-after", str(wait).encode())],
+    )
