@@ -1,7 +1,7 @@
 """alerts.escalated_at and the index the sweep finds unescalated alerts by (DESIGN.md §10.3.6)
 
 Revision ID: 9d3b8e4f0a54
-Revises: 8c2a7d3e9f43
+Revises: bd663760b63d
 Create Date: 2026-12-05 10:30:00.000000
 
 """
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "9d3b8e4f0a54"
-down_revision: str | Sequence[str] | None = "8c2a7d3e9f43"
+down_revision: str | Sequence[str] | None = "bd663760b63d"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
