@@ -1,5 +1,10 @@
-"""Idempotency-Key for POSTs that create something: replay the stored response or run once."""
+"""Idempotency-Key for POSTs that create something: replay the stored response or run once.
 
+The one mechanism for every creating POST (DESIGN.md §4). Records belong to the caller that made
+them, and a replay is re-checked and audited (services/kernel/idempotency.py, DESIGN.md §10.8).
+"""
+
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -33,17 +38,28 @@ async def run_once(
     body: Any,
     status: int,
     make: Callable[[], Awaitable[dict[str, Any]]],
+    action: str,
+    resource_type: str,
+    owner: uuid.UUID | None = None,
 ) -> JSONResponse:
+    """Run ``make`` once per (caller, ``key``). ``owner``: the invitation, when the caller holds
+    one rather than an API key; ``action``/``resource_type`` name a replay in the audit trail."""
     if key is None:
         return FastJSONResponse(await make(), status_code=status)
+    owner = owner or idempotency.owner_of(actor)
     fingerprint = idempotency.request_fingerprint(method, path, body)
-    stored = await idempotency.claim(uow, actor=actor, key=key, fingerprint=fingerprint)
+    stored = await idempotency.claim(
+        uow, actor=actor, owner=owner, key=key, fingerprint=fingerprint
+    )
     if stored is not None:
+        await idempotency.audit_replay(
+            uow, actor=actor, action=action, resource_type=resource_type, body=stored.body
+        )
         return FastJSONResponse(
             stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
         )
     payload = orjson.loads(orjson.dumps(await make(), option=orjson.OPT_UTC_Z))
-    await idempotency.store(uow, actor=actor, key=key, status=status, body=payload)
+    await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=payload)
     return FastJSONResponse(payload, status_code=status)
 
 

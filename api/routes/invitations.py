@@ -110,6 +110,9 @@ async def submit_through_invitation(
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
         make=make,
+        action="invitation.submission",
+        resource_type="submission",
+        owner=holder.invitation.id,
     )
 
 

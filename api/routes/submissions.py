@@ -58,6 +58,8 @@ async def create_submission(
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
         make=make,
+        action="submission.create",
+        resource_type="submission",
     )
 
 
