@@ -165,6 +165,30 @@ async def _claimed_submission(
     return found
 
 
+async def _readable_submission(
+    conn: AsyncConnection, actor: Actor, submission_id: uuid.UUID
+) -> SubmissionRow:
+    """The response an identifier already names, for a caller who may read it as
+    ``GET QuestionnaireResponse/{id}`` would let them (DESIGN.md §10.8, issue 14 finding 1):
+    `submissions:read` and, for a clinician-bound key, its caseload. Anyone else gets 409 with
+    no id: their own response is not stored, and they learn nothing of the other one."""
+    if actor.principal.has("submissions:read"):
+        row = (
+            (
+                await conn.execute(
+                    visible_submissions(actor).where(SUBMISSIONS.c.id == submission_id)
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is not None:
+            return submission_row(row)
+    raise Conflict(
+        "a QuestionnaireResponse with this identifier exists already; this one was not stored"
+    )
+
+
 @dataclass(frozen=True)
 class Posted:
     row: SubmissionRow
@@ -186,7 +210,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     conn = await uow.connection()
     if parsed.identifier is not None and not await _claim(conn, actor, parsed.identifier):
         existing = await _claimed_submission(conn, actor, parsed.identifier)
-        row = await _load_submission(conn, actor, existing)
+        row = await _readable_submission(conn, actor, existing)
         audit.record(
             await uow.orm(),
             actor,
