@@ -1,4 +1,4 @@
-"""idempotency_records keyed by (org, API key or invitation, key), with an expiry index
+"""idempotency_records keyed by (API key or invitation, key), with an expiry index
 
 Issue 14 finding 4 (DESIGN.md §10.8): a record belongs to the key that made it. The records are
 retry state kept for 24 h, and the old ones name no owner, so the table is rebuilt empty rather
@@ -29,8 +29,9 @@ def _create(*, with_owner: bool) -> None:
     owner = [sa.Column("owner_id", sa.Uuid(), nullable=False)] if with_owner else []
     op.create_table(
         "idempotency_records",
-        sa.Column("org_id", sa.Uuid(), nullable=False),
         *owner,
+        # An owner (API key or invitation) belongs to one organisation or, the system key, none.
+        sa.Column("org_id", sa.Uuid(), nullable=with_owner),
         sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
         sa.Column("request_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("response_status", sa.Integer(), nullable=True),
@@ -47,8 +48,7 @@ def _create(*, with_owner: bool) -> None:
             name=op.f("fk_idempotency_records_org_id_organizations"),
         ),
         sa.PrimaryKeyConstraint(
-            "org_id",
-            *(["owner_id"] if with_owner else []),
+            *(["owner_id"] if with_owner else ["org_id"]),
             "key",
             name=op.f("pk_idempotency_records"),
         ),

@@ -3,8 +3,10 @@
 from typing import Annotated, Any
 
 from fastapi import Body, Path
+from fastapi.responses import JSONResponse
 
-from api.deps import AdminActor, OrgKey, SessionDep
+from api.deps import AdminActor, OrgKey, SessionDep, UnitOfWorkDep
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from services.instruments import InstrumentDefinition
@@ -34,6 +36,7 @@ async def get_instrument(
 @router.post(
     "",
     status_code=201,
+    response_model=InstrumentDefinition,
     responses=responses(401, 403, 409, 422),
     response_model_exclude_none=True,
     openapi_extra={
@@ -48,6 +51,25 @@ async def get_instrument(
     },
 )
 async def create_instrument(
-    body: Annotated[dict[str, Any], Body()], actor: AdminActor, session: SessionDep
-) -> InstrumentDefinition:
-    return await instrument_catalog.create_instrument(session, actor=actor, raw=body)
+    body: Annotated[dict[str, Any], Body()],
+    actor: AdminActor,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def make() -> dict[str, Any]:
+        created = await instrument_catalog.create_instrument(session, actor=actor, raw=body)
+        return created.model_dump(mode="json", exclude_none=True)
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/instruments",
+        body=body,
+        status=201,
+        make=make,
+        action="instrument.create",
+        resource_type="instrument",
+    )

@@ -1,8 +1,10 @@
 """Idempotency-Key handling for POSTs that create something (DESIGN.md §4).
 
 A record belongs to the API key (or invitation) that made it (DESIGN.md §10.8): its primary key is
-(org, owner, key), so another caller's same Idempotency-Key is a request of its own — never a
-replay of someone else's response, nor a 422 that tells it whether it guessed their body. A replay
+(owner, key), so another caller's same Idempotency-Key is a request of its own — never a
+replay of someone else's response, nor a 422 that tells it whether it guessed their body. (API
+key and invitation ids are unique across organisations, so the owner alone scopes a key; the
+system key, which belongs to none, can use one too.) A replay
 is authorised as a fresh request would be (the route's scope check has run; the key is checked
 again for revocation here, since the PostgreSQL hot path may have skipped the lookup) and audited.
 
@@ -76,7 +78,7 @@ async def claim(
     """
     now = utcnow()
     values = {
-        "org_id": actor.org_id,
+        "org_id": actor.principal.org_id,
         "owner_id": owner,
         "key": key,
         "request_hash": fingerprint,
@@ -103,14 +105,14 @@ async def claim(
         await conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
     if claimed is not None:
         return None
-    record = (await conn.execute(select(_RECORDS).where(_mine(actor, owner, key)))).one_or_none()
+    record = (await conn.execute(select(_RECORDS).where(_mine(owner, key)))).one_or_none()
     if record is None or record.response_status is None:
         raise _in_flight()
     if record.expires_at < now:
         # An expired key starts afresh, as if never used.
         await conn.execute(
             update(_RECORDS)
-            .where(_mine(actor, owner, key))
+            .where(_mine(owner, key))
             .values(
                 request_hash=fingerprint,
                 response_status=None,
@@ -151,9 +153,7 @@ async def store(
     body: dict[str, Any],
 ) -> None:
     await (await uow.connection()).execute(
-        update(_RECORDS)
-        .where(_mine(actor, owner, key))
-        .values(response_status=status, response_body=body)
+        update(_RECORDS).where(_mine(owner, key)).values(response_status=status, response_body=body)
     )
 
 
@@ -181,12 +181,8 @@ async def purge_expired(uow: UnitOfWork, *, now: datetime | None = None) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _mine(actor: Actor, owner: uuid.UUID, key: str) -> Any:
-    return (
-        (_RECORDS.c.org_id == actor.org_id)
-        & (_RECORDS.c.owner_id == owner)
-        & (_RECORDS.c.key == key)
-    )
+def _mine(owner: uuid.UUID, key: str) -> Any:
+    return (_RECORDS.c.owner_id == owner) & (_RECORDS.c.key == key)
 
 
 def _in_flight() -> Conflict:
