@@ -203,3 +203,31 @@ async def test_purge_removes_records_past_their_retention_only(
     assert left == ["new"]
     # The record's body is gone, but the retention minimum of DESIGN.md §4 (24 h) is kept.
     assert timedelta(hours=24) <= idempotency.RETENTION
+
+
+async def test_the_purge_command_deletes_expired_records(
+    attune: Attune, app: FastAPI, settings: Settings
+) -> None:
+    from api.cli import _purge_idempotency
+
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9), headers={"Idempotency-Key": "stale"})
+    records = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+    mine = records.c.org_id == uuid.UUID(tenant.org_id)
+    uow = UnitOfWork(app.state.engine, app.state.driver_pool)
+    try:
+        conn = await uow.connection()
+        await conn.execute(
+            update(records).where(mine).values(expires_at=utcnow() - timedelta(hours=1))
+        )
+        await uow.commit()
+    finally:
+        await uow.close()
+    assert await _purge_idempotency(settings) >= 1
+    uow = UnitOfWork(app.state.engine, app.state.driver_pool)
+    try:
+        left = (await (await uow.connection()).execute(select(records.c.key).where(mine))).all()
+    finally:
+        await uow.close()
+    assert left == []
