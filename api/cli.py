@@ -123,6 +123,23 @@ async def _recompute_alerts(settings: Settings, slug: str) -> dict[str, int] | N
         await engine.dispose()
 
 
+async def _purge_idempotency(settings: Settings) -> int:
+    """Idempotency records past their 24 h retention, with the responses they keep (DESIGN.md
+    §10.7 retention); the worker may call `services.kernel.idempotency.purge_expired` too."""
+    from services.kernel import idempotency
+    from services.kernel.database import UnitOfWork
+
+    engine = create_engine(settings)
+    uow = UnitOfWork(engine)
+    try:
+        purged = await idempotency.purge_expired(uow)
+        await uow.commit()
+        return purged
+    finally:
+        await uow.close()
+        await engine.dispose()
+
+
 def seed_demo(settings: Settings) -> None:
     key = asyncio.run(_mint_admin_key(settings, DEMO_SLUG, create_demo=True))
     if key is None:
@@ -240,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     key_parser.add_argument("slug")
     recompute_parser = sub.add_parser("recompute-alerts")
     recompute_parser.add_argument("slug")
+    sub.add_parser("purge-idempotency")
     sub.add_parser("serve")
     worker_parser = sub.add_parser("worker")
     # A worker for some organisations only (repeatable): tenants with their own workers.
@@ -267,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "sweep":
         counts = asyncio.run(_sweep(settings, args.now, args.org_ids))
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    elif args.command == "purge-idempotency":
+        print(f"idempotency records purged: {asyncio.run(_purge_idempotency(settings))}")
     elif args.command == "serve":
         serve(settings)
     elif args.command == "worker":

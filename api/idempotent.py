@@ -1,5 +1,10 @@
-"""Idempotency-Key for POSTs that create something: replay the stored response or run once."""
+"""Idempotency-Key for POSTs that create something: replay the stored response or run once.
 
+The one mechanism for every creating POST (DESIGN.md §4). Records belong to the caller that made
+them, and a replay is re-checked and audited (services/kernel/idempotency.py, DESIGN.md §10.8).
+"""
+
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -10,6 +15,7 @@ from fastapi.responses import JSONResponse
 from services.kernel import idempotency
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
+from services.kernel.errors import Conflict
 
 IdempotencyKey = Annotated[
     str | None,
@@ -33,17 +39,40 @@ async def run_once(
     body: Any,
     status: int,
     make: Callable[[], Awaitable[dict[str, Any]]],
+    action: str,
+    resource_type: str,
+    owner: uuid.UUID | None = None,
+    shown_once: str | None = None,
 ) -> JSONResponse:
+    """Run ``make`` once per (caller, ``key``). ``owner``: the invitation, when the caller holds
+    one rather than an API key; ``action``/``resource_type`` name a replay in the audit trail.
+
+    ``shown_once``: a field of the response shown once (an API key, an invitation token, a webhook
+    signing secret). It is never stored, so it cannot be replayed: a repeat answers 409 naming
+    what the first request created — nothing is created twice, and no credential sits in the
+    idempotency records."""
     if key is None:
         return FastJSONResponse(await make(), status_code=status)
+    owner = owner or idempotency.owner_of(actor)
     fingerprint = idempotency.request_fingerprint(method, path, body)
-    stored = await idempotency.claim(uow, actor=actor, key=key, fingerprint=fingerprint)
+    stored = await idempotency.claim(
+        uow, actor=actor, owner=owner, key=key, fingerprint=fingerprint
+    )
     if stored is not None:
+        await idempotency.audit_replay(
+            uow, actor=actor, action=action, resource_type=resource_type, body=stored.body
+        )
+        if shown_once is not None:
+            raise Conflict(
+                f"this Idempotency-Key already created {resource_type} {stored.body.get('id')}; "
+                f"its {shown_once} was shown once and is not kept"
+            )
         return FastJSONResponse(
             stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
         )
     payload = orjson.loads(orjson.dumps(await make(), option=orjson.OPT_UTC_Z))
-    await idempotency.store(uow, actor=actor, key=key, status=status, body=payload)
+    kept = {k: v for k, v in payload.items() if k != shown_once}
+    await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=kept)
     return FastJSONResponse(payload, status_code=status)
 
 

@@ -174,8 +174,13 @@ class IdempotencyRecord(SQLModel, table=True):
     the change, so a stored response exists exactly when its change was committed."""
 
     __tablename__ = "idempotency_records"
+    __table_args__ = (sa.Index("ix_idempotency_records_expires_at", "expires_at"),)
 
-    org_id: uuid.UUID = Field(foreign_key="organizations.id", primary_key=True)
+    # The API key or invitation that made the record (DESIGN.md §10.8): keys never meet across
+    # callers, so another key's record is neither replayed nor a 422 oracle for its body.
+    owner_id: uuid.UUID = Field(primary_key=True)
+    # None for the system key's own requests (creating organizations).
+    org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id")
     key: str = Field(max_length=255, primary_key=True)
     request_hash: str = Field(max_length=64)
     response_status: int | None = None

@@ -51,18 +51,46 @@ def public_url(request: Request, url: URL | None = None) -> str:
 
 
 def _searchset(
-    request: Request, found: list[dict[str, Any]], next_token: str | None
+    request: Request,
+    resource_type: str,
+    applied: search.Search,
+    found: list[dict[str, Any]],
+    next_token: str | None,
 ) -> FhirResponse:
-    next_url = (
-        public_url(request, request.url.include_query_params(_cursor=next_token))
-        if next_token
-        else None
-    )
+    """The Bundle, its ``self`` link naming exactly the parameters applied (DESIGN.md §10.6)."""
+    here = f"{base_url(request)}/{resource_type}"
+    self_url = here + search.query_string(applied.applied())
+    next_url = None
+    if next_token:
+        following = [*applied.applied(without=["_cursor"]), ("_cursor", next_token)]
+        next_url = here + search.query_string(following)
     return FhirResponse(
-        capability.searchset(
-            base_url(request), found, self_url=public_url(request), next_url=next_url
-        )
+        capability.searchset(base_url(request), found, self_url=self_url, next_url=next_url)
     )
+
+
+def _search(request: Request, supported: dict[str, search.Param]) -> search.Search:
+    return search.Search(
+        request.query_params.multi_items(),
+        supported,
+        lenient=search.is_lenient(request.headers.get("prefer")),
+    )
+
+
+def _once() -> search.Param:
+    return search.Param(repeats=False)
+
+
+def _patient() -> search.Param:
+    return search.Param(modifiers=frozenset({"Patient"}))
+
+
+def _count(modifier: str | None, value: str) -> int:
+    return search.count(value)
+
+
+def _cursor(modifier: str | None, value: str) -> tuple[uuid.UUID, int]:
+    return search.decode_cursor(value)
 
 
 def _refused(exc: SearchError) -> SearchRefused:
@@ -79,14 +107,18 @@ async def metadata(request: Request) -> FhirResponse:
 async def search_questionnaires(
     request: Request, actor: OrgKey, session: SessionDep
 ) -> FhirResponse:
+    try:
+        query = _search(request, {"url": _once()})
+        url = query.first("url", lambda _, value: value)
+    except SearchError as exc:
+        raise _refused(exc) from None
     found = [
         to_questionnaire(d) for d in await instrument_catalog.list_instruments(session, actor=actor)
     ]
-    url = request.query_params.get("url")
     if url is not None:
         wanted = parse_questionnaire_ref(url)
         found = [q for q in found if wanted is not None and q["id"] == wanted[0]]
-    return _searchset(request, found, None)
+    return _searchset(request, "Questionnaire", query, found, None)
 
 
 @router.get("/Questionnaire/{code}")
@@ -199,16 +231,24 @@ def _uuid(value: str, resource_type: str) -> uuid.UUID:
 async def search_observations(
     request: Request, actor: SubmissionsRead, session: SessionDep
 ) -> FhirResponse:
-    params = request.query_params
     try:
-        subject = params.get("subject") or params.get("patient")
+        given = _search(
+            request,
+            {"subject": _patient(), "patient": _patient(), "code": _once(),
+             "date": search.Param(), "_count": _once(), "_cursor": _once()},
+        )  # fmt: skip
         query = store.ObservationQuery(
-            subject=search.reference_id("subject", subject, "Patient") if subject else None,
-            codes=[c for value in params.getlist("code") for c in search.score_codes(value)],
-            dates=[search.date_range("date", value) for value in params.getlist("date")],
+            subjects=[
+                *given.take("subject", search.patient_reference("subject")),
+                *given.take("patient", search.patient_reference("patient")),
+            ],
+            codes=[
+                c for codes in given.take("code", lambda _, v: search.score_codes(v)) for c in codes
+            ],
+            dates=given.take("date", lambda _, value: search.date_range("date", value)),
         )
-        count = search.count(params.get("_count"))
-        cursor = search.decode_cursor(params["_cursor"]) if "_cursor" in params else None
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        cursor = given.first("_cursor", _cursor)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "observation.search", "submission", None)
@@ -216,7 +256,7 @@ async def search_observations(
         session, actor=actor, query=query, count=count, cursor=cursor
     )
     token = search.encode_cursor(*following) if following else None
-    return _searchset(request, found, token)
+    return _searchset(request, "Observation", given, found, token)
 
 
 @router.get("/Observation/{observation_id}")
@@ -233,20 +273,36 @@ async def read_observation(
 async def search_detected_issues(
     request: Request, actor: AlertsRead, session: SessionDep
 ) -> FhirResponse:
-    params = request.query_params
     try:
-        patient = params.get("patient") or params.get("subject")
-        patient_id = search.reference_id("patient", patient, "Patient") if patient else None
-        types = [t for value in params.getlist("code") for t in search.alert_types(value)]
-        count = search.count(params.get("_count"))
-        after = search.decode_cursor(params["_cursor"])[0] if "_cursor" in params else None
+        given = _search(
+            request,
+            {"patient": _patient(), "subject": _patient(), "code": _once(), "status": _once(),
+             "_count": _once(), "_cursor": _once()},
+        )  # fmt: skip
+        patients = [
+            *given.take("patient", search.patient_reference("patient")),
+            *given.take("subject", search.patient_reference("subject")),
+        ]
+        types = [
+            t for found in given.take("code", lambda _, v: search.alert_types(v)) for t in found
+        ]
+        statuses = given.first("status", lambda _, value: search.issue_statuses(value))
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        cursor = given.first("_cursor", _cursor)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "alert.list", "alert", None)
     found, last = await store.search_issues(
-        session, actor=actor, patient=patient_id, types=types, count=count, after=after
+        session,
+        actor=actor,
+        patients=patients,
+        types=types,
+        statuses=statuses or (),
+        count=count,
+        after=cursor[0] if cursor else None,
     )
-    return _searchset(request, found, search.encode_cursor(last) if last else None)
+    token = search.encode_cursor(last) if last else None
+    return _searchset(request, "DetectedIssue", given, found, token)
 
 
 @router.get("/DetectedIssue/{issue_id}")

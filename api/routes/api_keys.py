@@ -1,10 +1,13 @@
 """An organization's own API keys, managed by its admins."""
 
 import uuid
+from typing import Any
 
 from fastapi import Response
+from fastapi.responses import JSONResponse
 
-from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep
+from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep, UnitOfWorkDep
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
@@ -14,16 +17,43 @@ from services.kernel.pagination import DEFAULT_LIMIT, Page
 router = api_router(prefix="/v1/api-keys", tags=["api-keys"])
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 422))
+@router.post(
+    "", status_code=201, response_model=ApiKeyCreated, responses=responses(401, 403, 409, 422)
+)
 async def create_api_key(
-    body: ApiKeyCreate, actor: AdminActor, session: SessionDep, settings: SettingsDep
-) -> ApiKeyCreated:
-    return await organizations.create_api_key(
-        session,
+    body: ApiKeyCreate,
+    actor: AdminActor,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Never more scopes or a wider clinician binding than the minting key's own; `admin` is
+    never bound to a clinician (DESIGN.md §10.8). The key is shown once: a repeated
+    Idempotency-Key answers 409 naming the key created."""
+
+    async def make() -> dict[str, Any]:
+        created = await organizations.create_api_key(
+            session,
+            actor=actor,
+            org_id=actor.org_id,
+            data=body,
+            secret=settings.secret_key.get_secret_value(),
+        )
+        return created.model_dump(mode="json")
+
+    return await run_once(
+        uow,
         actor=actor,
-        org_id=actor.org_id,
-        data=body,
-        secret=settings.secret_key.get_secret_value(),
+        key=idempotency_key,
+        method="POST",
+        path="/v1/api-keys",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="api_key.create",
+        resource_type="api_key",
+        shown_once="key",
     )
 
 

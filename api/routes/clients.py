@@ -1,14 +1,26 @@
 """Clients, including the upsert by external id that EHR syncs use."""
 
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
-from fastapi import Path, Request, Response
+from fastapi import Path, Request
+from fastapi.responses import JSONResponse
+from sqlmodel import SQLModel
 
-from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
+from api.deps import (
+    ClientsRead,
+    ClientsWrite,
+    Cursor,
+    Limit,
+    SessionDep,
+    UnitOfWorkDep,
+    audit_target,
+)
+from api.idempotent import FastJSONResponse, IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
-from models.people import ClientCreate, ClientPublic, ClientUpsert
+from models.people import ClientCreate, ClientPublic, ClientUpsert, Population
 from models.types import ExternalId
 from services.care import clients
 from services.kernel.pagination import DEFAULT_LIMIT, Page
@@ -16,12 +28,44 @@ from services.kernel.pagination import DEFAULT_LIMIT, Page
 router = api_router(prefix="/v1/clients", tags=["clients"])
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 409, 422))
+class ClientWritten(SQLModel):
+    """An update's answer to a key without `clients:read` (issue 14 finding 12): what it wrote
+    and nothing it could not read — the id, the external id, the fields it sent (those it left
+    out are left out here too) and when the client was updated."""
+
+    id: uuid.UUID
+    external_id: str | None
+    population: Population | None = None
+    birth_year: int | None = None
+    updated_at: datetime
+
+
+@router.post(
+    "", status_code=201, response_model=ClientPublic, responses=responses(401, 403, 409, 422)
+)
 async def create_client(
-    body: ClientCreate, actor: ClientsWrite, session: SessionDep
-) -> ClientPublic:
-    row = await clients.create_client(session, actor=actor, data=body)
-    return ClientPublic.model_validate(row)
+    body: ClientCreate,
+    actor: ClientsWrite,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def make() -> dict[str, Any]:
+        row = await clients.create_client(session, actor=actor, data=body)
+        return ClientPublic.model_validate(row).model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/clients",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="client.create",
+        resource_type="client",
+    )
 
 
 @router.get("", responses=responses(401, 403, 422))
@@ -41,23 +85,36 @@ async def list_clients(
 @router.put(
     "/by-external-id/{external_id:path}",
     responses={
-        200: {"description": "Updated", "model": ClientPublic},
+        200: {
+            "description": "Updated: the client, or for a key without clients:read only what "
+            "it wrote",
+            "model": ClientWritten,
+        },
         **responses(401, 403, 404, 409, 422),
     },
     status_code=201,
+    response_model=ClientPublic,
 )
 async def upsert_client(
     external_id: Annotated[ExternalId, Path()],
     body: ClientUpsert,
     actor: ClientsWrite,
     session: SessionDep,
-    response: Response,
-) -> ClientPublic:
+) -> JSONResponse:
+    """201 with the client created (all of it came from this request), 200 with the client
+    updated. A key that may not read clients is told only what it wrote (`ClientWritten`): the
+    upsert is no way to read a client's other fields."""
     row, created = await clients.upsert_client(
         session, actor=actor, external_id=external_id, data=body
     )
-    response.status_code = 201 if created else 200
-    return ClientPublic.model_validate(row)
+    public = ClientPublic.model_validate(row).model_dump(mode="json")
+    if created or actor.principal.has("clients:read"):
+        return FastJSONResponse(public, status_code=201 if created else 200)
+    written = ClientWritten.model_validate(
+        {**body.model_dump(exclude_unset=True), **{k: public[k] for k in ("id", "external_id")},
+         "updated_at": row.updated_at}
+    )  # fmt: skip
+    return FastJSONResponse(written.model_dump(mode="json", exclude_unset=True), status_code=200)
 
 
 @router.get("/{client_id}", responses=responses(401, 403, 404, 422))

@@ -1,10 +1,21 @@
 """Clinicians."""
 
 import uuid
+from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
-from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
+from api.deps import (
+    ClientsRead,
+    ClientsWrite,
+    Cursor,
+    Limit,
+    SessionDep,
+    UnitOfWorkDep,
+    audit_target,
+)
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.people import ClinicianCreate, ClinicianPublic
@@ -15,12 +26,32 @@ from services.kernel.pagination import DEFAULT_LIMIT, Page
 router = api_router(prefix="/v1/clinicians", tags=["clinicians"])
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 409, 422))
+@router.post(
+    "", status_code=201, response_model=ClinicianPublic, responses=responses(401, 403, 409, 422)
+)
 async def create_clinician(
-    body: ClinicianCreate, actor: ClientsWrite, session: SessionDep
-) -> ClinicianPublic:
-    row = await clinicians.create_clinician(session, actor=actor, data=body)
-    return ClinicianPublic.model_validate(row)
+    body: ClinicianCreate,
+    actor: ClientsWrite,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def make() -> dict[str, Any]:
+        row = await clinicians.create_clinician(session, actor=actor, data=body)
+        return ClinicianPublic.model_validate(row).model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/clinicians",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="clinician.create",
+        resource_type="clinician",
+    )
 
 
 @router.get("", responses=responses(401, 403, 422))

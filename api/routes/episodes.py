@@ -1,10 +1,21 @@
 """Episodes of care."""
 
 import uuid
+from typing import Any
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 
-from api.deps import ClientsRead, ClientsWrite, Cursor, Limit, SessionDep, audit_target
+from api.deps import (
+    ClientsRead,
+    ClientsWrite,
+    Cursor,
+    Limit,
+    SessionDep,
+    UnitOfWorkDep,
+    audit_target,
+)
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.episodes import EpisodeCreate, EpisodePublic, EpisodeStatus, EpisodeUpdate
@@ -14,12 +25,32 @@ from services.kernel.pagination import DEFAULT_LIMIT, Page
 router = api_router(prefix="/v1/episodes", tags=["episodes"])
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 422))
+@router.post(
+    "", status_code=201, response_model=EpisodePublic, responses=responses(401, 403, 409, 422)
+)
 async def create_episode(
-    body: EpisodeCreate, actor: ClientsWrite, session: SessionDep
-) -> EpisodePublic:
-    row = await episodes.create_episode(session, actor=actor, data=body)
-    return EpisodePublic.model_validate(row)
+    body: EpisodeCreate,
+    actor: ClientsWrite,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def make() -> dict[str, Any]:
+        row = await episodes.create_episode(session, actor=actor, data=body)
+        return EpisodePublic.model_validate(row).model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/episodes",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="episode.create",
+        resource_type="episode",
+    )
 
 
 @router.get("", responses=responses(401, 403, 422))

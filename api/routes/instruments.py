@@ -3,8 +3,10 @@
 from typing import Annotated, Any
 
 from fastapi import Body, Path
+from fastapi.responses import JSONResponse
 
-from api.deps import AdminActor, OrgKey, SessionDep, SettingsDep
+from api.deps import AdminActor, OrgKey, SessionDep, SettingsDep, UnitOfWorkDep
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from services.instruments import InstrumentDefinition
@@ -34,6 +36,7 @@ async def get_instrument(
 @router.post(
     "",
     status_code=201,
+    response_model=InstrumentDefinition,
     responses=responses(401, 403, 409, 413, 422),
     response_model_exclude_none=True,
     openapi_extra={
@@ -50,16 +53,34 @@ async def get_instrument(
 async def create_instrument(
     body: Annotated[dict[str, Any], Body()],
     actor: AdminActor,
+    uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> InstrumentDefinition:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Publish an organisation's own instrument, or a new version of it: at most
     `ATTUNE_INSTRUMENT_MAX_BYTES` per definition (413) and `ATTUNE_INSTRUMENT_MAX_VERSIONS`
     versions per code (422 naming `body.version`)."""
-    return await instrument_catalog.create_instrument(
-        session,
+
+    async def make() -> dict[str, Any]:
+        created = await instrument_catalog.create_instrument(
+            session,
+            actor=actor,
+            raw=body,
+            max_bytes=settings.instrument_max_bytes,
+            max_versions=settings.instrument_max_versions,
+        )
+        return created.model_dump(mode="json", exclude_none=True)
+
+    return await run_once(
+        uow,
         actor=actor,
-        raw=body,
-        max_bytes=settings.instrument_max_bytes,
-        max_versions=settings.instrument_max_versions,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/instruments",
+        body=body,
+        status=201,
+        make=make,
+        action="instrument.create",
+        resource_type="instrument",
     )

@@ -39,6 +39,7 @@ router = api_router(tags=["invitations"])
 @router.post(
     "/v1/episodes/{episode_id}/invitations",
     status_code=201,
+    response_model=InvitationCreated,
     responses=responses(401, 403, 404, 409, 422),
 )
 async def create_invitation(
@@ -48,17 +49,35 @@ async def create_invitation(
     actor: SubmissionsWrite,
     uow: UnitOfWorkDep,
     settings: SettingsDep,
-) -> InvitationCreated:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """A one-off token for the client to rate one session (`Authorization: Bearer inv_…` on the
-    `/v1/invitation` routes). The token is shown once, so there is no Idempotency-Key here: a
-    stored answer would keep it."""
+    `/v1/invitation` routes). The token is shown once and never stored: a repeated
+    Idempotency-Key answers 409 naming the invitation created, and issues no second token."""
     audit_target(request, "invitation.create", "episode", episode_id)
-    return await invitations.create_invitation(
+
+    async def make() -> dict[str, Any]:
+        created = await invitations.create_invitation(
+            uow,
+            actor=actor,
+            episode_id=episode_id,
+            data=body,
+            secret=settings.secret_key.get_secret_value(),
+        )
+        return created.model_dump(mode="json")
+
+    return await run_once(
         uow,
         actor=actor,
-        episode_id=episode_id,
-        data=body,
-        secret=settings.secret_key.get_secret_value(),
+        key=idempotency_key,
+        method="POST",
+        path=f"/v1/episodes/{episode_id}/invitations",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="invitation.create",
+        resource_type="invitation",
+        shown_once="token",
     )
 
 
@@ -144,11 +163,42 @@ async def submit_through_invitation(
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
         make=make,
+        action="invitation.submission",
+        resource_type="submission",
+        owner=holder.invitation.id,
     )
 
 
-@router.post("/v1/invitation/concerns", status_code=201, responses=responses(401, 410, 422, 429))
-async def raise_concern(body: ConcernCreate, holder: Writer, session: SessionDep) -> ConcernReceipt:
+@router.post(
+    "/v1/invitation/concerns",
+    status_code=201,
+    response_model=ConcernReceipt,
+    responses=responses(401, 409, 410, 422, 429),
+)
+async def raise_concern(
+    body: ConcernCreate,
+    holder: Writer,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Tell the clinic something about your care. It goes to the people who handle concerns —
     not to your clinician — and your words are never exported or sent to other systems."""
-    return await invitations.raise_concern(session, holder, body)
+
+    async def make() -> dict[str, Any]:
+        receipt = await invitations.raise_concern(session, holder, body)
+        return receipt.model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=holder.actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/invitation/concerns",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="invitation.concern",
+        resource_type="concern",
+        owner=holder.invitation.id,
+    )

@@ -1,8 +1,12 @@
 """Organizations and their keys, managed with the system key."""
 
 import uuid
+from typing import Any
 
-from api.deps import SessionDep, SettingsDep, SystemActor
+from fastapi.responses import JSONResponse
+
+from api.deps import SessionDep, SettingsDep, SystemActor, UnitOfWorkDep
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.tenancy import ApiKeyCreate, ApiKeyCreated, OrganizationCreate, OrganizationPublic
@@ -11,27 +15,75 @@ from services.care import organizations
 router = api_router(prefix="/v1/organizations", tags=["organizations"])
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 409, 422))
+@router.post(
+    "",
+    status_code=201,
+    response_model=OrganizationPublic,
+    responses=responses(401, 403, 409, 422),
+)
 async def create_organization(
-    body: OrganizationCreate, actor: SystemActor, session: SessionDep
-) -> OrganizationPublic:
-    org = await organizations.create_organization(session, actor=actor, data=body)
-    return OrganizationPublic.model_validate(org)
+    body: OrganizationCreate,
+    actor: SystemActor,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def make() -> dict[str, Any]:
+        org = await organizations.create_organization(session, actor=actor, data=body)
+        return OrganizationPublic.model_validate(org).model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/organizations",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="organization.create",
+        resource_type="organization",
+    )
 
 
-@router.post("/{org_id}/api-keys", status_code=201, responses=responses(401, 403, 404, 422))
+@router.post(
+    "/{org_id}/api-keys",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses=responses(401, 403, 404, 409, 422),
+)
 async def create_org_api_key(
     org_id: uuid.UUID,
     body: ApiKeyCreate,
     actor: SystemActor,
+    uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
-) -> ApiKeyCreated:
-    await organizations.get_organization(session, org_id)
-    return await organizations.create_api_key(
-        session,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The key is shown once: a repeated Idempotency-Key answers 409 naming the key created."""
+
+    async def make() -> dict[str, Any]:
+        await organizations.get_organization(session, org_id)
+        created = await organizations.create_api_key(
+            session,
+            actor=actor,
+            org_id=org_id,
+            data=body,
+            secret=settings.secret_key.get_secret_value(),
+        )
+        return created.model_dump(mode="json")
+
+    return await run_once(
+        uow,
         actor=actor,
-        org_id=org_id,
-        data=body,
-        secret=settings.secret_key.get_secret_value(),
+        key=idempotency_key,
+        method="POST",
+        path=f"/v1/organizations/{org_id}/api-keys",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="api_key.create",
+        resource_type="api_key",
+        shown_once="key",
     )

@@ -58,6 +58,8 @@ async def create_submission(
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
         make=make,
+        action="submission.create",
+        resource_type="submission",
     )
 
 
@@ -70,19 +72,40 @@ async def get_submission(
     return SubmissionPublic.model_validate(submissions.to_public(row))
 
 
-@router.post("/v1/submissions/{submission_id}/void", responses=responses(401, 403, 404, 422))
+@router.post(
+    "/v1/submissions/{submission_id}/void",
+    response_model=SubmissionPublic,
+    responses=responses(401, 403, 404, 409, 422),
+)
 async def void_submission(
     submission_id: uuid.UUID,
     body: SubmissionVoid,
     request: Request,
     actor: SubmissionsWrite,
+    uow: UnitOfWorkDep,
     session: SessionDep,
-) -> SubmissionPublic:
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     audit_target(request, "submission.void", "submission", submission_id)
-    voided = await submissions.void_submission(
-        session, actor=actor, submission_id=submission_id, reason=body.reason
+
+    async def make() -> dict[str, Any]:
+        voided = await submissions.void_submission(
+            session, actor=actor, submission_id=submission_id, reason=body.reason
+        )
+        return SubmissionPublic.model_validate(voided).model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path=f"/v1/submissions/{submission_id}/void",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=200,
+        make=make,
+        action="submission.void",
+        resource_type="submission",
     )
-    return SubmissionPublic.model_validate(voided)
 
 
 @router.get("/v1/episodes/{episode_id}/submissions", responses=responses(401, 403, 404, 422))

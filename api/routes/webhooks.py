@@ -1,11 +1,13 @@
 """Webhook endpoints and their delivery log (DESIGN.md §4, §8)."""
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 
-from api.deps import Cursor, Limit, SessionDep, SettingsDep, audit_target, require
+from api.deps import Cursor, Limit, SessionDep, SettingsDep, UnitOfWorkDep, audit_target, require
+from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
 from models.webhooks import (
@@ -24,14 +26,38 @@ router = api_router(prefix="/v1/webhooks", tags=["webhooks"])
 WebhooksWrite = Annotated[Actor, require("webhooks:write")]
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 422))
+@router.post(
+    "", status_code=201, response_model=WebhookCreated, responses=responses(401, 403, 409, 422)
+)
 async def create_webhook(
-    body: WebhookCreate, actor: WebhooksWrite, session: SessionDep, settings: SettingsDep
-) -> WebhookCreated:
-    """Register an endpoint. The answer holds its signing secret (`whsec_…`), shown this once;
-    no Idempotency-Key, for the same reason as API keys: a stored answer would keep the secret."""
-    return await webhooks.create_endpoint(
-        session, actor=actor, data=body, allow_private=settings.webhook_allow_private
+    body: WebhookCreate,
+    actor: WebhooksWrite,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register an endpoint. The answer holds its signing secret (`whsec_…`), shown this once
+    and never stored with the Idempotency-Key: a repeat answers 409 naming the endpoint."""
+
+    async def make() -> dict[str, Any]:
+        created = await webhooks.create_endpoint(
+            session, actor=actor, data=body, allow_private=settings.webhook_allow_private
+        )
+        return created.model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path="/v1/webhooks",
+        body=body.model_dump(mode="json", exclude_unset=True),
+        status=201,
+        make=make,
+        action="webhook.create",
+        resource_type="webhook",
+        shown_once="secret",
     )
 
 

@@ -14,7 +14,7 @@ from services.care import invitations
 from services.kernel import audit
 from services.kernel.auth import Actor, display_prefix, generate_key, hash_key
 from services.kernel.database import insert_unique
-from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
 
 
@@ -63,6 +63,7 @@ async def create_api_key(
             type="scope",
             detail="the system scope cannot be given to an organization's key",
         )
+    _never_wider(actor, data)
     key = generate_key()
     row = ApiKey(
         org_id=org_id,
@@ -80,14 +81,54 @@ async def create_api_key(
     return ApiKeyCreated.model_validate(row, update={"key": key})
 
 
+def _never_wider(actor: Actor, data: ApiKeyCreate) -> None:
+    """DESIGN.md §10.8 (issue 14 finding 2): a key never mints a key with more scopes or a wider
+    clinician binding than its own, and `admin` — which reads everything of its organisation,
+    the audit trail and all keys included — is never bound to a clinician."""
+    minter = actor.principal
+    if "admin" in data.scopes and data.clinician_id is not None:
+        raise InvalidInput.at(
+            "body.clinician_id",
+            "an admin key cannot be bound to a clinician",
+            type="scope",
+            detail="the admin scope reaches the whole organisation; bind a narrower key instead",
+        )
+    if minter.is_system:
+        return
+    wider = sorted(s for s in data.scopes if not minter.has(s))
+    if wider:
+        raise InvalidInput.at(
+            "body.scopes",
+            f"beyond the minting key's own scopes: {', '.join(wider)}",
+            type="scope",
+            detail="a key cannot mint a key with scopes it does not have",
+        )
+    if minter.clinician_id is not None and data.clinician_id != minter.clinician_id:
+        raise InvalidInput.at(
+            "body.clinician_id",
+            "must be the minting key's own clinician",
+            type="scope",
+            detail="a clinician-bound key mints only keys bound to the same clinician",
+        )
+
+
+def require_unbound(actor: Actor) -> None:
+    """Listing and revoking keys reach every key of the organisation: unbound admins only (a
+    bound admin key can only be one minted before admin keys could no longer be bound)."""
+    if actor.clinician_id is not None:
+        raise Forbidden("a clinician-bound key cannot manage the organisation's keys")
+
+
 async def list_api_keys(
     session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
 ) -> tuple[Sequence[ApiKey], str | None]:
+    require_unbound(actor)
     stmt = select(ApiKey).where(col(ApiKey.org_id) == actor.org_id)
     return await fetch_page(session, stmt, id_column=col(ApiKey.id), limit=limit, cursor=cursor)
 
 
 async def revoke_api_key(session: AsyncSession, *, actor: Actor, key_id: uuid.UUID) -> None:
+    require_unbound(actor)
     row = await session.scalar(
         select(ApiKey).where(col(ApiKey.org_id) == actor.org_id).where(col(ApiKey.id) == key_id)
     )

@@ -21,7 +21,11 @@ _DOC = (
     f"EpisodeOfCare/{{episode id}}) and {EXT_SESSION_NUMBER} (valuePositiveInt); source "
     "Patient (or none) = client, Practitioner = clinician, RelatedPerson (display = rater) = "
     "collateral; one identifier makes the create idempotent (the same identifier again answers "
-    "200 with the response it created). Scores are Observations (category survey, LOINC where "
+    "200 with the response it created to a key that may read it, else 409). Searches are "
+    "strict: an unknown parameter or modifier, or a value that cannot be applied, is a 400 "
+    "OperationOutcome naming it, unless 'Prefer: handling=lenient' asks to leave it out; the "
+    "Bundle's self link lists exactly the parameters applied. Reference parameters take the "
+    ":Patient modifier. Scores are Observations (category survey, LOINC where "
     f"one exists, else {CS_SCORE}); alerts are DetectedIssues (code system {CS_ALERT_TYPE}; "
     "open = preliminary, acknowledged or resolved = final with a mitigation, retracted = "
     "entered-in-error). Voided submissions and their Observations are entered-in-error."
@@ -93,7 +97,14 @@ def capability_statement(base: str, date: str) -> dict[str, Any]:
                         "interaction": [*read, {"code": "search-type"}],
                         "searchParam": [
                             _param("patient", "reference", "Patient/{client id} or the id"),
+                            _param("subject", "reference", "same as patient"),
                             _param("code", "token", f"{CS_ALERT_TYPE}|alliance.rupture"),
+                            _param(
+                                "status",
+                                "token",
+                                "preliminary (open), final (acknowledged or resolved), "
+                                "entered-in-error (retracted); comma-separated for any of them",
+                            ),
                             _COUNT,
                         ],
                     },

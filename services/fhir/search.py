@@ -1,11 +1,15 @@
-"""FHIR search parameters as Attune filters: references, tokens, dates, paging."""
+"""FHIR search parameters as Attune filters: references, tokens, dates, paging; and strict
+handling of what a search asks (`Search`)."""
 
 import base64
 import binascii
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+from urllib.parse import urlencode
 
 from services.fhir.codes import CS_ALERT_TYPE, CS_SCORE, LOINC
 
@@ -19,6 +23,102 @@ class SearchError(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(message)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A search parameter a resource type supports: the modifiers it takes, and whether it may
+    be given more than once (repeats are ANDed; a parameter whose repeats the server cannot AND
+    says so: alternatives go in one value, comma-separated)."""
+
+    modifiers: frozenset[str] = frozenset()
+    repeats: bool = True
+
+
+@dataclass
+class Search:
+    """A search's query judged against what its resource type supports (DESIGN.md §10.6, issue
+    14 finding 3). An unknown parameter or modifier, a repeat that cannot be applied, or a value
+    that cannot be → `SearchError` naming it; with ``lenient`` (``Prefer: handling=lenient``) it
+    is left out instead. Either way `applied` holds exactly the parameters that filter, in the
+    order given, for the Bundle's ``self`` link: an EHR reading it never believes a filter held
+    that did not."""
+
+    items: Iterable[tuple[str, str]]
+    supported: Mapping[str, Param]
+    lenient: bool = False
+    _given: dict[str, list[tuple[int, str, str | None, str]]] = field(default_factory=dict)
+    _applied: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for position, (raw, value) in enumerate(self.items):
+            name, colon, modifier = raw.partition(":")
+            spec = self.supported.get(name)
+            if spec is None:
+                self._refuse(raw, "unknown search parameter")
+            elif colon and modifier not in spec.modifiers:
+                self._refuse(raw, f"unknown modifier :{modifier}")
+            elif name in self._given and not spec.repeats:
+                self._refuse(raw, "give this parameter once (alternatives: comma-separated)")
+            else:
+                self._given.setdefault(name, []).append(
+                    (position, raw, modifier if colon else None, value)
+                )
+
+    def _refuse(self, parameter: str, message: str) -> None:
+        if not self.lenient:
+            raise SearchError(parameter, message)
+
+    def take(self, name: str, parse: Callable[[str | None, str], T]) -> list[T]:
+        """Each value of ``name`` parsed (``parse(modifier, value)``), the ones that cannot be
+        refused or, when lenient, left out."""
+        out: list[T] = []
+        for position, raw, modifier, value in self._given.get(name, []):
+            try:
+                parsed = parse(modifier, value)
+            except SearchError as exc:
+                self._refuse(raw, str(exc))
+                continue
+            out.append(parsed)
+            self._applied.append((position, raw, value))
+        return out
+
+    def first(self, name: str, parse: Callable[[str | None, str], T]) -> T | None:
+        found = self.take(name, parse)
+        return found[0] if found else None
+
+    def applied(self, *, without: Iterable[str] = ()) -> list[tuple[str, str]]:
+        left_out = set(without)
+        return [(raw, value) for _, raw, value in sorted(self._applied) if raw not in left_out]
+
+
+def query_string(pairs: Iterable[tuple[str, str]]) -> str:
+    encoded = urlencode(list(pairs), safe="/:|,")
+    return f"?{encoded}" if encoded else ""
+
+
+def is_lenient(prefer: str | None) -> bool:
+    """``Prefer: handling=lenient`` (RFC 7240 preferences, as FHIR search uses them); strict
+    otherwise, ``handling=strict`` included."""
+    if not prefer:
+        return False
+    tokens = (t.strip().lower().replace(" ", "") for t in re.split(r"[,;]", prefer))
+    return "handling=lenient" in tokens
+
+
+def patient_reference(parameter: str) -> Callable[[str | None, str], uuid.UUID]:
+    """A reference search value: ``Patient/{id}``, a URL ending so, the bare id, or with the
+    ``:Patient`` type modifier the id."""
+
+    def parse(modifier: str | None, value: str) -> uuid.UUID:
+        if modifier == "Patient" and "/" not in value:
+            value = f"Patient/{value}"
+        return reference_id(parameter, value, "Patient")
+
+    return parse
 
 
 def reference_id(parameter: str, value: str, resource_type: str) -> uuid.UUID:
@@ -81,6 +181,25 @@ def score_codes(value: str) -> list[ScoreCode]:
             out.append(ScoreCode(instrument, None, True))
         else:
             out.append(ScoreCode(instrument, score, False))
+    return out
+
+
+# DetectedIssue.status takes ObservationStatus codes (FHIR R4).
+OBSERVATION_STATUS = "http://hl7.org/fhir/observation-status"
+ISSUE_STATUSES = frozenset(
+    {"registered", "preliminary", "final", "amended", "corrected", "cancelled",
+     "entered-in-error", "unknown"}
+)  # fmt: skip
+
+
+def issue_statuses(value: str) -> list[str]:
+    out = []
+    for system, code in _tokens(value):
+        if system not in ("", OBSERVATION_STATUS) or code not in ISSUE_STATUSES:
+            raise SearchError(
+                "status", "a DetectedIssue status: " + ", ".join(sorted(ISSUE_STATUSES))
+            )
+        out.append(code)
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, func, select, update
+from sqlalchemy import Select, and_, false, func, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -165,6 +165,30 @@ async def _claimed_submission(
     return found
 
 
+async def _readable_submission(
+    conn: AsyncConnection, actor: Actor, submission_id: uuid.UUID
+) -> SubmissionRow:
+    """The response an identifier already names, for a caller who may read it as
+    ``GET QuestionnaireResponse/{id}`` would let them (DESIGN.md §10.8, issue 14 finding 1):
+    `submissions:read` and, for a clinician-bound key, its caseload. Anyone else gets 409 with
+    no id: their own response is not stored, and they learn nothing of the other one."""
+    if actor.principal.has("submissions:read"):
+        row = (
+            (
+                await conn.execute(
+                    visible_submissions(actor).where(SUBMISSIONS.c.id == submission_id)
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
+        if row is not None:
+            return submission_row(row)
+    raise Conflict(
+        "a QuestionnaireResponse with this identifier exists already; this one was not stored"
+    )
+
+
 @dataclass(frozen=True)
 class Posted:
     row: SubmissionRow
@@ -186,7 +210,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     conn = await uow.connection()
     if parsed.identifier is not None and not await _claim(conn, actor, parsed.identifier):
         existing = await _claimed_submission(conn, actor, parsed.identifier)
-        row = await _load_submission(conn, actor, existing)
+        row = await _readable_submission(conn, actor, existing)
         audit.record(
             await uow.orm(),
             actor,
@@ -315,7 +339,8 @@ async def read_observation(
 
 @dataclass(frozen=True)
 class ObservationQuery:
-    subject: uuid.UUID | None = None
+    # Every one must hold (FHIR ANDs repeated parameters; subject and patient are one filter).
+    subjects: Sequence[uuid.UUID] = ()
     codes: Sequence[ScoreCode] = ()
     dates: Sequence[DateRange] = ()
 
@@ -355,8 +380,8 @@ def _instruments_for(codes: Sequence[ScoreCode], defs: Definitions) -> set[str] 
 def observation_filter(
     stmt: Select[Any], query: ObservationQuery, defs: Definitions
 ) -> Select[Any]:
-    if query.subject is not None:
-        stmt = stmt.where(EPISODES.c.client_id == query.subject)
+    for subject in query.subjects:
+        stmt = stmt.where(EPISODES.c.client_id == subject)
     instruments = _instruments_for(query.codes, defs)
     if instruments is not None:
         stmt = stmt.where(SUBMISSIONS.c.instrument.in_(sorted(instruments)))
@@ -457,21 +482,40 @@ async def read_issue(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID
     return await _issue(session, actor, row)
 
 
+def _issue_status_is(status: str) -> Any:
+    """The alerts `resources.issue_status` shows with ``status``: open → preliminary, resolved
+    as retracted → entered-in-error, any other → final; no alert has another status."""
+    retracted = and_(
+        ALERTS.c.status == "resolved", func.coalesce(ALERTS.c.resolution, "") == "retracted"
+    )
+    if status == "preliminary":
+        return ALERTS.c.status == "open"
+    if status == "entered-in-error":
+        return retracted
+    if status == "final":
+        return and_(ALERTS.c.status != "open", not_(retracted))
+    return false()
+
+
 async def search_issues(
     session: AsyncSession,
     *,
     actor: Actor,
-    patient: uuid.UUID | None,
+    patients: Sequence[uuid.UUID],
     types: Sequence[str],
+    statuses: Sequence[str] = (),
     count: int,
     after: uuid.UUID | None,
 ) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
-    """Alerts the actor may see (concerns only for keys that may read them), oldest first."""
+    """Alerts the actor may see (concerns only for keys that may read them), oldest first.
+    ``statuses``: DetectedIssue statuses, any of them (`resources.issue_status` maps alerts)."""
     stmt = alert_lifecycle.visible_alerts(actor)
-    if patient is not None:
+    for patient in patients:
         stmt = stmt.where(EPISODES.c.client_id == patient)
     if types:
         stmt = stmt.where(ALERTS.c.type.in_(list(types)))
+    if statuses:
+        stmt = stmt.where(or_(false(), *(_issue_status_is(s) for s in set(statuses))))
     if after is not None:
         stmt = stmt.where(ALERTS.c.id > after)
     rows = (await session.execute(stmt.order_by(ALERTS.c.id).limit(count + 1))).mappings().all()

@@ -1,7 +1,15 @@
 """Idempotency-Key handling for POSTs that create something (DESIGN.md §4).
 
+A record belongs to the API key (or invitation) that made it (DESIGN.md §10.8): its primary key is
+(owner, key), so another caller's same Idempotency-Key is a request of its own — never a
+replay of someone else's response, nor a 422 that tells it whether it guessed their body. (API
+key and invitation ids are unique across organisations, so the owner alone scopes a key; the
+system key, which belongs to none, can use one too.) A replay
+is authorised as a fresh request would be (the route's scope check has run; the key is checked
+again for revocation here, since the PostgreSQL hot path may have skipped the lookup) and audited.
+
 The key is claimed by inserting its row *in the request's own transaction*, guarded by the primary
-key (org, key), and the stored response is written in that same transaction. So:
+key, and the stored response is written in that same transaction. So:
 - a concurrent request with the same key waits on the row lock; on PostgreSQL it gives up after a
   short lock timeout and answers 409 (still in flight); on SQLite writers are serialised anyway,
   so it simply sees the finished record;
@@ -9,25 +17,34 @@ key (org, key), and the stored response is written in that same transaction. So:
 - a stored response exists exactly when the change it describes was committed.
 """
 
+import contextlib
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
+from models.audit import AuditEvent
 from models.base import utcnow
 from models.submissions import IdempotencyRecord
+from models.tenancy import ApiKey
+from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
-from services.kernel.errors import Conflict, InvalidInput
+from services.kernel.errors import Conflict, InvalidInput, Unauthorized
 
+# DESIGN.md §4: keys are kept at least 24 h; records past it are purged (`purge_expired`), so
+# stored response bodies — health data — are not kept longer than a retry needs them.
 RETENTION = timedelta(hours=24)
 _RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]
+_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 # How long a request waits for a concurrent twin before answering 409 (PostgreSQL).
 IN_FLIGHT_WAIT_MS = 200
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock timeout
@@ -44,17 +61,25 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
+def owner_of(actor: Actor) -> uuid.UUID:
+    """The API key acting; invitations pass their own id instead."""
+    if actor.principal.key_id is None:
+        raise ValueError("an Idempotency-Key needs an owner: an API key or an invitation")
+    return actor.principal.key_id
+
+
 async def claim(
-    uow: UnitOfWork, *, actor: Actor, key: str, fingerprint: str
+    uow: UnitOfWork, *, actor: Actor, owner: uuid.UUID, key: str, fingerprint: str
 ) -> StoredResponse | None:
-    """Claim `key` for this request, or return the response stored for it.
+    """Claim `key` for this request of `owner`, or return the response stored for it.
 
     Raises 422 when the key was used with a different request, 409 when its first use is still
-    being processed.
+    being processed, 401 when the API key that would be answered was revoked meanwhile.
     """
     now = utcnow()
     values = {
-        "org_id": actor.org_id,
+        "org_id": actor.principal.org_id,
+        "owner_id": owner,
         "key": key,
         "request_hash": fingerprint,
         "created_at": now,
@@ -80,19 +105,14 @@ async def claim(
         await conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
     if claimed is not None:
         return None
-    record = (
-        await conn.execute(
-            select(_RECORDS).where(_RECORDS.c.org_id == actor.org_id).where(_RECORDS.c.key == key)
-        )
-    ).one_or_none()
+    record = (await conn.execute(select(_RECORDS).where(_mine(owner, key)))).one_or_none()
     if record is None or record.response_status is None:
         raise _in_flight()
     if record.expires_at < now:
         # An expired key starts afresh, as if never used.
         await conn.execute(
-            update(IdempotencyRecord)
-            .where(col(IdempotencyRecord.org_id) == actor.org_id)
-            .where(col(IdempotencyRecord.key) == key)
+            update(_RECORDS)
+            .where(_mine(owner, key))
             .values(
                 request_hash=fingerprint,
                 response_status=None,
@@ -110,18 +130,59 @@ async def claim(
             detail="this Idempotency-Key was used with a different request body",
         )
     assert record.response_body is not None
+    if actor.principal.key_id is not None:
+        # The route may have taken the key from the process's cache (the PostgreSQL hot path
+        # re-checks it in its own statements, which a replay never reaches): look again.
+        active = await conn.scalar(
+            select(_KEYS.c.id)
+            .where(_KEYS.c.id == actor.principal.key_id)
+            .where(_KEYS.c.revoked_at.is_(None))
+        )
+        if active is None:
+            raise Unauthorized("invalid or revoked API key")
     return StoredResponse(status=record.response_status, body=record.response_body)
 
 
 async def store(
-    uow: UnitOfWork, *, actor: Actor, key: str, status: int, body: dict[str, Any]
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    owner: uuid.UUID,
+    key: str,
+    status: int,
+    body: dict[str, Any],
 ) -> None:
     await (await uow.connection()).execute(
-        update(IdempotencyRecord)
-        .where(col(IdempotencyRecord.org_id) == actor.org_id)
-        .where(col(IdempotencyRecord.key) == key)
-        .values(response_status=status, response_body=body)
+        update(_RECORDS).where(_mine(owner, key)).values(response_status=status, response_body=body)
     )
+
+
+async def audit_replay(
+    uow: UnitOfWork, *, actor: Actor, action: str, resource_type: str, body: dict[str, Any]
+) -> None:
+    """A replay hands out a stored response again: audited as a read of what it names."""
+    resource_id: uuid.UUID | None = None
+    with contextlib.suppress(ValueError):
+        resource_id = uuid.UUID(str(body.get("id")))
+    await (await uow.connection()).execute(
+        _AUDIT.insert(),
+        audit.event_values(
+            actor, action=f"{action}.replay", resource_type=resource_type, resource_id=resource_id
+        ),
+    )
+
+
+async def purge_expired(uow: UnitOfWork, *, now: datetime | None = None) -> int:
+    """Delete records past their retention, with the response bodies they keep; returns how
+    many. For the worker or `attune purge-idempotency`; the caller commits."""
+    result = await (await uow.connection()).execute(
+        delete(_RECORDS).where(_RECORDS.c.expires_at < (now or utcnow()))
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _mine(owner: uuid.UUID, key: str) -> Any:
+    return (_RECORDS.c.owner_id == owner) & (_RECORDS.c.key == key)
 
 
 def _in_flight() -> Conflict:

@@ -576,3 +576,98 @@ async def test_bound_key_opens_the_first_episode_of_a_client_it_registered(
         201,
     )
     expect(await tenant.http.get(f"/v1/clients/{client['id']}", headers=key), 200)
+
+
+# Inside one organisation (issue 14, DESIGN.md §10.8): each scope alone, and a key bound to the
+# other clinician, read nothing beyond their scope and binding — through reads, FHIR searches,
+# FHIR identifiers, Idempotency-Key replays, the client upsert or key minting.
+
+ALONE = (*SCOPES, "webhooks:write", "concerns:read")
+# Reads of the routes this dimension covers, and the one scope each needs.
+SCOPED_READS: dict[str, str] = {
+    "/fhir/QuestionnaireResponse/{response_id}": "submissions:read",
+    "/fhir/Observation/{observation_id}": "submissions:read",
+    "/fhir/Observation?subject=Patient/{client_id}": "submissions:read",
+    "/fhir/Observation?subject:Patient={client_id}": "submissions:read",
+    "/fhir/DetectedIssue/{issue_id}": "alerts:read",
+    "/fhir/DetectedIssue?patient={client_id}&status=preliminary,final": "alerts:read",
+    "/v1/submissions/{submission_id}": "submissions:read",
+    "/v1/clients/{client_id}": "clients:read",
+    "/v1/alerts/{alert_id}": "alerts:read",
+    "/v1/api-keys": "admin",
+}
+
+
+def _content_of(values: dict[str, str]) -> set[str]:
+    """What must not reach a caller who may not read this caseload."""
+    return {values[k] for k in ("client_id", "episode_id", "submission_id", "alert_id")}
+
+
+async def test_intra_organisation_matrix(attune: Attune) -> None:
+    org = await build_org(attune, "Clinic A")
+    tenant, http, admin = org.tenant, attune.http, org.tenant.admin
+    x_content = _content_of(org.x)
+    # X's clinic posts through FHIR with an identifier, and through v1 with an Idempotency-Key.
+    visit = questionnaire_response(org.x["episode_id"], "srs", 5, srs(7.3, 7.3, 7.3, 7.3))
+    visit["identifier"] = {"system": "urn:ehr:visits", "value": "visit-x"}
+    fhir_json = {"Content-Type": "application/fhir+json"}
+    first = await http.post(
+        "/fhir/QuestionnaireResponse", json=visit, headers={**admin, **fhir_json}
+    )
+    assert first.status_code == 201, first.text
+    retried = {"episode_id": org.x["episode_id"], "instrument": "srs", "session_number": 6,
+               "answers": srs(6.1, 6.1, 6.1, 6.1)}  # fmt: skip
+    shared = {"Idempotency-Key": "ehr-visit-6"}
+    expect(await http.post("/v1/submissions", json=retried, headers={**admin, **shared}), 201)
+    secrets = {"7.3", "6.1", first.json()["id"]}
+
+    alone = {scope: bearer(await tenant.key(scope)) for scope in ALONE}
+    other = bearer(await tenant.key(*SCOPES, "webhooks:write", clinician_id=org.y["clinician_id"]))
+
+    # Reads: only with their scope; a key bound to Y never reads X's caseload.
+    for template, needed in SCOPED_READS.items():
+        url = fill(template, org.x)
+        # Ids the caller named itself may come back (a 404's detail, a self link); no others.
+        unnamed = {i for i in x_content if i not in url}
+        for scope, headers in alone.items():
+            response = await http.get(url, headers=headers)
+            if scope == needed:
+                assert response.status_code == 200, (scope, template, response.text)
+            else:
+                assert response.status_code == 403, (scope, template, response.text)
+                assert not {i for i in unnamed if i in response.text}, (scope, template)
+        response = await http.get(url, headers=other)
+        assert response.status_code in (403, 404) or "entry" in response.json(), template
+        if response.status_code == 200:
+            assert response.json().get("entry", []) == [], template
+        assert not {i for i in unnamed if i in response.text}, template
+        assert (await http.get(fill(template, org.y), headers=other)).status_code in (200, 403)
+
+    # Writes that could answer with someone else's content.
+    for scope, headers in [*alone.items(), ("bound to Y", other)]:
+        replay = await http.post("/v1/submissions", json=retried, headers={**headers, **shared})
+        assert "idempotent-replayed" not in replay.headers, scope
+        assert replay.status_code in (403, 404, 409), (scope, replay.text)
+        identified = await http.post(
+            "/fhir/QuestionnaireResponse", json=visit, headers={**headers, **fhir_json}
+        )
+        assert identified.status_code in (403, 409), (scope, identified.text)
+        for response in (replay, identified):
+            assert not {s for s in secrets if s in response.text}, (scope, response.text)
+        minted = await http.post(
+            "/v1/api-keys",
+            json={"name": "wider", "scopes": ["admin"]},
+            headers=headers,
+        )
+        assert minted.status_code == 403, (scope, minted.text)
+
+    # The upsert tells a clients:write-only key what it wrote, never the client's other fields.
+    written = expect(
+        await http.put(
+            fill("/v1/clients/by-external-id/{external_id}", org.x),
+            json={"birth_year": 1990},
+            headers=alone["clients:write"],
+        ),
+        200,
+    )
+    assert set(written) == {"id", "external_id", "birth_year", "updated_at"}
