@@ -64,6 +64,8 @@ def display_name(defn: InstrumentDefinition) -> str:
     builtin = builtin_instruments().get(defn.code)
     if builtin is defn or builtin == defn:  # identity first: comparing definitions is costly
         return short
+    if builtin is not None and builtin.for_respondent(defn.rated_by) is defn:  # a respondent view
+        return short
     return defn.name
 
 

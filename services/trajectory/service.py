@@ -47,4 +47,6 @@ async def episode_trajectory(
     audit.record(
         session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
-    return build_trajectory(definition, observations, population or "adult")  # type: ignore[arg-type]
+    # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
+    rated = definition.for_respondent(respondent)
+    return build_trajectory(rated, observations, population or "adult")  # type: ignore[arg-type]
