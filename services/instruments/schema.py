@@ -245,6 +245,12 @@ class InstrumentDefinition(BaseModel):
     def rated_by(self) -> Respondent:
         return self._rated_by or "client"
 
+    @property
+    def plain_norm_applies(self) -> bool:
+        """Whether a plain (not respondent-keyed) norm judges the rating respondent: the client's
+        self-report norm when the client rates the instrument, else its raters' [D]."""
+        return self.rated_by == "client" or "client" not in self.respondents
+
     def _norm_for(self, value: Any) -> Any:
         """The rating respondent's norm: from a map by respondent, or a plain norm. A plain norm is
         the client's self-report norm when the client rates the instrument, else the norm of its
@@ -254,9 +260,7 @@ class InstrumentDefinition(BaseModel):
         respondent = self.rated_by
         if isinstance(value, dict) and _respondent_keyed(value):
             return value.get(respondent)
-        if respondent == "client" or "client" not in self.respondents:
-            return value
-        return None
+        return value if self.plain_norm_applies else None
 
     @property
     def respondent_cutoff(self) -> Cutoff | None:
