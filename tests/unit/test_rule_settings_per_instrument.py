@@ -345,3 +345,20 @@ def test_no_accepted_setting_silences_a_risk_answer(
     for point in series:
         if any(point.answers[r.item] >= r.threshold for r in defn.risk_items):
             assert any(a.session_number >= point.session_number for a in open_critical), point
+
+
+def test_an_organisation_cutoff_judges_self_report_ratings_only() -> None:
+    """DESIGN.md §10.3.5: an organisation's alliance.low cut-off is a self-report norm, like a
+    plain cut-off in a definition, so a collateral series of the same instrument is not judged on
+    it."""
+    family = InstrumentDefinition.model_validate(
+        {**OWN_ALLIANCE.model_dump(), "code": "family-alliance",
+         "respondents": ["client", "collateral"]}
+    )  # fmt: skip
+    catalog = {**CATALOG, family.code: family}
+    body = {"instruments": {"family-alliance": {"cutoff": 15}}}
+    setting = validate_override("alliance.low", body, catalog)
+    own = params_for(setting, family.for_respondent("client"))
+    assert own is not None
+    assert own.model_dump() == {"cutoff": 15}
+    assert params_for(setting, family.for_respondent("collateral")) is None
