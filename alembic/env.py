@@ -51,6 +51,10 @@ async def run_async_migrations() -> None:
     engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
+            # A PostgreSQL schema of its own (the migration tests build one beside the test schema).
+            schema = config.attributes.get("search_path")
+            if schema:
+                await connection.exec_driver_sql(f'SET search_path TO "{schema}"')
             await connection.run_sync(do_run_migrations)
             await connection.commit()
     finally:

@@ -176,13 +176,15 @@ RuleIdPath = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class AlertRuleUpdate(SQLModel):
-    """``PUT /v1/alert-rules/{rule_id}``: both keys optional; ``params`` may be partial and is
-    merged over the defaults (parameters not named go back to their defaults)."""
+    """``PUT /v1/alert-rules/{rule_id}``: every key optional; ``params`` (rule-wide) may be partial
+    and is merged over the defaults (parameters not named go back to their defaults);
+    ``instruments``: per-instrument values by instrument code (DESIGN.md §10.2)."""
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     enabled: bool | None = None
     params: dict[str, Any] = PydanticField(default_factory=dict, max_length=50)
+    instruments: dict[str, Any] = PydanticField(default_factory=dict, max_length=200)
 
 
 class AlertRuleSettingPublic(SQLModel):
@@ -194,6 +196,7 @@ class AlertRuleSettingPublic(SQLModel):
     clears: str
     summary: str
     params: dict[str, Any]
+    instruments: dict[str, Any]
     sources: dict[str, Literal["default", "organization"]]
     updated_at: datetime | None = None
 

@@ -182,7 +182,8 @@ async def recompute_series(
     definition = await definition_for(conn, key.org_id, key.instrument)
     if definition is None:
         return []
-    ctx = SeriesContext(key, definition, facts.population, settings)
+    # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
+    ctx = SeriesContext(key, definition.for_respondent(key.respondent), facts.population, settings)
     points = await alert_store.load_points(conn, key)
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
     writes = derive_full(ctx, points, rows, now or utcnow())

@@ -34,13 +34,15 @@ from services.alerts.settings import (
     RuleSetting,
     RuptureReportedParams,
     Severity,
+    params_for,
     resolve_settings,
 )
+from services.alerts.settings import risk_thresholds as bounded_risk_thresholds
 from services.instruments.registry import builtin_instruments
 from services.instruments.schema import Direction, InstrumentDefinition, Population, dec
-from services.scoring.engine import cutoff_for, in_clinical_range
+from services.scoring.engine import cutoff_for, in_clinical_range, population_value
 from services.trajectory.reliable_change import healthy_change, reliable_direction
-from services.trajectory.ruptures import default_min_drop, find_ruptures
+from services.trajectory.ruptures import find_ruptures
 
 # ----- plain-language helpers ---------------------------------------------------------------------
 
@@ -63,6 +65,8 @@ def display_name(defn: InstrumentDefinition) -> str:
         return defn.name
     builtin = builtin_instruments().get(defn.code)
     if builtin is defn or builtin == defn:  # identity first: comparing definitions is costly
+        return short
+    if builtin is not None and builtin.for_respondent(defn.rated_by) is defn:  # a respondent view
         return short
     return defn.name
 
@@ -177,7 +181,8 @@ def alliance_low(
     """Total on the clinical side of the cut-off (SRS: below 36; 36.0 is not below). Cleared when a
     later total is back on the other side."""
     direction = defn.direction
-    cutoff = params.cutoff if params.cutoff is not None else cutoff_for(defn, population)
+    # The cut-off is the instrument's, or the organisation's for it (settings.params_for).
+    cutoff = population_value(params.cutoff, population)
     if direction is None or cutoff is None:
         return []
     label = series_label(defn, None)
@@ -261,9 +266,8 @@ def alliance_rupture(
     window = params.repair_window
     events: list[Event] = []
     for subscale in [None, *defn.subscales]:
-        min_drop = (
-            params.min_drop if params.min_drop is not None else default_min_drop(defn, subscale)
-        )
+        # Per scale: the instrument's total or subscale (settings.params_for, DESIGN.md §10.2).
+        min_drop = params.min_drop if subscale is None else params.subscale_min_drop.get(subscale)
         if min_drop is None:
             continue
         observed = _observed(series, subscale)
@@ -384,14 +388,9 @@ def rupture_reported(
 
 
 def risk_thresholds(defn: InstrumentDefinition, params: RiskItemParams) -> dict[str, float]:
-    """Threshold of each risk item: the organisation's override or the definition's, capped at the
-    item's maximum so that no setting can silence a risk item."""
-    overrides = params.thresholds.get(defn.code, {})
-    out = {}
-    for risk in defn.risk_items:
-        wanted = dec(overrides.get(risk.item, risk.threshold))
-        out[risk.item] = float(min(wanted, dec(defn.item(risk.item).max)))
-    return out
+    """Threshold of each risk item: the organisation's where more sensitive, else the
+    definition's, so that no setting can silence a risk item (DESIGN.md §10.3.1)."""
+    return bounded_risk_thresholds(defn, params.thresholds)
 
 
 def risk_item(
@@ -605,5 +604,8 @@ def rule_events(
         setting = resolved[rule_id]
         if not setting.enabled and spec.can_disable:
             continue
-        events += rule(defn, series, population, setting.params, since)
+        params = params_for(setting, defn)  # this instrument's values (DESIGN.md §10.2)
+        if params is None:
+            continue  # the instrument takes no part in this rule
+        events += rule(defn, series, population, params, since)
     return sorted(events, key=lambda e: e.session_number)  # stable: rule order within a session

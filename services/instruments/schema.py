@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictFloat,
     StrictInt,
     model_validator,
@@ -62,6 +64,7 @@ Respondent = Literal["client", "clinician", "collateral"]
 Direction = Literal["higher_is_better", "lower_is_better"]
 Population = Literal["adult", "adolescent", "child"]
 POPULATIONS: tuple[Population, ...] = ("adult", "adolescent", "child")
+RESPONDENTS: tuple[Respondent, ...] = ("client", "clinician", "collateral")
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
 _SLUG = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -163,6 +166,12 @@ class ReliableChangeFromNorms(BaseModel):
     reliability: Number
 
 
+# A cut-off: one number, or a map by population (``{"adult": 25, "child": 32}``).
+Cutoff = Number | dict[str, Number]
+# A reliable change: points, or SD and reliability.
+ReliableChange = Number | ReliableChangeFromNorms
+
+
 class RiskItem(BaseModel):
     """An item whose raw answer at or above ``threshold`` is flagged whatever the total."""
 
@@ -171,6 +180,16 @@ class RiskItem(BaseModel):
     item: str
     threshold: Number
     label: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Views(dict[str, "InstrumentDefinition"]):
+    """A definition's cache of its respondent views (and a view's link to its definition): never
+    part of what makes two definitions equal."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Views)
+
+    __hash__ = None
 
 
 class InstrumentDefinition(BaseModel):
@@ -186,14 +205,71 @@ class InstrumentDefinition(BaseModel):
     scoring: Scoring = Field(default_factory=Scoring)
     # Optional only for ``scoring.method == "none"``, where there is no total to be better or worse.
     direction: Direction | None = None
-    cutoff: Number | dict[str, Number] | None = None
+    # Norms (DESIGN.md §10.3.5): a plain value, or a map by respondent (``{"client": …,
+    # "collateral": …}``) whose values are plain values; see :meth:`for_respondent`.
+    cutoff: Cutoff | dict[str, Cutoff] | None = None
     bands: list[Band] = Field(default_factory=list)
-    reliable_change: Number | ReliableChangeFromNorms | None = None
+    reliable_change: ReliableChange | dict[Respondent, ReliableChange] | None = None
     risk_items: list[RiskItem] = Field(default_factory=list)
     citation: Annotated[str, Field(min_length=1)]
     license: Annotated[str, Field(min_length=1)]
     loinc: LoincCode | None = None
     total_loinc: LoincCode | None = None
+
+    # Whose ratings this view of the definition judges (see :meth:`for_respondent`); ``None``: the
+    # definition as stored, read as the client's.
+    _rated_by: Respondent | None = PrivateAttr(default=None)
+    _views: _Views = PrivateAttr(default_factory=lambda: _Views())
+
+    # ----- norms per respondent (DESIGN.md §10.3.5) -------------------------------------------
+
+    def for_respondent(self, respondent: str) -> InstrumentDefinition:
+        """This definition as it judges one respondent's ratings: :attr:`respondent_cutoff` and
+        :attr:`reliable_change_points` give that respondent's norms, or ``None`` where the
+        definition has none for them, so a collateral rating is never judged on the client's
+        self-report norms (reference/psychometrics.md, "Safety invariants"). Views are cached, so
+        a built-in's view is always the same object."""
+        base = self if self._rated_by is None else self._base()
+        view = base._views.get(respondent)
+        if view is None:
+            view = base.model_copy()
+            view._rated_by = respondent  # type: ignore[assignment]
+            view._views = _Views({"": base})
+            base._views[respondent] = view
+        return view
+
+    def _base(self) -> InstrumentDefinition:
+        return self._views[""]
+
+    @property
+    def rated_by(self) -> Respondent:
+        return self._rated_by or "client"
+
+    @property
+    def plain_norm_applies(self) -> bool:
+        """Whether a plain (not respondent-keyed) norm judges the rating respondent: the client's
+        self-report norm when the client rates the instrument, else its raters' [D]."""
+        return self.rated_by == "client" or "client" not in self.respondents
+
+    def _norm_for(self, value: Any) -> Any:
+        """The rating respondent's norm: from a map by respondent, or a plain norm. A plain norm is
+        the client's self-report norm when the client rates the instrument, else the norm of its
+        raters [D: DESIGN.md §10.3.5; reference/psychometrics.md "Safety invariants"]."""
+        if value is None:
+            return None
+        respondent = self.rated_by
+        if isinstance(value, dict) and _respondent_keyed(value):
+            return value.get(respondent)
+        return value if self.plain_norm_applies else None
+
+    @property
+    def respondent_cutoff(self) -> Cutoff | None:
+        """The cut-off (number or population map) for the rating respondent, or ``None``."""
+        return cast("Cutoff | None", self._norm_for(self.cutoff))
+
+    @property
+    def respondent_reliable_change(self) -> ReliableChange | None:
+        return cast("ReliableChange | None", self._norm_for(self.reliable_change))
 
     # ----- derived values -------------------------------------------------------------------------
 
@@ -232,14 +308,10 @@ class InstrumentDefinition(BaseModel):
 
     @property
     def reliable_change_points(self) -> float | None:
-        """Points of change that count as reliable: the given number, or 1.96 · √2 · SD · √(1 - r)
-        (Jacobson & Truax 1991; √2 from Christensen & Mendoza 1986)."""
-        rc = self.reliable_change
-        if rc is None:
-            return None
-        if isinstance(rc, ReliableChangeFromNorms):
-            return RC_Z * math.sqrt(2) * float(rc.sd) * math.sqrt(1 - float(rc.reliability))
-        return float(rc)
+        """Points of change that count as reliable for the rating respondent (see
+        :meth:`for_respondent`): the given number, or 1.96 · √2 · SD · √(1 - r) (Jacobson & Truax
+        1991; √2 from Christensen & Mendoza 1986); ``None`` without a norm for that respondent."""
+        return reliable_change_points(self.respondent_reliable_change)
 
     # ----- cross-field validation -----------------------------------------------------------------
 
@@ -405,21 +477,7 @@ class InstrumentDefinition(BaseModel):
         if span is None:
             return problems
         lo, hi = span
-        if isinstance(self.cutoff, dict):
-            if not self.cutoff:
-                problems.append(("cutoff", "a cut-off map needs at least one population"))
-            for population, value in self.cutoff.items():
-                if population not in POPULATIONS:
-                    problems.append(
-                        (
-                            f"cutoff.{population}",
-                            f"unknown population (expected one of {', '.join(POPULATIONS)})",
-                        )
-                    )
-                elif not lo <= dec(value) <= hi:
-                    problems.append((f"cutoff.{population}", f"outside the total range {lo}-{hi}"))
-        elif self.cutoff is not None and not lo <= dec(self.cutoff) <= hi:
-            problems.append(("cutoff", f"outside the total range {lo}-{hi}"))
+        problems += self._norm_problems("cutoff", self.cutoff, _cutoff_problems(lo, hi))
         previous: Decimal | None = None
         for i, band in enumerate(self.bands):
             limit = dec(band.max)
@@ -438,21 +496,35 @@ class InstrumentDefinition(BaseModel):
         labels = [b.label for b in self.bands]
         if len(set(labels)) != len(labels):
             problems.append(("bands", "duplicate band label"))
-        rc = self.reliable_change
-        if isinstance(rc, ReliableChangeFromNorms):
-            if dec(rc.sd) <= 0:
-                problems.append(("reliable_change.sd", "must be positive"))
-            if not 0 < dec(rc.reliability) < 1:
-                problems.append(
-                    ("reliable_change.reliability", "must be between 0 and 1 (exclusive)")
-                )
-        elif rc is not None and not 0 < dec(rc) <= hi - lo:
-            problems.append(
-                ("reliable_change", f"must be positive and at most the range {hi - lo}")
-            )
+        problems += self._norm_problems(
+            "reliable_change", self.reliable_change, _reliable_change_problems(lo, hi)
+        )
+        return problems
+
+    def _norm_problems(
+        self, field: str, value: Any, check: Callable[[str, Any], list[tuple[str, str]]]
+    ) -> list[tuple[str, str]]:
+        """A plain norm, or a map by respondent (each a respondent of this instrument) of plain
+        norms; ``check`` judges one plain norm."""
+        if not isinstance(value, dict) or not value:
+            return [] if value is None else check(field, value)
+        keys = set(value)
+        if not _respondent_keyed(value):
+            if keys & set(RESPONDENTS) or field == "reliable_change":
+                return [(field, "keys must be respondents, or (cut-offs only) populations")]
+            return check(field, value)
+        problems: list[tuple[str, str]] = []
+        for respondent, norm in value.items():
+            if respondent not in self.respondents:
+                problems.append((f"{field}.{respondent}", "not a respondent of this instrument"))
+            else:
+                problems += check(f"{field}.{respondent}", norm)
         return problems
 
     def _risk_problems(self) -> list[tuple[str, str]]:
+        """DESIGN.md §10.3.1, risk is never silenced: a risk item is always asked and never
+        prorated, and its threshold lies above the item's minimum (a threshold at the minimum would
+        flag every answer; PHQ-9 item 9: ≥ 1, Simon et al. 2013)."""
         problems: list[tuple[str, str]] = []
         by_id = {it.id: it for it in self.items}
         seen: set[str] = set()
@@ -464,14 +536,85 @@ class InstrumentDefinition(BaseModel):
             if risk.item in seen:
                 problems.append((f"risk_items[{i}].item", f"duplicate risk item '{risk.item}'"))
             seen.add(risk.item)
-            if not dec(it.min) <= dec(risk.threshold) <= dec(it.max):
+            if not it.required or it.when is not None:
+                problems.append(
+                    (
+                        f"risk_items[{i}].item",
+                        "a risk item must be required and unconditional: it is asked every time",
+                    )
+                )
+            if it.in_total and self.scoring.max_missing_prorated > 0:
+                problems.append(
+                    (
+                        "scoring.max_missing_prorated",
+                        f"proration could fill in the risk item '{it.id}'; risk items are never "
+                        "prorated (set 0, or keep the risk item out of the total)",
+                    )
+                )
+            if not dec(it.min) < dec(risk.threshold) <= dec(it.max):
                 problems.append(
                     (
                         f"risk_items[{i}].threshold",
-                        f"outside the range of '{it.id}' ({it.min}-{it.max})",
+                        f"must lie above the minimum of '{it.id}' and at most its maximum "
+                        f"({it.min}-{it.max}]",
                     )
                 )
         return problems
+
+
+def _respondent_keyed(value: dict[str, Any]) -> bool:
+    """A norm map keyed by respondent (rather than by population)."""
+    return bool(value) and all(key in RESPONDENTS for key in value)
+
+
+def reliable_change_points(rc: ReliableChange | None) -> float | None:
+    """Points of change that count as reliable: the given number, or 1.96 · √2 · SD · √(1 - r)
+    (Jacobson & Truax 1991; √2 from Christensen & Mendoza 1986)."""
+    if rc is None:
+        return None
+    if isinstance(rc, ReliableChangeFromNorms):
+        return RC_Z * math.sqrt(2) * float(rc.sd) * math.sqrt(1 - float(rc.reliability))
+    return float(rc)
+
+
+def _cutoff_problems(lo: Decimal, hi: Decimal) -> Callable[[str, Any], list[tuple[str, str]]]:
+    def check(field: str, cutoff: Any) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if isinstance(cutoff, dict):
+            if not cutoff:
+                problems.append((field, "a cut-off map needs at least one population"))
+            for population, value in cutoff.items():
+                if population not in POPULATIONS:
+                    problems.append(
+                        (
+                            f"{field}.{population}",
+                            f"unknown population (expected one of {', '.join(POPULATIONS)})",
+                        )
+                    )
+                elif not lo <= dec(value) <= hi:
+                    problems.append((f"{field}.{population}", f"outside the total range {lo}-{hi}"))
+        elif not lo <= dec(cutoff) <= hi:
+            problems.append((field, f"outside the total range {lo}-{hi}"))
+        return problems
+
+    return check
+
+
+def _reliable_change_problems(
+    lo: Decimal, hi: Decimal
+) -> Callable[[str, Any], list[tuple[str, str]]]:
+    def check(field: str, rc: Any) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        if isinstance(rc, ReliableChangeFromNorms):
+            if dec(rc.sd) <= 0:
+                problems.append((f"{field}.sd", "must be positive"))
+            if not 0 < dec(rc.reliability) < 1:
+                problems.append((f"{field}.reliability", "must be between 0 and 1 (exclusive)"))
+        elif not 0 < dec(rc) <= hi - lo:
+            problems.append((field, f"must be positive and at most the range {hi - lo}"))
+        return problems
+
+    return check
 
 
 def step_ok(item: Item) -> bool:

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from services.instruments.schema import (
+    Cutoff,
     Direction,
     InstrumentDefinition,
     Item,
@@ -75,14 +76,22 @@ class Scores(BaseModel):
 
 
 def cutoff_for(defn: InstrumentDefinition, population: Population) -> float | None:
-    """The cut-off for a population; ``None`` when the instrument has none, or its map lacks that
-    population (no clinical judgement is better than borrowing another population's norm)."""
-    if defn.cutoff is None:
+    """The cut-off for a population and the respondent the definition judges
+    (:meth:`~services.instruments.schema.InstrumentDefinition.for_respondent`); ``None`` when the
+    instrument has none for that respondent, or its map lacks that population (no clinical
+    judgement is better than borrowing another population's or another respondent's norm:
+    DESIGN.md §10.3.5)."""
+    return population_value(defn.respondent_cutoff, population)
+
+
+def population_value(cutoff: Cutoff | None, population: Population) -> float | None:
+    """A plain cut-off (a number, or a map by population) for one population."""
+    if cutoff is None:
         return None
-    if isinstance(defn.cutoff, dict):
-        value = defn.cutoff.get(population)
+    if isinstance(cutoff, dict):
+        value = cutoff.get(population)
         return None if value is None else float(value)
-    return float(defn.cutoff)
+    return float(cutoff)
 
 
 def in_clinical_range(total: float, cutoff: float, direction: Direction) -> bool:
@@ -139,17 +148,24 @@ def _value_problem(item: Item, raw: object) -> AnswerProblem | None:
 
 
 def _missing_items(defn: InstrumentDefinition, answers: Mapping[str, object]) -> list[Item]:
+    risk = _risk_ids(defn)
     missing = []
     for item in defn.items:
         if item.id in answers:
             continue
-        if item.when is None:
+        if item.id in risk:
+            needed = True  # DESIGN.md §10.3.1: a risk item is always asked
+        elif item.when is None:
             needed = item.required
         else:
             needed = item.required and _condition_holds(defn, item, answers) is True
         if needed:
             missing.append(item)
     return missing
+
+
+def _risk_ids(defn: InstrumentDefinition) -> set[str]:
+    return {r.item for r in defn.risk_items}
 
 
 def validate_answers(
@@ -161,13 +177,17 @@ def validate_answers(
     missing = _missing_items(defn, answers)
     # Proration covers only in-total items (the rest are never prorated), up to the definition's
     # limit.
-    proratable = [it for it in missing if it.in_total]
+    # Risk items never are (DESIGN.md §10.3.1): a blank risk answer must not be filled in.
+    risk = _risk_ids(defn)
+    proratable = [it for it in missing if it.in_total and it.id not in risk]
     limit = defn.scoring.max_missing_prorated
     too_many = limit > 0 and len(proratable) > limit
     missing_ids = {it.id for it in missing}
     for item in defn.items:
         if item.id in missing_ids:
-            if item.in_total and too_many:
+            if item.id in risk:
+                problems.append(AnswerProblem(item.id, "missing", "a risk item is always required"))
+            elif item.in_total and too_many:
                 problems.append(
                     AnswerProblem(
                         item.id,
@@ -236,9 +256,17 @@ def _band(defn: InstrumentDefinition, total: Decimal) -> str | None:
 
 
 def score(
-    defn: InstrumentDefinition, answers: Mapping[str, object], population: Population = "adult"
+    defn: InstrumentDefinition,
+    answers: Mapping[str, object],
+    population: Population = "adult",
+    *,
+    respondent: str | None = None,
 ) -> Scores:
-    """Scores of valid answers; raises :class:`InvalidAnswers` listing every problem otherwise."""
+    """Scores of valid answers; raises :class:`InvalidAnswers` listing every problem otherwise.
+    The clinical flags follow ``respondent``'s norms (default: the respondent ``defn`` judges, the
+    client unless it is a :meth:`~InstrumentDefinition.for_respondent` view)."""
+    if respondent is not None:
+        defn = defn.for_respondent(respondent)
     problems = validate_answers(defn, answers)
     if problems:
         raise InvalidAnswers(problems)

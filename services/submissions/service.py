@@ -228,7 +228,8 @@ async def _clear_overdue(
 
 
 def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
-    """Scores of the answers, or a 422 naming every bad item (the engine validates as it scores)."""
+    """Scores of the answers, or a 422 naming every bad item (the engine validates as it scores);
+    ``definition`` judges its respondent's ratings (DESIGN.md §10.3.5)."""
     try:
         return score(definition, answers, population)  # type: ignore[arg-type]
     except InvalidAnswers as exc:
@@ -287,11 +288,12 @@ async def create_submission(
                 type="respondent",
                 detail=f"{definition.code} is not rated by a {data.respondent}",
             )
-        scores = _score(definition, data.answers, facts.population)
+        rated = definition.for_respondent(data.respondent)  # norms per respondent, §10.3.5
+        scores = _score(rated, data.answers, facts.population)
         now = utcnow()
         values.update(scores=scores.model_dump(mode="json"), total=scores.total, created_at=now)
         ctx = alert_engine.SeriesContext(
-            key, definition, facts.population, alert_engine.settings_for(overrides)
+            key, rated, facts.population, alert_engine.settings_for(overrides)
         )
         new = alert_store.point(
             data.session_number, values["id"], scores.total, scores.subscales, data.answers

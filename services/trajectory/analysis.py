@@ -135,7 +135,7 @@ def _ruptures(
     *,
     k: float,
     repair_window: int,
-    min_drops: Mapping[str | None, float],
+    min_drops: Mapping[str | None, float | None],
     as_of_session: int | None,
 ) -> list[RuptureOut]:
     """Alliance instruments only; evaluated on the total and on each subscale, so a fall in one part
@@ -175,12 +175,14 @@ def build_trajectory(
     *,
     k: float = DEFAULT_K,
     repair_window: int = DEFAULT_REPAIR_WINDOW,
-    min_drops: Mapping[str | None, float] | None = None,
+    min_drops: Mapping[str | None, float | None] | None = None,
     as_of_session: int | None = None,
 ) -> Trajectory:
     """Trajectory of one series (one episode, instrument, respondent). ``min_drops`` overrides
-    :func:`default_min_drop` by subscale (``None`` = total); ``as_of_session`` says how far the
-    episode has gone, for rupture repair windows (default: the last observation)."""
+    :func:`default_min_drop` by subscale (``None`` = total; a ``None`` floor: that scale is not
+    looked at), as the organisation's ``alliance.rupture`` setting says
+    (:func:`services.alerts.settings.rupture_scales`); ``as_of_session`` says how far the episode
+    has gone, for rupture repair windows (default: the last observation)."""
     obs = sorted((Observation(*o) for o in observations), key=lambda o: o.session_number)
     sessions = [o.session_number for o in obs]
     if len(set(sessions)) != len(sessions):

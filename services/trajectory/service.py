@@ -8,6 +8,9 @@ from sqlmodel import col
 
 from models.people import Client
 from models.submissions import Submission
+from services.alerts import engine as alert_engine
+from services.alerts import store as alert_store
+from services.alerts.settings import rupture_scales
 from services.care.episodes import load_episode
 from services.instruments.catalog import resolve_named
 from services.kernel import audit
@@ -47,4 +50,18 @@ async def episode_trajectory(
     audit.record(
         session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
-    return build_trajectory(definition, observations, population or "adult")  # type: ignore[arg-type]
+    # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
+    rated = definition.for_respondent(respondent)
+    # The organisation's alliance.rupture setting, read through the code the alert rule uses
+    # (DESIGN.md §10.2; issue 13 finding 7): a rupture listed here is one the rule would raise.
+    conn = await session.connection()
+    settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
+    rupture = rupture_scales(settings["alliance.rupture"], rated)
+    return build_trajectory(
+        rated,
+        observations,
+        population or "adult",  # type: ignore[arg-type]
+        k=rupture.k,
+        repair_window=rupture.repair_window,
+        min_drops=rupture.min_drops,
+    )

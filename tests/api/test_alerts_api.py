@@ -339,7 +339,7 @@ async def test_a_risk_answer_always_raises_a_critical_alert_in_the_same_response
     refused = await put_rule(tenant, "risk.item", {"enabled": False}, status=422)
     assert error_fields(refused) == {"body.enabled"}
     also_refused = await put_rule(
-        tenant, "risk.item", {"enabled": False, "params": {"thresholds": {}}}, status=422
+        tenant, "risk.item", {"enabled": False, "instruments": {}}, status=422
     )
     assert error_fields(also_refused) == {"body.enabled"}
 
@@ -353,27 +353,33 @@ async def test_a_risk_answer_always_raises_a_critical_alert_in_the_same_response
     assert (risk_rule["enabled"], risk_rule["sources"]["enabled"]) == (True, "default")
 
 
-async def test_a_raised_risk_threshold_changes_when_it_fires_but_cannot_silence_it(
+async def test_a_risk_threshold_may_not_be_raised_so_it_cannot_silence_a_risk_answer(
     attune: Attune,
 ) -> None:
+    """Issue 13 finding 1: q9 raised to 3 was accepted and a q9 of 2 then raised nothing; 0 raised
+    an alert on every PHQ-9 (DESIGN.md §10.3.1: PHQ-9 item 9 only 1, Simon et al. 2013)."""
     tenant = await attune.tenant()
-    raised = await put_rule(tenant, "risk.item", {"params": {"thresholds": {"phq-9": {"q9": 2}}}})
-    assert raised["params"] == {"thresholds": {"phq-9": {"q9": 2.0}}, "escalate_after_hours": 24}
-    too_high = await put_rule(
-        tenant, "risk.item", {"params": {"thresholds": {"phq-9": {"q9": 4}}}}, status=422
-    )
-    assert error_fields(too_high) == {"body.params.thresholds.phq-9.q9"}
+    for value in (2, 3, 4, 0):
+        refused = await put_rule(
+            tenant, "risk.item", {"instruments": {"phq-9": {"thresholds": {"q9": value}}}},
+            status=422,
+        )  # fmt: skip
+        assert error_fields(refused) == {"body.instruments.phq-9.thresholds.q9"}, value
     not_a_risk_item = await put_rule(
-        tenant, "risk.item", {"params": {"thresholds": {"phq-9": {"q1": 1}}}}, status=422
+        tenant, "risk.item", {"instruments": {"phq-9": {"thresholds": {"q1": 1}}}}, status=422
     )
-    assert error_fields(not_a_risk_item) == {"body.params.thresholds.phq-9.q1"}
+    assert error_fields(not_a_risk_item) == {"body.instruments.phq-9.thresholds.q1"}
+    same = await put_rule(
+        tenant, "risk.item", {"instruments": {"phq-9": {"thresholds": {"q9": 1}}}}
+    )
+    assert same["instruments"]["phq-9"] == {"thresholds": {"q9": 1.0}}
 
     eid = (await tenant.episode())["id"]
-    assert (await submit(tenant, eid, "phq-9", 1, phq9(1, 3, 3)))["alerts"] == []
-    fires = await submit(tenant, eid, "phq-9", 2, phq9(3))
+    assert (await submit(tenant, eid, "phq-9", 1, phq9(0, 3, 3)))["alerts"] == []
+    fires = await submit(tenant, eid, "phq-9", 2, phq9(2))
     assert changed(fires["alerts"]) == [("risk.item", "critical", "open", "created", None, 2)]
-    assert fires["alerts"][0]["evidence"]["items"][0]["threshold"] == 2.0
-    assert fires["alerts"][0]["rule"]["params"] == {"thresholds": {"q9": 2.0}}
+    assert fires["alerts"][0]["evidence"]["items"][0]["threshold"] == 1.0
+    assert fires["alerts"][0]["rule"]["params"] == {"thresholds": {"q9": 1.0}}
 
 
 # ----- concerns -----------------------------------------------------------------------------------
@@ -532,11 +538,11 @@ async def test_a_trigger_after_a_person_resolved_opens_a_new_alert_and_recompute
 # ----- settings -----------------------------------------------------------------------------------
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "alliance.low": {"cutoff": None},
-    "alliance.drop": {"min_drop": 1.0},
-    "alliance.rupture": {"k": 1.0, "min_drop": None, "repair_window": 3, "repair_days": 21},
+    "alliance.low": {},
+    "alliance.drop": {},
+    "alliance.rupture": {"k": 1.0, "repair_window": 3, "repair_days": 21},
     "rupture.reported": {"resolution_max": 3, "intensity_min": 4},
-    "risk.item": {"thresholds": {}, "escalate_after_hours": 24},
+    "risk.item": {"escalate_after_hours": 24},
     "outcome.deterioration": {},
     "outcome.not_on_track": {"min_session": 4, "high_from_session": 8},
     "concern.reported": {"escalate_after_hours": 72},
@@ -555,6 +561,7 @@ async def test_alert_rules_list_every_rule_with_its_defaults_and_sources(attune:
         assert rule["sources"] == {
             "enabled": "default",
             **{f"params.{name}": "default" for name in DEFAULT_PARAMS[rule["rule_id"]]},
+            **{k: "default" for k in rule["sources"] if k.startswith("instruments.")},
         }
     cannot_disable = {r["rule_id"] for r in rules if not r["can_disable"]}
     assert cannot_disable == {"risk.item", "concern.reported"}
@@ -603,9 +610,13 @@ async def test_changing_a_rule_setting_recomputes_the_organisations_alerts(attun
     other_episode = await other.episode()
     theirs = (await submit(other, other_episode["id"], "srs", 1, srs(8, 8, 8, 8)))["alerts"][0]
 
-    changed_rule = await put_rule(tenant, "alliance.low", {"params": {"cutoff": 30}})
-    assert changed_rule["params"] == {"cutoff": 30.0}
-    assert changed_rule["sources"] == {"enabled": "default", "params.cutoff": "organization"}
+    changed_rule = await put_rule(tenant, "alliance.low", {"instruments": {"srs": {"cutoff": 30}}})
+    assert changed_rule["instruments"]["srs"] == {"cutoff": 30.0}
+    assert changed_rule["sources"] == {
+        "enabled": "default",
+        "instruments.srs.cutoff": "organization",
+        "instruments.wai-sr.cutoff": "default",
+    }
     assert changed_rule["recomputed"] == {"episodes": 2, "created": 0, "updated": 1, "resolved": 1}
 
     retracted = await get_alert(tenant, mild["id"])
@@ -619,10 +630,15 @@ async def test_changing_a_rule_setting_recomputes_the_organisations_alerts(attun
     assert (await submit(tenant, mild_episode, "srs", 2, srs(8.3, 8.2, 8.3, 8.2)))["alerts"] == []
     rules = expect(await attune.http.get("/v1/alert-rules", headers=tenant.admin), 200)["items"]
     low = next(r for r in rules if r["rule_id"] == "alliance.low")
-    assert (low["params"], low["sources"]["params.cutoff"]) == ({"cutoff": 30.0}, "organization")
+    srs_cutoff = (low["instruments"]["srs"], low["sources"]["instruments.srs.cutoff"])
+    assert srs_cutoff == ({"cutoff": 30.0}, "organization")
     assert low["updated_at"] is not None
     drop = next(r for r in rules if r["rule_id"] == "alliance.drop")
-    assert drop["sources"] == {"enabled": "default", "params.min_drop": "default"}
+    assert drop["sources"] == {
+        "enabled": "default",
+        "instruments.srs.min_drop": "default",
+        "instruments.wai-sr.min_drop": "default",
+    }
 
 
 # ----- late entries -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.alerts import SeriesPoint, validate_override
+from services.alerts import SeriesPoint, settings_with_fallback, validate_override
 from services.alerts.engine import SeriesContext, derive_full, evaluate_new
 from services.alerts.reconcile import Change
 from services.alerts.replay import history_needed
@@ -226,11 +226,21 @@ def test_a_trigger_after_a_person_resolved_opens_a_new_alert() -> None:
     assert risks[0]["resolution"] == "discussed"
 
 
-def test_a_raised_risk_threshold_leaves_an_open_risk_alert_for_a_person() -> None:
+def test_a_stored_raised_risk_threshold_is_ignored_and_the_alert_stays() -> None:
+    """DESIGN.md §10.3.1: a threshold above the definition's is refused by the API; one stored
+    anyway (before that rule) is not used, so the risk alert stays."""
     points = phq_points([(12.0, 1)], [1])
     store = one_by_one(ctx_for("phq-9"), points)
-    stricter = ctx_for("phq-9", **{"risk.item": {"params": {"thresholds": {"phq-9": {"q9": 2}}}}})
-    assert derive_full(stricter, points, list(store.values()), NOW) == []
+    raised = {"risk.item": {"instruments": {"phq-9": {"thresholds": {"q9": 2}}}}}
+    settings, problems = settings_with_fallback(raised)
+    assert [field for field, _ in problems] == ["risk.item.instruments.phq-9.thresholds.q9"]
+    ctx = SeriesContext(
+        ctx_for("phq-9").key,
+        builtin_instruments()["phq-9"],
+        "adult",
+        {str(k): v for k, v in settings.items()},
+    )
+    assert derive_full(ctx, points, list(store.values()), NOW) == []
 
 
 def test_voiding_the_risk_answer_retracts_its_alert() -> None:

@@ -230,12 +230,13 @@ def cases(draw: st.DrawFn) -> tuple[InstrumentDefinition, list[SeriesPoint], Pop
 
 SETTINGS_VARIANTS: list[dict[str, dict[str, object]]] = [
     {},
-    {"alliance.rupture": {"params": {"k": 0.5, "min_drop": 1, "repair_window": 1}}},
+    {"alliance.rupture": {"params": {"k": 0.5, "repair_window": 1},
+                          "instruments": {"srs": {"min_drop": 1}, "wai-sr": {"min_drop": 1}}}},
     {"alliance.rupture": {"params": {"k": 0, "repair_window": 2}},
-     "alliance.drop": {"params": {"min_drop": 0.5}}},
+     "alliance.drop": {"instruments": {"srs": {"min_drop": 0.5}, "wai-sr": {"min_drop": 2}}}},
     {"outcome.not_on_track": {"params": {"min_session": 2, "high_from_session": 3}},
      "alliance.low": {"enabled": False}},
-    {"risk.item": {"params": {"thresholds": {"phq-9": {"q9": 2}}}},
+    {"risk.item": {"instruments": {"phq-9": {"thresholds": {"q9": 1}}}},
      "rupture.reported": {"params": {"resolution_max": 2, "intensity_min": 5}}},
 ]  # fmt: skip
 

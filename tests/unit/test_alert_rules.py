@@ -9,7 +9,7 @@ import pytest
 
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
 from services.alerts.rules import fmt, points
-from services.instruments import InstrumentDefinition, get_builtin
+from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.instruments.schema import Population
 from services.scoring.engine import score
 
@@ -53,8 +53,10 @@ def run(
     population: Population = "adult",
     overrides: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[AlertState]:
+    catalog = {**builtin_instruments(), defn.code: defn}
     settings: dict[str, RuleSetting] = {
-        rule_id: validate_override(rule_id, body) for rule_id, body in (overrides or {}).items()
+        rule_id: validate_override(rule_id, body, catalog)
+        for rule_id, body in (overrides or {}).items()
     }
     return [a for a in replay(defn, series, population, settings) if a.rule_id == rule]
 
@@ -127,7 +129,7 @@ def test_alliance_low_auto_clears_when_a_later_score_reaches_the_cutoff() -> Non
 
 
 def test_alliance_low_cutoff_can_be_overridden() -> None:
-    overrides = {"alliance.low": {"params": {"cutoff": 35}}}
+    overrides = {"alliance.low": {"instruments": {"srs": {"cutoff": 35}}}}
     assert run(SRS, totals([35.9]), "alliance.low", overrides=overrides) == []
     (alert,) = run(SRS, totals([34.9]), "alliance.low", overrides=overrides)
     assert alert.params == {"cutoff": 35.0}
@@ -313,7 +315,7 @@ def test_repair_of_an_earlier_rupture_does_not_clear_a_later_one() -> None:
 def test_organisation_alliance_instrument_needs_min_drop_for_ruptures() -> None:
     own = variant(SRS, {"code": "my-alliance", "name": "My alliance scale"})
     assert run(own, totals([38.0, 38.0, 38.0, 30.0]), "alliance.rupture") == []
-    overrides = {"alliance.rupture": {"params": {"min_drop": 3}}}
+    overrides = {"alliance.rupture": {"instruments": {"my-alliance": {"min_drop": 3}}}}
     (alert,) = run(own, totals([38.0, 38.0, 38.0, 30.0]), "alliance.rupture", overrides=overrides)
     assert alert.message.startswith("My alliance scale total fell from 38 to 30")
 
@@ -322,7 +324,7 @@ def test_lower_is_better_alliance_instrument_ruptures_on_a_rise() -> None:
     own = variant(
         SRS, {"code": "tension-scale", "name": "Tension scale", "direction": "lower_is_better"}
     )
-    overrides = {"alliance.rupture": {"params": {"min_drop": 2}}}
+    overrides = {"alliance.rupture": {"instruments": {"tension-scale": {"min_drop": 2}}}}
     (alert,) = run(own, totals([10.0, 10.0, 10.0, 15.0, 10.0]), "alliance.rupture",
                    overrides=overrides)  # fmt: skip
     assert alert.message.startswith("Tension scale total rose from 10 to 15 — 5 points")
@@ -420,16 +422,14 @@ def test_risk_item_ignores_a_disabled_setting() -> None:
     assert [a.rule_id for a in alerts] == ["risk.item"]
 
 
-def test_risk_threshold_can_be_raised_but_not_above_the_item_maximum() -> None:
-    overrides = {"risk.item": {"params": {"thresholds": {"phq-9": {"q9": 2}}}}}
-    series = answered(PHQ, [phq(0, 0, 0, 0, 0, 0, 0, 0, 1)])
-    assert run(PHQ, series, "risk.item", overrides=overrides) == []
-    # An organisation's instrument is not checked at validation; the engine caps at the maximum.
+def test_a_lowered_risk_threshold_of_an_organisation_instrument_fires_earlier() -> None:
     own = variant(PHQ, {"code": "my-phq", "name": "My PHQ"})
-    overrides = {"risk.item": {"params": {"thresholds": {"my-phq": {"q9": 99}}}}}
-    (alert,) = run(own, answered(own, [phq(0, 0, 0, 0, 0, 0, 0, 0, 3)]), "risk.item",
-                   overrides=overrides)  # fmt: skip
-    assert alert.params == {"thresholds": {"q9": 3.0}}
+    own = variant(own, {"risk_items": [{"item": "q9", "threshold": 2, "label": "Item 9"}]})
+    series = answered(own, [phq(0, 0, 0, 0, 0, 0, 0, 0, 1)])
+    assert run(own, series, "risk.item") == []
+    overrides = {"risk.item": {"instruments": {"my-phq": {"thresholds": {"q9": 1}}}}}
+    (alert,) = run(own, series, "risk.item", overrides=overrides)
+    assert alert.params == {"thresholds": {"q9": 1.0}}
     assert alert.message.startswith("My PHQ: ")
 
 

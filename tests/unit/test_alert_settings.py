@@ -12,7 +12,6 @@ from services.alerts import (
     validate_override,
 )
 from services.alerts.settings import (
-    AllianceLowParams,
     AllianceRuptureParams,
     NotOnTrackParams,
     RiskItemParams,
@@ -53,53 +52,10 @@ def test_registry_severity_and_clearing(rule_id: str, severity: str, clears: str
     assert (spec.severity, spec.clears) == (severity, clears)
 
 
-def test_default_params_match_the_design() -> None:
-    settings = effective_settings({})
-    assert settings["alliance.low"].params.model_dump() == {"cutoff": None}
-    assert settings["alliance.drop"].params.model_dump() == {"min_drop": 1.0}
-    assert settings["alliance.rupture"].params.model_dump() == {
-        "k": 1.0, "min_drop": None, "repair_window": 3, "repair_days": 21,
-    }  # fmt: skip
-    assert settings["rupture.reported"].params.model_dump() == {
-        "resolution_max": 3, "intensity_min": 4,
-    }  # fmt: skip
-    assert settings["risk.item"].params.model_dump() == {
-        "thresholds": {}, "escalate_after_hours": 24,
-    }  # fmt: skip
-    assert settings["outcome.deterioration"].params.model_dump() == {}
-    assert settings["concern.reported"].params.model_dump() == {"escalate_after_hours": 72}
-    assert settings["measurement.overdue"].params.model_dump() == {"overdue_days": 21}
-    assert settings["outcome.not_on_track"].params.model_dump() == {
-        "min_session": 4, "high_from_session": 8,
-    }  # fmt: skip
-    assert all(s.enabled for s in settings.values())
-    assert all(source == "default" for s in settings.values() for source in s.sources.values())
-
-
-def test_partial_override_merges_over_defaults_and_names_its_sources() -> None:
-    settings = effective_settings({"alliance.rupture": {"params": {"k": 1.5}}})
-    rupture = settings["alliance.rupture"]
-    params = rupture.params_as(AllianceRuptureParams)
-    assert (params.k, params.min_drop, params.repair_window) == (1.5, None, 3)
-    assert rupture.sources == {
-        "enabled": "default",
-        "params.k": "organization",
-        "params.min_drop": "default",
-        "params.repair_window": "default",
-        "params.repair_days": "default",
-    }
-    assert settings["alliance.low"].sources["enabled"] == "default"
-
-
 def test_disabling_a_rule_is_an_organisation_value() -> None:
     setting = validate_override("alliance.drop", {"enabled": False})
     assert setting.enabled is False
     assert setting.sources["enabled"] == "organization"
-
-
-def test_ints_are_accepted_for_float_params() -> None:
-    setting = validate_override("alliance.low", {"params": {"cutoff": 34}})
-    assert setting.params_as(AllianceLowParams).cutoff == 34.0
 
 
 def test_unknown_rule_is_refused() -> None:
@@ -122,8 +78,8 @@ def test_unknown_top_level_field_is_named() -> None:
         ("alliance.rupture", {"k": -1}, "params.k"),
         ("alliance.rupture", {"k": 11}, "params.k"),
         ("alliance.rupture", {"repair_window": 0}, "params.repair_window"),
-        ("alliance.rupture", {"min_drop": 0}, "params.min_drop"),
-        ("alliance.drop", {"min_drop": 0}, "params.min_drop"),
+        ("alliance.rupture", {"min_drop": 2}, "params.min_drop"),  # set per instrument now
+        ("alliance.drop", {"min_drop": 1}, "params.min_drop"),
         ("rupture.reported", {"intensity_min": 6}, "params.intensity_min"),
         ("rupture.reported", {"resolution_max": 0}, "params.resolution_max"),
         ("outcome.not_on_track", {"min_session": 1}, "params.min_session"),
@@ -174,27 +130,6 @@ def test_concern_reported_cannot_be_switched_off() -> None:
     assert [f for f, _ in problems_of("concern.reported", {"enabled": False})] == ["enabled"]
 
 
-def test_risk_threshold_may_be_raised_for_phq9_item_9() -> None:
-    setting = validate_override("risk.item", {"params": {"thresholds": {"phq-9": {"q9": 2}}}})
-    assert setting.params_as(RiskItemParams).thresholds == {"phq-9": {"q9": 2.0}}
-    assert setting.sources["params.thresholds"] == "organization"
-
-
-def test_risk_threshold_outside_the_item_range_is_refused_for_builtins() -> None:
-    problems = problems_of("risk.item", {"params": {"thresholds": {"phq-9": {"q9": 4}}}})
-    assert problems == [("params.thresholds.phq-9.q9", "outside the item's range 0-3")]
-
-
-def test_risk_threshold_for_a_non_risk_item_is_refused_for_builtins() -> None:
-    problems = problems_of("risk.item", {"params": {"thresholds": {"phq-9": {"q1": 2}}}})
-    assert problems == [("params.thresholds.phq-9.q1", "not a risk item of 'phq-9'")]
-
-
-def test_risk_thresholds_of_organisation_instruments_are_accepted() -> None:
-    setting = validate_override("risk.item", {"params": {"thresholds": {"bdi-local": {"q9": 2}}}})
-    assert setting.params_as(RiskItemParams).thresholds == {"bdi-local": {"q9": 2.0}}
-
-
 def test_effective_settings_prefixes_problems_with_the_rule_id() -> None:
     with pytest.raises(SettingsProblems) as info:
         effective_settings({"alliance.rupture": {"params": {"k": -1}}, "nope": {}})
@@ -223,8 +158,54 @@ def test_a_stored_override_that_no_longer_validates_gives_way_to_the_defaults() 
     """What the engine uses at run time: one bad stored override must not stop the others, nor
     alert evaluation."""
     settings, problems = settings_with_fallback(
-        {"alliance.low": {"params": {"cutoff": 5000}}, "alliance.rupture": {"params": {"k": 1.5}}}
+        {
+            "alliance.low": {"instruments": {"srs": {"cutoff": 5000}}},
+            "alliance.rupture": {"params": {"k": 1.5}},
+        }
     )
     assert settings["alliance.low"] == default_setting("alliance.low")
     assert settings["alliance.rupture"].params_as(AllianceRuptureParams).k == 1.5
-    assert [field for field, _ in problems] == ["alliance.low.params.cutoff"]
+    assert [field for field, _ in problems] == ["alliance.low.instruments.srs.cutoff"]
+
+
+def test_default_params_match_the_design() -> None:
+    settings = effective_settings({})
+    assert settings["alliance.low"].public_params() == {}
+    assert settings["alliance.drop"].public_params() == {}
+    assert settings["alliance.rupture"].public_params() == {
+        "k": 1.0, "repair_window": 3, "repair_days": 21,
+    }  # fmt: skip
+    assert settings["rupture.reported"].public_params() == {
+        "resolution_max": 3, "intensity_min": 4,
+    }  # fmt: skip
+    assert settings["risk.item"].public_params() == {"escalate_after_hours": 24}
+    assert settings["outcome.deterioration"].public_params() == {}
+    assert settings["concern.reported"].public_params() == {"escalate_after_hours": 72}
+    assert settings["measurement.overdue"].public_params() == {"overdue_days": 21}
+    assert settings["outcome.not_on_track"].public_params() == {
+        "min_session": 4, "high_from_session": 8,
+    }  # fmt: skip
+    assert all(s.enabled for s in settings.values())
+    assert all(source == "default" for s in settings.values() for source in s.sources.values())
+
+
+def test_partial_override_merges_over_defaults_and_names_its_sources() -> None:
+    settings = effective_settings(
+        {"alliance.rupture": {"params": {"k": 1.5}, "instruments": {"srs": {"min_drop": 3}}}}
+    )
+    rupture = settings["alliance.rupture"]
+    params = rupture.params_as(AllianceRuptureParams)
+    assert (params.k, params.repair_window) == (1.5, 3)
+    assert rupture.sources == {
+        "enabled": "default",
+        "params.k": "organization",
+        "params.repair_window": "default",
+        "params.repair_days": "default",
+        "instruments.srs.min_drop": "organization",
+    }
+    assert settings["alliance.low"].sources["enabled"] == "default"
+
+
+def test_ints_are_accepted_for_float_values() -> None:
+    setting = validate_override("alliance.low", {"instruments": {"srs": {"cutoff": 34}}})
+    assert setting.public_instruments() == {"srs": {"cutoff": 34.0}}

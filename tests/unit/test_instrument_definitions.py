@@ -120,7 +120,8 @@ def test_ors_facts() -> None:
     assert ors.direction == "higher_is_better"
     assert [i.id for i in ors.items] == ["individually", "interpersonally", "socially", "overall"]
     assert all((i.min, i.max, i.step) == (0, 10, 0.1) for i in ors.items)
-    assert ors.cutoff == {"adult": 25, "adolescent": 28, "child": 32}
+    # Client self-report norms only: the sources give no collateral norms (psychometrics.md).
+    assert ors.cutoff == {"client": {"adult": 25, "adolescent": 28, "child": 32}}
     assert ors.reliable_change_points == 5.0
 
 
@@ -313,7 +314,7 @@ INVALID: list[tuple[str, Mutation, str]] = [
     (
         "risk threshold above the item's range",
         _set("risk_items.0.threshold", 5),
-        "risk_items[0].threshold: outside the range",
+        "risk_items[0].threshold: must lie above the minimum",
     ),
     (
         "risk threshold below the item's range",
