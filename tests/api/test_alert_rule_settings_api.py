@@ -97,7 +97,7 @@ async def test_rule_listing_shows_every_effective_value_and_its_source(attune: A
          "instruments": {"wai-sr": {"min_drop": 5, "subscales": {"bond": {"min_drop": 3}}}}},
     )  # fmt: skip
     rupture = (await rules(tenant))["alliance.rupture"]
-    assert rupture["params"] == {"k": 1.5, "repair_window": 3}
+    assert rupture["params"] == {"k": 1.5, "repair_window": 3, "repair_days": 21}
     assert rupture["instruments"] == {
         "srs": {"min_drop": 2.0, "subscales": {}},
         "wai-sr": {"min_drop": 5.0, "subscales": {"task": {"min_drop": 2.0},
@@ -107,6 +107,7 @@ async def test_rule_listing_shows_every_effective_value_and_its_source(attune: A
         "enabled": "default",
         "params.k": "organization",
         "params.repair_window": "default",
+        "params.repair_days": "default",
         "instruments.srs.min_drop": "default",
         "instruments.wai-sr.min_drop": "organization",
         "instruments.wai-sr.subscales.task.min_drop": "default",
