@@ -44,6 +44,7 @@ from models.tenancy import Organization
 from services.alerts.lifecycle import CONCERN, sees_concerns
 from services.exports import (
     Column,
+    InvertedWindow,
     Pseudonyms,
     Shapers,
     columns,
@@ -117,9 +118,14 @@ async def prepare(
             type="format_unavailable",
             detail="Parquet needs the optional 'parquet' extra (pyarrow); ask for ndjson or csv",
         )
-    since, until = export_window(
-        now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
-    )
+    try:
+        since, until = export_window(
+            now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
+        )
+    except InvertedWindow as inverted:
+        raise InvalidInput.at(
+            "query.since", "since is later than until", type="window", detail=str(inverted)
+        ) from None
     secret = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
     if secret is None:  # pragma: no cover - a key's organization exists
         raise NotFound("organization not found")
