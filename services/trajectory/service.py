@@ -47,4 +47,4 @@ async def episode_trajectory(
     audit.record(
         session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
-    return build_trajectory(definition, observations, population or "adult")  # type: ignore[arg-type]
+    return build_trajectory(definition, observations, population or "adult")
