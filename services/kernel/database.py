@@ -189,13 +189,15 @@ class UnitOfWork:
             return None
         if self._conn is not None:
             if self._under_sqlalchemy is None:
-                fairy = await self._conn.get_raw_connection()
-                adapted = fairy.dbapi_connection
+                raw = (await self._conn.get_raw_connection()).driver_connection
+                assert raw is not None  # a checked-out connection has its driver's
                 # SQLAlchemy's adapter sends BEGIN lazily, with the first statement it runs;
                 # statements sent straight to the driver must run inside that same transaction.
-                if adapted._transaction is None:  # type: ignore[union-attr]
-                    await adapted._start_transaction()  # type: ignore[union-attr]
-                self._under_sqlalchemy = fairy.driver_connection
+                # So when none has run yet, one runs through SQLAlchemy (public API only; one
+                # round trip more, and only when a route mixes the two ways in).
+                if not raw.is_in_transaction():
+                    await self._conn.exec_driver_sql("SELECT 1")
+                self._under_sqlalchemy = raw
             return self._under_sqlalchemy
         driver: Any = await self.driver()
         if self._pooled_tx is None:

@@ -49,7 +49,7 @@ def test_the_pseudonym_cache_stays_bounded() -> None:
     first = p.repeated("episode", "e0")
     for i in range(100):
         p.repeated("episode", f"e{i}")
-    assert len(p._cache) <= 10
+    assert p.cached <= 10
     assert p.repeated("episode", "e0") == first
 
 
