@@ -21,6 +21,9 @@ EngineResolution = Literal["condition_cleared", "repaired", "retracted"]
 AlertResolution = Literal[PersonResolution, EngineResolution]
 # '' when the alert is about no one series (a concern).
 AlertRespondent = Literal["", Respondent]
+# The alert type of a client's concern (services/care/invitations.py): read only by keys that may
+# read concerns (services/kernel/visibility.py).
+CONCERN = "concern.reported"
 AlertChange = Literal["created", "updated", "resolved"]
 
 

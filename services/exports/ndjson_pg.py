@@ -70,6 +70,8 @@ def submissions_statement(
     if instrument is not None:
         args.append(instrument)
         sql += f" AND s.instrument = ${len(args)}"
+    # services/kernel/visibility.py's visible_submissions, written for asyncpg (the statement
+    # joins the episode already); tests/api/test_visibility.py pins the two together.
     if clinician_id is not None:
         args.append(clinician_id)
         sql += f" AND e.clinician_id = ${len(args)}"

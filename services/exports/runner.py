@@ -20,7 +20,8 @@ Two steps:
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
-(`services.alerts.lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
+(`services.kernel.visibility`, as for every other read). ``identified=true`` needs
+``exports:identified``.
 """
 
 import contextlib
@@ -41,7 +42,6 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from models.tenancy import Organization
-from services.alerts.lifecycle import CONCERN, sees_concerns
 from services.exports import (
     Column,
     InvertedWindow,
@@ -56,6 +56,12 @@ from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.errors import InvalidInput, NotFound
+from services.kernel.visibility import (
+    Reader,
+    sees_concerns,
+    visible_alerts,
+    visible_submissions,
+)
 
 log = logging.getLogger("attune.exports")
 BATCH_ROWS = 5_000
@@ -92,6 +98,10 @@ class PreparedExport:
     sees_concerns: bool
     secret: str
     columns: tuple[Column, ...]
+
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.org_id, self.clinician_id, self.sees_concerns)
 
     def details(self, **extra: Any) -> dict[str, Any]:
         q = self.query
@@ -215,14 +225,11 @@ def statement(p: PreparedExport) -> sa.Select[Any]:
             if dataset == "submissions":
                 cols += [_S.c.voided_at, _S.c.void_reason]
         stmt = sa.select(*cols)
-    stmt = stmt.select_from(_joined(table, identified)).where(table.c.org_id == p.org_id)
+    visible = visible_alerts if dataset == "alerts" else visible_submissions
+    stmt = stmt.select_from(_joined(table, identified)).where(visible(p.reader))
     stmt = _window(stmt, changed, p)
     if p.query.instrument is not None:
         stmt = stmt.where(table.c.instrument == p.query.instrument)
-    if p.clinician_id is not None:
-        stmt = stmt.where(_E.c.clinician_id == p.clinician_id)
-    if dataset == "alerts" and not p.sees_concerns:
-        stmt = stmt.where(_A.c.type != CONCERN)
     return stmt.order_by(changed, table.c.id)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, text, update
+from sqlalchemy import Select, func, insert, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -36,6 +36,7 @@ from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
+from services.kernel.visibility import visible_episodes, visible_submissions
 from services.scoring import InvalidAnswers, Scores, score
 from services.submissions import store_pg as pg_hot_path
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
@@ -58,11 +59,6 @@ _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 _SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
 _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
-
-# A clinician-bound key sees only the episodes its clinician treats.
-_EPISODE_FACTS_BY_CLINICIAN = alert_store.EPISODE_FACTS.where(
-    _EPISODES.c.clinician_id == bindparam("clinician_id")
-)
 _SERIES_KEY = ["org_id", "episode_id", "session_number", "instrument", "respondent", "rater"]
 _INSERT_AUDIT = insert(_AUDIT)
 
@@ -166,10 +162,7 @@ async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> 
         return found
     conn = await uow.connection()
     params = {"org_id": actor.org_id, "episode_id": key.episode_id}
-    stmt = alert_store.EPISODE_FACTS
-    if actor.clinician_id is not None:
-        stmt = _EPISODE_FACTS_BY_CLINICIAN
-        params["clinician_id"] = actor.clinician_id
+    stmt = alert_store.EPISODE_FACTS.where(visible_episodes(actor))
     row = (await conn.execute(stmt, params)).one_or_none()
     if row is None:
         raise NotFound("episode not found")
@@ -336,12 +329,7 @@ def to_public(values: dict[str, Any] | Submission) -> dict[str, Any]:
 
 
 def _visible_submissions(actor: Actor) -> Select[Any]:
-    stmt = select(Submission).where(col(Submission.org_id) == actor.org_id)
-    if actor.clinician_id is not None:
-        stmt = stmt.join(Episode, col(Episode.id) == col(Submission.episode_id)).where(
-            col(Episode.clinician_id) == actor.clinician_id
-        )
-    return stmt
+    return select(Submission).where(visible_submissions(actor))
 
 
 async def get_submission(

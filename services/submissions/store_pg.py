@@ -81,6 +81,8 @@ SUBMISSION_CONTEXT = """
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
 """
+# The WHERE above is services/kernel/visibility.py's visible_episodes, written for asyncpg;
+# tests/api/test_visibility.py pins the two together.
 LOCK_ALERT_SEQ = """
     UPDATE episodes SET alert_seq = alert_seq + 1 WHERE org_id = $1 AND id = $2
 """
