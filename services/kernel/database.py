@@ -163,6 +163,11 @@ class UnitOfWork:
     def dialect(self) -> str:
         return self._engine.dialect.name
 
+    @property
+    def has_driver(self) -> bool:
+        """Whether `driver()` gives an asyncpg connection (PostgreSQL with a driver pool)."""
+        return self._pool is not None
+
     async def connection(self) -> AsyncConnection:
         if self._conn is None:
             if self._pooled_tx is not None:

@@ -15,9 +15,18 @@ from typing import Any
 
 import orjson
 
+from models.base import new_id
 from services.alerts import SeriesPoint
+from services.alerts.engine import Writes
+from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey, point
+from services.kernel.database import UnitOfWork
 from services.kernel.errors import Unauthorized
+from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
+
+# history_needed() = repair window + this; the context statement reads the window from settings.
+_HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
 
 KEY_BY_HASH = """
     SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
@@ -343,3 +352,60 @@ EXISTING_VALID = """
 async def existing_valid(driver: Any, *series_key: Any) -> uuid.UUID | None:
     found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
     return found
+
+
+class PgSubmissionStore:
+    """The submission store on asyncpg (`services.submissions.store.SubmissionStore`): reads go
+    to a pooled connection before any transaction; writes to the unit of work's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def _driver(self) -> Any:
+        driver = await self.uow.driver()
+        assert driver is not None  # chosen only for a unit of work with a driver pool
+        return driver
+
+    async def _in_transaction(self) -> Any:
+        driver = await self.uow.driver_transaction()
+        assert driver is not None
+        return driver
+
+    async def context(
+        self, key: SeriesKey, clinician_id: uuid.UUID | None, api_key_id: uuid.UUID | None
+    ) -> SubmissionContext | None:
+        found = await submission_context(
+            await self._driver(),
+            key,
+            clinician_id,
+            api_key_id,
+            default_window=DEFAULT_REPAIR_WINDOW,
+            extra=_HISTORY_BEYOND_WINDOW,
+        )
+        return None if found is None else SubmissionContext(*found)
+
+    async def lock_episode(self, key: SeriesKey) -> None:
+        await lock_alert_seq(await self._in_transaction(), key.org_id, key.episode_id)
+
+    async def hold_transaction(self) -> None:
+        await self._in_transaction()
+
+    async def store(self, new: NewSubmission) -> tuple[bool, uuid.UUID | None]:
+        return await store_submission(
+            await self._driver(),
+            session_id=new_id(),
+            values=new.values,
+            audit=new.audit,
+            alerts=new.alerts,
+            events=new.events,
+            alert_seq=new.alert_seq,
+        )
+
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+        return await full_series(await self._in_transaction(), key)
+
+    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+        await write_alerts(await self._in_transaction(), writes, events)
+
+    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+        return await existing_valid(await self._driver(), *(values[n] for n in SERIES_KEY))

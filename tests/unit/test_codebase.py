@@ -21,3 +21,28 @@ def test_no_private_attribute_of_another_object_is_used() -> None:
         and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
     ]
     assert found == []
+
+
+# Use cases that reach the database through a store or the unit of work's connection only.
+USE_CASES = (
+    "services/submissions/service.py",
+    "services/alerts/engine.py",
+    "services/alerts/lifecycle.py",
+    "services/care/clients.py",
+    "services/care/episodes.py",
+    "services/care/clinicians.py",
+)
+DATABASE_QUESTIONS = {"driver", "driver_transaction", "has_driver", "dialect", "is_sqlite"}
+
+
+def test_use_cases_never_ask_which_database_they_are_on() -> None:
+    """The storage choice lives behind the store (services/submissions/store.py): no ``if
+    driver`` and no dialect check in a use case."""
+    found = [
+        f"{path}:{node.lineno}: {ast.unparse(node)}"
+        for path in USE_CASES
+        for node in ast.walk(ast.parse((ROOT / path).read_text(), path))
+        if (isinstance(node, ast.Attribute) and node.attr in DATABASE_QUESTIONS)
+        or (isinstance(node, ast.Name) and node.id in DATABASE_QUESTIONS)
+    ]
+    assert found == []
