@@ -55,6 +55,7 @@ from services.exports import (
 from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
+from services.kernel.database import Driver
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -292,7 +293,7 @@ async def _batches(
 
 
 def _fast_batches(
-    p: PreparedExport, driver: Any, batch_rows: int
+    p: PreparedExport, driver: Driver, batch_rows: int
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     pseudonyms = Pseudonyms(p.secret)
     sql, args = export_pg.submissions_statement(

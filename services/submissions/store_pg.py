@@ -20,7 +20,7 @@ from services.alerts import SeriesPoint
 from services.alerts.engine import Writes
 from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey, point
-from services.kernel.database import UnitOfWork
+from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
@@ -40,7 +40,7 @@ def _json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str) else value
 
 
-async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
+async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
     row = await driver.fetchrow(KEY_BY_HASH, digest)
     if row is None:
         return None
@@ -97,7 +97,7 @@ LOCK_ALERT_SEQ = """
 """
 
 
-async def lock_alert_seq(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
+async def lock_alert_seq(driver: Driver, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
     """Take the episode's row lock for the rest of the transaction (services/alerts/store.py
     lock_episode does the same on the ORM paths)."""
     await driver.execute(LOCK_ALERT_SEQ, org_id, episode_id)
@@ -137,7 +137,7 @@ KEY_VALID = """
 
 
 async def submission_context(
-    driver: Any,
+    driver: Driver,
     key: SeriesKey,
     clinician_id: uuid.UUID | None,
     api_key_id: uuid.UUID | None,
@@ -185,7 +185,7 @@ ALL_ALERTS = f"""
 
 
 async def full_series(
-    driver: Any, key: SeriesKey
+    driver: Driver, key: SeriesKey
 ) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
     """Every valid submission of the series and every alert of it: for a late entry, which the
     series is recomputed for."""
@@ -249,7 +249,7 @@ def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 
 async def write_alerts(
-    driver: Any, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
+    driver: Driver, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
 ) -> None:
     """Alert changes and their outbox events, in the caller's transaction."""
     if writes:
@@ -305,7 +305,7 @@ STORE_SUBMISSION = (
 
 
 async def store_submission(
-    driver: Any,
+    driver: Driver,
     *,
     session_id: uuid.UUID,
     values: dict[str, Any],
@@ -349,7 +349,7 @@ EXISTING_VALID = """
 """
 
 
-async def existing_valid(driver: Any, *series_key: Any) -> uuid.UUID | None:
+async def existing_valid(driver: Driver, *series_key: Any) -> uuid.UUID | None:
     found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
     return found
 
@@ -361,12 +361,12 @@ class PgSubmissionStore:
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
 
-    async def _driver(self) -> Any:
+    async def _driver(self) -> Driver:
         driver = await self.uow.driver()
         assert driver is not None  # chosen only for a unit of work with a driver pool
         return driver
 
-    async def _in_transaction(self) -> Any:
+    async def _in_transaction(self) -> Driver:
         driver = await self.uow.driver_transaction()
         assert driver is not None
         return driver
