@@ -19,7 +19,7 @@ from models.base import new_id
 from services.alerts import SeriesPoint
 from services.alerts.engine import Writes
 from services.alerts.replay import history_needed
-from services.alerts.store import EpisodeFacts, SeriesKey, point
+from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
@@ -199,18 +199,16 @@ async def full_series(
 
 
 # Inserts new alerts and updates changed ones from one JSON array of rows. An update writes only
-# what the rules own (services/alerts/reconcile.DERIVED_COLUMNS), never acknowledgements or notes.
-_UPSERT_ALERTS = """
+# what the rules own, never acknowledgements or notes: the columns the Core store updates too
+# (services/alerts/store.WRITTEN_ON_UPDATE, from services/alerts/reconcile.DERIVED_COLUMNS).
+_UPSERT_ALERTS = (
+    """
     INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, $ROWS::jsonb)
     {guard}
-    ON CONFLICT (id) DO UPDATE SET
-        severity = EXCLUDED.severity, status = EXCLUDED.status,
-        resolution = EXCLUDED.resolution, session_number = EXCLUDED.session_number,
-        submission_id = EXCLUDED.submission_id, message = EXCLUDED.message,
-        evidence = EXCLUDED.evidence, rule_version = EXCLUDED.rule_version,
-        rule_params = EXCLUDED.rule_params, resolved_at = EXCLUDED.resolved_at,
-        updated_at = EXCLUDED.updated_at
-"""
+    ON CONFLICT (id) DO UPDATE SET """
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITTEN_ON_UPDATE)
+    + "\n"
+)
 # Outbox events from one JSON array, numbered in array order, and a pending delivery of each to
 # every live endpoint of the organisation subscribed to its type (services/webhooks/outbox.py
 # does the same for the other writers).

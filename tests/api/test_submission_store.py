@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.alerts.store import SeriesKey
+from services.alerts.store import WRITTEN_ON_UPDATE, SeriesKey
 from services.kernel.config import Settings
 from services.kernel.database import UnitOfWork, create_driver_pool, create_engine
 from services.submissions.store import SERIES_KEY, SubmissionStore
-from services.submissions.store_pg import PgSubmissionStore
+from services.submissions.store_pg import WRITE_ALERTS, PgSubmissionStore
 from services.submissions.store_sql import SqlSubmissionStore
 from tests.support import Attune, srs, submit
 
@@ -80,3 +80,11 @@ async def test_a_store_finds_the_valid_submission_holding_a_place_and_the_full_s
     assert [(p.session_number, str(p.submission_id)) for p in points] == [(1, posted["id"])]
     assert points[0].answers == posted["answers"]
     assert sorted(str(a["id"]) for a in alerts) == sorted(a["id"] for a in posted["alerts"])
+
+
+def test_both_stores_update_the_same_alert_columns() -> None:
+    """An update writes what the rules own and nothing a person did (acknowledgement, note); the
+    asyncpg statement takes that list from the one the Core store uses."""
+    updated = WRITE_ALERTS.split("DO UPDATE SET", 1)[1].split(")", 1)[0]
+    assert [part.split("=")[0].strip() for part in updated.split(",")] == list(WRITTEN_ON_UPDATE)
+    assert not {"acknowledged_at", "acknowledged_by_key_id", "note"} & set(WRITTEN_ON_UPDATE)
