@@ -25,11 +25,12 @@ run: $(BIN)/attune
 test: $(BIN)/attune
 	$(BIN)/pytest
 
-## Lint, format check and strict typing.
+## Lint, format check, strict typing and the import contracts (pyproject.toml [tool.importlinter]).
 check: $(BIN)/attune
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 format: $(BIN)/attune
 	$(BIN)/ruff format .
@@ -48,4 +49,4 @@ bench-sweep: $(BIN)/attune
 	$(BIN)/python bench/sweep.py
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

@@ -7,16 +7,23 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import JSONType, UTCDateTime, new_id, utcnow
-from models.types import Note
+from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
+from models.types import Note, Respondent
 
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 AlertSeverity = Literal["warning", "high", "critical"]
 # Resolutions a person may choose; the engine itself resolves as condition_cleared, repaired or
 # retracted.
 PersonResolution = Literal["repaired", "discussed", "referred", "dismissed", "other"]
+EngineResolution = Literal["condition_cleared", "repaired", "retracted"]
+AlertResolution = Literal[PersonResolution, EngineResolution]
+# '' when the alert is about no one series (a concern).
+AlertRespondent = Literal["", Respondent]
+# The alert type of a client's concern (services/care/invitations.py): read only by keys that may
+# read concerns (services/kernel/visibility.py).
+CONCERN = "concern.reported"
 AlertChange = Literal["created", "updated", "resolved"]
 _UNESCALATED = "status = 'open' AND escalated_at IS NULL AND severity IN ('critical', 'high')"
 
@@ -64,18 +71,22 @@ class Alert(SQLModel, table=True):
             sqlite_where=sa.text(_UNESCALATED),
             postgresql_where=sa.text(_UNESCALATED),
         ),
+        one_of("severity", AlertSeverity),
+        one_of("status", AlertStatus),
+        one_of("resolution", AlertResolution),
+        one_of("respondent", AlertRespondent),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
     episode_id: uuid.UUID = Field(foreign_key="episodes.id")
     type: str = Field(max_length=64)
-    severity: str = Field(max_length=16)
-    status: str = Field(default="open", max_length=16)
-    resolution: str | None = Field(default=None, max_length=32)
+    severity: AlertSeverity = Field(sa_type=AutoString(length=16))
+    status: AlertStatus = Field(default="open", sa_type=AutoString(length=16))
+    resolution: AlertResolution | None = Field(default=None, sa_type=AutoString(length=32))
     # '' rather than NULL for "none", so the unique index above treats them as one value.
     instrument: str = Field(default="", max_length=64)
-    respondent: str = Field(default="", max_length=16)
+    respondent: AlertRespondent = Field(default="", sa_type=AutoString(length=16))
     rater: str = Field(default="", max_length=64)
     subscale: str = Field(default="", max_length=64)
     session_number: int | None = None

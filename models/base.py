@@ -4,7 +4,7 @@ import os
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -19,6 +19,19 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def one_of(column: str, choices: object) -> sa.CheckConstraint:
+    """A CHECK that ``column`` holds one of the values of the ``Literal`` type ``choices``, named
+    ``ck_<table>_<column>``: the column's annotation and the database then list the same values
+    (the migration that adds it spells them out, as migrations are frozen). NULL passes a CHECK in
+    SQL, so a nullable column stays nullable."""
+    values = get_args(choices)
+    assert values, "choices is a Literal type"
+    assert all(isinstance(v, str) and "'" not in v for v in values)
+    listed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({listed})", name=column)
+
 
 # JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")

@@ -7,9 +7,9 @@ from typing import Literal
 import sqlalchemy as sa
 from pydantic import ConfigDict
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import UTCDateTime, new_id, utcnow
+from models.base import UTCDateTime, new_id, one_of, utcnow
 
 EpisodeStatus = Literal["active", "closed"]
 # Dates outside this window are typos or attacks, never care episodes.
@@ -23,13 +23,14 @@ class Episode(SQLModel, table=True):
         sa.Index("ix_episodes_org_id_id", "org_id", "id"),
         sa.Index("ix_episodes_org_id_client_id", "org_id", "client_id"),
         sa.Index("ix_episodes_org_id_clinician_id", "org_id", "clinician_id"),
+        one_of("status", EpisodeStatus),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
     client_id: uuid.UUID = Field(foreign_key="clients.id")
     clinician_id: uuid.UUID = Field(foreign_key="clinicians.id")
-    status: str = Field(default="active", max_length=16)
+    status: EpisodeStatus = Field(default="active", sa_type=AutoString(length=16))
     started_on: date
     ended_on: date | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,12 +2,12 @@
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import JSONType, UTCDateTime, new_id, utcnow
+from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
 
 
 class FhirIdentifier(SQLModel, table=True):
@@ -31,6 +31,9 @@ class FhirIdentifier(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+ExportJobStatus = Literal["accepted", "cancelled"]
+
+
 class FhirExportJob(SQLModel, table=True):
     """A FHIR Bulk Data export (``GET /fhir/$export``): what was asked, by which key, as of when.
 
@@ -38,7 +41,10 @@ class FhirExportJob(SQLModel, table=True):
     ``transaction_time``."""
 
     __tablename__ = "fhir_export_jobs"
-    __table_args__ = (sa.Index("ix_fhir_export_jobs_org_id_id", "org_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_fhir_export_jobs_org_id_id", "org_id", "id"),
+        one_of("status", ExportJobStatus),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
@@ -47,5 +53,5 @@ class FhirExportJob(SQLModel, table=True):
     since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     transaction_time: datetime = Field(sa_type=UTCDateTime)
     request_url: str = Field(max_length=2000)
-    status: str = Field(default="accepted", max_length=16)  # accepted | cancelled
+    status: ExportJobStatus = Field(default="accepted", sa_type=AutoString(length=16))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import AfterValidator, ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import JSONType, UTCDateTime, new_id, utcnow
+from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
 from models.submissions import MAX_SESSION_NUMBER, ItemId
 from models.types import Note, Timestamp
 
@@ -59,7 +59,10 @@ class Concern(SQLModel, table=True):
     stays here, for the people allowed to read concerns, and leaves through no export or webhook."""
 
     __tablename__ = "concerns"
-    __table_args__ = (sa.Index("ix_concerns_org_id_alert", "org_id", "alert_id"),)
+    __table_args__ = (
+        sa.Index("ix_concerns_org_id_alert", "org_id", "alert_id"),
+        one_of("category", ConcernCategory),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
@@ -67,7 +70,7 @@ class Concern(SQLModel, table=True):
     invitation_id: uuid.UUID = Field(foreign_key="invitations.id")
     alert_id: uuid.UUID = Field(foreign_key="alerts.id")
     session_number: int
-    category: str | None = Field(default=None, max_length=32)
+    category: ConcernCategory | None = Field(default=None, sa_type=AutoString(length=32))
     message: str = Field(max_length=4000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import ConfigDict
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import UTCDateTime, new_id, utcnow
+from models.base import UTCDateTime, new_id, one_of, utcnow
 from models.types import BirthYear, ExternalId, Name
 
 Population = Literal["adult", "adolescent", "child"]
@@ -47,12 +47,13 @@ class Client(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("org_id", "external_id"),
         sa.Index("ix_clients_org_id_id", "org_id", "id"),
+        one_of("population", Population),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
     external_id: str | None = Field(default=None, max_length=128)
-    population: str = Field(default="adult", max_length=16)
+    population: Population = Field(default="adult", sa_type=AutoString(length=16))
     birth_year: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

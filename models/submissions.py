@@ -8,13 +8,12 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from models.alerts import AlertInSubmission
-from models.base import JSONType, UTCDateTime, new_id, utcnow
-from models.types import Note, Timestamp
+from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
+from models.types import Note, Respondent, Timestamp
 
-Respondent = Literal["client", "clinician", "collateral"]
 SubmissionStatus = Literal["valid", "voided"]
 # Far beyond any real course of therapy; bounds the integer so no database overflows.
 MAX_SESSION_NUMBER = 100_000
@@ -63,6 +62,8 @@ class Submission(SQLModel, table=True):
         ),
         # Incremental exports walk an organization's submissions in change order.
         sa.Index("ix_submissions_org_id_changed_at_id", "org_id", "changed_at", "id"),
+        one_of("respondent", Respondent),
+        one_of("status", SubmissionStatus),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -72,13 +73,13 @@ class Submission(SQLModel, table=True):
     session_number: int
     instrument: str = Field(max_length=64)
     instrument_version: str = Field(max_length=32)
-    respondent: str = Field(max_length=16)
+    respondent: Respondent = Field(sa_type=AutoString(length=16))
     # '' rather than NULL when absent, so the unique index above treats "no rater" as one value.
     rater: str = Field(default="", max_length=64)
     answers: dict[str, Any] = Field(sa_type=JSONType)
     scores: dict[str, Any] = Field(sa_type=JSONType)
     total: float | None = None
-    status: str = Field(default="valid", max_length=16)
+    status: SubmissionStatus = Field(default="valid", sa_type=AutoString(length=16))
     occurred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_by_key_id: uuid.UUID | None = None

@@ -6,9 +6,12 @@ error a 422 that names the field, on both databases.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, StringConstraints
+
+# Who filled in a submission (DESIGN.md §3); alerts and submissions both name it.
+Respondent = Literal["client", "clinician", "collateral"]
 
 
 def _no_control_chars(value: str) -> str:

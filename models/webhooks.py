@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal, get_args
 import sqlalchemy as sa
 from pydantic import AfterValidator, AnyUrl, ConfigDict, UrlConstraints
 from pydantic import Field as PydanticField
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import JSONType, UTCDateTime, new_id, utcnow
+from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
 from models.types import Name
 
 EventType = Literal["submission.created", "alert.created", "alert.updated", "alert.resolved"]
@@ -34,6 +34,7 @@ class OutboxEvent(SQLModel, table=True):
     # No secondary indexes: every submission writes here, and events are read only by their
     # sequence number (the deliveries point at it).
     __tablename__ = "outbox_events"
+    __table_args__ = (one_of("type", EventType),)
 
     seq: int | None = Field(
         default=None, sa_column=sa.Column(Sequence, primary_key=True, autoincrement=True)
@@ -41,7 +42,7 @@ class OutboxEvent(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=new_id, unique=True)
     org_id: uuid.UUID
     episode_id: uuid.UUID
-    type: str = Field(max_length=64)
+    type: EventType = Field(sa_type=AutoString(length=64))
     # The submission or alert the event is about.
     subject_id: uuid.UUID
     payload: dict[str, Any] = Field(sa_type=JSONType)
@@ -74,6 +75,8 @@ class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         sa.UniqueConstraint("endpoint_id", "event_seq"),
+        one_of("event_type", EventType),
+        one_of("status", DeliveryStatus),
         # What the worker looks for: due deliveries, and an earlier pending one of the same
         # endpoint and episode that holds a later one back.
         sa.Index(
@@ -97,9 +100,9 @@ class WebhookDelivery(SQLModel, table=True):
     endpoint_id: uuid.UUID
     event_seq: int = Field(sa_type=Sequence)
     event_id: uuid.UUID
-    event_type: str = Field(max_length=64)
+    event_type: EventType = Field(sa_type=AutoString(length=64))
     episode_id: uuid.UUID
-    status: str = Field(default="pending", max_length=16)
+    status: DeliveryStatus = Field(default="pending", sa_type=AutoString(length=16))
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

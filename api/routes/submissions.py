@@ -19,7 +19,8 @@ from api.deps import (
 from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
-from models.submissions import Respondent, SubmissionCreate, SubmissionPublic, SubmissionVoid
+from models.submissions import SubmissionCreate, SubmissionPublic, SubmissionVoid
+from models.types import Respondent
 from services.kernel.pagination import DEFAULT_LIMIT, Page
 from services.submissions import service as submissions
 from services.trajectory import Trajectory

@@ -19,23 +19,20 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from models.alerts import CONCERN
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.invitations import Concern
 from services.alerts import store as alert_store
 from services.alerts.store import ALERTS, EpisodeFacts
-from services.kernel import audit
+from services.kernel import audit, visibility
 from services.kernel.auth import Actor
 from services.kernel.errors import NotFound
 from services.kernel.pagination import decode_cursor, encode_cursor
+from services.kernel.visibility import sees_concerns as sees_concerns  # where it was
 from services.webhooks import events, outbox
 
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
-CONCERN = "concern.reported"
-
-
-def sees_concerns(actor: Actor) -> bool:
-    return actor.clinician_id is None and actor.principal.has("concerns:read")
 
 
 def public(
@@ -84,16 +81,11 @@ def visible_alerts(actor: Actor) -> Select[Any]:
 
 
 def _visible(actor: Actor) -> Select[Any]:
-    stmt = (
+    return (
         select(ALERTS, _EPISODES.c.client_id, _EPISODES.c.clinician_id)
         .join(_EPISODES, _EPISODES.c.id == ALERTS.c.episode_id)
-        .where(ALERTS.c.org_id == actor.org_id, _EPISODES.c.org_id == actor.org_id)
+        .where(visibility.visible_alerts(actor))
     )
-    if actor.clinician_id is not None:
-        stmt = stmt.where(_EPISODES.c.clinician_id == actor.clinician_id)
-    if not sees_concerns(actor):
-        stmt = stmt.where(ALERTS.c.type != CONCERN)
-    return stmt
 
 
 async def list_alerts(

@@ -154,10 +154,17 @@ async def write_alert_rows(
     facts: EpisodeFacts,
 ) -> None:
     """Store the alert changes and, in the same transaction, their outbox events."""
+    await write_alert_changes(conn, writes)
+    await outbox.write(conn, outbox.alert_events(writes, facts.client_id, facts.clinician_id))
+
+
+async def write_alert_changes(
+    conn: AsyncConnection, writes: Sequence[tuple[Change, Mapping[str, Any]]]
+) -> None:
+    """Store the alert changes only: the caller writes their outbox events."""
     for change, row in writes:
         if change == "created":
             await conn.execute(insert(ALERTS), dict(row))
         else:
             values = {c: row[c] for c in WRITTEN_ON_UPDATE}
             await conn.execute(update(ALERTS).where(ALERTS.c.id == row["id"]), values)
-    await outbox.write(conn, outbox.alert_events(writes, facts.client_id, facts.clinician_id))

@@ -219,7 +219,7 @@ def _insert_overdue_sql() -> str:
     kept only for the alerts actually inserted); returns the inserted ids."""
     from services.submissions import store_pg
 
-    events_sql = store_pg._WRITE_EVENTS.format(
+    events_sql = store_pg.WRITE_EVENTS.format(
         guard="WHERE e.subject_id IN (SELECT id FROM ins)"
     ).replace("$EVENTS", "CAST(:events AS jsonb)")
     # Only constant SQL is put together here; the rows travel as bound parameters.
@@ -403,7 +403,7 @@ async def clear_overdue_pg(
     from services.submissions import store_pg
 
     rows = [
-        store_pg.alert_row(store_pg._json(r[0]))
+        store_pg.alert_row(store_pg.json_value(r[0]))
         for r in await driver.fetch(_CLEAR_OVERDUE_PG, org_id, episode_id, now)
     ]
     writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]

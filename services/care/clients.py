@@ -55,7 +55,7 @@ async def upsert_client(
         return row, True
     if actor.clinician_id is not None:
         visible = await session.scalar(
-            visible_clients(select(col(Client.id)), actor).where(col(Client.id) == row.id)
+            select(col(Client.id)).where(visible_clients(actor)).where(col(Client.id) == row.id)
         )
         if visible is None:
             raise NotFound("client not found")
@@ -69,7 +69,7 @@ async def upsert_client(
 
 async def get_client(session: AsyncSession, *, actor: Actor, client_id: uuid.UUID) -> Client:
     row: Client | None = await session.scalar(
-        visible_clients(select(Client), actor).where(col(Client.id) == client_id)
+        select(Client).where(visible_clients(actor)).where(col(Client.id) == client_id)
     )
     if row is None:
         raise NotFound("client not found")
@@ -80,7 +80,7 @@ async def get_client(session: AsyncSession, *, actor: Actor, client_id: uuid.UUI
 async def list_clients(
     session: AsyncSession, *, actor: Actor, external_id: str | None, limit: int, cursor: str | None
 ) -> tuple[Sequence[Client], str | None]:
-    stmt = visible_clients(select(Client), actor)
+    stmt = select(Client).where(visible_clients(actor))
     if external_id is not None:
         stmt = stmt.where(col(Client.external_id) == external_id)
     page = await fetch_page(session, stmt, id_column=col(Client.id), limit=limit, cursor=cursor)

@@ -74,7 +74,7 @@ async def create_episode(session: AsyncSession, *, actor: Actor, data: EpisodeCr
 async def load_episode(session: AsyncSession, *, actor: Actor, episode_id: uuid.UUID) -> Episode:
     """An episode the actor may see, or 404 (never 403: existence is not disclosed)."""
     row: Episode | None = await session.scalar(
-        visible_episodes(select(Episode), actor).where(col(Episode.id) == episode_id)
+        select(Episode).where(visible_episodes(actor)).where(col(Episode.id) == episode_id)
     )
     if row is None:
         raise NotFound("episode not found")
@@ -97,7 +97,7 @@ async def list_episodes(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Episode], str | None]:
-    stmt = visible_episodes(select(Episode), actor)
+    stmt = select(Episode).where(visible_episodes(actor))
     if client_id is not None:
         stmt = stmt.where(col(Episode.client_id) == client_id)
     if clinician_id is not None:

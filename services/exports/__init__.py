@@ -5,7 +5,7 @@ the encoders (NDJSON, CSV, Parquet). Reading the database and streaming is
 from services.exports.datasets import COLUMNS, DATASETS, Column, Dataset, Shapers, columns
 from services.exports.encoders import FORMATS, MEDIA_TYPES, Format, encoder, parquet_available
 from services.exports.pseudonyms import Pseudonyms
-from services.exports.window import export_window
+from services.exports.window import InvertedWindow, export_window
 
 __all__ = [
     "COLUMNS",
@@ -15,6 +15,7 @@ __all__ = [
     "Column",
     "Dataset",
     "Format",
+    "InvertedWindow",
     "Pseudonyms",
     "Shapers",
     "columns",

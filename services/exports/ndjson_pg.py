@@ -35,6 +35,7 @@ from typing import Any
 import orjson
 
 from services.exports import Pseudonyms
+from services.kernel.database import Driver
 
 # Parameters: $1 org, $2 until, then the optional filters. What costs the database little is
 # done here (ints, dates, JSON text); what repeats across rows is formatted in Python, once.
@@ -70,6 +71,8 @@ def submissions_statement(
     if instrument is not None:
         args.append(instrument)
         sql += f" AND s.instrument = ${len(args)}"
+    # services/kernel/visibility.py's visible_submissions, written for asyncpg (the statement
+    # joins the episode already); tests/api/test_visibility.py pins the two together.
     if clinician_id is not None:
         args.append(clinician_id)
         sql += f" AND e.clinician_id = ${len(args)}"
@@ -174,7 +177,7 @@ def _quoted(value: str | None) -> str:
 
 
 async def stream_submissions(
-    driver: Any, sql: str, args: list[Any], lines: SubmissionLines, *, batch_rows: int
+    driver: Driver, sql: str, args: list[Any], lines: SubmissionLines, *, batch_rows: int
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     """(rows, bytes) per batch, read through a server-side cursor on ``driver`` (an asyncpg
     connection) in a read-only transaction. The next batch is asked for before this one is

@@ -60,3 +60,8 @@ class Pseudonyms:
                 self._cache.clear()
             found = self._cache[key] = self.of(kind, value)  # type: ignore[assignment]
         return found
+
+    @property
+    def cached(self) -> int:
+        """How many pseudonyms `repeated` holds (at most ``cache_size``)."""
+        return len(self._cache)

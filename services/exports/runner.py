@@ -20,7 +20,8 @@ Two steps:
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
-(`services.alerts.lifecycle.sees_concerns`). ``identified=true`` needs ``exports:identified``.
+(`services.kernel.visibility`, as for every other read). ``identified=true`` needs
+``exports:identified``.
 """
 
 import contextlib
@@ -41,9 +42,9 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from models.tenancy import Organization
-from services.alerts.lifecycle import CONCERN, sees_concerns
 from services.exports import (
     Column,
+    InvertedWindow,
     Pseudonyms,
     Shapers,
     columns,
@@ -54,7 +55,14 @@ from services.exports import (
 from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
+from services.kernel.database import Driver
 from services.kernel.errors import InvalidInput, NotFound
+from services.kernel.visibility import (
+    Reader,
+    sees_concerns,
+    visible_alerts,
+    visible_submissions,
+)
 
 log = logging.getLogger("attune.exports")
 BATCH_ROWS = 5_000
@@ -92,6 +100,10 @@ class PreparedExport:
     secret: str
     columns: tuple[Column, ...]
 
+    @property
+    def reader(self) -> Reader:
+        return Reader(self.org_id, self.clinician_id, self.sees_concerns)
+
     def details(self, **extra: Any) -> dict[str, Any]:
         q = self.query
         return {
@@ -117,9 +129,14 @@ async def prepare(
             type="format_unavailable",
             detail="Parquet needs the optional 'parquet' extra (pyarrow); ask for ndjson or csv",
         )
-    since, until = export_window(
-        now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
-    )
+    try:
+        since, until = export_window(
+            now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
+        )
+    except InvertedWindow as inverted:
+        raise InvalidInput.at(
+            "query.since", "since is later than until", type="window", detail=str(inverted)
+        ) from None
     secret = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
     if secret is None:  # pragma: no cover - a key's organization exists
         raise NotFound("organization not found")
@@ -209,14 +226,11 @@ def statement(p: PreparedExport) -> sa.Select[Any]:
             if dataset == "submissions":
                 cols += [_S.c.voided_at, _S.c.void_reason]
         stmt = sa.select(*cols)
-    stmt = stmt.select_from(_joined(table, identified)).where(table.c.org_id == p.org_id)
+    visible = visible_alerts if dataset == "alerts" else visible_submissions
+    stmt = stmt.select_from(_joined(table, identified)).where(visible(p.reader))
     stmt = _window(stmt, changed, p)
     if p.query.instrument is not None:
         stmt = stmt.where(table.c.instrument == p.query.instrument)
-    if p.clinician_id is not None:
-        stmt = stmt.where(_E.c.clinician_id == p.clinician_id)
-    if dataset == "alerts" and not p.sees_concerns:
-        stmt = stmt.where(_A.c.type != CONCERN)
     return stmt.order_by(changed, table.c.id)
 
 
@@ -279,7 +293,7 @@ async def _batches(
 
 
 def _fast_batches(
-    p: PreparedExport, driver: Any, batch_rows: int
+    p: PreparedExport, driver: Driver, batch_rows: int
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     pseudonyms = Pseudonyms(p.secret)
     sql, args = export_pg.submissions_statement(

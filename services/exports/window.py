@@ -19,7 +19,15 @@ transaction-id (xmin) watermark would be exact on PostgreSQL but has no SQLite c
 
 from datetime import datetime, timedelta
 
-from services.kernel.errors import InvalidInput
+
+class InvertedWindow(ValueError):
+    """``since`` is later than the window's ``until``; the caller names the field it came from."""
+
+    def __init__(self, since: datetime, until: datetime, settle_seconds: float) -> None:
+        super().__init__(
+            f"since ({since.isoformat()}) is later than the export's until "
+            f"({until.isoformat()}); until is at most now minus {settle_seconds:g} s"
+        )
 
 
 def export_window(
@@ -29,12 +37,5 @@ def export_window(
     watermark = now - timedelta(seconds=settle_seconds)
     effective = watermark if until is None else min(until, watermark)
     if since is not None and since > effective:
-        field = "query.since"
-        raise InvalidInput.at(
-            field,
-            "since is later than until",
-            type="window",
-            detail=f"since ({since.isoformat()}) is later than the export's until "
-            f"({effective.isoformat()}); until is at most now minus {settle_seconds:g} s",
-        )
+        raise InvertedWindow(since, effective, settle_seconds)
     return since, effective

@@ -23,7 +23,7 @@ from services.fhir.resources import QR, FhirInputError, SubmissionRow
 from services.fhir.search import DateRange, ScoreCode
 from services.instruments import InstrumentDefinition
 from services.instruments import catalog as instrument_catalog
-from services.kernel import audit
+from services.kernel import audit, visibility
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
@@ -51,7 +51,7 @@ async def definitions(session: AsyncSession, actor: Actor) -> dict[str, Instrume
 def visible_submissions(actor: Actor) -> Select[Any]:
     """Submissions the actor may see, with their episode's client and clinician and their FHIR
     identifier (if posted with one)."""
-    stmt = (
+    return (
         select(
             SUBMISSIONS,
             EPISODES.c.client_id,
@@ -67,11 +67,8 @@ def visible_submissions(actor: Actor) -> Select[Any]:
                 IDENTIFIERS.c.submission_id == SUBMISSIONS.c.id,
             ),
         )
-        .where(SUBMISSIONS.c.org_id == actor.org_id, EPISODES.c.org_id == actor.org_id)
+        .where(visibility.visible_submissions(actor))
     )
-    if actor.clinician_id is not None:
-        stmt = stmt.where(EPISODES.c.clinician_id == actor.clinician_id)
-    return stmt
 
 
 def submission_row(row: Mapping[str, Any]) -> SubmissionRow:
@@ -231,10 +228,8 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     # The episode as the actor may see it (a key bound to a clinician: its caseload only), so
     # that the subject check below discloses nothing about other episodes.
     visible = select(EPISODES.c.client_id, EPISODES.c.clinician_id).where(
-        EPISODES.c.org_id == actor.org_id, EPISODES.c.id == parsed.episode_id
+        visibility.visible_episodes(actor), EPISODES.c.id == parsed.episode_id
     )
-    if actor.clinician_id is not None:
-        visible = visible.where(EPISODES.c.clinician_id == actor.clinician_id)
     episode = (await conn.execute(visible)).one_or_none()
     if episode is not None and parsed.subject is not None and parsed.subject != episode[0]:
         raise input_error(

@@ -1,7 +1,8 @@
 """Database access: the async engine, the session factory, and the per-request unit of work."""
 
-from typing import Any
+from typing import Any, TypeAlias
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, IntegrityError
@@ -15,6 +16,11 @@ from sqlalchemy.ext.asyncio import (
 
 from services.kernel.config import Settings
 from services.kernel.errors import Conflict
+
+# The asyncpg types the hot path works with (PostgreSQL). asyncpg ships no type information, so
+# to mypy these name what a value is without checking its use.
+Driver: TypeAlias = asyncpg.Connection
+DriverPool: TypeAlias = asyncpg.Pool
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -104,7 +110,7 @@ def asyncpg_dsn(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def _end_transaction(connection: Any) -> None:
+async def _end_transaction(connection: Driver) -> None:
     """Reset for pooled driver connections: end a transaction left open, nothing more.
 
     asyncpg's default reset sends a query on every release (unlock advisory locks, close cursors,
@@ -116,12 +122,10 @@ async def _end_transaction(connection: Any) -> None:
         await connection.execute("ROLLBACK")
 
 
-async def create_driver_pool(settings: Settings) -> Any | None:
+async def create_driver_pool(settings: Settings) -> DriverPool | None:
     """On PostgreSQL, an asyncpg pool for the submission hot path (see `UnitOfWork`)."""
     if settings.is_sqlite:
         return None
-    import asyncpg
-
     return await asyncpg.create_pool(
         asyncpg_dsn(settings.database_url),
         # Connect on demand: the service starts, and reports not ready, without a database.
@@ -150,18 +154,23 @@ class UnitOfWork:
     Services never commit: the request boundary calls `commit()` before the response is sent.
     """
 
-    def __init__(self, engine: AsyncEngine, pool: Any | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, pool: DriverPool | None = None) -> None:
         self._engine = engine
         self._pool = pool
         self._conn: AsyncConnection | None = None
         self._session: AsyncSession | None = None
-        self._pooled: Any = None  # an asyncpg connection acquired from `pool`
-        self._pooled_tx: Any = None
-        self._under_sqlalchemy: Any = None  # the asyncpg connection under `_conn`
+        self._pooled: Driver | None = None  # acquired from `pool`
+        self._pooled_tx: asyncpg.transaction.Transaction | None = None
+        self._under_sqlalchemy: Driver | None = None  # the asyncpg connection under `_conn`
 
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+    @property
+    def has_driver(self) -> bool:
+        """Whether `driver()` gives an asyncpg connection (PostgreSQL with a driver pool)."""
+        return self._pool is not None
 
     async def connection(self) -> AsyncConnection:
         if self._conn is None:
@@ -173,7 +182,7 @@ class UnitOfWork:
             self._conn = conn
         return self._conn
 
-    async def driver(self) -> Any | None:
+    async def driver(self) -> Driver | None:
         """An asyncpg connection for reads outside a transaction (PostgreSQL), else None."""
         if self._pool is None:
             return None
@@ -183,21 +192,24 @@ class UnitOfWork:
             self._pooled = await self._pool.acquire()
         return self._pooled
 
-    async def driver_transaction(self) -> Any | None:
+    async def driver_transaction(self) -> Driver | None:
         """The asyncpg connection with this unit's transaction open on it (PostgreSQL)."""
         if self._pool is None:
             return None
         if self._conn is not None:
             if self._under_sqlalchemy is None:
-                fairy = await self._conn.get_raw_connection()
-                adapted = fairy.dbapi_connection
+                raw = (await self._conn.get_raw_connection()).driver_connection
+                assert raw is not None  # a checked-out connection has its driver's
                 # SQLAlchemy's adapter sends BEGIN lazily, with the first statement it runs;
                 # statements sent straight to the driver must run inside that same transaction.
-                if adapted._transaction is None:  # type: ignore[union-attr]
-                    await adapted._start_transaction()  # type: ignore[union-attr]
-                self._under_sqlalchemy = fairy.driver_connection
+                # So when none has run yet, one runs through SQLAlchemy (public API only; one
+                # round trip more, and only when a route mixes the two ways in).
+                if not raw.is_in_transaction():
+                    await self._conn.exec_driver_sql("SELECT 1")
+                self._under_sqlalchemy = raw
             return self._under_sqlalchemy
-        driver: Any = await self.driver()
+        driver = await self.driver()
+        assert driver is not None
         if self._pooled_tx is None:
             transaction = driver.transaction()
             await transaction.start()

@@ -2,33 +2,25 @@
 
 The hot path is lean (DESIGN.md §2): one query for the episode and its client's population, then
 the session upsert, the submission insert (whose conflict clause enforces "one valid submission
-per session, instrument, respondent and rater") and the audit insert. On PostgreSQL these go to
-asyncpg (`services/submissions/store_pg.py`, the write as one CTE); on SQLite they run as
-prebuilt Core statements.
+per session, instrument, respondent and rater") and the audit insert. They go through the store
+of `services/submissions/store.py`, chosen once per unit of work: asyncpg on PostgreSQL
+(`store_pg.py`, the write as one CTE), prebuilt Core statements on SQLite (`store_sql.py`).
 """
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models.audit import AuditEvent
 from models.base import new_id, utcnow
-from models.episodes import Episode
-from models.submissions import CareSession, Submission, SubmissionCreate
-from services.alerts import SeriesPoint
+from models.submissions import Submission, SubmissionCreate
 from services.alerts import engine as alert_engine
 from services.alerts import lifecycle as alert_lifecycle
 from services.alerts import store as alert_store
-from services.alerts import sweep as alert_sweep
 from services.alerts.engine import Writes
-from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.care.episodes import load_episode
 from services.instruments import InstrumentDefinition
@@ -38,9 +30,14 @@ from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
+from services.kernel.visibility import visible_submissions
 from services.scoring import InvalidAnswers, Scores, score
-from services.submissions import store_pg as pg_hot_path
-from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
+from services.submissions.store import (
+    NewSubmission,
+    SubmissionContext,
+    SubmissionStore,
+    submission_store,
+)
 from services.webhooks import events, outbox
 
 PUBLIC_SCORE_FIELDS = (
@@ -54,177 +51,26 @@ PUBLIC_SCORE_FIELDS = (
 )
 
 
-# The hot path runs prebuilt Core statements on the request's connection: parameters are passed at
-# execution, so SQLAlchemy compiles each statement once and skips the ORM's per-call machinery.
-_EPISODES = Episode.__table__  # type: ignore[attr-defined]
-_SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
-_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
-_AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
-
-# A clinician-bound key sees only the episodes its clinician treats.
-_EPISODE_FACTS_BY_CLINICIAN = alert_store.EPISODE_FACTS.where(
-    _EPISODES.c.clinician_id == bindparam("clinician_id")
-)
-_SERIES_KEY = ["org_id", "episode_id", "session_number", "instrument", "respondent", "rater"]
-_INSERT_AUDIT = insert(_AUDIT)
-
-
-@cache
-def _sqlite_writes() -> tuple[Any, Any]:
-    """The session upsert and the submission insert, as two statements."""
-    new_session = sqlite.insert(_SESSIONS)
-    upsert = new_session.on_conflict_do_update(
-        index_elements=["org_id", "episode_id", "session_number"],
-        # The first known time of a session wins; later submissions may fill it in.
-        set_={
-            "occurred_at": func.coalesce(_SESSIONS.c.occurred_at, new_session.excluded.occurred_at)
-        },
-    ).returning(_SESSIONS.c.id)
-    submission = (
-        sqlite.insert(_SUBMISSIONS)
-        .on_conflict_do_nothing(index_elements=_SERIES_KEY, index_where=text("status = 'valid'"))
-        .returning(_SUBMISSIONS.c.id)
-    )
-    return upsert, submission
-
-
-async def _store(
-    uow: UnitOfWork,
-    values: dict[str, Any],
-    audit_event: dict[str, Any],
-    alerts: Writes,
-    facts: EpisodeFacts,
-) -> tuple[bool, uuid.UUID | None]:
-    """Insert session (if new), submission, audit event, the alert changes and the outbox events
-    of both, if the episode's ``alert_seq`` is still the one read; (it was, the new submission's
-    id or None when a valid submission for the same session, instrument, respondent and rater
-    exists already)."""
-    session_values = {
-        "org_id": values["org_id"],
-        "episode_id": values["episode_id"],
-        "session_number": values["session_number"],
-        "occurred_at": values["occurred_at"],
-        "created_at": values["created_at"],
-    }
-    driver = await uow.driver()
-    if driver is not None:
-        return await pg_hot_path.store_submission(
-            driver,
-            session_id=new_id(),
-            values=values,
-            audit=audit_event,
-            alerts=alerts,
-            events=[
-                events.submission_created(values, facts.client_id, facts.clinician_id),
-                *outbox.alert_events(alerts, facts.client_id, facts.clinician_id),
-            ],
-            alert_seq=facts.alert_seq,
-        )
-    conn = await uow.connection()
-    bumped = await conn.execute(
-        update(_EPISODES)
-        .where(_EPISODES.c.org_id == values["org_id"], _EPISODES.c.id == values["episode_id"])
-        .where(_EPISODES.c.alert_seq == facts.alert_seq)
-        .values(alert_seq=_EPISODES.c.alert_seq + 1)
-    )
-    if bumped.rowcount == 0:
-        return False, None
-    upsert_session, insert_submission = _sqlite_writes()
-    session_id = (
-        await conn.execute(upsert_session, {"id": new_id(), **session_values})
-    ).scalar_one()
-    inserted: uuid.UUID | None = (
-        await conn.execute(insert_submission, {**values, "session_id": session_id})
-    ).scalar_one_or_none()
-    if inserted is not None:
-        await conn.execute(_INSERT_AUDIT, audit_event)
-        event = events.submission_created(values, facts.client_id, facts.clinician_id)
-        await outbox.write(conn, [event])
-        await alert_store.write_alert_rows(conn, alerts, facts)
-    return True, inserted
-
-
-# history_needed() = repair window + this; the context function reads the window from settings.
-_HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
-SubmissionContext = tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]]
-
-
-async def _submission_context(uow: UnitOfWork, actor: Actor, key: SeriesKey) -> SubmissionContext:
+async def _context(store: SubmissionStore, actor: Actor, key: SeriesKey) -> SubmissionContext:
     """The episode (404 when the actor may not see it) and what the alert rules need of the
-    series: its first score and latest sessions, its unresolved alerts and the organisation's
-    alert settings."""
-    driver = await uow.driver()
-    if driver is not None:
-        found = await pg_hot_path.submission_context(
-            driver,
-            key,
-            actor.clinician_id,
-            actor.principal.key_id,
-            default_window=DEFAULT_REPAIR_WINDOW,
-            extra=_HISTORY_BEYOND_WINDOW,
-        )
-        if found is None:
-            raise NotFound("episode not found")
-        return found
-    conn = await uow.connection()
-    params = {"org_id": actor.org_id, "episode_id": key.episode_id}
-    stmt = alert_store.EPISODE_FACTS
-    if actor.clinician_id is not None:
-        stmt = _EPISODE_FACTS_BY_CLINICIAN
-        params["clinician_id"] = actor.clinician_id
-    row = (await conn.execute(stmt, params)).one_or_none()
-    if row is None:
+    series."""
+    found = await store.context(key, actor.clinician_id, actor.principal.key_id)
+    if found is None:
         raise NotFound("episode not found")
-    overrides = await alert_store.load_overrides(conn, key.org_id)
-    history = await alert_store.load_points(
-        conn, key, tail=history_needed(alert_engine.settings_for(overrides))
-    )
-    rows = await alert_store.load_alert_rows(conn, key, unresolved_only=True)
-    return EpisodeFacts(*row), history, rows, overrides
-
-
-async def _lock_episode_alerts(uow: UnitOfWork, key: SeriesKey) -> None:
-    """Open the request's transaction and take the episode's alert lock in it (bumping
-    ``alert_seq``, as every writer of an episode's alerts does)."""
-    driver = await uow.driver_transaction()
-    if driver is not None:
-        await pg_hot_path.lock_alert_seq(driver, key.org_id, key.episode_id)
-        return
-    await alert_store.lock_episode(await uow.connection(), key.org_id, key.episode_id)
+    return found
 
 
 async def _recompute_after_store(
-    uow: UnitOfWork, ctx: alert_engine.SeriesContext, facts: EpisodeFacts
+    store: SubmissionStore, ctx: alert_engine.SeriesContext, facts: EpisodeFacts
 ) -> Writes:
     """A late entry (not the latest session of its series): the series from its whole history,
     now that the submission is stored."""
-    driver = await uow.driver_transaction()
-    if driver is not None:
-        points, rows = await pg_hot_path.full_series(driver, ctx.key)
-        writes = alert_engine.derive_full(ctx, points, rows, utcnow())
-        await pg_hot_path.write_alerts(
-            driver, writes, outbox.alert_events(writes, facts.client_id, facts.clinician_id)
-        )
-        return writes
-    conn = await uow.connection()
-    return await alert_engine.recompute_series(conn, ctx.key, facts=facts, settings=ctx.settings)
-
-
-async def _clear_overdue(
-    uow: UnitOfWork, key: SeriesKey, facts: EpisodeFacts, now: datetime
-) -> Writes:
-    """A measurement came in: the episode's measurement.overdue alert, if any, is cleared
-    (DESIGN.md §10.3.6). After the store, which waited for a sweep holding the episode's row."""
-    people = (facts.client_id, facts.clinician_id)
-    driver = await uow.driver()
-    if driver is not None:
-        # One read, no transaction, in the common case; the clearing is conditional.
-        if not await alert_sweep.overdue_open_pg(driver, key.org_id, key.episode_id):
-            return []
-        driver = await uow.driver_transaction()
-        return await alert_sweep.clear_overdue_pg(driver, key.org_id, key.episode_id, people, now)
-    conn = await uow.connection()
-    return await alert_sweep.clear_overdue(conn, key.org_id, key.episode_id, people, now)
+    points, rows = await store.full_series(ctx.key)
+    writes = alert_engine.derive_full(ctx, points, rows, utcnow())
+    await store.write_alerts(
+        writes, outbox.alert_events(writes, facts.client_id, facts.clinician_id)
+    )
+    return writes
 
 
 def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
@@ -275,10 +121,12 @@ async def create_submission(
     # between; no lock is held while the rules run, and two writers of one episode at the same
     # moment are rare. If something did change them, the second attempt holds the episode's lock
     # from the read to the commit, so it cannot be overtaken.
+    store = submission_store(uow)
     for attempt in range(2):
         if attempt:
-            await _lock_episode_alerts(uow, key)
-        facts, history, open_rows, overrides = await _submission_context(uow, actor, key)
+            await store.lock_episode(key)
+        context = await _context(store, actor, key)
+        facts = context.facts
         if facts.status != "active":
             raise Conflict("the episode is closed; reopen it to add submissions")
         if data.respondent not in definition.respondents:
@@ -293,46 +141,44 @@ async def create_submission(
         now = utcnow()
         values.update(scores=scores.model_dump(mode="json"), total=scores.total, created_at=now)
         ctx = alert_engine.SeriesContext(
-            key, rated, facts.population, alert_engine.settings_for(overrides)
+            key, rated, facts.population, alert_engine.settings_for(context.overrides)
         )
         new = alert_store.point(
             data.session_number, values["id"], scores.total, scores.subscales, data.answers
         )
-        alerts = alert_engine.evaluate_new(ctx, history, new, open_rows, now)
+        alerts = alert_engine.evaluate_new(ctx, context.history, new, context.open_alerts, now)
         if alerts is None:
             # A late entry: the series is recomputed once it is stored, in one transaction.
-            await uow.driver_transaction()
-        current, inserted = await _store(uow, values, audit_event, alerts or [], facts)
+            await store.hold_transaction()
+        written = alerts or []
+        current, inserted = await store.store(
+            NewSubmission(
+                values=values,
+                audit=audit_event,
+                alerts=written,
+                events=[
+                    events.submission_created(values, facts.client_id, facts.clinician_id),
+                    *outbox.alert_events(written, facts.client_id, facts.clinician_id),
+                ],
+                alert_seq=facts.alert_seq,
+            )
+        )
         if current:
             break
     else:
         raise Conflict("the episode's alerts kept changing during this submission; send it again")
     if inserted is None:
-        existing = await _existing_valid(uow, values)
+        existing = await store.existing_valid(values)
         raise Conflict(
             f"session {data.session_number} already has a valid {definition.code} submission "
             f"from this respondent; void it to replace it",
             extra={"existing_id": str(existing) if existing else None},
         )
     if alerts is None:
-        alerts = await _recompute_after_store(uow, ctx, facts)
-    alerts = [*alerts, *await _clear_overdue(uow, key, facts, now)]
+        alerts = await _recompute_after_store(store, ctx, facts)
+    alerts = [*alerts, *await store.clear_overdue(key, (facts.client_id, facts.clinician_id), now)]
     values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values
-
-
-async def _existing_valid(uow: UnitOfWork, values: dict[str, Any]) -> uuid.UUID | None:
-    """The valid submission that took this one's place (session, instrument, respondent, rater)."""
-    key = [values[name] for name in _SERIES_KEY]
-    driver = await uow.driver()
-    if driver is not None:
-        return await pg_hot_path.existing_valid(driver, *key)
-    conn = await uow.connection()
-    stmt = select(_SUBMISSIONS.c.id).where(_SUBMISSIONS.c.status == "valid")
-    for name, value in zip(_SERIES_KEY, key, strict=True):
-        stmt = stmt.where(_SUBMISSIONS.c[name] == value)
-    existing: uuid.UUID | None = await conn.scalar(stmt)
-    return existing
 
 
 def to_public(values: dict[str, Any] | Submission) -> dict[str, Any]:
@@ -358,12 +204,7 @@ def to_public(values: dict[str, Any] | Submission) -> dict[str, Any]:
 
 
 def _visible_submissions(actor: Actor) -> Select[Any]:
-    stmt = select(Submission).where(col(Submission.org_id) == actor.org_id)
-    if actor.clinician_id is not None:
-        stmt = stmt.join(Episode, col(Episode.id) == col(Submission.episode_id)).where(
-            col(Episode.clinician_id) == actor.clinician_id
-        )
-    return stmt
+    return select(Submission).where(visible_submissions(actor))
 
 
 async def get_submission(

@@ -15,9 +15,19 @@ from typing import Any
 
 import orjson
 
+from models.base import new_id
 from services.alerts import SeriesPoint
-from services.alerts.store import EpisodeFacts, SeriesKey, point
+from services.alerts import sweep as alert_sweep
+from services.alerts.engine import Writes
+from services.alerts.replay import history_needed
+from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
+from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
+from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
+
+# history_needed() = repair window + this; the context statement reads the window from settings.
+_HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
 
 KEY_BY_HASH = """
     SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
@@ -25,20 +35,20 @@ KEY_BY_HASH = """
 """
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
     SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
     return orjson.loads(value) if isinstance(value, str) else value
 
 
-async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
+async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
     row = await driver.fetchrow(KEY_BY_HASH, digest)
     if row is None:
         return None
     return (
         row["id"],
         row["org_id"],
-        _json(row["scopes"]),
+        json_value(row["scopes"]),
         row["clinician_id"],
         row["key_hash"],
     )
@@ -81,12 +91,14 @@ SUBMISSION_CONTEXT = """
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
 """
+# The WHERE above is services/kernel/visibility.py's visible_episodes, written for asyncpg;
+# tests/api/test_visibility.py pins the two together.
 LOCK_ALERT_SEQ = """
     UPDATE episodes SET alert_seq = alert_seq + 1 WHERE org_id = $1 AND id = $2
 """
 
 
-async def lock_alert_seq(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
+async def lock_alert_seq(driver: Driver, org_id: uuid.UUID, episode_id: uuid.UUID) -> None:
     """Take the episode's row lock for the rest of the transaction (services/alerts/store.py
     lock_episode does the same on the ORM paths)."""
     await driver.execute(LOCK_ALERT_SEQ, org_id, episode_id)
@@ -126,7 +138,7 @@ KEY_VALID = """
 
 
 async def submission_context(
-    driver: Any,
+    driver: Driver,
     key: SeriesKey,
     clinician_id: uuid.UUID | None,
     api_key_id: uuid.UUID | None,
@@ -147,7 +159,7 @@ async def submission_context(
     if row is None:
         return None
     _, status, population, client_id, clinician, alert_seq, *series = row.values()
-    tail, first, alerts, overrides = (_json(v) for v in series)
+    tail, first, alerts, overrides = (json_value(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
     by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
@@ -174,36 +186,34 @@ ALL_ALERTS = f"""
 
 
 async def full_series(
-    driver: Any, key: SeriesKey
+    driver: Driver, key: SeriesKey
 ) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
     """Every valid submission of the series and every alert of it: for a late entry, which the
     series is recomputed for."""
     args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater)
     points = [
-        point(n, i, t, _json(sc), _json(a))
+        point(n, i, t, json_value(sc), json_value(a))
         for n, i, t, sc, a in await driver.fetch(FULL_SERIES, *args)
     ]
-    alerts = [alert_row(_json(r[0])) for r in await driver.fetch(ALL_ALERTS, *args)]
+    alerts = [alert_row(json_value(r[0])) for r in await driver.fetch(ALL_ALERTS, *args)]
     return points, alerts
 
 
 # Inserts new alerts and updates changed ones from one JSON array of rows. An update writes only
-# what the rules own (services/alerts/reconcile.DERIVED_COLUMNS), never acknowledgements or notes.
-_UPSERT_ALERTS = """
+# what the rules own, never acknowledgements or notes: the columns the Core store updates too
+# (services/alerts/store.WRITTEN_ON_UPDATE, from services/alerts/reconcile.DERIVED_COLUMNS).
+_UPSERT_ALERTS = (
+    """
     INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, $ROWS::jsonb)
     {guard}
-    ON CONFLICT (id) DO UPDATE SET
-        severity = EXCLUDED.severity, status = EXCLUDED.status,
-        resolution = EXCLUDED.resolution, session_number = EXCLUDED.session_number,
-        submission_id = EXCLUDED.submission_id, message = EXCLUDED.message,
-        evidence = EXCLUDED.evidence, rule_version = EXCLUDED.rule_version,
-        rule_params = EXCLUDED.rule_params, resolved_at = EXCLUDED.resolved_at,
-        updated_at = EXCLUDED.updated_at
-"""
+    ON CONFLICT (id) DO UPDATE SET """
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITTEN_ON_UPDATE)
+    + "\n"
+)
 # Outbox events from one JSON array, numbered in array order, and a pending delivery of each to
 # every live endpoint of the organisation subscribed to its type (services/webhooks/outbox.py
 # does the same for the other writers).
-_WRITE_EVENTS = """
+WRITE_EVENTS = """
     ev AS (
         INSERT INTO outbox_events (id, org_id, episode_id, type, subject_id, payload, created_at)
         SELECT e.id, e.org_id, e.episode_id, e.type, e.subject_id, e.payload, e.created_at
@@ -223,7 +233,7 @@ WRITE_ALERTS = (
     "WITH alert_writes AS ("
     + _UPSERT_ALERTS.format(guard="").replace("$ROWS", "$1")
     + "),"
-    + _WRITE_EVENTS.format(guard="").replace("$EVENTS", "$2")
+    + WRITE_EVENTS.format(guard="").replace("$EVENTS", "$2")
     + " SELECT 1"
 )
 
@@ -238,7 +248,7 @@ def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
 
 
 async def write_alerts(
-    driver: Any, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
+    driver: Driver, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
 ) -> None:
     """Alert changes and their outbox events, in the caller's transaction."""
     if writes:
@@ -286,7 +296,7 @@ STORE_SUBMISSION = (
     ), alert_writes AS ("""
     + _UPSERT_ALERTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$ROWS", "$18")
     + "),"
-    + _WRITE_EVENTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$EVENTS", "$20")
+    + WRITE_EVENTS.format(guard="WHERE EXISTS (SELECT 1 FROM sub)").replace("$EVENTS", "$20")
     + """
     SELECT EXISTS (SELECT 1 FROM v), (SELECT id FROM sub)
 """
@@ -294,7 +304,7 @@ STORE_SUBMISSION = (
 
 
 async def store_submission(
-    driver: Any,
+    driver: Driver,
     *,
     session_id: uuid.UUID,
     values: dict[str, Any],
@@ -338,6 +348,74 @@ EXISTING_VALID = """
 """
 
 
-async def existing_valid(driver: Any, *series_key: Any) -> uuid.UUID | None:
+async def existing_valid(driver: Driver, *series_key: Any) -> uuid.UUID | None:
     found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
     return found
+
+
+class PgSubmissionStore:
+    """The submission store on asyncpg (`services.submissions.store.SubmissionStore`): reads go
+    to a pooled connection before any transaction; writes to the unit of work's transaction."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    async def _driver(self) -> Driver:
+        driver = await self.uow.driver()
+        assert driver is not None  # chosen only for a unit of work with a driver pool
+        return driver
+
+    async def _in_transaction(self) -> Driver:
+        driver = await self.uow.driver_transaction()
+        assert driver is not None
+        return driver
+
+    async def context(
+        self, key: SeriesKey, clinician_id: uuid.UUID | None, api_key_id: uuid.UUID | None
+    ) -> SubmissionContext | None:
+        found = await submission_context(
+            await self._driver(),
+            key,
+            clinician_id,
+            api_key_id,
+            default_window=DEFAULT_REPAIR_WINDOW,
+            extra=_HISTORY_BEYOND_WINDOW,
+        )
+        return None if found is None else SubmissionContext(*found)
+
+    async def lock_episode(self, key: SeriesKey) -> None:
+        await lock_alert_seq(await self._in_transaction(), key.org_id, key.episode_id)
+
+    async def hold_transaction(self) -> None:
+        await self._in_transaction()
+
+    async def store(self, new: NewSubmission) -> tuple[bool, uuid.UUID | None]:
+        return await store_submission(
+            await self._driver(),
+            session_id=new_id(),
+            values=new.values,
+            audit=new.audit,
+            alerts=new.alerts,
+            events=new.events,
+            alert_seq=new.alert_seq,
+        )
+
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+        return await full_series(await self._in_transaction(), key)
+
+    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+        await write_alerts(await self._in_transaction(), writes, events)
+
+    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+        return await existing_valid(await self._driver(), *(values[n] for n in SERIES_KEY))
+
+    async def clear_overdue(
+        self, key: SeriesKey, people: tuple[uuid.UUID, uuid.UUID], now: datetime
+    ) -> Writes:
+        # One read, no transaction, in the common case (no overdue alert); the clearing itself
+        # is a conditional update in the transaction.
+        if not await alert_sweep.overdue_open_pg(await self._driver(), key.org_id, key.episode_id):
+            return []
+        return await alert_sweep.clear_overdue_pg(
+            await self._in_transaction(), key.org_id, key.episode_id, people, now
+        )

@@ -60,7 +60,7 @@ async def episode_trajectory(
     return build_trajectory(
         rated,
         observations,
-        population or "adult",  # type: ignore[arg-type]
+        population or "adult",
         k=rupture.k,
         repair_window=rupture.repair_window,
         min_drops=rupture.min_drops,

@@ -1,13 +1,17 @@
 """A response is sent only after its transaction committed: a failed commit is never a 2xx."""
 
+import uuid
 from typing import Any
 
 import asyncpg.exceptions
 import asyncpg.transaction
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.kernel.config import Settings
+from services.kernel.database import UnitOfWork, create_driver_pool, create_engine
 from tests.support import Attune, expect
 
 
@@ -99,3 +103,43 @@ async def test_failed_commit_of_a_submission_saves_nothing(
     events = expect(await attune.http.get("/v1/audit-events", headers=tenant.admin), 200)["items"]
     new = {e["action"] for e in events} - {e["action"] for e in events_before["items"]}
     assert "submission.create" not in new
+
+
+@pytest.mark.postgres_only
+async def test_driver_statements_run_in_the_sqlalchemy_transaction_they_join(
+    settings: Settings,
+) -> None:
+    """`driver_transaction()` under an open SQLAlchemy connection hands out the asyncpg
+    connection inside that same transaction, also before SQLAlchemy ran any statement (its
+    adapter begins lazily): one transaction id, and a rollback undoes what the driver did."""
+    if settings.is_sqlite:
+        pytest.skip("the asyncpg driver runs on PostgreSQL only")
+    engine = create_engine(settings)
+    pool = await create_driver_pool(settings)
+    assert pool is not None
+    slug = f"uow-{uuid.uuid4().hex[:12]}"
+    try:
+        uow = UnitOfWork(engine, pool)
+        conn = await uow.connection()
+        driver = await uow.driver_transaction()
+        assert driver is not None
+        assert driver.is_in_transaction()
+        by_driver = await driver.fetchval("SELECT txid_current()")
+        await driver.execute(
+            "INSERT INTO organizations (id, name, slug, created_at, export_secret)"
+            " VALUES ($1, 'UoW', $2, now(), 'x')",
+            uuid.uuid4(),
+            slug,
+        )
+        assert (await conn.exec_driver_sql("SELECT txid_current()")).scalar() == by_driver
+        await uow.close()  # not committed: rolled back
+
+        check = UnitOfWork(engine, pool)
+        found = await (await check.connection()).scalar(
+            text("SELECT count(*) FROM organizations WHERE slug = :slug"), {"slug": slug}
+        )
+        await check.close()
+        assert found == 0
+    finally:
+        await pool.close()
+        await engine.dispose()

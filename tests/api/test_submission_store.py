@@ -1,0 +1,90 @@
+"""The two submission stores behind services/submissions/store.py answer alike: the same tests run
+against the Core store (both databases) and the asyncpg store (PostgreSQL), on the same data."""
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.alerts.store import WRITTEN_ON_UPDATE, SeriesKey
+from services.kernel.config import Settings
+from services.kernel.database import UnitOfWork, create_driver_pool, create_engine
+from services.submissions.store import SERIES_KEY, SubmissionStore
+from services.submissions.store_pg import WRITE_ALERTS, PgSubmissionStore
+from services.submissions.store_sql import SqlSubmissionStore
+from tests.support import Attune, srs, submit
+
+STORES: dict[str, type[SqlSubmissionStore | PgSubmissionStore]] = {
+    "core": SqlSubmissionStore,
+    "asyncpg": PgSubmissionStore,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+async def store(
+    settings: Settings, request: pytest.FixtureRequest
+) -> AsyncIterator[SubmissionStore]:
+    if request.param == "asyncpg" and settings.is_sqlite:
+        pytest.skip("the asyncpg store runs on PostgreSQL only")
+    engine = create_engine(settings)
+    pool = await create_driver_pool(settings) if request.param == "asyncpg" else None
+    uow = UnitOfWork(engine, pool)
+    try:
+        yield STORES[request.param](uow)
+    finally:
+        await uow.close()
+        if pool is not None:
+            await pool.close()
+        await engine.dispose()
+
+
+async def test_a_store_reads_the_context_a_submission_is_judged_against(
+    attune: Attune, store: SubmissionStore
+) -> None:
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    first = await submit(tenant, episode["id"], "srs", 1, srs(9, 9, 9, 9))
+    second = await submit(tenant, episode["id"], "srs", 2, srs(2, 2, 2, 2))  # an alert
+    key = SeriesKey(uuid.UUID(tenant.org_id), uuid.UUID(episode["id"]), "srs", "client", "")
+
+    context = await store.context(key, None, None)
+    assert context is not None
+    assert (context.facts.status, context.facts.population) == ("active", "adult")
+    assert str(context.facts.clinician_id) == episode["clinician_id"]
+    assert [(p.session_number, str(p.submission_id), p.total) for p in context.history] == [
+        (1, first["id"], first["scores"]["total"]),
+        (2, second["id"], second["scores"]["total"]),
+    ]
+    assert [str(a["id"]) for a in context.open_alerts] == [a["id"] for a in second["alerts"]]
+    assert context.overrides == {}
+    # Outside a clinician's caseload, or another organisation's: no episode.
+    assert await store.context(key, uuid.uuid4(), None) is None
+    other = SeriesKey(uuid.uuid4(), key.episode_id, "srs", "client", "")
+    assert await store.context(other, None, None) is None
+
+
+async def test_a_store_finds_the_valid_submission_holding_a_place_and_the_full_series(
+    attune: Attune, store: SubmissionStore
+) -> None:
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    posted = await submit(tenant, episode["id"], "srs", 1, srs(3, 3, 3, 3))
+    key = SeriesKey(uuid.UUID(tenant.org_id), uuid.UUID(episode["id"]), "srs", "client", "")
+    values = dict(
+        zip(SERIES_KEY, (key.org_id, key.episode_id, 1, "srs", "client", ""), strict=True)
+    )
+
+    assert str(await store.existing_valid(values)) == posted["id"]
+    assert await store.existing_valid({**values, "session_number": 2}) is None
+    points, alerts = await store.full_series(key)
+    assert [(p.session_number, str(p.submission_id)) for p in points] == [(1, posted["id"])]
+    assert points[0].answers == posted["answers"]
+    assert sorted(str(a["id"]) for a in alerts) == sorted(a["id"] for a in posted["alerts"])
+
+
+def test_both_stores_update_the_same_alert_columns() -> None:
+    """An update writes what the rules own and nothing a person did (acknowledgement, note); the
+    asyncpg statement takes that list from the one the Core store uses."""
+    updated = WRITE_ALERTS.split("DO UPDATE SET", 1)[1].split(")", 1)[0]
+    assert [part.split("=")[0].strip() for part in updated.split(",")] == list(WRITTEN_ON_UPDATE)
+    assert not {"acknowledged_at", "acknowledged_by_key_id", "note"} & set(WRITTEN_ON_UPDATE)

@@ -1,0 +1,111 @@
+"""The database itself refuses a status-like value outside its Literal type (CHECK constraints from
+the migrations), on SQLite and PostgreSQL alike: a bug or a hand-written UPDATE cannot store an
+alert status that no rule, list or webhook knows."""
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import get_args
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlmodel import SQLModel
+
+import models  # noqa: F401  (registers every table)
+from services.kernel.config import Settings
+from tests.support import Attune, bearer, expect, srs, submit
+
+# (table, column): every column that models/ declares with models.base.one_of.
+CHECKED = sorted(
+    (table.name, column)
+    for table in SQLModel.metadata.tables.values()
+    for constraint in table.constraints
+    if isinstance(constraint, sa.CheckConstraint)
+    for column in [str(constraint.name).removeprefix(f"ck_{table.name}_")]
+)
+
+
+def test_every_status_column_is_checked() -> None:
+    assert set(CHECKED) >= {
+        ("alerts", "severity"),
+        ("alerts", "status"),
+        ("alerts", "resolution"),
+        ("alerts", "respondent"),
+        ("clients", "population"),
+        ("concerns", "category"),
+        ("episodes", "status"),
+        ("fhir_export_jobs", "status"),
+        ("outbox_events", "type"),
+        ("submissions", "respondent"),
+        ("submissions", "status"),
+        ("webhook_deliveries", "event_type"),
+        ("webhook_deliveries", "status"),
+    }
+
+
+def test_the_check_lists_the_values_of_the_column_annotation() -> None:
+    from models.alerts import Alert, AlertStatus
+
+    check = next(
+        c
+        for c in Alert.__table__.constraints  # type: ignore[attr-defined]
+        if isinstance(c, sa.CheckConstraint) and c.name == "ck_alerts_status"
+    )
+    assert all(f"'{value}'" in str(check.sqltext) for value in get_args(AlertStatus))
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(settings.database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def one_row_in_each_checked_table(attune: Attune) -> uuid.UUID:
+    """Through the API: an organisation with a row in every table that has a checked column."""
+    tenant = await attune.tenant()
+    expect(
+        await tenant.http.post(
+            "/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=tenant.admin
+        ),
+        201,
+    )
+    episode = await tenant.episode()
+    await submit(tenant, episode["id"], "srs", 1, srs(1, 1, 1, 1))  # raises an alliance alert
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode['id']}/invitations",
+            json={"instruments": ["srs"], "session_number": 2},
+            headers=tenant.admin,
+        ),
+        201,
+    )
+    expect(
+        await attune.http.post(
+            "/v1/invitation/concerns",
+            json={"message": "a concern", "category": "other"},
+            headers=bearer(invitation["token"]),
+        ),
+        201,
+    )
+    kicked = await tenant.http.get(
+        "/fhir/$export", headers={**tenant.admin, "Prefer": "respond-async"}
+    )
+    assert kicked.status_code == 202, kicked.text
+    return uuid.UUID(tenant.org_id)
+
+
+async def test_the_database_refuses_a_value_outside_the_literal(
+    attune: Attune, engine: AsyncEngine
+) -> None:
+    org_id = await one_row_in_each_checked_table(attune)
+    for name, column in CHECKED:
+        table = SQLModel.metadata.tables[name]
+        async with engine.connect() as conn:
+            mine = table.c.org_id == org_id
+            rows = await conn.scalar(sa.select(sa.func.count()).select_from(table).where(mine))
+            assert rows, f"no {name} row to update"
+            with pytest.raises(IntegrityError, match=f"(?i)ck_{name}_{column}|check"):
+                await conn.execute(sa.update(table).where(mine).values({column: "not-a-value"}))
+            await conn.rollback()
