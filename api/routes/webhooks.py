@@ -31,7 +31,11 @@ async def create_webhook(
     """Register an endpoint. The answer holds its signing secret (`whsec_…`), shown this once;
     no Idempotency-Key, for the same reason as API keys: a stored answer would keep the secret."""
     return await webhooks.create_endpoint(
-        session, actor=actor, data=body, allow_private=settings.webhook_allow_private
+        session,
+        actor=actor,
+        data=body,
+        allow_private=settings.webhook_allow_private,
+        allowed_ports=settings.webhook_allowed_ports,
     )
 
 

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=20, ge=1, le=500)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
+    # Ports webhook URLs may name outside development (services/webhooks/targets.py).
+    webhook_allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = [
+        80,
+        443,
+        8080,
+        8443,
+    ]
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_retry_base_seconds: float = Field(default=10.0, ge=0, le=3600)
@@ -57,6 +64,13 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_allowed_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [port.strip() for port in value.split(",") if port.strip()]
         return value
 
     @model_validator(mode="after")

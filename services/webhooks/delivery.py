@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import httpcore
 import httpx
 import orjson
 from sqlalchemy import exists, insert, select, true, update
@@ -39,6 +40,7 @@ log = logging.getLogger("attune.webhooks")
 ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 USER_AGENT = "Attune-Webhooks/1"
 Verdict = Literal["delivered", "retry", "gone"]
+NO_RESPONSE = "no response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,7 @@ class Policy:
     retry_max_seconds: float
     disable_after_failures: int
     allow_private: bool
+    allowed_ports: tuple[int, ...] = webhook_targets.DEFAULT_ALLOWED_PORTS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Policy":
@@ -59,6 +62,7 @@ class Policy:
             retry_max_seconds=settings.webhook_retry_max_seconds,
             disable_after_failures=settings.webhook_disable_after_failures,
             allow_private=settings.webhook_allow_private,
+            allowed_ports=tuple(settings.webhook_allowed_ports),
         )
 
 
@@ -145,7 +149,10 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
     started = time.perf_counter()
     status_code: int | None = None
     error: str | None = None
-    refused = await webhook_targets.refusal(delivery.url, allow_private=policy.allow_private)
+    # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
+    refused = webhook_targets.url_refusal(
+        delivery.url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
+    )
     if refused is not None:
         error = refused
     else:
@@ -161,11 +168,14 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
         try:
             response = await client.post(delivery.url, content=body, headers=headers)
             status_code = response.status_code
-        except httpx.TimeoutException:
-            error = "timed out"
-        except httpx.HTTPError as exc:
-            # The exception's class, not its text: that may repeat the URL.
-            error = f"request failed: {type(exc).__name__}"
+        except webhook_targets.TargetRefused as exc:
+            error = exc.reason
+        except httpx.HTTPError:
+            # One coarse outcome for refused, reset, timed-out and TLS-failed connections alike:
+            # told apart, they would tell which ports of a host are open, closed or filtered
+            # (the deliveries log as a port scanner). Never the exception's text: it may repeat
+            # the URL.
+            error = NO_RESPONSE
     duration_ms = int((time.perf_counter() - started) * 1000)
     return Result(delivery, at, status_code, error, duration_ms)
 
@@ -299,11 +309,31 @@ async def deliver_due(
     return len(results)
 
 
-def http_client(policy: Policy) -> httpx.AsyncClient:
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose sockets go only to vetted addresses."""
+
+    def __init__(self, policy: Policy, resolve: webhook_targets.Resolver) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend of its own, so its pool is replaced by one built as
+        # httpx builds it, with the pinning backend (httpcore's documented extension point).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=webhook_targets.PinnedBackend(
+                allow_private=policy.allow_private, resolve=resolve
+            ),
+        )
+
+
+def http_client(
+    policy: Policy, *, resolve: webhook_targets.Resolver = webhook_targets.system_resolver
+) -> httpx.AsyncClient:
     # No redirects (a redirect could lead past the address check) and no proxy from the
-    # environment.
+    # environment (a proxy would resolve the name again, elsewhere).
     return httpx.AsyncClient(
-        timeout=policy.timeout_seconds, follow_redirects=False, trust_env=False
+        timeout=policy.timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        transport=_PinnedTransport(policy, resolve),
     )
 
 

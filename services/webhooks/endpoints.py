@@ -8,7 +8,7 @@ import base64
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -50,11 +50,18 @@ def _organisation_wide(actor: Actor) -> uuid.UUID:
 
 
 async def create_endpoint(
-    session: AsyncSession, *, actor: Actor, data: WebhookCreate, allow_private: bool
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    data: WebhookCreate,
+    allow_private: bool,
+    allowed_ports: Iterable[int] = webhook_targets.DEFAULT_ALLOWED_PORTS,
 ) -> WebhookCreated:
     org_id = _organisation_wide(actor)
     url = str(data.url)
-    reason = await webhook_targets.refusal(url, allow_private=allow_private)
+    reason = await webhook_targets.refusal(
+        url, allow_private=allow_private, allowed_ports=allowed_ports
+    )
     if reason is not None:
         raise InvalidInput.at("body.url", reason, type="url", detail=reason)
     row = WebhookEndpoint(
@@ -70,7 +77,8 @@ async def create_endpoint(
     audit.record(
         session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
     )
-    return WebhookCreated.model_validate(row)
+    created = WebhookCreated.model_validate(row)
+    return created.model_copy(update={"url": webhook_targets.redacted(created.url)})
 
 
 def _live(actor: Actor) -> Any:
@@ -87,7 +95,12 @@ async def list_endpoints(
     rows, next_cursor = await fetch_page(
         session, _live(actor), id_column=col(WebhookEndpoint.id), limit=limit, cursor=cursor
     )
-    return [WebhookPublic.model_validate(r) for r in rows], next_cursor
+    return [_public(r) for r in rows], next_cursor
+
+
+def _public(row: WebhookEndpoint) -> WebhookPublic:
+    public = WebhookPublic.model_validate(row)
+    return public.model_copy(update={"url": webhook_targets.redacted(public.url)})
 
 
 async def _endpoint(session: AsyncSession, actor: Actor, endpoint_id: uuid.UUID) -> WebhookEndpoint:

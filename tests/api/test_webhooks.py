@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -153,6 +154,11 @@ async def test_only_http_urls_can_receive_webhooks(
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://localhost/hook",
+        # IPv6 forms that embed a private IPv4 address, and site-local (issue 14 finding 7)
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[::127.0.0.1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[fec0::1]/hook",
     ],
 )
 async def test_private_targets_are_refused_outside_development(
@@ -557,3 +563,101 @@ async def test_delivery_log_pages_newest_first_with_a_cursor(attune: Attune, app
     assert seen == list(reversed(await outbox_ids(app, tenant)))
     problem = expect(await attune.http.get(path + "?cursor=AAAA", headers=tenant.admin), 422)
     assert problem["errors"][0]["field"] == "query.cursor"
+
+
+# ----- SSRF: one resolution, vetted, connected to; coarse outcomes; credentials never shown -----
+
+
+async def deliver_with(
+    app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy, resolve: Any
+) -> None:
+    async with webhook_delivery.http_client(pol, resolve=resolve) as client:
+        await webhook_delivery.deliver_due(
+            app.state.engine, client, pol, org_ids=[uuid.UUID(tenant.org_id)]
+        )
+
+
+async def test_delivery_connects_to_the_address_it_resolved_and_vetted_keeping_the_name(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    # A name no real DNS answers: the request can only reach the receiver through the one
+    # resolution the delivery made and vetted.
+    port = receiver.server.port
+    await endpoint(tenant, f"http://hook.invalid:{port}/hook", event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    await deliver_with(app, tenant, policy(), resolve)
+    assert lookups == ["hook.invalid"]
+    ((headers, _),) = receiver.received
+    assert headers["Host"] == f"hook.invalid:{port}"
+
+
+async def test_a_name_resolving_to_any_private_address_is_refused_at_delivery(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    port = receiver.server.port
+    hook = await endpoint(tenant, f"http://rebind.invalid:{port}/hook")
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "127.0.0.1"]  # a rebinding answer: public first
+
+    strict = policy(allow_private=False, allowed_ports=(port,))
+    await deliver_with(app, tenant, strict, resolve)
+    assert receiver.received == []
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert "non-public" in log[0]["attempt_log"][0]["error"]
+
+
+async def test_connection_failures_are_logged_coarsely_not_as_a_port_probe(
+    attune: Attune, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    hook = await endpoint(tenant, f"http://127.0.0.1:{closed}/hook")
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await drain(app, tenant, policy(max_attempts=1))
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    (attempt,) = log[0]["attempt_log"]
+    assert attempt["status_code"] is None
+    assert attempt["error"] == "no response"
+
+
+async def test_other_ports_are_refused_outside_development(
+    attune: Attune, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await attune.tenant()
+    strict: Settings = app.state.settings.model_copy(update={"webhook_allow_private": False})
+    monkeypatch.setattr(app.state, "settings", strict)
+    response = await attune.http.post(
+        "/v1/webhooks", json={"url": "http://93.184.216.34:22/hook"}, headers=tenant.admin
+    )
+    problem = expect(response, 422)
+    assert problem["errors"][0]["field"] == "body.url"
+    assert "port" in problem["errors"][0]["message"]
+
+
+async def test_credentials_in_a_webhook_url_are_never_shown(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    created = await endpoint(tenant, "https://integrator:s3cr3t-pa55@ehr.example.org/hooks?x=1")
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    for shown in (created["url"], listed[0]["url"]):
+        assert "s3cr3t-pa55" not in shown
+        assert "integrator" not in shown
+        assert shown == "https://***@ehr.example.org/hooks?x=1"
