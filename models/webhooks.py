@@ -157,6 +157,9 @@ class WebhookPublic(SQLModel):
     disabled_reason: str | None
     consecutive_failures: int
     created_at: datetime
+    # Whether concern.reported alerts reach it: only while the key that registered it may read
+    # concerns (services/webhooks/outbox.py).
+    receives_concerns: bool = False
 
 
 class WebhookCreated(WebhookPublic):

@@ -34,13 +34,22 @@ from models.base import new_id, utcnow
 from models.webhooks import WebhookAttempt
 from services.kernel.config import Settings
 from services.webhooks import targets as webhook_targets
-from services.webhooks.outbox import DELIVERIES, ENDPOINTS, OUTBOX
+from services.webhooks.outbox import (
+    DELIVERIES,
+    ENDPOINTS,
+    KEY_COLUMNS,
+    KEYS,
+    OUTBOX,
+    is_about_a_concern,
+    reads_concerns,
+)
 
 log = logging.getLogger("attune.webhooks")
 ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 USER_AGENT = "Attune-Webhooks/1"
 Verdict = Literal["delivered", "retry", "gone"]
 NO_RESPONSE = "no response"
+WITHHELD = "withheld: the key that registered this endpoint may no longer read concerns"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,8 @@ class Claimed:
     url: str
     secret: str
     payload: dict[str, Any]
+    # False when the event is about a concern and the endpoint's key may no longer read them.
+    allowed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,7 @@ class Result:
     status_code: int | None
     error: str | None
     duration_ms: int
+    withheld: bool = False
 
 
 def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None) -> Any:
@@ -123,9 +135,11 @@ def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] |
             ENDPOINTS.c.url,
             ENDPOINTS.c.secret,
             OUTBOX.c.payload,
+            *KEY_COLUMNS,
         )
         .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
         .join(OUTBOX, OUTBOX.c.seq == DELIVERIES.c.event_seq)
+        .outerjoin(KEYS, KEYS.c.id == ENDPOINTS.c.created_by_key_id)
         .where(
             DELIVERIES.c.status == "pending",
             DELIVERIES.c.next_attempt_at <= now,
@@ -146,6 +160,8 @@ def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] |
 async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> Result:
     """One attempt: the Standard Webhooks headers, signed over ``id.timestamp.body``."""
     at = utcnow()
+    if not delivery.allowed:
+        return Result(delivery, at, None, WITHHELD, 0, withheld=True)
     started = time.perf_counter()
     status_code: int | None = None
     error: str | None = None
@@ -193,7 +209,10 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
             "last_status_code": result.status_code,
             "last_error": result.error,
         }
-        if outcome == "delivered":
+        if result.withheld:
+            # Not the receiver's failure: given up at once, and no count towards disabling.
+            values["status"] = "failed"
+        elif outcome == "delivered":
             values.update(status="delivered", delivered_at=result.at)
         elif outcome == "gone" or attempts >= policy.max_attempts:
             values["status"] = "failed"
@@ -217,6 +236,8 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
                 duration_ms=result.duration_ms,
             )
         )
+        if result.withheld:
+            continue
         failures.setdefault(d.endpoint_id, []).append(outcome != "delivered")
         if outcome == "gone":
             gone.add(d.endpoint_id)
@@ -249,7 +270,17 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
 
 def _claimed(rows: Any) -> list[Claimed]:
     return [
-        Claimed(r.id, r.org_id, r.endpoint_id, r.event_id, r.attempts, r.url, r.secret, r.payload)
+        Claimed(
+            r.id,
+            r.org_id,
+            r.endpoint_id,
+            r.event_id,
+            r.attempts,
+            r.url,
+            r.secret,
+            r.payload,
+            allowed=reads_concerns(r) or not is_about_a_concern(r.payload),
+        )
         for r in rows
     ]
 

@@ -1,7 +1,11 @@
 """Webhook endpoints: register, list, delete, and read their delivery log (DESIGN.md §8).
 
 Endpoints belong to the organisation: they receive events about every episode. A key bound to a
-clinician sees only its caseload, so it may not manage them (403).
+clinician sees only its caseload, so it may not manage them (403). Alerts about a client's
+concern reach an endpoint only while the key that registered it may read concerns (DESIGN.md
+§10.8, services/webhooks/outbox.py); ``receives_concerns`` says whether they do. A key without
+``concerns:read`` may still register an endpoint for ``alert.*`` events: it gets every other
+alert, as that key's ``GET /v1/alerts`` would.
 """
 
 import base64
@@ -29,6 +33,7 @@ from services.kernel.auth import Actor
 from services.kernel.errors import Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 from services.webhooks import targets as webhook_targets
+from services.webhooks.outbox import KEY_COLUMNS, KEYS, reads_concerns
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
 # Attempts shown with each delivery; the oldest are left out of the listing (not deleted).
@@ -78,7 +83,13 @@ async def create_endpoint(
         session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
     )
     created = WebhookCreated.model_validate(row)
-    return created.model_copy(update={"url": webhook_targets.redacted(created.url)})
+    return created.model_copy(
+        update={
+            "url": webhook_targets.redacted(created.url),
+            "receives_concerns": actor.clinician_id is None
+            and actor.principal.has("concerns:read"),
+        }
+    )
 
 
 def _live(actor: Actor) -> Any:
@@ -95,12 +106,24 @@ async def list_endpoints(
     rows, next_cursor = await fetch_page(
         session, _live(actor), id_column=col(WebhookEndpoint.id), limit=limit, cursor=cursor
     )
-    return [_public(r) for r in rows], next_cursor
+    key_ids = {r.created_by_key_id for r in rows if r.created_by_key_id is not None}
+    keys = {
+        k.id: k
+        for k in (
+            await session.execute(select(KEYS.c.id, *KEY_COLUMNS).where(KEYS.c.id.in_(key_ids)))
+        ).all()
+    }
+    return [_public(r, keys.get(r.created_by_key_id)) for r in rows], next_cursor
 
 
-def _public(row: WebhookEndpoint) -> WebhookPublic:
+def _public(row: WebhookEndpoint, key: Any) -> WebhookPublic:
     public = WebhookPublic.model_validate(row)
-    return public.model_copy(update={"url": webhook_targets.redacted(public.url)})
+    return public.model_copy(
+        update={
+            "url": webhook_targets.redacted(public.url),
+            "receives_concerns": key is not None and reads_concerns(key),
+        }
+    )
 
 
 async def _endpoint(session: AsyncSession, actor: Actor, endpoint_id: uuid.UUID) -> WebhookEndpoint:

@@ -71,12 +71,15 @@ async def drain(app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy | Non
 class Receiver:
     """Records every request with its headers and body; answers from a script of statuses."""
 
-    def __init__(self, server: HTTPServer, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self, server: HTTPServer, statuses: list[int] | None = None, path: str = "/hook"
+    ) -> None:
         self.server = server
+        self.path = path
         self.statuses = list(statuses or [])
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.lock = threading.Lock()
-        server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
+        server.expect_request(path, method="POST").respond_with_handler(self.handle)
 
     def handle(self, request: Request) -> Response:
         with self.lock:
@@ -86,7 +89,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return self.server.url_for("/hook")
+        return self.server.url_for(self.path)
 
     def verified(self, secret: str) -> list[dict[str, Any]]:
         hook = Webhook(secret)
@@ -661,3 +664,95 @@ async def test_credentials_in_a_webhook_url_are_never_shown(attune: Attune) -> N
         assert "s3cr3t-pa55" not in shown
         assert "integrator" not in shown
         assert shown == "https://***@ehr.example.org/hooks?x=1"
+
+
+# ----- concerns reach only endpoints whose registering key may read them (finding 5) ------------
+
+
+async def key_with_id(tenant: Tenant, *scopes: str) -> tuple[str, dict[str, str]]:
+    body = {"name": "integration", "scopes": list(scopes)}
+    created = expect(await tenant.http.post("/v1/api-keys", json=body, headers=tenant.admin), 201)
+    return created["id"], bearer(created["key"])
+
+
+async def report_concern(tenant: Tenant, episode_id: str, session_number: int) -> None:
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode_id}/invitations",
+            json={"instruments": ["srs"], "session_number": session_number},
+            headers=tenant.admin,
+        ),
+        201,
+    )
+    expect(
+        await tenant.http.post(
+            "/v1/invitation/concerns",
+            json={"message": "my therapist is not listening", "category": "relationship"},
+            headers=bearer(invitation["token"]),
+        ),
+        201,
+    )
+
+
+def alert_kinds(receiver: Receiver) -> list[str]:
+    return [json.loads(body)["data"]["type"] for _, body in receiver.received]
+
+
+async def test_concern_alerts_reach_only_endpoints_whose_key_may_read_concerns(
+    attune: Attune, app: FastAPI, httpserver: HTTPServer
+) -> None:
+    tenant = await attune.tenant()
+    _, hooks_only = await key_with_id(tenant, "webhooks:write")
+    reader_id, reader = await key_with_id(tenant, "webhooks:write", "concerns:read")
+    plain, reading, admin = (Receiver(httpserver, path=f"/{n}") for n in ("p", "r", "a"))
+    hooks = {}
+    for name, receiver, headers in (
+        ("plain", plain, hooks_only), ("reading", reading, reader), ("admin", admin, tenant.admin)
+    ):  # fmt: skip
+        body = {"url": receiver.url, "event_types": ["alert.created"]}
+        hooks[name] = expect(
+            await tenant.http.post("/v1/webhooks", json=body, headers=headers), 201
+        )
+    assert [hooks[n]["receives_concerns"] for n in ("plain", "reading", "admin")] == [
+        False, True, True
+    ]  # fmt: skip
+
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 5))  # alliance.low
+    await report_concern(tenant, eid, 1)
+    await drain(app, tenant)
+    assert alert_kinds(plain) == ["alliance.low"]
+    assert alert_kinds(reading) == alert_kinds(admin) == ["alliance.low", "concern.reported"]
+
+    # The registering key is revoked: its endpoint gets no concern from then on.
+    expect(await tenant.http.delete(f"/v1/api-keys/{reader_id}", headers=tenant.admin), 204)
+    await report_concern(tenant, eid, 2)
+    await drain(app, tenant)
+    assert alert_kinds(reading) == ["alliance.low", "concern.reported"]
+    assert alert_kinds(admin) == ["alliance.low", "concern.reported", "concern.reported"]
+    assert alert_kinds(plain) == ["alliance.low"]
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    by_id = {w["id"]: w["receives_concerns"] for w in listed}
+    assert by_id[hooks["reading"]["id"]] is False
+    assert by_id[hooks["admin"]["id"]] is True
+
+
+async def test_a_concern_already_queued_is_withheld_when_the_key_is_revoked(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    reader_id, reader = await key_with_id(tenant, "webhooks:write", "concerns:read")
+    body = {"url": receiver.url, "event_types": ["alert.created"]}
+    hook = expect(await tenant.http.post("/v1/webhooks", json=body, headers=reader), 201)
+    eid = (await tenant.episode())["id"]
+    await report_concern(tenant, eid, 1)  # queued for the endpoint while the key reads concerns
+    expect(await tenant.http.delete(f"/v1/api-keys/{reader_id}", headers=tenant.admin), 204)
+    await drain(app, tenant)
+    assert receiver.received == []
+    (delivery,) = expect(
+        await tenant.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert delivery["status"] == "failed"
+    assert "concerns" in delivery["last_error"]
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert listed[0]["consecutive_failures"] == 0  # the receiver did nothing wrong
