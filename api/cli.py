@@ -6,6 +6,8 @@ Usage:
     attune admin-key SLUG       print a new admin key for an existing organization
     attune recompute-alerts SLUG
                                 re-derive every alert of an organization from its history
+    attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
+                                (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
     attune worker [--org-id ID] deliver webhooks until stopped (SIGTERM or Ctrl-C)
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -40,6 +42,8 @@ def migrate(settings: Settings) -> None:
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
+    # The migration that encrypts stored secrets needs the server secret.
+    config.attributes["settings"] = settings
     command.upgrade(config, "head")
 
 
@@ -60,7 +64,10 @@ async def _mint_admin_key(settings: Settings, slug: str, *, create_demo: bool) -
                 if await session.scalar(select(func.count()).select_from(Organization)):
                     return None
                 org: Organization | None = await create_organization(
-                    session, actor=_CONSOLE, data=OrganizationCreate(name="Demo clinic", slug=slug)
+                    session,
+                    actor=_CONSOLE,
+                    data=OrganizationCreate(name="Demo clinic", slug=slug),
+                    secrets=settings.secret_box(),
                 )
             else:
                 org = await session.scalar(
@@ -115,6 +122,20 @@ async def _recompute_alerts(settings: Settings, slug: str) -> dict[str, int] | N
                                    resource_id=org_id),
             )  # fmt: skip
         return counts
+    finally:
+        await engine.dispose()
+
+
+async def _rotate_secrets(settings: Settings) -> dict[str, int]:
+    """Seal every stored secret under the current key (services/kernel/crypto.py), in one
+    transaction; how many of each kind changed. A second run changes nothing."""
+    from services.kernel.crypto import reseal_stored_secrets
+
+    box = settings.secret_box()
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(reseal_stored_secrets, box)
     finally:
         await engine.dispose()
 
@@ -209,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     key_parser.add_argument("slug")
     recompute_parser = sub.add_parser("recompute-alerts")
     recompute_parser.add_argument("slug")
+    sub.add_parser("rotate-secrets")
     sub.add_parser("serve")
     worker_parser = sub.add_parser("worker")
     # A worker for some organisations only (repeatable): tenants with their own workers.
@@ -230,6 +252,9 @@ def main(argv: list[str] | None = None) -> None:
         if counts is None:
             sys.exit(f"no organization with slug '{args.slug}'")
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
+    elif args.command == "rotate-secrets":
+        counts = asyncio.run(_rotate_secrets(settings))
+        print(", ".join(f"{name} re-encrypted: {n}" for name, n in counts.items()))
     elif args.command == "serve":
         serve(settings)
     elif args.command == "worker":

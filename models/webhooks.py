@@ -57,8 +57,9 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str = Field(max_length=URL_MAX)
     description: str | None = Field(default=None, max_length=200)
     event_types: list[str] = Field(sa_type=JSONType)
-    # The signing secret must be read back to sign, so it cannot be stored hashed like a key.
-    secret: str = Field(max_length=128)
+    # The signing secret must be read back to sign, so it cannot be stored hashed like a key:
+    # it is stored encrypted (services/kernel/crypto.py).
+    secret: str = Field(max_length=256)
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=200)
     consecutive_failures: int = 0

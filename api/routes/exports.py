@@ -92,7 +92,11 @@ async def export(
     )
     settings = request.app.state.settings
     prepared = await export_runner.prepare(
-        session, actor=actor, query=query, settle_seconds=settings.export_settle_seconds
+        session,
+        actor=actor,
+        query=query,
+        settle_seconds=settings.export_settle_seconds,
+        secrets=settings.secret_box(),
     )
     body = export_runner.stream(
         prepared,

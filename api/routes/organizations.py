@@ -13,9 +13,11 @@ router = api_router(prefix="/v1/organizations", tags=["organizations"])
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 422))
 async def create_organization(
-    body: OrganizationCreate, actor: SystemActor, session: SessionDep
+    body: OrganizationCreate, actor: SystemActor, session: SessionDep, settings: SettingsDep
 ) -> OrganizationPublic:
-    org = await organizations.create_organization(session, actor=actor, data=body)
+    org = await organizations.create_organization(
+        session, actor=actor, data=body, secrets=settings.secret_box()
+    )
     return OrganizationPublic.model_validate(org)
 
 

@@ -36,6 +36,7 @@ async def create_webhook(
         data=body,
         allow_private=settings.webhook_allow_private,
         allowed_ports=settings.webhook_allowed_ports,
+        secrets=settings.secret_box(),
     )
 
 

@@ -54,6 +54,7 @@ from services.exports import (
 from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
+from services.kernel.crypto import SecretBox
 from services.kernel.errors import InvalidInput, NotFound
 
 log = logging.getLogger("attune.exports")
@@ -106,7 +107,12 @@ class PreparedExport:
 
 
 async def prepare(
-    session: AsyncSession, *, actor: Actor, query: ExportQuery, settle_seconds: float
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    query: ExportQuery,
+    settle_seconds: float,
+    secrets: SecretBox,
 ) -> PreparedExport:
     if query.identified:
         actor.principal.require("exports:identified")
@@ -120,9 +126,10 @@ async def prepare(
     since, until = export_window(
         now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
     )
-    secret = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
-    if secret is None:  # pragma: no cover - a key's organization exists
+    stored = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
+    if stored is None:  # pragma: no cover - a key's organization exists
         raise NotFound("organization not found")
+    secret = secrets.open(stored)  # encrypted at rest (services/kernel/crypto.py)
     prepared = PreparedExport(
         run_id=new_id(),
         query=query,

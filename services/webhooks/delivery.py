@@ -33,6 +33,7 @@ from standardwebhooks.webhooks import Webhook
 from models.base import new_id, utcnow
 from models.webhooks import WebhookAttempt
 from services.kernel.config import Settings
+from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.webhooks import targets as webhook_targets
 from services.webhooks.outbox import (
     DELIVERIES,
@@ -49,6 +50,7 @@ ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 USER_AGENT = "Attune-Webhooks/1"
 Verdict = Literal["delivered", "retry", "gone"]
 NO_RESPONSE = "no response"
+UNDECRYPTABLE = "the endpoint's secret cannot be decrypted (see ATTUNE_SECRET_KEYS_OLD)"
 WITHHELD = "withheld: the key that registered this endpoint may no longer read concerns"
 
 
@@ -60,6 +62,8 @@ class Policy:
     retry_max_seconds: float
     disable_after_failures: int
     allow_private: bool
+    # Opens the endpoints' signing secrets, stored encrypted (services/kernel/crypto.py).
+    secrets: SecretBox
     allowed_ports: tuple[int, ...] = webhook_targets.DEFAULT_ALLOWED_PORTS
 
     @classmethod
@@ -71,6 +75,7 @@ class Policy:
             retry_max_seconds=settings.webhook_retry_max_seconds,
             disable_after_failures=settings.webhook_disable_after_failures,
             allow_private=settings.webhook_allow_private,
+            secrets=settings.secret_box(),
             allowed_ports=tuple(settings.webhook_allowed_ports),
         )
 
@@ -169,6 +174,10 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
     refused = webhook_targets.url_refusal(
         delivery.url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
     )
+    try:
+        secret = policy.secrets.open(delivery.secret)
+    except UndecryptableSecret:
+        secret, refused = "", UNDECRYPTABLE
     if refused is not None:
         error = refused
     else:
@@ -179,7 +188,7 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(delivery.secret).sign(msg_id, at, body),
+            "webhook-signature": Webhook(secret).sign(msg_id, at, body),
         }
         try:
             response = await client.post(delivery.url, content=body, headers=headers)

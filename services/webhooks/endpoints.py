@@ -30,6 +30,7 @@ from models.webhooks import (
 )
 from services.kernel import audit
 from services.kernel.auth import Actor
+from services.kernel.crypto import SecretBox
 from services.kernel.errors import Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 from services.webhooks import targets as webhook_targets
@@ -61,6 +62,7 @@ async def create_endpoint(
     data: WebhookCreate,
     allow_private: bool,
     allowed_ports: Iterable[int] = webhook_targets.DEFAULT_ALLOWED_PORTS,
+    secrets: SecretBox,
 ) -> WebhookCreated:
     org_id = _organisation_wide(actor)
     url = str(data.url)
@@ -69,12 +71,13 @@ async def create_endpoint(
     )
     if reason is not None:
         raise InvalidInput.at("body.url", reason, type="url", detail=reason)
+    secret = generate_secret()
     row = WebhookEndpoint(
         org_id=org_id,
         url=url,
         description=data.description,
         event_types=list(dict.fromkeys(data.event_types)),
-        secret=generate_secret(),
+        secret=secrets.seal(secret),  # encrypted at rest (services/kernel/crypto.py)
         created_by_key_id=actor.principal.key_id,
     )
     session.add(row)
@@ -82,7 +85,7 @@ async def create_endpoint(
     audit.record(
         session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
     )
-    created = WebhookCreated.model_validate(row)
+    created = WebhookCreated.model_validate({**row.model_dump(), "secret": secret})
     return created.model_copy(
         update={
             "url": webhook_targets.redacted(created.url),

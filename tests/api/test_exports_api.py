@@ -538,7 +538,11 @@ async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
         )
         async with app.state.sessionmaker() as session:
             prepared = await export_runner.prepare(
-                session, actor=actor, query=query, settle_seconds=0
+                session,
+                actor=actor,
+                query=query,
+                settle_seconds=0,
+                secrets=app.state.settings.secret_box(),
             )
         if "clinician" in window:
             prepared = dataclasses.replace(prepared, clinician_id=uuid.UUID(window["clinician"]))
@@ -574,7 +578,13 @@ async def test_a_broken_off_fast_path_export_gives_its_connection_back_and_is_au
     actor = exporter(tenant)
     query = export_runner.ExportQuery("submissions", "ndjson", None, None, None, False)
     async with app.state.sessionmaker() as session:
-        prepared = await export_runner.prepare(session, actor=actor, query=query, settle_seconds=0)
+        prepared = await export_runner.prepare(
+            session,
+            actor=actor,
+            query=query,
+            settle_seconds=0,
+            secrets=app.state.settings.secret_box(),
+        )
     body = export_runner.stream(
         prepared,
         engine=app.state.engine,

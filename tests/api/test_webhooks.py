@@ -25,8 +25,10 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from services.kernel.config import Settings
+from services.kernel.crypto import SecretBox
 from services.webhooks import delivery as webhook_delivery
 from services.webhooks.outbox import DELIVERIES, OUTBOX
+from tests.conftest import TEST_SECRET
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
 ANSWER_MARKERS = (5.3, 4.7)  # distinctive values, to prove payloads carry no answers
@@ -49,6 +51,7 @@ def policy(**overrides: Any) -> webhook_delivery.Policy:
         "retry_max_seconds": 0.0,
         "disable_after_failures": 50,
         "allow_private": True,
+        "secrets": SecretBox(TEST_SECRET),
     }
     return webhook_delivery.Policy(**{**values, **overrides})
 
