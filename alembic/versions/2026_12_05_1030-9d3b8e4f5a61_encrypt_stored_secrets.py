@@ -33,15 +33,19 @@ def _settings() -> Settings:
     return found if isinstance(found, Settings) else Settings()
 
 
+def _resize(table: str, column: str, old: int, new: int) -> None:
+    with op.batch_alter_table(table) as batch_op:
+        batch_op.alter_column(
+            column,
+            existing_type=sqlmodel.sql.sqltypes.AutoString(length=old),
+            type_=sqlmodel.sql.sqltypes.AutoString(length=new),
+            existing_nullable=False,
+        )
+
+
 def upgrade() -> None:
     for _, table, column in STORED_SECRETS:
-        with op.batch_alter_table(table) as batch_op:
-            batch_op.alter_column(
-                column,
-                existing_type=sqlmodel.sql.sqltypes.AutoString(length=_LENGTHS[table]),
-                type_=sqlmodel.sql.sqltypes.AutoString(length=256),
-                existing_nullable=False,
-            )
+        _resize(table, column, _LENGTHS[table], 256)
     reseal_stored_secrets(op.get_bind(), _settings().secret_box())
 
 
@@ -54,10 +58,4 @@ def downgrade() -> None:
             bind.execute(
                 sa.update(table).where(table.c.id == row_id).values({column: box.open(value)})
             )
-        with op.batch_alter_table(table_name) as batch_op:
-            batch_op.alter_column(
-                column,
-                existing_type=sqlmodel.sql.sqltypes.AutoString(length=256),
-                type_=sqlmodel.sql.sqltypes.AutoString(length=_LENGTHS[table_name]),
-                existing_nullable=False,
-            )
+        _resize(table_name, column, 256, _LENGTHS[table_name])
