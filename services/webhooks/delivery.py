@@ -51,7 +51,9 @@ USER_AGENT = "Attune-Webhooks/1"
 Verdict = Literal["delivered", "retry", "gone"]
 NO_RESPONSE = "no response"
 UNDECRYPTABLE = "the endpoint's secret cannot be decrypted (see ATTUNE_SECRET_KEYS_OLD)"
-WITHHELD = "withheld: the key that registered this endpoint may no longer read concerns"
+# Says no more than that: the log is read by every webhooks:write key of the organisation, and
+# naming concerns would tell them an episode has one.
+WITHHELD = "withheld: the key that registered this endpoint may no longer read this event"
 
 
 @dataclass(frozen=True, slots=True)
