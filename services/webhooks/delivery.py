@@ -203,7 +203,9 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
             # (the deliveries log as a port scanner). Never the exception's text: it may repeat
             # the URL.
             error = NO_RESPONSE
-    duration_ms = int((time.perf_counter() - started) * 1000)
+    # Without an answer the time taken tells a refused port (at once) from a filtered one (the
+    # timeout) as well as an error message would: kept only when the receiver answered.
+    duration_ms = int((time.perf_counter() - started) * 1000) if status_code is not None else 0
     return Result(delivery, at, status_code, error, duration_ms)
 
 

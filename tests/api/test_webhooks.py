@@ -643,6 +643,7 @@ async def test_connection_failures_are_logged_coarsely_not_as_a_port_probe(
     (attempt,) = log[0]["attempt_log"]
     assert attempt["status_code"] is None
     assert attempt["error"] == "no response"
+    assert attempt["duration_ms"] == 0  # a quick refusal and a long timeout look the same
 
 
 async def test_other_ports_are_refused_outside_development(
