@@ -35,6 +35,13 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # SQLite alters a table by copying it (batch mode), and dropping a table that others
+        # reference fails while foreign keys are enforced; the switch works only outside a
+        # transaction, so it goes straight to the driver, before the migrations' one begins.
+        cursor = connection.connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

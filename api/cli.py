@@ -6,6 +6,8 @@ Usage:
     attune admin-key SLUG       print a new admin key for an existing organization
     attune recompute-alerts SLUG
                                 re-derive every alert of an organization from its history
+    attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
+                                (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
     attune worker [--org-id ID] deliver webhooks and sweep every ATTUNE_SWEEP_SECONDS until
                                 stopped (SIGTERM or Ctrl-C)
@@ -44,6 +46,8 @@ def migrate(settings: Settings) -> None:
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
+    # The migration that encrypts stored secrets needs the server secret.
+    config.attributes["settings"] = settings
     command.upgrade(config, "head")
 
 
@@ -64,7 +68,10 @@ async def _mint_admin_key(settings: Settings, slug: str, *, create_demo: bool) -
                 if await session.scalar(select(func.count()).select_from(Organization)):
                     return None
                 org: Organization | None = await create_organization(
-                    session, actor=_CONSOLE, data=OrganizationCreate(name="Demo clinic", slug=slug)
+                    session,
+                    actor=_CONSOLE,
+                    data=OrganizationCreate(name="Demo clinic", slug=slug),
+                    secrets=settings.secret_box(),
                 )
             else:
                 org = await session.scalar(
@@ -137,6 +144,17 @@ async def _purge_idempotency(settings: Settings) -> int:
         return purged
     finally:
         await uow.close()
+async def _rotate_secrets(settings: Settings) -> dict[str, int]:
+    """Seal every stored secret under the current key (services/kernel/crypto.py), in one
+    transaction; how many of each kind changed. A second run changes nothing."""
+    from services.kernel.crypto import reseal_stored_secrets
+
+    box = settings.secret_box()
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(reseal_stored_secrets, box)
+    finally:
         await engine.dispose()
 
 
@@ -258,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     recompute_parser = sub.add_parser("recompute-alerts")
     recompute_parser.add_argument("slug")
     sub.add_parser("purge-idempotency")
+    sub.add_parser("rotate-secrets")
     sub.add_parser("serve")
     worker_parser = sub.add_parser("worker")
     # A worker for some organisations only (repeatable): tenants with their own workers.
@@ -287,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "purge-idempotency":
         print(f"idempotency records purged: {asyncio.run(_purge_idempotency(settings))}")
+    elif args.command == "rotate-secrets":
+        counts = asyncio.run(_rotate_secrets(settings))
+        print(", ".join(f"{name} re-encrypted: {n}" for name, n in counts.items()))
     elif args.command == "serve":
         serve(settings)
     elif args.command == "worker":

@@ -68,7 +68,11 @@ def require(scope: str, *, key_rechecked: bool = False) -> Any:
         settings: Settings = request.app.state.settings
         cache = request.app.state.key_cache if key_rechecked and uow.dialect != "sqlite" else None
         principal = await authenticate(
-            uow, token=token, secret=settings.secret_key.get_secret_value(), cache=cache
+            uow,
+            token=token,
+            secret=settings.secret_key.get_secret_value(),
+            cache=cache,
+            old_secrets=settings.old_secrets(),
         )
         actor = Actor(principal=principal, client_address=_client_address(request))
         if scope:

@@ -37,8 +37,10 @@ class Organization(SQLModel, table=True):
     slug: str = Field(max_length=64, unique=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     # Keys the pseudonyms of de-identified exports (services/exports/pseudonyms.py): stable for
-    # the organization, different from every other's. Never shown by the API.
-    export_secret: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=64)
+    # the organization, different from every other's. Never shown by the API. Stored encrypted
+    # (services/kernel/crypto.py, set by create_organization); the default is for rows made
+    # elsewhere, read as plaintext until `attune rotate-secrets` seals them.
+    export_secret: str = Field(default_factory=lambda: secrets.token_hex(32), max_length=256)
 
 
 class OrganizationCreate(SQLModel):

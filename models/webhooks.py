@@ -58,8 +58,9 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str = Field(max_length=URL_MAX)
     description: str | None = Field(default=None, max_length=200)
     event_types: list[str] = Field(sa_type=JSONType)
-    # The signing secret must be read back to sign, so it cannot be stored hashed like a key.
-    secret: str = Field(max_length=128)
+    # The signing secret must be read back to sign, so it cannot be stored hashed like a key:
+    # it is stored encrypted (services/kernel/crypto.py).
+    secret: str = Field(max_length=256)
     enabled: bool = True
     disabled_reason: str | None = Field(default=None, max_length=200)
     consecutive_failures: int = 0
@@ -160,6 +161,9 @@ class WebhookPublic(SQLModel):
     disabled_reason: str | None
     consecutive_failures: int
     created_at: datetime
+    # Whether concern.reported alerts reach it: only while the key that registered it may read
+    # concerns (services/webhooks/outbox.py).
+    receives_concerns: bool = False
 
 
 class WebhookCreated(WebhookPublic):

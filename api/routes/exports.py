@@ -95,7 +95,11 @@ async def export(
     )
     settings = request.app.state.settings
     prepared = await export_runner.prepare(
-        session, actor=actor, query=query, settle_seconds=settings.export_settle_seconds
+        session,
+        actor=actor,
+        query=query,
+        settle_seconds=settings.export_settle_seconds,
+        secrets=settings.secret_box(),
     )
     lease = await export_leases.acquire(session, actor=actor, cap=settings.export_max_concurrent)
     body = export_leases.held(

@@ -26,10 +26,13 @@ async def create_organization(
     actor: SystemActor,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def make() -> dict[str, Any]:
-        org = await organizations.create_organization(session, actor=actor, data=body)
+        org = await organizations.create_organization(
+            session, actor=actor, data=body, secrets=settings.secret_box()
+        )
         return OrganizationPublic.model_validate(org).model_dump(mode="json")
 
     return await run_once(

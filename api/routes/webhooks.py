@@ -42,7 +42,12 @@ async def create_webhook(
 
     async def make() -> dict[str, Any]:
         created = await webhooks.create_endpoint(
-            session, actor=actor, data=body, allow_private=settings.webhook_allow_private
+            session,
+            actor=actor,
+            data=body,
+            allow_private=settings.webhook_allow_private,
+            allowed_ports=settings.webhook_allowed_ports,
+            secrets=settings.secret_box(),
         )
         return created.model_dump(mode="json")
 

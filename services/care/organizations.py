@@ -1,5 +1,6 @@
 """Organizations (tenants) and their API keys."""
 
+import secrets as secrets_module
 import uuid
 from collections.abc import Sequence
 
@@ -13,20 +14,23 @@ from models.tenancy import ApiKey, ApiKeyCreate, ApiKeyCreated, Organization, Or
 from services.care import invitations
 from services.kernel import audit
 from services.kernel.auth import Actor, display_prefix, generate_key, hash_key
+from services.kernel.crypto import SecretBox
 from services.kernel.database import insert_unique
 from services.kernel.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
 
 
 async def create_organization(
-    session: AsyncSession, *, actor: Actor, data: OrganizationCreate
+    session: AsyncSession, *, actor: Actor, data: OrganizationCreate, secrets: SecretBox
 ) -> Organization:
     taken = await session.scalar(
         select(col(Organization.id)).where(col(Organization.slug) == data.slug)
     )
     if taken is not None:
         raise Conflict(f"an organization with slug '{data.slug}' exists")
-    org = Organization(name=data.name, slug=data.slug)
+    # The pseudonym secret of its exports, encrypted at rest (services/kernel/crypto.py).
+    export_secret = secrets.seal(secrets_module.token_hex(32))
+    org = Organization(name=data.name, slug=data.slug, export_secret=export_secret)
     await insert_unique(session, org, conflict=f"an organization with slug '{data.slug}' exists")
     audit.record(
         session,

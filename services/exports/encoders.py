@@ -4,6 +4,7 @@
 - CSV: RFC 4180 — a header line, CRLF line ends, fields quoted when they hold a comma, a quote
   or a line break, quotes doubled; empty for null; ``true``/``false``; timestamps in ISO 8601;
   JSON columns as JSON text. pandas (``read_csv``) and DuckDB (``read_csv``) load it unchanged.
+  A text cell a spreadsheet would run as a formula is prefixed with ``'`` (see `neutralise`).
 - Parquet: one row group per ~``PARQUET_ROW_GROUP`` rows, typed columns (timestamps in UTC),
   JSON columns as JSON text. Needs pyarrow, the optional ``parquet`` extra.
 
@@ -79,6 +80,21 @@ class NdjsonEncoder:
         return b""
 
 
+# OWASP, "CSV Injection": a cell starting with one of these is run as a formula by Excel,
+# LibreOffice and Google Sheets (``=HYPERLINK(...)`` sends the sheet's data away, ``=cmd|...``
+# once ran programs). Identified exports carry text people typed: external ids, raters' labels,
+# void reasons, notes.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(text: str) -> str:
+    """``text`` as a spreadsheet shows it and never runs it: prefixed with a single quote, as
+    OWASP recommends, when it starts like a formula. Only text cells: numbers are written as
+    numbers, so a negative score stays a number. (defusedcsv does the same but misses tab and
+    CR and rewrites ``|``, so this is the rule, written out.)"""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
@@ -96,6 +112,9 @@ def _csv_value(value: Any) -> Any:
 class CsvEncoder:
     def __init__(self, columns: Sequence[Column]) -> None:
         self._names = [c.name for c in columns]
+        # JSON text starts with { [ " a digit, -, t, f or n: never a formula; a JSON number
+        # such as -1 must stay as it is for the JSON to parse.
+        self._text = tuple(c.kind != "json" for c in columns)
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -110,7 +129,14 @@ class CsvEncoder:
         return self._take()
 
     def encode(self, rows: Sequence[Row]) -> bytes:
-        self._writer.writerows([_csv_value(v) for v in row] for row in rows)
+        text = self._text
+        self._writer.writerows(
+            [
+                neutralise(v) if is_text and isinstance(v, str) else _csv_value(v)
+                for is_text, v in zip(text, row, strict=True)
+            ]
+            for row in rows
+        )
         return self._take()
 
     def finish(self) -> bytes:

@@ -56,6 +56,7 @@ from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import Driver
+from services.kernel.crypto import SecretBox
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -118,7 +119,12 @@ class PreparedExport:
 
 
 async def prepare(
-    session: AsyncSession, *, actor: Actor, query: ExportQuery, settle_seconds: float
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    query: ExportQuery,
+    settle_seconds: float,
+    secrets: SecretBox,
 ) -> PreparedExport:
     if query.identified:
         actor.principal.require("exports:identified")
@@ -137,9 +143,10 @@ async def prepare(
         raise InvalidInput.at(
             "query.since", "since is later than until", type="window", detail=str(inverted)
         ) from None
-    secret = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
-    if secret is None:  # pragma: no cover - a key's organization exists
+    stored = await session.scalar(sa.select(_O.c.export_secret).where(_O.c.id == actor.org_id))
+    if stored is None:  # pragma: no cover - a key's organization exists
         raise NotFound("organization not found")
+    secret = secrets.open(stored)  # encrypted at rest (services/kernel/crypto.py)
     prepared = PreparedExport(
         run_id=new_id(),
         query=query,

@@ -5,11 +5,13 @@ right tool: slow password hashes defend low-entropy secrets and would only add l
 database holds the hash alone; a stolen table is useless without the secret.
 """
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -111,17 +113,31 @@ class PrincipalCache:
 
 
 async def authenticate(
-    uow: UnitOfWork, *, token: str, secret: str, cache: PrincipalCache | None = None
+    uow: UnitOfWork,
+    *,
+    token: str,
+    secret: str,
+    cache: PrincipalCache | None = None,
+    old_secrets: Sequence[str] = (),
 ) -> Principal:
     """Look a bearer token up by its keyed hash. Revoked keys fail on the very next request.
     With ``cache``, a key this process has seen is not looked up again: only for routes whose
-    own statements check that the key is not revoked."""
+    own statements check that the key is not revoked. A key minted before the server secret
+    was rotated is hashed under a previous one (``ATTUNE_SECRET_KEYS_OLD``), tried in turn."""
     if not token.startswith(KEY_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid API key")
     digest = hash_key(token, secret)
     if cache is not None and (cached := cache.get(digest)) is not None:
         return cached
-    principal = await _look_up(uow, digest)
+    try:
+        principal = await _look_up(uow, digest)
+    except Unauthorized:
+        for old in old_secrets:
+            with contextlib.suppress(Unauthorized):
+                principal = await _look_up(uow, hash_key(token, old))
+                break
+        else:
+            raise
     if cache is not None:
         cache.put(digest, principal)
     return principal

@@ -1,5 +1,7 @@
 """Settings from the environment (prefix `ATTUNE_`), validated once at start-up."""
 
+import contextlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -10,6 +12,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The prefix of every API key (services/kernel/auth.py imports it from here).
 KEY_PREFIX = "att_"
+from services.kernel.crypto import SecretBox
+
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
 # Placeholders that ship in docs and examples; a real deployment must never run on them.
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "dev-secret-key", "secret"})
@@ -21,8 +25,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
-    # Keyed hash for API keys and other high-entropy tokens; also seeds pseudonyms later.
+    # Keyed hash for API keys and other high-entropy tokens; the key that encrypts stored
+    # secrets is derived from it (services/kernel/crypto.py).
     secret_key: SecretStr = SecretStr(DEV_SECRET)
+    # Previous values of secret_key, comma-separated: they still verify API keys and open
+    # secrets sealed under them, until `attune rotate-secrets` has sealed those anew.
+    secret_keys_old: Annotated[list[SecretStr], NoDecode] = []
     bootstrap_key: SecretStr | None = None
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -48,6 +56,13 @@ class Settings(BaseSettings):
     sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
+    # Ports webhook URLs may name outside development (services/webhooks/targets.py).
+    webhook_allowed_ports: Annotated[list[Annotated[int, Field(ge=1, le=65535)]], NoDecode] = [
+        80,
+        443,
+        8080,
+        8443,
+    ]
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_max_attempts: int = Field(default=12, ge=1, le=100)
     webhook_retry_base_seconds: float = Field(default=10.0, ge=0, le=3600)
@@ -92,6 +107,20 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("secret_keys_old", mode="before")
+    @classmethod
+    def _split_old_secrets(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [secret.strip() for secret in value.split(",") if secret.strip()]
+        return value
+
+    @field_validator("webhook_allowed_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [port.strip() for port in value.split(",") if port.strip()]
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
         bootstrap = self.bootstrap_key
@@ -122,6 +151,34 @@ class Settings(BaseSettings):
             return None
         _, _, path = self.database_url.partition(":///")
         return Path(path) if path and path != ":memory:" else None
+
+    def old_secrets(self) -> list[str]:
+        return [s.get_secret_value() for s in self.secret_keys_old]
+
+    def secret_box(self) -> SecretBox:
+        """Seals and opens the secrets stored in the database (services/kernel/crypto.py)."""
+        return _secret_box(self.secret_key.get_secret_value(), tuple(self.old_secrets()))
+
+    def prepare_sqlite_file(self) -> None:
+        """Create the SQLite file's folder, and the file itself readable and writable by its
+        owner only (0600), whatever the umask: it holds health data. SQLite gives the
+        write-ahead log and shared-memory files the database file's permissions; a file (or
+        log) left readable by others by an older version is tightened."""
+        path = self.sqlite_path()
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            with contextlib.suppress(FileNotFoundError):
+                if file.stat().st_mode & 0o077:
+                    file.chmod(0o600)
+
+
+@lru_cache(maxsize=8)
+def _secret_box(current: str, old: tuple[str, ...]) -> SecretBox:
+    # HKDF per key once per process, not per delivery or export.
+    return SecretBox(current, old)
 
 
 @lru_cache

@@ -25,9 +25,7 @@ DriverPool: TypeAlias = asyncpg.Pool
 
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
-        path = settings.sqlite_path()
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        settings.prepare_sqlite_file()  # owner-only (0600): it holds health data
         engine = create_async_engine(
             settings.database_url,
             connect_args={"timeout": settings.db_timeout_seconds},

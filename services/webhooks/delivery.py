@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import httpcore
 import httpx
 import orjson
 from sqlalchemy import exists, insert, select, true, update
@@ -32,13 +33,27 @@ from standardwebhooks.webhooks import Webhook
 from models.base import new_id, utcnow
 from models.webhooks import WebhookAttempt
 from services.kernel.config import Settings
+from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.webhooks import targets as webhook_targets
-from services.webhooks.outbox import DELIVERIES, ENDPOINTS, OUTBOX
+from services.webhooks.outbox import (
+    DELIVERIES,
+    ENDPOINTS,
+    KEY_COLUMNS,
+    KEYS,
+    OUTBOX,
+    is_about_a_concern,
+    reads_concerns,
+)
 
 log = logging.getLogger("attune.webhooks")
 ATTEMPTS = WebhookAttempt.__table__  # type: ignore[attr-defined]
 USER_AGENT = "Attune-Webhooks/1"
 Verdict = Literal["delivered", "retry", "gone"]
+NO_RESPONSE = "no response"
+UNDECRYPTABLE = "the endpoint's secret cannot be decrypted (see ATTUNE_SECRET_KEYS_OLD)"
+# Says no more than that: the log is read by every webhooks:write key of the organisation, and
+# naming concerns would tell them an episode has one.
+WITHHELD = "withheld: the key that registered this endpoint may no longer read this event"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,9 @@ class Policy:
     retry_max_seconds: float
     disable_after_failures: int
     allow_private: bool
+    # Opens the endpoints' signing secrets, stored encrypted (services/kernel/crypto.py).
+    secrets: SecretBox
+    allowed_ports: tuple[int, ...] = webhook_targets.DEFAULT_ALLOWED_PORTS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Policy":
@@ -59,6 +77,8 @@ class Policy:
             retry_max_seconds=settings.webhook_retry_max_seconds,
             disable_after_failures=settings.webhook_disable_after_failures,
             allow_private=settings.webhook_allow_private,
+            secrets=settings.secret_box(),
+            allowed_ports=tuple(settings.webhook_allowed_ports),
         )
 
 
@@ -90,6 +110,8 @@ class Claimed:
     url: str
     secret: str
     payload: dict[str, Any]
+    # False when the event is about a concern and the endpoint's key may no longer read them.
+    allowed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +121,7 @@ class Result:
     status_code: int | None
     error: str | None
     duration_ms: int
+    withheld: bool = False
 
 
 def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None) -> Any:
@@ -119,9 +142,11 @@ def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] |
             ENDPOINTS.c.url,
             ENDPOINTS.c.secret,
             OUTBOX.c.payload,
+            *KEY_COLUMNS,
         )
         .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
         .join(OUTBOX, OUTBOX.c.seq == DELIVERIES.c.event_seq)
+        .outerjoin(KEYS, KEYS.c.id == ENDPOINTS.c.created_by_key_id)
         .where(
             DELIVERIES.c.status == "pending",
             DELIVERIES.c.next_attempt_at <= now,
@@ -142,10 +167,19 @@ def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] |
 async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> Result:
     """One attempt: the Standard Webhooks headers, signed over ``id.timestamp.body``."""
     at = utcnow()
+    if not delivery.allowed:
+        return Result(delivery, at, None, WITHHELD, 0, withheld=True)
     started = time.perf_counter()
     status_code: int | None = None
     error: str | None = None
-    refused = await webhook_targets.refusal(delivery.url, allow_private=policy.allow_private)
+    # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
+    refused = webhook_targets.url_refusal(
+        delivery.url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
+    )
+    try:
+        secret = policy.secrets.open(delivery.secret)
+    except UndecryptableSecret:
+        secret, refused = "", UNDECRYPTABLE
     if refused is not None:
         error = refused
     else:
@@ -156,17 +190,22 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(delivery.secret).sign(msg_id, at, body),
+            "webhook-signature": Webhook(secret).sign(msg_id, at, body),
         }
         try:
             response = await client.post(delivery.url, content=body, headers=headers)
             status_code = response.status_code
-        except httpx.TimeoutException:
-            error = "timed out"
-        except httpx.HTTPError as exc:
-            # The exception's class, not its text: that may repeat the URL.
-            error = f"request failed: {type(exc).__name__}"
-    duration_ms = int((time.perf_counter() - started) * 1000)
+        except webhook_targets.TargetRefused as exc:
+            error = exc.reason
+        except httpx.HTTPError:
+            # One coarse outcome for refused, reset, timed-out and TLS-failed connections alike:
+            # told apart, they would tell which ports of a host are open, closed or filtered
+            # (the deliveries log as a port scanner). Never the exception's text: it may repeat
+            # the URL.
+            error = NO_RESPONSE
+    # Without an answer the time taken tells a refused port (at once) from a filtered one (the
+    # timeout) as well as an error message would: kept only when the receiver answered.
+    duration_ms = int((time.perf_counter() - started) * 1000) if status_code is not None else 0
     return Result(delivery, at, status_code, error, duration_ms)
 
 
@@ -183,7 +222,10 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
             "last_status_code": result.status_code,
             "last_error": result.error,
         }
-        if outcome == "delivered":
+        if result.withheld:
+            # Not the receiver's failure: given up at once, and no count towards disabling.
+            values["status"] = "failed"
+        elif outcome == "delivered":
             values.update(status="delivered", delivered_at=result.at)
         elif outcome == "gone" or attempts >= policy.max_attempts:
             values["status"] = "failed"
@@ -207,6 +249,8 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
                 duration_ms=result.duration_ms,
             )
         )
+        if result.withheld:
+            continue
         failures.setdefault(d.endpoint_id, []).append(outcome != "delivered")
         if outcome == "gone":
             gone.add(d.endpoint_id)
@@ -239,7 +283,17 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
 
 def _claimed(rows: Any) -> list[Claimed]:
     return [
-        Claimed(r.id, r.org_id, r.endpoint_id, r.event_id, r.attempts, r.url, r.secret, r.payload)
+        Claimed(
+            r.id,
+            r.org_id,
+            r.endpoint_id,
+            r.event_id,
+            r.attempts,
+            r.url,
+            r.secret,
+            r.payload,
+            allowed=reads_concerns(r) or not is_about_a_concern(r.payload),
+        )
         for r in rows
     ]
 
@@ -299,11 +353,31 @@ async def deliver_due(
     return len(results)
 
 
-def http_client(policy: Policy) -> httpx.AsyncClient:
+class _PinnedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose sockets go only to vetted addresses."""
+
+    def __init__(self, policy: Policy, resolve: webhook_targets.Resolver) -> None:
+        super().__init__(trust_env=False)
+        # httpx takes no network backend of its own, so its pool is replaced by one built as
+        # httpx builds it, with the pinning backend (httpcore's documented extension point).
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            network_backend=webhook_targets.PinnedBackend(
+                allow_private=policy.allow_private, resolve=resolve
+            ),
+        )
+
+
+def http_client(
+    policy: Policy, *, resolve: webhook_targets.Resolver = webhook_targets.system_resolver
+) -> httpx.AsyncClient:
     # No redirects (a redirect could lead past the address check) and no proxy from the
-    # environment.
+    # environment (a proxy would resolve the name again, elsewhere).
     return httpx.AsyncClient(
-        timeout=policy.timeout_seconds, follow_redirects=False, trust_env=False
+        timeout=policy.timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        transport=_PinnedTransport(policy, resolve),
     )
 
 

