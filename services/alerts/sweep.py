@@ -373,45 +373,6 @@ async def clear_overdue(
     return writes
 
 
-_ANY_OPEN_OVERDUE_PG = """
-    SELECT EXISTS (SELECT 1 FROM alerts WHERE org_id = $1 AND episode_id = $2
-        AND type = 'measurement.overdue' AND status <> 'resolved')
-"""
-_CLEAR_OVERDUE_PG = """
-    UPDATE alerts SET status = 'resolved', resolution = 'condition_cleared', resolved_at = $3,
-        updated_at = $3
-    WHERE org_id = $1 AND episode_id = $2 AND type = 'measurement.overdue'
-        AND status <> 'resolved'
-    RETURNING row_to_json(alerts)
-"""
-
-
-async def overdue_open_pg(driver: Any, org_id: uuid.UUID, episode_id: uuid.UUID) -> bool:
-    """Whether the episode has an open overdue alert: the one read every submission pays on
-    the PostgreSQL hot path (an index lookup, outside any transaction); nearly always false."""
-    return bool(await driver.fetchval(_ANY_OPEN_OVERDUE_PG, org_id, episode_id))
-
-
-async def clear_overdue_pg(
-    driver: Any,
-    org_id: uuid.UUID,
-    episode_id: uuid.UUID,
-    people: tuple[uuid.UUID, uuid.UUID],
-    now: datetime,
-) -> list[tuple[Change, dict[str, Any]]]:
-    """:func:`clear_overdue` on the hot path's asyncpg connection, in its transaction."""
-    from services.submissions import store_pg
-
-    rows = [
-        store_pg.alert_row(store_pg.json_value(r[0]))
-        for r in await driver.fetch(_CLEAR_OVERDUE_PG, org_id, episode_id, now)
-    ]
-    writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]
-    # The rows are written back as they are (an upsert of the same values), with their events.
-    await store_pg.write_alerts(driver, writes, outbox.alert_events(writes, *people))
-    return writes
-
-
 # ----- ruptures without a later session -----------------------------------------------------------
 
 

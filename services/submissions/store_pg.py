@@ -17,7 +17,6 @@ import orjson
 
 from models.base import new_id
 from services.alerts import SeriesPoint
-from services.alerts import sweep as alert_sweep
 from services.alerts.engine import Writes
 from services.alerts.replay import history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
@@ -25,6 +24,7 @@ from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
+from services.webhooks import outbox
 
 # history_needed() = repair window + this; the context statement reads the window from settings.
 _HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
@@ -353,6 +353,21 @@ async def existing_valid(driver: Driver, *series_key: Any) -> uuid.UUID | None:
     return found
 
 
+# The episode's measurement.overdue alert, cleared by a new submission (DESIGN.md §10.3.6; the
+# sweep raises it: services/alerts/sweep.py).
+_ANY_OPEN_OVERDUE = """
+    SELECT EXISTS (SELECT 1 FROM alerts WHERE org_id = $1 AND episode_id = $2
+        AND type = 'measurement.overdue' AND status <> 'resolved')
+"""
+_CLEAR_OVERDUE = """
+    UPDATE alerts SET status = 'resolved', resolution = 'condition_cleared', resolved_at = $3,
+        updated_at = $3
+    WHERE org_id = $1 AND episode_id = $2 AND type = 'measurement.overdue'
+        AND status <> 'resolved'
+    RETURNING row_to_json(alerts)
+"""
+
+
 class PgSubmissionStore:
     """The submission store on asyncpg (`services.submissions.store.SubmissionStore`): reads go
     to a pooled connection before any transaction; writes to the unit of work's transaction."""
@@ -412,10 +427,15 @@ class PgSubmissionStore:
     async def clear_overdue(
         self, key: SeriesKey, people: tuple[uuid.UUID, uuid.UUID], now: datetime
     ) -> Writes:
-        # One read, no transaction, in the common case (no overdue alert); the clearing itself
-        # is a conditional update in the transaction.
-        if not await alert_sweep.overdue_open_pg(await self._driver(), key.org_id, key.episode_id):
+        """`services.alerts.sweep.clear_overdue` on asyncpg: one read, outside any transaction,
+        in the common case (no overdue alert; an index lookup); then a conditional update in the
+        transaction, so two clearing at once resolve it (and announce it) once."""
+        driver = await self._driver()
+        if not await driver.fetchval(_ANY_OPEN_OVERDUE, key.org_id, key.episode_id):
             return []
-        return await alert_sweep.clear_overdue_pg(
-            await self._in_transaction(), key.org_id, key.episode_id, people, now
-        )
+        driver = await self._in_transaction()
+        rows = await driver.fetch(_CLEAR_OVERDUE, key.org_id, key.episode_id, now)
+        writes: Writes = [("resolved", alert_row(json_value(r[0]))) for r in rows]
+        # The rows are written back as they are (an upsert of the same values), with their events.
+        await write_alerts(driver, writes, outbox.alert_events(writes, *people))
+        return writes
