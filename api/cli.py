@@ -144,6 +144,8 @@ async def _purge_idempotency(settings: Settings) -> int:
         return purged
     finally:
         await uow.close()
+
+
 async def _rotate_secrets(settings: Settings) -> dict[str, int]:
     """Seal every stored secret under the current key (services/kernel/crypto.py), in one
     transaction; how many of each kind changed. A second run changes nothing."""

@@ -55,8 +55,8 @@ from services.exports import (
 from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
-from services.kernel.database import Driver
 from services.kernel.crypto import SecretBox
+from services.kernel.database import Driver
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,

@@ -10,10 +10,10 @@ from limits import parse
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-# The prefix of every API key (services/kernel/auth.py imports it from here).
-KEY_PREFIX = "att_"
 from services.kernel.crypto import SecretBox
 
+# The prefix of every API key (services/kernel/auth.py imports it from here).
+KEY_PREFIX = "att_"
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
 # Placeholders that ship in docs and examples; a real deployment must never run on them.
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "dev-secret-key", "secret"})

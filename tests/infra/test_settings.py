@@ -64,6 +64,8 @@ def test_rate_limits_are_parsed_and_a_malformed_one_is_refused() -> None:
 def test_trusted_proxies_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATTUNE_TRUSTED_PROXIES", "10.0.0.1, 10.0.0.0/8")
     assert Settings().trusted_proxies == ["10.0.0.1", "10.0.0.0/8"]
+
+
 async def test_the_sqlite_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
     """Health data at rest (issue 14 finding 11): the database file, its write-ahead log and
     shared-memory file are created 0600 whatever the umask, and a file left readable by others
