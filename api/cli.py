@@ -202,7 +202,7 @@ def serve(settings: Settings) -> None:
     )
 
 
-async def _sweep(
+async def sweep_once(
     settings: Settings, now: datetime | None, org_ids: list[uuid.UUID] | None
 ) -> dict[str, int]:
     from services.alerts import sweep as alert_sweep
@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"no organization with slug '{args.slug}'")
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "sweep":
-        counts = asyncio.run(_sweep(settings, args.now, args.org_ids))
+        counts = asyncio.run(sweep_once(settings, args.now, args.org_ids))
         print(", ".join(f"{name}: {n}" for name, n in counts.items()))
     elif args.command == "purge-idempotency":
         print(f"idempotency records purged: {asyncio.run(_purge_idempotency(settings))}")

@@ -39,7 +39,7 @@ def hooks(httpserver: HTTPServer) -> Iterator[Receiver]:
 
 
 async def sweep_at(settings: Settings, tenant: Tenant, at: datetime) -> dict[str, int]:
-    return await cli._sweep(settings, at, [uuid.UUID(tenant.org_id)])
+    return await cli.sweep_once(settings, at, [uuid.UUID(tenant.org_id)])
 
 
 def later(**delta: float) -> datetime:

@@ -7,20 +7,74 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("api", "services", "models", "tests", "bench", "scripts")
 
 
+# namedtuple's public API is spelled with an underscore so it cannot clash with a field name.
+NAMEDTUPLE_API = {"_replace", "_asdict", "_fields", "_make"}
+
+
+def _own_private_names(cls: ast.ClassDef) -> set[str]:
+    """The private attributes and methods a class declares in its body: its own instances may
+    use them on one another (a cached view reaching its base definition's cache)."""
+    names = {
+        target.id
+        for stmt in cls.body
+        if isinstance(stmt, ast.Assign | ast.AnnAssign)
+        for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+        if isinstance(target, ast.Name)
+    }
+    names |= {
+        stmt.name for stmt in cls.body if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    return {name for name in names if name.startswith("_")}
+
+
+def _private_uses(tree: ast.AST, allowed: frozenset[str] = frozenset()) -> list[ast.Attribute]:
+    found: list[ast.Attribute] = []
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.ClassDef):
+            found += _private_uses(node, allowed | _own_private_names(node))
+            continue
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and node.attr not in NAMEDTUPLE_API
+            and node.attr not in allowed
+            and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+        ):
+            found.append(node)
+        found += _private_uses(node, allowed)
+    return found
+
+
 def test_no_private_attribute_of_another_object_is_used() -> None:
-    """``x._name`` only on ``self``/``cls``: a private attribute of a library (SQLAlchemy's
-    ``_transaction``) or of another class may change or vanish in any release."""
+    """``x._name`` only on ``self``/``cls``, or on another instance of the class that declares
+    ``_name``: a private attribute of a library (SQLAlchemy's ``_transaction``) or of another
+    class may change or vanish in any release."""
     found = [
         f"{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}"
         for package in PACKAGES
         for path in sorted((ROOT / package).rglob("*.py"))
-        for node in ast.walk(ast.parse(path.read_text(), str(path)))
-        if isinstance(node, ast.Attribute)
-        and node.attr.startswith("_")
-        and not node.attr.startswith("__")
-        and not (isinstance(node.value, ast.Name) and node.value.id in {"self", "cls"})
+        for node in _private_uses(ast.parse(path.read_text(), str(path)))
     ]
     assert found == []
+
+
+def test_the_private_attribute_check_sees_what_it_must() -> None:
+    """The check above finds a library's private attribute and another class's, and lets a
+    class use its own on its instances."""
+    source = """
+import x
+x.engine._transaction
+class A:
+    _cache: dict = {}
+    def f(self, other):
+        other._cache
+        other._other
+"""
+    assert [ast.unparse(n) for n in _private_uses(ast.parse(source))] == [
+        "x.engine._transaction",
+        "other._other",
+    ]
 
 
 # Use cases that reach the database through a store or the unit of work's connection only.
