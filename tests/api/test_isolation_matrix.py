@@ -661,6 +661,20 @@ async def test_intra_organisation_matrix(attune: Attune) -> None:
         )
         assert minted.status_code == 403, (scope, minted.text)
 
+    # Exports and webhooks, each scope alone: only exports:read streams, and only de-identified
+    # rows (identified ones need exports:identified too); only webhooks:write reads the endpoints
+    # (and their delivery log); a key bound to Y manages no webhooks at all.
+    deidentified = "/v1/exports/submissions?format=ndjson"
+    identified = deidentified + "&identified=true"
+    for scope, headers in alone.items():
+        streamed = await http.get(deidentified, headers=headers)
+        assert streamed.status_code == (200 if scope == "exports:read" else 403), scope
+        assert (await http.get(identified, headers=headers)).status_code == 403, scope
+        hooks = await http.get("/v1/webhooks", headers=headers)
+        assert hooks.status_code == (200 if scope == "webhooks:write" else 403), scope
+        assert not {i for i in x_content if i in hooks.text}, scope
+    assert (await http.get("/v1/webhooks", headers=other)).status_code == 403
+
     # The upsert tells a clients:write-only key what it wrote, never the client's other fields.
     written = expect(
         await http.put(
