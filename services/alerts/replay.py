@@ -25,12 +25,13 @@ from services.alerts.settings import (
     RULES,
     SEVERITY_RANK,
     AllianceRuptureParams,
+    NotOnTrackParams,
     RuleSetting,
     Severity,
     resolve_settings,
 )
 from services.instruments.schema import InstrumentDefinition, Population
-from services.trajectory.ruptures import SD_WINDOW
+from services.trajectory.ruptures import MAX_DECLINE_STEPS, SD_WINDOW
 
 
 def _check_series(series: Sequence[SeriesPoint]) -> None:
@@ -161,8 +162,15 @@ def step(
 
 def history_needed(settings: Mapping[str, RuleSetting] | None = None) -> int:
     """How many of the latest sessions :func:`step` must see, besides the series' first score, to
-    say what the rules make of the latest one: a rupture needs the scores before it for its SD,
-    and its repair or escalation may come up to ``repair_window`` sessions later; the outcome rules
-    compare with the first score only; the others look at one or two sessions."""
-    rupture = resolve_settings(settings)["alliance.rupture"].params_as(AllianceRuptureParams)
-    return rupture.repair_window + SD_WINDOW + 2
+    say what the rules make of the latest one: a rupture needs the scores before it for its SD, a
+    gradual decline up to ``MAX_DECLINE_STEPS`` steps before that, and its repair or escalation
+    may come up to ``repair_window`` sessions later; ``outcome.not_on_track`` counts observed
+    scores up to ``high_from_session`` (DESIGN.md §10.3.4); the outcome rules otherwise compare with
+    the first score only; the others look at one or two sessions. services/submissions/store_pg.py
+    computes the same number in SQL."""
+    resolved = resolve_settings(settings)
+    rupture = resolved["alliance.rupture"].params_as(AllianceRuptureParams)
+    not_on_track = resolved["outcome.not_on_track"].params_as(NotOnTrackParams)
+    return max(
+        rupture.repair_window + MAX_DECLINE_STEPS + SD_WINDOW + 1, not_on_track.high_from_session
+    )

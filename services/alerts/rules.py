@@ -278,15 +278,20 @@ def alliance_rupture(
         )
         for r in found:
             i, p, current = by_session[r.session_number]
-            before, previous = observed[i - 1]
+            start = i - 1 if r.start_session is None else by_session[r.start_session][0]
+            previous = observed[start][1]
+            # A gradual decline (DESIGN.md §10.3.7; Gumz et al. 2012): the fall is counted from
+            # the level before it began, which is also the level a repair must reach.
+            over = "" if r.pattern == "sudden" else f" over {i - start} sessions"
             message = (
-                f"{label} {_worse_verb(direction)} from {fmt(previous)} to {fmt(current)} — "
+                f"{label} {_worse_verb(direction)} from {fmt(previous)} to {fmt(current)}{over} — "
                 f"{points(r.drop)}, more than this client's usual variation."
             )
             evidence: dict[str, JsonValue] = {
                 "previous": _num(previous), "current": _num(current), "drop": r.drop,
                 "threshold": round(r.threshold, 4), "earlier_sd": round(r.earlier_sd, 4),
-                "sessions": [before.session_number, p.session_number],
+                "pattern": r.pattern,
+                "sessions": [q.session_number for q, _ in observed[start : i + 1]],
                 "repair_window": window,
             }  # fmt: skip
             events.append(
