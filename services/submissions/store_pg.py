@@ -49,7 +49,8 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
 # invitation, which services/care/invitations.py holds locked in the same transaction), the
 # episode (none when the actor may not see it) with its alert_seq, and the series: its latest
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
-# default $7, plus $8) and its first score, its unresolved alerts, and the organisation's alert
+# default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
+# ignores a NULL) and its first score, its unresolved alerts, and the organisation's alert
 # settings. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
@@ -62,10 +63,13 @@ SUBMISSION_CONTEXT = """
                WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
                  AND s.respondent = $5 AND s.rater = $6 AND s.status = 'valid'
                ORDER BY s.session_number DESC
-               LIMIT coalesce((SELECT (r.body #>> '{params,repair_window}')::int
-                               FROM alert_rule_settings r
-                               WHERE r.org_id = $1 AND r.rule_id = 'alliance.rupture'), $7)
-                     + $8) t),
+               LIMIT greatest(
+                   coalesce((SELECT (r.body #>> '{params,repair_window}')::int
+                             FROM alert_rule_settings r
+                             WHERE r.org_id = $1 AND r.rule_id = 'alliance.rupture'), $7) + $8,
+                   (SELECT (r.body #>> '{params,high_from_session}')::int
+                    FROM alert_rule_settings r
+                    WHERE r.org_id = $1 AND r.rule_id = 'outcome.not_on_track'))) t),
         (SELECT json_build_array(s.session_number, s.id, s.total, s.scores -> 'subscales')
          FROM submissions s
          WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
