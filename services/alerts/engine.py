@@ -110,19 +110,22 @@ def evaluate_new(
 ) -> Writes | None:
     """What one new submission does to its series' alerts; ``history``: the series' first score
     and latest sessions before it (see :func:`services.alerts.replay.history_needed`);
-    ``open_rows``: the series' unresolved alerts. ``None`` when ``new`` is not the latest session
-    of the series: the caller recomputes the series instead."""
+    ``open_rows``: the series' unresolved alerts (and the event alerts a person resolved).
+    ``None`` when ``new`` is not the latest session of the series: the caller recomputes the
+    series instead."""
     if history and history[-1].session_number >= new.session_number:
         return None
     series = [*history, new]
-    states = [to_state(r) for r in open_rows]
+    # ``open_rows`` also holds the event alerts a person resolved, for evidence.previous_alert_id.
+    states = [to_state(r) for r in open_rows if r["status"] != "resolved"]
+    closed = closed_by_person(open_rows)
     population: Any = ctx.population
     try:
-        after = step(states, ctx.definition, series, population, ctx.settings)
+        after = step(states, ctx.definition, series, population, ctx.settings, closed)
     except Exception as exc:
         # Risk answers must raise their alert whatever else fails (DESIGN.md §6).
         _rules_failed(exc, ctx)
-        after = step(states, ctx.definition, series, population, _risk_only())
+        after = step(states, ctx.definition, series, population, _risk_only(), closed)
     return reconcile(after, open_rows, series=ctx.row_columns(), now=now, full=False, new_id=new_id)
 
 

@@ -55,9 +55,17 @@ def _open_index(states: Sequence[AlertState], event: Event) -> int | None:
 
 
 ClosedByPerson = Mapping[tuple[str, str, str | None, int], int]
-"""Alerts a person resolved: (rule, instrument, subscale, first session) → the session the alert
-had last been triggered at when the person resolved it. The engine never changes such an alert
-again; a trigger at a later session opens a new one."""
+"""Alerts a person has taken over: (rule, instrument, subscale, first session) → the session the
+alert had last been triggered at when they did. Those are the alerts a person resolved, and the
+alerts of :data:`EVENT_RULES` a person acknowledged. The engine never changes such an alert again;
+a trigger at a later session opens a new one."""
+
+EVENT_RULES = frozenset({"risk.item", "rupture.reported", "alliance.drop", "concern.reported"})
+"""Rules about discrete events (DESIGN.md §10.3.2): a new triggering submission after a person
+acknowledged (or resolved) the alert opens a **new** open alert instead of being folded into the
+one they have seen, so it reaches a person again (psychometrics.md "Safety invariants": a repeated
+or worse risk answer after an alert was acknowledged must reach a person again as an open
+alert)."""
 
 
 def apply_events(
@@ -67,8 +75,8 @@ def apply_events(
 ) -> list[AlertState]:
     """The alerts after ``events`` (in order) on top of ``states``; pure, ``states`` is not
     changed. New alerts are appended, so the list is in order of creation. An alert in
-    ``closed_by_person`` is closed (status ``resolved``, resolution ``None``) before the first event
-    after the session it was frozen at."""
+    ``closed_by_person`` is let go (status ``resolved``, resolution ``None``: the person has it)
+    before the first event after the session it was frozen at."""
     out = list(states)
     closed = closed_by_person or {}
     for event in events:
@@ -149,6 +157,7 @@ def step(
     series_so_far: Sequence[SeriesPoint],
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
+    closed_by_person: ClosedByPerson | None = None,
 ) -> list[AlertState]:
     """The alerts after the latest submission of ``series_so_far``: ``states`` (this series' alerts
     after the previous session; alerts of other instruments pass through unchanged) updated with
@@ -157,7 +166,8 @@ def step(
     if not series_so_far:
         return list(states)
     latest = series_so_far[-1].session_number
-    return apply_events(states, rule_events(defn, series_so_far, population, settings, latest))
+    events = rule_events(defn, series_so_far, population, settings, latest)
+    return apply_events(states, events, closed_by_person)
 
 
 def history_needed(settings: Mapping[str, RuleSetting] | None = None) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from services.alerts import SeriesPoint
+from services.alerts.replay import EVENT_RULES
 from services.alerts.store import EpisodeFacts, SeriesKey, point
 from services.kernel.errors import Unauthorized
 
@@ -50,7 +51,8 @@ async def key_by_hash(driver: Any, digest: str) -> tuple[Any, ...] | None:
 # episode (none when the actor may not see it) with its alert_seq, and the series: its latest
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
 # default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
-# ignores a NULL) and its first score, its unresolved alerts, and the organisation's alert
+# ignores a NULL) and its first score, its unresolved alerts (and the alerts of discrete events a
+# person resolved: services/alerts/store.load_alert_rows), and the organisation's alert
 # settings. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
@@ -78,13 +80,15 @@ SUBMISSION_CONTEXT = """
          ORDER BY s.session_number LIMIT 1),
         (SELECT coalesce(json_agg(a ORDER BY a.id), '[]'::json) FROM alerts a
          WHERE a.org_id = $1 AND a.episode_id = $2 AND a.instrument = $4
-           AND a.respondent = $5 AND a.rater = $6 AND a.status <> 'resolved'
+           AND a.respondent = $5 AND a.rater = $6
+           AND (a.status <> 'resolved' OR (a.resolved_by_key_id IS NOT NULL
+                AND a.type IN ($EVENT_TYPES)))
            AND a.type <> 'concern.reported'),
         (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
          WHERE r.org_id = $1)
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
-"""
+""".replace("$EVENT_TYPES", ", ".join(f"'{rule}'" for rule in sorted(EVENT_RULES)))
 LOCK_ALERT_SEQ = """
     UPDATE episodes SET alert_seq = alert_seq + 1 WHERE org_id = $1 AND id = $2
 """
