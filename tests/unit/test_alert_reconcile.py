@@ -328,3 +328,28 @@ def test_a_failing_rule_does_not_stop_the_risk_alert(monkeypatch: pytest.MonkeyP
     assert [(c, r["type"], r["severity"]) for c, r in writes] == [
         ("created", "risk.item", "critical"),
     ]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(st.sampled_from([4.0, 12.0, 24.0]), st.integers(0, 3)), max_size=15),
+    acknowledges=st.sets(st.integers(0, 15), max_size=6),
+    resolves=st.sets(st.integers(0, 15), max_size=3),
+)
+def test_the_latest_risk_answer_is_in_an_open_critical_alert_until_a_person_acts(
+    rows: list[tuple[float, int]], acknowledges: set[int], resolves: set[int]
+) -> None:
+    """Issue 13 acceptance: a risk answer at or above the threshold always yields an open critical
+    alert for that submission (or a newer one), whatever a person did with the earlier ones."""
+    points = phq_points(rows, [1] * len(rows))
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, points, sorted(resolves), sorted(acknowledges))
+    risky = [i for i, (_, q9) in enumerate(rows) if q9 >= 1]
+    if not risky or any(i >= risky[-1] for i in acknowledges | resolves):
+        return
+    session = points[risky[-1]].session_number
+    opened = [
+        r for r in store.values()
+        if r["type"] == "risk.item" and r["status"] == "open" and r["severity"] == "critical"
+    ]  # fmt: skip
+    assert [r["session_number"] for r in opened] == [session]
