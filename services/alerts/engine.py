@@ -12,7 +12,7 @@ series (a late entry), the series is recomputed from its whole history instead.
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -134,15 +134,17 @@ def derive_full(
     points: Sequence[SeriesPoint],
     rows: Sequence[Mapping[str, Any]],
     now: datetime,
+    late: Collection[str] = (),
 ) -> Writes:
-    """The writes that bring all of a series' rows in line with its whole history."""
+    """The writes that bring all of a series' rows in line with its whole history; ``late``: the
+    id of a submission entered late, which this recompute is for."""
     population: Any = ctx.population
     closed = closed_by_person(rows)
     try:
-        derived = replay(ctx.definition, points, population, ctx.settings, closed)
+        derived = replay(ctx.definition, points, population, ctx.settings, closed, late)
     except Exception as exc:
         _rules_failed(exc, ctx)
-        derived = replay(ctx.definition, points, population, _risk_only(), closed)
+        derived = replay(ctx.definition, points, population, _risk_only(), closed, late)
     return reconcile(
         derived,
         rows,
@@ -179,16 +181,18 @@ async def recompute_series(
     facts: EpisodeFacts,
     settings: Settings,
     now: datetime | None = None,
+    late: Collection[str] = (),
 ) -> Writes:
     """Re-derive one series' alerts from its whole history and store the result. The caller holds
-    the episode's lock (:func:`services.alerts.store.lock_episode`)."""
+    the episode's lock (:func:`services.alerts.store.lock_episode`). ``late``: see
+    :func:`derive_full`."""
     definition = await definition_for(conn, key.org_id, key.instrument)
     if definition is None:
         return []
     ctx = SeriesContext(key, definition, facts.population, settings)
     points = await alert_store.load_points(conn, key)
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
-    writes = derive_full(ctx, points, rows, now or utcnow())
+    writes = derive_full(ctx, points, rows, now or utcnow(), late)
     await alert_store.write_alert_rows(conn, writes, facts)
     return writes
 

@@ -16,7 +16,7 @@ list as :func:`replay` (tested with hypothesis).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import pairwise
 
 from services.alerts.model import AlertState, Event, SeriesPoint
@@ -72,11 +72,14 @@ def apply_events(
     states: Iterable[AlertState],
     events: Iterable[Event],
     closed_by_person: ClosedByPerson | None = None,
+    late_submissions: Collection[str] = (),
 ) -> list[AlertState]:
     """The alerts after ``events`` (in order) on top of ``states``; pure, ``states`` is not
     changed. New alerts are appended, so the list is in order of creation. An alert in
     ``closed_by_person`` is let go (status ``resolved``, resolution ``None``: the person has it)
-    before the first event after the session it was frozen at."""
+    before the first event after the session it was frozen at, or before a critical event of one
+    of ``late_submissions`` (entered late, after the person took the alert over: a late risk
+    answer reaches a person too, DESIGN.md §10.3.2)."""
     out = list(states)
     closed = closed_by_person or {}
     for event in events:
@@ -84,7 +87,8 @@ def apply_events(
         if i is not None and closed:
             alert = out[i]
             frozen = closed.get((*alert.key, alert.first_session_number))
-            if frozen is not None and event.session_number > frozen:
+            late = event.severity == "critical" and event.submission_id in late_submissions
+            if frozen is not None and (event.session_number > frozen or late):
                 out[i] = alert.model_copy(update={"status": "resolved", "resolution": None})
                 i = None
         if event.action == "raise":
@@ -144,11 +148,13 @@ def replay(
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
     closed_by_person: ClosedByPerson | None = None,
+    late_submissions: Collection[str] = (),
 ) -> list[AlertState]:
     """The alerts of a whole series (one instrument, one respondent), computed at once: every rule
     over the full history, then the lifecycle in session order. Deterministic."""
     _check_series(series)
-    return apply_events([], rule_events(defn, series, population, settings), closed_by_person)
+    events = rule_events(defn, series, population, settings)
+    return apply_events([], events, closed_by_person, late_submissions)
 
 
 def step(

@@ -192,20 +192,22 @@ async def _lock_episode_alerts(uow: UnitOfWork, key: SeriesKey) -> None:
 
 
 async def _recompute_after_store(
-    uow: UnitOfWork, ctx: alert_engine.SeriesContext, facts: EpisodeFacts
+    uow: UnitOfWork, ctx: alert_engine.SeriesContext, facts: EpisodeFacts, late: str
 ) -> Writes:
     """A late entry (not the latest session of its series): the series from its whole history,
-    now that the submission is stored."""
+    now that the submission (id ``late``) is stored."""
     driver = await uow.driver_transaction()
     if driver is not None:
         points, rows = await pg_hot_path.full_series(driver, ctx.key)
-        writes = alert_engine.derive_full(ctx, points, rows, utcnow())
+        writes = alert_engine.derive_full(ctx, points, rows, utcnow(), [late])
         await pg_hot_path.write_alerts(
             driver, writes, outbox.alert_events(writes, facts.client_id, facts.clinician_id)
         )
         return writes
     conn = await uow.connection()
-    return await alert_engine.recompute_series(conn, ctx.key, facts=facts, settings=ctx.settings)
+    return await alert_engine.recompute_series(
+        conn, ctx.key, facts=facts, settings=ctx.settings, late=[late]
+    )
 
 
 def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
@@ -294,7 +296,7 @@ async def create_submission(
             extra={"existing_id": str(existing) if existing else None},
         )
     if alerts is None:
-        alerts = await _recompute_after_store(uow, ctx, facts)
+        alerts = await _recompute_after_store(uow, ctx, facts, str(inserted))
     values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values
 

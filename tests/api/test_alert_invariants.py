@@ -10,6 +10,8 @@ databases (on PostgreSQL a submission takes the hot path, services/submissions/s
 
 from typing import Any
 
+import pytest
+
 from api.cli import _recompute_alerts
 from services.kernel.config import Settings
 from tests.api.test_alerts_api import (
@@ -134,23 +136,34 @@ async def test_recomputes_after_a_void_or_a_setting_change_keep_the_handled_and_
     assert after == {first["id"]: ("acknowledged", 1), new["id"]: ("open", 2)}
 
 
-async def test_a_late_entry_after_a_handled_risk_alert_still_reaches_a_person(
-    attune: Attune,
+@pytest.mark.parametrize("first_answer", [0, 1])
+async def test_a_late_risk_answer_before_an_acknowledged_one_still_reaches_a_person(
+    attune: Attune, settings: Settings, first_answer: int
 ) -> None:
-    """The late session 2 is recomputed from the whole series (services/alerts/engine.py); the
-    alert the person acknowledged at session 3 keeps what they saw."""
+    """Session 2 is entered after session 3's risk alert was acknowledged: the series is recomputed
+    from its whole history (services/alerts/engine.py), and the late answer opens an alert of its
+    own instead of disappearing into the acknowledged one (whether that one began before the late
+    session or after it)."""
     tenant = await attune.tenant()
     eid = (await tenant.episode())["id"]
-    await submit(tenant, eid, "phq-9", 1, phq9(0))
+    await submit(tenant, eid, "phq-9", 1, phq9(first_answer))
     first = (await submit(tenant, eid, "phq-9", 3, phq9(1)))["alerts"][0]
     await acknowledge(tenant, first["id"])
-    (await submit(tenant, eid, "phq-9", 4, phq9(2)))["alerts"][0]
+
+    late = await submit(tenant, eid, "phq-9", 2, phq9(3))
+    assert [(a["type"], a["status"], a["change"]) for a in late["alerts"]] == [
+        ("risk.item", "open", "created")
+    ]
+    assert late["alerts"][0]["severity"] == "critical"
     kept = await get_alert(tenant, first["id"])
     assert (kept["status"], kept["session_number"]) == ("acknowledged", 3)
-    opened = await alert_list(tenant, status="open")
-    assert [(a["session_number"], a["evidence"]["previous_alert_id"]) for a in opened] == [
-        (4, first["id"])
+    await _recompute_leaves(settings, tenant, eid)
+    # A later answer goes to the open alert, not to the acknowledged one.
+    later = await submit(tenant, eid, "phq-9", 4, phq9(2))
+    assert [(a["id"], a["change"]) for a in later["alerts"]] == [
+        (late["alerts"][0]["id"], "updated")
     ]
+    await _recompute_leaves(settings, tenant, eid)
 
 
 # ----- §10.3.3 a person retracts critical alerts --------------------------------------------------
