@@ -75,3 +75,33 @@ def test_a_second_risk_item_is_checked_when_the_first_is_not_flagged() -> None:
     assert alert.evidence["items"] == [
         {"item": "q9", "label": "Second", "answer": 2.0, "threshold": 1.0}
     ]
+
+
+CHECK = get_builtin("rupture-check")
+
+
+def test_a_reported_rupture_says_what_was_reported_and_against_which_settings() -> None:
+    """Mutants renamed or changed evidence keys and the message's joining word unnoticed."""
+    answers = {"tension": 1.0, "intensity": 5.0, "resolution": 1.0}
+    (alert,) = alerts(CHECK, [SeriesPoint(1, "sub-1", None, {}, answers)])
+    assert alert.evidence == {
+        "tension": 1, "intensity": 5.0, "resolution": 1.0, "intensity_min": 4,
+        "resolution_max": 3, "sessions": [1],
+    }  # fmt: skip
+    assert alert.message == (
+        "Rupture check: the client reported tension with the therapist in this session that was "
+        "strong (intensity 5 of 5) and not resolved by the end of the session (resolution 1 of 5)."
+    )
+
+
+def test_the_latest_session_alone_is_judged_after_a_submission() -> None:
+    """Mutant: ``or`` → ``and`` in rupture_reported re-raised earlier sessions on every step."""
+    from services.alerts import rule_events
+
+    strong = {"tension": 1.0, "intensity": 5.0, "resolution": 1.0}
+    series = [
+        SeriesPoint(1, "s1", None, {}, strong),
+        SeriesPoint(2, "s2", None, {}, {"tension": 0}),
+    ]
+    assert rule_events(CHECK, series, "adult", since=2) == []
+    assert [e.session_number for e in rule_events(CHECK, series, "adult")] == [1]
