@@ -353,3 +353,58 @@ def test_the_latest_risk_answer_is_in_an_open_critical_alert_until_a_person_acts
         if r["type"] == "risk.item" and r["status"] == "open" and r["severity"] == "critical"
     ]  # fmt: skip
     assert [r["session_number"] for r in opened] == [session]
+
+
+# ----- what each write says (survivors of `make mutate`) ------------------------------------------
+
+LATER = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def test_a_cleared_alert_is_written_as_resolved_when_it_clears_and_not_again() -> None:
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 37.0], [1, 1])
+    store: dict[uuid.UUID, dict[str, Any]] = {}
+    apply(store, evaluate_new(ctx, [], points[0], [], NOW) or [])
+    ((change, row),) = evaluate_new(ctx, points[:1], points[1], list(store.values()), LATER) or []
+    assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
+        "resolved", "resolved", "condition_cleared", LATER,
+    )  # fmt: skip
+    apply(store, [(change, row)])
+    # A recompute at a later time leaves the resolution and its time alone.
+    assert derive_full(ctx, points, list(store.values()), datetime(2027, 1, 1, tzinfo=UTC)) == []
+
+
+def test_voiding_the_clearing_score_reopens_an_unacknowledged_alert_as_open() -> None:
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 37.0], [1, 1])
+    store = one_by_one(ctx, points)
+    ((change, row),) = derive_full(ctx, points[:1], list(store.values()), LATER)
+    assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
+        "updated", "open", None, None,
+    )  # fmt: skip
+
+
+def test_a_recompute_under_a_new_setting_writes_the_parameters_used() -> None:
+    points = srs_points([33.0], [1])
+    store = one_by_one(ctx_for("srs"), points)
+    stricter = ctx_for("srs", **{"alliance.low": {"params": {"cutoff": 34}}})
+    ((change, row),) = derive_full(stricter, points, list(store.values()), LATER)
+    assert (change, row["rule_params"], row["rule_version"]) == ("updated", {"cutoff": 34.0}, "1")
+
+
+def test_an_alert_the_engine_retracted_is_never_named_as_the_previous_one() -> None:
+    """Only an alert a person acknowledged or resolved is ``previous_alert_id``."""
+    ctx = ctx_for("srs")
+    points = srs_points([39.0, 38.0], [1, 1])
+    store = one_by_one(ctx, points)
+    (drop,) = [r for r in store.values() if r["type"] == "alliance.drop"]
+    drop.update(status="resolved", resolution="retracted", resolved_at=NOW)
+    later = srs_points([39.0, 39.0, 39.0, 38.0], [1, 1, 1, 1])  # session 2 re-entered as 39
+    writes = derive_full(ctx, later, list(store.values()), LATER)
+    created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
+    assert [r["first_session_number"] for r in created] == [4]
+    assert "previous_alert_id" not in created[0]["evidence"]
+    drop["acknowledged_at"] = NOW
+    writes = derive_full(ctx, later, list(store.values()), LATER)
+    created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
+    assert created[0]["evidence"]["previous_alert_id"] == str(drop["id"])
