@@ -99,11 +99,6 @@ def _num(value: float | Decimal) -> float:
     return float(dec(value))
 
 
-def _diff(a: float, b: float) -> float:
-    """``a - b``, exact in decimal (35.3 - 34.1 is 1.2)."""
-    return float(dec(a) - dec(b))
-
-
 def _worse_verb(direction: Direction) -> str:
     return "fell" if direction == "higher_is_better" else "rose"
 
