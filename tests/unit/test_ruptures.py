@@ -168,3 +168,20 @@ def test_a_gradual_decline_must_reach_k_times_the_sd_before_it() -> None:
     assert find_ruptures(_numbered(swinging), min_drop=2) == []
     (rupture,) = find_ruptures(_numbered(swinging), min_drop=2, k=0.5)
     assert (rupture.session_number, rupture.pattern) == (6, "gradual")
+
+
+def test_a_sudden_rupture_before_a_decline_does_not_hide_the_decline() -> None:
+    """Survivors of `make mutate`: checking for sudden ruptures before the decline began (not only
+    within it) dropped a gradual rupture that follows a repaired sudden one."""
+    series = _numbered([38.0, 38.0, 38.0, 38.0, 34.0, 38.0, 37.0, 36.0])
+    assert [(r.session_number, r.pattern) for r in find_ruptures(series, min_drop=2)] == [
+        (5, "sudden"),
+        (8, "gradual"),
+    ]
+
+
+def test_refusals_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="session numbers must be unique"):
+        find_ruptures([(1, 38.0), (1, 37.0)], min_drop=2)
+    with pytest.raises(KeyError, match="'wai-sr' has no subscale 'trust'"):
+        default_min_drop(builtin("wai-sr"), "trust")
