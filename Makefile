@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint format bench bench-export bench-sweep clean
+.PHONY: run test check lint format bench bench-export bench-sweep mutate clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -48,5 +48,12 @@ bench-export: $(BIN)/attune
 bench-sweep: $(BIN)/attune
 	$(BIN)/python bench/sweep.py
 
+## Mutation testing of the pure core with mutmut (configured in pyproject.toml [tool.mutmut]);
+## slow, so outside CI. MUTATE_CHILDREN sets how many mutants run at once (default 2).
+MUTATE_CHILDREN ?= 2
+mutate: $(BIN)/attune
+	$(BIN)/mutmut run --max-children $(MUTATE_CHILDREN)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache mutants

@@ -45,10 +45,11 @@ class Alert(SQLModel, table=True):
             "respondent",
             "rater",
         ),
-        # At most one unresolved alert per (episode, rule, instrument, respondent, rater, subscale):
-        # a repeat trigger updates it. Concerns are raised one per report, so they are not keyed.
+        # At most one open alert per (episode, rule, instrument, respondent, rater, subscale): a
+        # repeat trigger updates it. An acknowledged alert of a discrete event may stand beside a
+        # newer open one (DESIGN.md §10.3.2). Concerns are raised one per report: not keyed.
         sa.Index(
-            "uq_alerts_one_unresolved_per_key",
+            "uq_alerts_one_open_per_key",
             "org_id",
             "episode_id",
             "type",
@@ -57,8 +58,8 @@ class Alert(SQLModel, table=True):
             "rater",
             "subscale",
             unique=True,
-            sqlite_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
-            postgresql_where=sa.text("status <> 'resolved' AND type <> 'concern.reported'"),
+            sqlite_where=sa.text("status = 'open' AND type <> 'concern.reported'"),
+            postgresql_where=sa.text("status = 'open' AND type <> 'concern.reported'"),
         ),
         # Incremental exports walk an organization's alerts in change order (every change to an
         # alert sets updated_at).

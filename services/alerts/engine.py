@@ -12,7 +12,7 @@ series (a late entry), the series is recomputed from its whole history instead.
 import json
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -110,19 +110,22 @@ def evaluate_new(
 ) -> Writes | None:
     """What one new submission does to its series' alerts; ``history``: the series' first score
     and latest sessions before it (see :func:`services.alerts.replay.history_needed`);
-    ``open_rows``: the series' unresolved alerts. ``None`` when ``new`` is not the latest session
-    of the series: the caller recomputes the series instead."""
+    ``open_rows``: the series' unresolved alerts (and the event alerts a person resolved).
+    ``None`` when ``new`` is not the latest session of the series: the caller recomputes the
+    series instead."""
     if history and history[-1].session_number >= new.session_number:
         return None
     series = [*history, new]
-    states = [to_state(r) for r in open_rows]
+    # ``open_rows`` also holds the event alerts a person resolved, for evidence.previous_alert_id.
+    states = [to_state(r) for r in open_rows if r["status"] != "resolved"]
+    closed = closed_by_person(open_rows)
     population: Any = ctx.population
     try:
-        after = step(states, ctx.definition, series, population, ctx.settings)
+        after = step(states, ctx.definition, series, population, ctx.settings, closed)
     except Exception as exc:
         # Risk answers must raise their alert whatever else fails (DESIGN.md §6).
         _rules_failed(exc, ctx)
-        after = step(states, ctx.definition, series, population, _risk_only())
+        after = step(states, ctx.definition, series, population, _risk_only(), closed)
     return reconcile(after, open_rows, series=ctx.row_columns(), now=now, full=False, new_id=new_id)
 
 
@@ -131,15 +134,17 @@ def derive_full(
     points: Sequence[SeriesPoint],
     rows: Sequence[Mapping[str, Any]],
     now: datetime,
+    late: Collection[str] = (),
 ) -> Writes:
-    """The writes that bring all of a series' rows in line with its whole history."""
+    """The writes that bring all of a series' rows in line with its whole history; ``late``: the
+    id of a submission entered late, which this recompute is for."""
     population: Any = ctx.population
     closed = closed_by_person(rows)
     try:
-        derived = replay(ctx.definition, points, population, ctx.settings, closed)
+        derived = replay(ctx.definition, points, population, ctx.settings, closed, late)
     except Exception as exc:
         _rules_failed(exc, ctx)
-        derived = replay(ctx.definition, points, population, _risk_only(), closed)
+        derived = replay(ctx.definition, points, population, _risk_only(), closed, late)
     return reconcile(
         derived,
         rows,
@@ -176,9 +181,11 @@ async def recompute_series(
     facts: EpisodeFacts,
     settings: Settings,
     now: datetime | None = None,
+    late: Collection[str] = (),
 ) -> Writes:
     """Re-derive one series' alerts from its whole history and store the result. The caller holds
-    the episode's lock (:func:`services.alerts.store.lock_episode`)."""
+    the episode's lock (:func:`services.alerts.store.lock_episode`). ``late``: see
+    :func:`derive_full`."""
     definition = await definition_for(conn, key.org_id, key.instrument)
     if definition is None:
         return []
@@ -186,7 +193,7 @@ async def recompute_series(
     ctx = SeriesContext(key, definition.for_respondent(key.respondent), facts.population, settings)
     points = await alert_store.load_points(conn, key)
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
-    writes = derive_full(ctx, points, rows, now or utcnow())
+    writes = derive_full(ctx, points, rows, now or utcnow(), late)
     await alert_store.write_alert_rows(conn, writes, facts)
     return writes
 

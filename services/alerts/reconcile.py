@@ -10,12 +10,16 @@ people did (acknowledged, resolved, notes). Reconciling keeps both:
 - no row → one is created (``created``);
 - a row a person resolved is never changed again: their decision stands (and
   :func:`~services.alerts.replay.apply_events` is told about it, so a later trigger opens a new
-  alert instead of reviving this one);
+  alert instead of reviving this one); so is the alert of a discrete event (``risk.item``,
+  ``rupture.reported``, ``alliance.drop``) a person acknowledged: a new event opens a new alert,
+  whose ``evidence.previous_alert_id`` names the one the person had (DESIGN.md §10.3.2);
 - otherwise the row takes the derived scores, message, evidence, severity and rule parameters;
   it is resolved when the derived alert is (``condition_cleared``, ``repaired``), reopened when a
   recompute finds the condition holds after all, and keeps its acknowledgement and note;
 - on a full recompute (``full=True``), a row the rules no longer derive is resolved as
-  ``retracted`` (the submission that raised it was voided, or a setting changed).
+  ``retracted`` (the submission that raised it was voided, or a setting changed) — except a
+  critical alert, which only a person resolves (DESIGN.md §10.3.3): it stays, with
+  ``evidence.source_voided: true`` once the answer that raised it was voided.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from services.alerts.model import AlertState
-from services.alerts.replay import ClosedByPerson
+from services.alerts.replay import EVENT_RULES, ClosedByPerson
 from services.alerts.settings import RULES
 
 Change = Literal["created", "updated", "resolved"]
@@ -55,14 +59,48 @@ def identity(row: Mapping[str, Any]) -> Identity | None:
     return (row["type"], row["instrument"], row["subscale"] or None, first)
 
 
+def _taken_over(row: Mapping[str, Any]) -> bool:
+    """A person resolved the row, or acknowledged the alert of a discrete event (DESIGN.md
+    §10.3.2): the engine never changes it again."""
+    if row["resolved_by_key_id"] is not None:
+        return True
+    return row["type"] in EVENT_RULES and row["status"] == "acknowledged"
+
+
 def closed_by_person(rows: Sequence[Mapping[str, Any]]) -> ClosedByPerson:
-    """The rows a person resolved, as :func:`~services.alerts.replay.apply_events` wants them."""
+    """The rows a person has taken over (:func:`_taken_over`), as
+    :func:`~services.alerts.replay.apply_events` wants them."""
     out: dict[tuple[str, str, str | None, int], int] = {}
     for row in rows:
         key = identity(row)
-        if key is not None and row["resolved_by_key_id"] is not None:
+        if key is not None and _taken_over(row):
             out[key] = row["session_number"]
     return out
+
+
+def _previous_alert_id(state: AlertState, rows: Sequence[Mapping[str, Any]]) -> str | None:
+    """For an alert of a discrete event, the alert of the same rule, instrument and subscale that
+    a person had taken over before it was first raised (DESIGN.md §10.3.2
+    ``evidence.previous_alert_id``): the latest such, by first session."""
+    if state.rule_id not in EVENT_RULES:
+        return None
+    key = (state.rule_id, state.instrument, state.subscale)
+    earlier = [
+        (first, str(row["id"]))
+        for row in rows
+        if (found := identity(row)) is not None
+        and found[:3] == key
+        and (first := found[3]) < state.first_session_number
+        and (row["acknowledged_at"] is not None or row["resolved_by_key_id"] is not None)
+    ]
+    return max(earlier)[1] if earlier else None
+
+
+def _with_previous(state: AlertState, rows: Sequence[Mapping[str, Any]]) -> AlertState:
+    previous = _previous_alert_id(state, rows)
+    if previous is None:
+        return state
+    return state.model_copy(update={"evidence": {**state.evidence, "previous_alert_id": previous}})
 
 
 def to_state(row: Mapping[str, Any]) -> AlertState:
@@ -160,19 +198,29 @@ def reconcile(
     unresolved ones for one new submission (``full=False``: nothing is retracted then).
     ``valid_submissions``: the ids of the series' valid submissions (full recompute)."""
     by_identity = {key: row for row in stored if (key := identity(row)) is not None}
+    derived_keys = {(s.rule_id, s.instrument, s.subscale, s.first_session_number) for s in derived}
+    # Critical alerts that the history no longer derives stay until a person resolves them
+    # (DESIGN.md §10.3.3): on a full recompute, an open one takes over a new alert of its key
+    # rather than be retracted and raised again (one open alert per key).
+    kept = _kept_critical(by_identity, derived_keys) if full else {}
     matched: set[Identity] = set()
     writes: list[tuple[Change, dict[str, Any]]] = []
     for state in derived:
         key = (state.rule_id, state.instrument, state.subscale, state.first_session_number)
         row = by_identity.get(key)
+        if row is None and state.status == "resolved" and state.resolution is None:
+            continue  # closed by a person, whose row is not among ``stored``
+        state = _with_previous(state, stored)
         if row is None:
-            if state.status == "resolved" and state.resolution is None:
-                continue  # closed by a person, whose row is not among ``stored``
+            row = _take_over(kept, state, matched)
+        if row is None:
             writes.append(("created", new_row(state, series, now, new_id())))
             continue
-        matched.add(key)
+        matched.add(identity(row) or key)
         if row["resolved_by_key_id"] is not None:
             continue
+        if state.status == "resolved" and state.resolution is None:
+            continue  # an acknowledged event alert: the person has it (DESIGN.md §10.3.2)
         after = _derived_update(row, state, now)
         change = _change(row, after)
         if change is not None:
@@ -181,21 +229,17 @@ def reconcile(
     if not full:
         return _write_order(writes)
     valid = {state.submission_id for state in derived} | set(valid_submissions)
-    open_keys = {(s.rule_id, s.instrument, s.subscale) for s in derived if s.status == "open"}
     for key, row in by_identity.items():
         if key in matched or row["resolved_by_key_id"] is not None:
             continue
         if row["type"] not in RULES or row["resolution"] == "retracted":
             continue
-        if (
-            row["type"] == "risk.item"
-            and row["status"] != "resolved"
-            and str(row["submission_id"]) in valid
-            and key[:3] not in open_keys
-        ):
-            # A risk answer that still stands is cleared only by a person (DESIGN.md §6), even
-            # when a changed threshold would no longer raise it. Only voiding the answer
-            # retracts it, or a newer risk alert of the same key taking its place.
+        if key in kept:
+            # Not retracted (DESIGN.md §10.3.3). Its answer still standing (a changed setting
+            # would no longer raise it), it is left as it is; its answer voided, it says so.
+            if str(row["submission_id"]) not in valid and not row["evidence"].get("source_voided"):
+                after = {**row, "evidence": {**row["evidence"], "source_voided": True}}
+                writes.append(("updated", {**after, "updated_at": now}))
             continue
         after = {**row, "status": "resolved", "resolution": "retracted", "updated_at": now}
         if row["status"] != "resolved":
@@ -203,6 +247,34 @@ def reconcile(
         # An alert that had already cleared only changes its resolution.
         writes.append(("resolved" if row["status"] != "resolved" else "updated", after))
     return _write_order(writes)
+
+
+def _kept_critical(
+    by_identity: Mapping[Identity, Mapping[str, Any]], derived_keys: Collection[Identity]
+) -> dict[Identity, Mapping[str, Any]]:
+    """The unresolved critical rows no derived alert matches, which a full recompute keeps."""
+    return {
+        key: row
+        for key, row in by_identity.items()
+        if key not in derived_keys
+        and row["severity"] == "critical"
+        and row["status"] != "resolved"
+        and row["type"] in RULES
+    }
+
+
+def _take_over(
+    kept: Mapping[Identity, Mapping[str, Any]], state: AlertState, matched: set[Identity]
+) -> Mapping[str, Any] | None:
+    """A kept open critical row of the state's key, for an open derived alert that has no row of
+    its own: the alert follows the answer that still stands (after its first one was voided)
+    instead of a second open alert being raised beside it."""
+    if state.status != "open":
+        return None
+    for key, row in kept.items():
+        if key[:3] == state.key and key not in matched and row["status"] == "open":
+            return row
+    return None
 
 
 def _write_order(

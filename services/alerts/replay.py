@@ -16,7 +16,7 @@ list as :func:`replay` (tested with hypothesis).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from itertools import pairwise
 
 from services.alerts.model import AlertState, Event, SeriesPoint
@@ -25,12 +25,13 @@ from services.alerts.settings import (
     RULES,
     SEVERITY_RANK,
     AllianceRuptureParams,
+    NotOnTrackParams,
     RuleSetting,
     Severity,
     resolve_settings,
 )
 from services.instruments.schema import InstrumentDefinition, Population
-from services.trajectory.ruptures import SD_WINDOW
+from services.trajectory.ruptures import MAX_DECLINE_STEPS, SD_WINDOW
 
 
 def _check_series(series: Sequence[SeriesPoint]) -> None:
@@ -54,20 +55,31 @@ def _open_index(states: Sequence[AlertState], event: Event) -> int | None:
 
 
 ClosedByPerson = Mapping[tuple[str, str, str | None, int], int]
-"""Alerts a person resolved: (rule, instrument, subscale, first session) → the session the alert
-had last been triggered at when the person resolved it. The engine never changes such an alert
-again; a trigger at a later session opens a new one."""
+"""Alerts a person has taken over: (rule, instrument, subscale, first session) → the session the
+alert had last been triggered at when they did. Those are the alerts a person resolved, and the
+alerts of :data:`EVENT_RULES` a person acknowledged. The engine never changes such an alert again;
+a trigger at a later session opens a new one."""
+
+EVENT_RULES = frozenset({"risk.item", "rupture.reported", "alliance.drop", "concern.reported"})
+"""Rules about discrete events (DESIGN.md §10.3.2): a new triggering submission after a person
+acknowledged (or resolved) the alert opens a **new** open alert instead of being folded into the
+one they have seen, so it reaches a person again (psychometrics.md "Safety invariants": a repeated
+or worse risk answer after an alert was acknowledged must reach a person again as an open
+alert)."""
 
 
 def apply_events(
     states: Iterable[AlertState],
     events: Iterable[Event],
     closed_by_person: ClosedByPerson | None = None,
+    late_submissions: Collection[str] = (),
 ) -> list[AlertState]:
     """The alerts after ``events`` (in order) on top of ``states``; pure, ``states`` is not
     changed. New alerts are appended, so the list is in order of creation. An alert in
-    ``closed_by_person`` is closed (status ``resolved``, resolution ``None``) before the first event
-    after the session it was frozen at."""
+    ``closed_by_person`` is let go (status ``resolved``, resolution ``None``: the person has it)
+    before the first event after the session it was frozen at, or before a critical event of one
+    of ``late_submissions`` (entered late, after the person took the alert over: a late risk
+    answer reaches a person too, DESIGN.md §10.3.2)."""
     out = list(states)
     closed = closed_by_person or {}
     for event in events:
@@ -75,7 +87,8 @@ def apply_events(
         if i is not None and closed:
             alert = out[i]
             frozen = closed.get((*alert.key, alert.first_session_number))
-            if frozen is not None and event.session_number > frozen:
+            late = event.severity == "critical" and event.submission_id in late_submissions
+            if frozen is not None and (event.session_number > frozen or late):
                 out[i] = alert.model_copy(update={"status": "resolved", "resolution": None})
                 i = None
         if event.action == "raise":
@@ -135,11 +148,13 @@ def replay(
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
     closed_by_person: ClosedByPerson | None = None,
+    late_submissions: Collection[str] = (),
 ) -> list[AlertState]:
     """The alerts of a whole series (one instrument, one respondent), computed at once: every rule
     over the full history, then the lifecycle in session order. Deterministic."""
     _check_series(series)
-    return apply_events([], rule_events(defn, series, population, settings), closed_by_person)
+    events = rule_events(defn, series, population, settings)
+    return apply_events([], events, closed_by_person, late_submissions)
 
 
 def step(
@@ -148,6 +163,7 @@ def step(
     series_so_far: Sequence[SeriesPoint],
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
+    closed_by_person: ClosedByPerson | None = None,
 ) -> list[AlertState]:
     """The alerts after the latest submission of ``series_so_far``: ``states`` (this series' alerts
     after the previous session; alerts of other instruments pass through unchanged) updated with
@@ -156,13 +172,21 @@ def step(
     if not series_so_far:
         return list(states)
     latest = series_so_far[-1].session_number
-    return apply_events(states, rule_events(defn, series_so_far, population, settings, latest))
+    events = rule_events(defn, series_so_far, population, settings, latest)
+    return apply_events(states, events, closed_by_person)
 
 
 def history_needed(settings: Mapping[str, RuleSetting] | None = None) -> int:
     """How many of the latest sessions :func:`step` must see, besides the series' first score, to
-    say what the rules make of the latest one: a rupture needs the scores before it for its SD,
-    and its repair or escalation may come up to ``repair_window`` sessions later; the outcome rules
-    compare with the first score only; the others look at one or two sessions."""
-    rupture = resolve_settings(settings)["alliance.rupture"].params_as(AllianceRuptureParams)
-    return rupture.repair_window + SD_WINDOW + 2
+    say what the rules make of the latest one: a rupture needs the scores before it for its SD, a
+    gradual decline up to ``MAX_DECLINE_STEPS`` steps before that, and its repair or escalation
+    may come up to ``repair_window`` sessions later; ``outcome.not_on_track`` counts observed
+    scores up to ``high_from_session`` (DESIGN.md §10.3.4); the outcome rules otherwise compare with
+    the first score only; the others look at one or two sessions. services/submissions/store_pg.py
+    computes the same number in SQL."""
+    resolved = resolve_settings(settings)
+    rupture = resolved["alliance.rupture"].params_as(AllianceRuptureParams)
+    not_on_track = resolved["outcome.not_on_track"].params_as(NotOnTrackParams)
+    return max(
+        rupture.repair_window + MAX_DECLINE_STEPS + SD_WINDOW + 1, not_on_track.high_from_session
+    )

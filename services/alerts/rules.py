@@ -103,11 +103,6 @@ def _num(value: float | Decimal) -> float:
     return float(dec(value))
 
 
-def _diff(a: float, b: float) -> float:
-    """``a - b``, exact in decimal (35.3 - 34.1 is 1.2)."""
-    return float(dec(a) - dec(b))
-
-
 def _worse_verb(direction: Direction) -> str:
     return "fell" if direction == "higher_is_better" else "rose"
 
@@ -282,15 +277,20 @@ def alliance_rupture(
         )
         for r in found:
             i, p, current = by_session[r.session_number]
-            before, previous = observed[i - 1]
+            start = i - 1 if r.start_session is None else by_session[r.start_session][0]
+            previous = observed[start][1]
+            # A gradual decline (DESIGN.md §10.3.7; Gumz et al. 2012): the fall is counted from
+            # the level before it began, which is also the level a repair must reach.
+            over = "" if r.pattern == "sudden" else f" over {i - start} sessions"
             message = (
-                f"{label} {_worse_verb(direction)} from {fmt(previous)} to {fmt(current)} — "
+                f"{label} {_worse_verb(direction)} from {fmt(previous)} to {fmt(current)}{over} — "
                 f"{points(r.drop)}, more than this client's usual variation."
             )
             evidence: dict[str, JsonValue] = {
                 "previous": _num(previous), "current": _num(current), "drop": r.drop,
                 "threshold": round(r.threshold, 4), "earlier_sd": round(r.earlier_sd, 4),
-                "sessions": [before.session_number, p.session_number],
+                "pattern": r.pattern,
+                "sessions": [q.session_number for q, _ in observed[start : i + 1]],
                 "repair_window": window,
             }  # fmt: skip
             events.append(
@@ -502,11 +502,15 @@ def outcome_not_on_track(
     params: NotOnTrackParams,
     since: int = 0,
 ) -> list[Event]:
-    """First score in the clinical range (cut-off for the population, direction-aware) and, at a
-    session number ≥ ``min_session``, not improved by the reliable-change points → warning (high
-    from ``high_from_session``). Cleared only by a reliable improvement from the first score
-    [D]: crossing the cut-off by less than the reliable change is within measurement error, so it
-    neither prevents nor clears the alert. Sessions before ``min_session`` are not judged."""
+    """First score in the clinical range (cut-off for the population, direction-aware) and, from
+    the ``min_session``-th observed score of the series on (the first score counts as 1), neither
+    reliably improved from the first score nor out of the clinical range → warning (high from the
+    ``high_from_session``-th score). DESIGN.md §10.3.4: time on track is counted in observed
+    scores, not session numbers, so an instrument first entered at session 9 is not judged on its
+    first score (psychometrics.md "Not on track": no reliable improvement by the 4th measurement;
+    early change predicts outcome best). Cleared when the client has improved reliably **or** is
+    no longer in the clinical range; a later score back in it without reliable improvement raises
+    it again."""
     direction = defn.direction
     rc = defn.reliable_change_points
     cutoff = cutoff_for(defn, population)
@@ -519,20 +523,22 @@ def outcome_not_on_track(
     label = series_label(defn, None)
     used: dict[str, JsonValue] = params.model_dump()
     events = []
-    for p, total in observed:
-        if p.session_number < max(since, params.min_session):
+    for count, (p, total) in enumerate(observed, start=1):
+        if count < params.min_session or p.session_number < since:
             continue
-        if reliable_direction(first, total, rc, direction) == "improved":
+        if reliable_direction(first, total, rc, direction) == "improved" or not in_clinical_range(
+            total, cutoff, direction
+        ):
             events.append(_clear("outcome.not_on_track", defn, p))
             continue
         change = healthy_change(first, total, direction)
-        high = p.session_number >= params.high_from_session
+        high = count >= params.high_from_session
         events.append(
             _raise(
                 "outcome.not_on_track", defn, p, severity="high" if high else "warning",
                 message=f"{label} is {fmt(total)} at session {p.session_number}, "
-                f"{_change_text(change)} the first score of {fmt(first)}; a reliable "
-                f"improvement needs {points(rc, 2)}. Not on track.",
+                f"{_change_text(change)} the first score of {fmt(first)} and still in the "
+                f"clinical range; a reliable improvement needs {points(rc, 2)}. Not on track.",
                 evidence={
                     "first": _num(first), "current": _num(total), "improvement": change,
                     "reliable_change": rc, "cutoff": _num(cutoff), "population": population,

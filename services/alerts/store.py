@@ -16,6 +16,7 @@ from models.people import Client
 from models.submissions import Submission
 from services.alerts import SeriesPoint
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
+from services.alerts.replay import EVENT_RULES
 from services.webhooks import outbox
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -132,9 +133,14 @@ async def load_points(
 async def load_alert_rows(
     conn: AsyncConnection, key: SeriesKey, *, unresolved_only: bool
 ) -> list[dict[str, Any]]:
+    """``unresolved_only``: what a new submission needs, the unresolved alerts and the alerts of
+    discrete events a person resolved (a new one names its predecessor, DESIGN.md §10.3.2)."""
     stmt = select(ALERTS).where(*_where(ALERTS, key), ALERTS.c.type != "concern.reported")
     if unresolved_only:
-        stmt = stmt.where(ALERTS.c.status != "resolved")
+        stmt = stmt.where(
+            (ALERTS.c.status != "resolved")
+            | (ALERTS.c.resolved_by_key_id.is_not(None) & ALERTS.c.type.in_(sorted(EVENT_RULES)))
+        )
     rows = (await conn.execute(stmt.order_by(ALERTS.c.id))).mappings().all()
     return [dict(r) for r in rows]
 

@@ -12,10 +12,11 @@ runs one worker):
   ``FOR UPDATE SKIP LOCKED``: a second worker skips the rows the first holds, and once the first
   commits the condition no longer holds;
 - an overdue alert is inserted only for episodes whose row the sweep holds (``FOR UPDATE SKIP
-  LOCKED``), checked again under that lock in a fresh statement, and the table allows one
-  unresolved ``measurement.overdue`` alert per episode (``uq_alerts_one_unresolved_per_key``,
-  ``ON CONFLICT DO NOTHING``). A submission of that episode waits for the lock (its store
-  updates the episode row), so the overdue alert it clears is always the committed one;
+  LOCKED``), checked again under that lock in a fresh statement (no unresolved one, open or
+  acknowledged), and the table allows one open ``measurement.overdue`` alert per episode
+  (``uq_alerts_one_open_per_key``, ``ON CONFLICT DO NOTHING``). A submission of that episode
+  waits for the lock (its store updates the episode row), so the overdue alert it clears is
+  always the committed one;
 - a rupture is raised to high only from ``warning``, on rows claimed like escalations.
 """
 

@@ -61,12 +61,12 @@ async def _context(store: SubmissionStore, actor: Actor, key: SeriesKey) -> Subm
 
 
 async def _recompute_after_store(
-    store: SubmissionStore, ctx: alert_engine.SeriesContext, facts: EpisodeFacts
+    store: SubmissionStore, ctx: alert_engine.SeriesContext, facts: EpisodeFacts, late: str
 ) -> Writes:
     """A late entry (not the latest session of its series): the series from its whole history,
-    now that the submission is stored."""
+    now that the submission (id ``late``) is stored."""
     points, rows = await store.full_series(ctx.key)
-    writes = alert_engine.derive_full(ctx, points, rows, utcnow())
+    writes = alert_engine.derive_full(ctx, points, rows, utcnow(), [late])
     await store.write_alerts(
         writes, outbox.alert_events(writes, facts.client_id, facts.clinician_id)
     )
@@ -175,7 +175,7 @@ async def create_submission(
             extra={"existing_id": str(existing) if existing else None},
         )
     if alerts is None:
-        alerts = await _recompute_after_store(store, ctx, facts)
+        alerts = await _recompute_after_store(store, ctx, facts, str(inserted))
     alerts = [*alerts, *await store.clear_overdue(key, (facts.client_id, facts.clinician_id), now)]
     values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values

@@ -18,7 +18,7 @@ import orjson
 from models.base import new_id
 from services.alerts import SeriesPoint
 from services.alerts.engine import Writes
-from services.alerts.replay import history_needed
+from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
@@ -59,7 +59,9 @@ async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
 # invitation, which services/care/invitations.py holds locked in the same transaction), the
 # episode (none when the actor may not see it) with its alert_seq, and the series: its latest
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
-# default $7, plus $8) and its first score, its unresolved alerts, and the organisation's alert
+# default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
+# ignores a NULL) and its first score, its unresolved alerts (and the alerts of discrete events a
+# person resolved: services/alerts/store.load_alert_rows), and the organisation's alert
 # settings. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
@@ -72,10 +74,13 @@ SUBMISSION_CONTEXT = """
                WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
                  AND s.respondent = $5 AND s.rater = $6 AND s.status = 'valid'
                ORDER BY s.session_number DESC
-               LIMIT coalesce((SELECT (r.body #>> '{params,repair_window}')::int
-                               FROM alert_rule_settings r
-                               WHERE r.org_id = $1 AND r.rule_id = 'alliance.rupture'), $7)
-                     + $8) t),
+               LIMIT greatest(
+                   coalesce((SELECT (r.body #>> '{params,repair_window}')::int
+                             FROM alert_rule_settings r
+                             WHERE r.org_id = $1 AND r.rule_id = 'alliance.rupture'), $7) + $8,
+                   (SELECT (r.body #>> '{params,high_from_session}')::int
+                    FROM alert_rule_settings r
+                    WHERE r.org_id = $1 AND r.rule_id = 'outcome.not_on_track'))) t),
         (SELECT json_build_array(s.session_number, s.id, s.total, s.scores -> 'subscales')
          FROM submissions s
          WHERE s.org_id = $1 AND s.episode_id = $2 AND s.instrument = $4
@@ -84,13 +89,15 @@ SUBMISSION_CONTEXT = """
          ORDER BY s.session_number LIMIT 1),
         (SELECT coalesce(json_agg(a ORDER BY a.id), '[]'::json) FROM alerts a
          WHERE a.org_id = $1 AND a.episode_id = $2 AND a.instrument = $4
-           AND a.respondent = $5 AND a.rater = $6 AND a.status <> 'resolved'
+           AND a.respondent = $5 AND a.rater = $6
+           AND (a.status <> 'resolved' OR (a.resolved_by_key_id IS NOT NULL
+                AND a.type IN ($EVENT_TYPES)))
            AND a.type <> 'concern.reported'),
         (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
          WHERE r.org_id = $1)
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
-"""
+""".replace("$EVENT_TYPES", ", ".join(f"'{rule}'" for rule in sorted(EVENT_RULES)))
 # The WHERE above is services/kernel/visibility.py's visible_episodes, written for asyncpg;
 # tests/api/test_visibility.py pins the two together.
 LOCK_ALERT_SEQ = """

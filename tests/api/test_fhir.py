@@ -386,7 +386,8 @@ async def test_voided_submission_is_entered_in_error_everywhere(attune: Attune) 
         200,
     )
     [issue] = [e["resource"] for e in issues["entry"]]
-    assert issue["status"] == "entered-in-error"  # the risk alert was retracted
+    # A void never retracts a critical alert (DESIGN.md §10.3.3): it stays for a person.
+    assert issue["status"] == "preliminary"
 
 
 async def test_detected_issue_status_follows_the_alert_lifecycle(attune: Attune) -> None:

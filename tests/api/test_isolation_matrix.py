@@ -664,12 +664,12 @@ async def test_intra_organisation_matrix(attune: Attune) -> None:
     # Exports and webhooks, each scope alone: only exports:read streams, and only de-identified
     # rows (identified ones need exports:identified too); only webhooks:write reads the endpoints
     # (and their delivery log); a key bound to Y manages no webhooks at all.
-    deidentified = "/v1/exports/submissions?format=ndjson"
-    identified = deidentified + "&identified=true"
+    pseudonymous_export = "/v1/exports/submissions?format=ndjson"
+    identified_export = pseudonymous_export + "&identified=true"
     for scope, headers in alone.items():
-        streamed = await http.get(deidentified, headers=headers)
+        streamed = await http.get(pseudonymous_export, headers=headers)
         assert streamed.status_code == (200 if scope == "exports:read" else 403), scope
-        assert (await http.get(identified, headers=headers)).status_code == 403, scope
+        assert (await http.get(identified_export, headers=headers)).status_code == 403, scope
         hooks = await http.get("/v1/webhooks", headers=headers)
         assert hooks.status_code == (200 if scope == "webhooks:write" else 403), scope
         assert not {i for i in x_content if i in hooks.text}, scope

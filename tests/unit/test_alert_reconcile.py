@@ -4,6 +4,7 @@ rows, also when people resolve alerts along the way."""
 
 import itertools
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from services.alerts import SeriesPoint, settings_with_fallback, validate_override
 from services.alerts.engine import SeriesContext, derive_full, evaluate_new
 from services.alerts.reconcile import Change
-from services.alerts.replay import history_needed
+from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import SeriesKey
 from services.instruments.registry import builtin_instruments
 
@@ -55,17 +56,38 @@ def history_for(points: Sequence[SeriesPoint], ctx: SeriesContext) -> list[Serie
     return tail
 
 
+def rows_for_a_submission(store: dict[uuid.UUID, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the service reads of the series' alerts before a new submission (services/alerts/
+    store.load_alert_rows, services/submissions/store_pg.SUBMISSION_CONTEXT)."""
+    return [
+        r
+        for r in store.values()
+        if r["status"] != "resolved"
+        or (r["resolved_by_key_id"] is not None and r["type"] in EVENT_RULES)
+    ]
+
+
 def one_by_one(
-    ctx: SeriesContext, points: Sequence[SeriesPoint], person_resolves: Sequence[int] = ()
+    ctx: SeriesContext,
+    points: Sequence[SeriesPoint],
+    person_resolves: Sequence[int] = (),
+    person_acknowledges: Sequence[int] = (),
 ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Feed the points as the API does; after point i, a person resolves the oldest unresolved
-    alert if i is in ``person_resolves``."""
+    """Feed the points as the API does; after point i, a person acknowledges the oldest open alert
+    if i is in ``person_acknowledges``, and resolves the oldest unresolved alert if i is in
+    ``person_resolves``."""
     store: dict[uuid.UUID, dict[str, Any]] = {}
     for i, new in enumerate(points):
-        open_rows = [r for r in store.values() if r["status"] != "resolved"]
+        open_rows = rows_for_a_submission(store)
         writes = evaluate_new(ctx, history_for(points[:i], ctx), new, open_rows, NOW)
         assert writes is not None
         apply(store, writes)
+        if i in person_acknowledges:
+            opened = [r for r in store.values() if r["status"] == "open"]
+            if opened:
+                opened[0].update(
+                    status="acknowledged", acknowledged_at=NOW, acknowledged_by_key_id=PERSON
+                )
         if i in person_resolves:
             unresolved = [r for r in store.values() if r["status"] != "resolved"]
             if unresolved:
@@ -131,16 +153,51 @@ series_strategy = st.one_of(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(series=series_strategy, resolves=st.sets(st.integers(0, 25), max_size=4))
+@given(
+    series=series_strategy,
+    resolves=st.sets(st.integers(0, 25), max_size=4),
+    acknowledges=st.sets(st.integers(0, 25), max_size=6),
+)
 def test_one_by_one_then_recompute_changes_nothing(
-    series: tuple[str, list[SeriesPoint]], resolves: set[int]
+    series: tuple[str, list[SeriesPoint]], resolves: set[int], acknowledges: set[int]
 ) -> None:
     """The rows built one submission at a time, reading only a bounded history, are exactly what
-    a recompute from the whole history derives — with people resolving alerts along the way."""
+    a recompute from the whole history derives — with people acknowledging and resolving alerts
+    along the way; and at most one alert per key is open."""
     code, points = series
     ctx = ctx_for(code)
-    store = one_by_one(ctx, points, sorted(resolves))
+    store = one_by_one(ctx, points, sorted(resolves), sorted(acknowledges))
     assert derive_full(ctx, points, list(store.values()), NOW) == []
+    opened = Counter((r["type"], r["subscale"]) for r in store.values() if r["status"] == "open")
+    assert all(n == 1 for n in opened.values())
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    series=series_strategy,
+    acknowledges=st.sets(st.integers(0, 25), max_size=6),
+)
+def test_an_event_after_a_person_acknowledged_its_alert_opens_a_new_one(
+    series: tuple[str, list[SeriesPoint]], acknowledges: set[int]
+) -> None:
+    """DESIGN.md §10.3.2: an acknowledged alert of a discrete event never changes again; every
+    triggering session after it is in an open (or newer) alert that names it."""
+    code, points = series
+    ctx = ctx_for(code)
+    store = one_by_one(ctx, points, (), sorted(acknowledges))
+    rows = sorted(store.values(), key=lambda r: r["first_session_number"])
+    for row in rows:
+        if row["type"] not in EVENT_RULES:
+            continue
+        later = [
+            r for r in rows
+            if (r["type"], r["subscale"]) == (row["type"], row["subscale"])
+            and r["first_session_number"] > row["first_session_number"]
+        ]  # fmt: skip
+        if row["status"] == "acknowledged" and later:
+            assert later[0]["evidence"]["previous_alert_id"] == str(row["id"])
+        if later:
+            assert row["session_number"] < later[0]["first_session_number"]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -243,12 +300,27 @@ def test_a_stored_raised_risk_threshold_is_ignored_and_the_alert_stays() -> None
     assert derive_full(ctx, points, list(store.values()), NOW) == []
 
 
-def test_voiding_the_risk_answer_retracts_its_alert() -> None:
+def test_voiding_the_risk_answer_keeps_its_critical_alert_for_a_person() -> None:
+    """DESIGN.md §10.3.3: no automatic retraction of a critical alert; it says its answer was
+    voided, once."""
     ctx = ctx_for("phq-9")
     points = phq_points([(12.0, 1)], [1])
     store = one_by_one(ctx, points)
     ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
-    assert (change, row["type"], row["resolution"]) == ("resolved", "risk.item", "retracted")
+    assert (change, row["type"], row["status"], row["resolution"]) == (
+        "updated", "risk.item", "open", None,
+    )  # fmt: skip
+    assert row["evidence"]["source_voided"] is True
+    apply(store, [(change, row)])
+    assert derive_full(ctx, [], list(store.values()), NOW) == []
+
+
+def test_voiding_a_warning_still_retracts_it() -> None:
+    ctx = ctx_for("srs")
+    points = srs_points([35.0], [1])
+    store = one_by_one(ctx, points)
+    ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
+    assert (change, row["type"], row["resolution"]) == ("resolved", "alliance.low", "retracted")
 
 
 def test_a_failing_rule_does_not_stop_the_risk_alert(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,3 +338,83 @@ def test_a_failing_rule_does_not_stop_the_risk_alert(monkeypatch: pytest.MonkeyP
     assert [(c, r["type"], r["severity"]) for c, r in writes] == [
         ("created", "risk.item", "critical"),
     ]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.tuples(st.sampled_from([4.0, 12.0, 24.0]), st.integers(0, 3)), max_size=15),
+    acknowledges=st.sets(st.integers(0, 15), max_size=6),
+    resolves=st.sets(st.integers(0, 15), max_size=3),
+)
+def test_the_latest_risk_answer_is_in_an_open_critical_alert_until_a_person_acts(
+    rows: list[tuple[float, int]], acknowledges: set[int], resolves: set[int]
+) -> None:
+    """Issue 13 acceptance: a risk answer at or above the threshold always yields an open critical
+    alert for that submission (or a newer one), whatever a person did with the earlier ones."""
+    points = phq_points(rows, [1] * len(rows))
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, points, sorted(resolves), sorted(acknowledges))
+    risky = [i for i, (_, q9) in enumerate(rows) if q9 >= 1]
+    if not risky or any(i >= risky[-1] for i in acknowledges | resolves):
+        return
+    session = points[risky[-1]].session_number
+    opened = [
+        r for r in store.values()
+        if r["type"] == "risk.item" and r["status"] == "open" and r["severity"] == "critical"
+    ]  # fmt: skip
+    assert [r["session_number"] for r in opened] == [session]
+
+
+# ----- what each write says (survivors of `make mutate`) ------------------------------------------
+
+LATER = datetime(2026, 11, 26, tzinfo=UTC)
+
+
+def test_a_cleared_alert_is_written_as_resolved_when_it_clears_and_not_again() -> None:
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 37.0], [1, 1])
+    store: dict[uuid.UUID, dict[str, Any]] = {}
+    apply(store, evaluate_new(ctx, [], points[0], [], NOW) or [])
+    ((change, row),) = evaluate_new(ctx, points[:1], points[1], list(store.values()), LATER) or []
+    assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
+        "resolved", "resolved", "condition_cleared", LATER,
+    )  # fmt: skip
+    apply(store, [(change, row)])
+    # A recompute at a later time leaves the resolution and its time alone.
+    assert derive_full(ctx, points, list(store.values()), datetime(2027, 1, 1, tzinfo=UTC)) == []
+
+
+def test_voiding_the_clearing_score_reopens_an_unacknowledged_alert_as_open() -> None:
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 37.0], [1, 1])
+    store = one_by_one(ctx, points)
+    ((change, row),) = derive_full(ctx, points[:1], list(store.values()), LATER)
+    assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
+        "updated", "open", None, None,
+    )  # fmt: skip
+
+
+def test_a_recompute_under_a_new_setting_writes_the_parameters_used() -> None:
+    points = srs_points([33.0], [1])
+    store = one_by_one(ctx_for("srs"), points)
+    stricter = ctx_for("srs", **{"alliance.low": {"params": {"cutoff": 34}}})
+    ((change, row),) = derive_full(stricter, points, list(store.values()), LATER)
+    assert (change, row["rule_params"], row["rule_version"]) == ("updated", {"cutoff": 34.0}, "1")
+
+
+def test_an_alert_the_engine_retracted_is_never_named_as_the_previous_one() -> None:
+    """Only an alert a person acknowledged or resolved is ``previous_alert_id``."""
+    ctx = ctx_for("srs")
+    points = srs_points([39.0, 38.0], [1, 1])
+    store = one_by_one(ctx, points)
+    (drop,) = [r for r in store.values() if r["type"] == "alliance.drop"]
+    drop.update(status="resolved", resolution="retracted", resolved_at=NOW)
+    later = srs_points([39.0, 39.0, 39.0, 38.0], [1, 1, 1, 1])  # session 2 re-entered as 39
+    writes = derive_full(ctx, later, list(store.values()), LATER)
+    created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
+    assert [r["first_session_number"] for r in created] == [4]
+    assert "previous_alert_id" not in created[0]["evidence"]
+    drop["acknowledged_at"] = NOW
+    writes = derive_full(ctx, later, list(store.values()), LATER)
+    created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
+    assert created[0]["evidence"]["previous_alert_id"] == str(drop["id"])

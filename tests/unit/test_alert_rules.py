@@ -517,21 +517,21 @@ def test_deterioration_with_norm_based_reliable_change() -> None:
 # ----- outcome.not_on_track -----------------------------------------------------------------------
 
 
-def test_not_on_track_at_session_4_is_a_warning() -> None:
+def test_not_on_track_at_the_4th_score_is_a_warning() -> None:
     (alert,) = run(ORS, totals([19.0, 20.0, 21.0, 22.0]), "outcome.not_on_track")
     assert alert.severity == "warning"
     assert alert.session_number == 4
     assert alert.message == (
-        "ORS total is 22 at session 4, 3 points better than the first score of 19; a reliable "
-        "improvement needs 5 points. Not on track."
+        "ORS total is 22 at session 4, 3 points better than the first score of 19 and still in "
+        "the clinical range; a reliable improvement needs 5 points. Not on track."
     )
 
 
-def test_not_on_track_is_not_judged_before_session_4() -> None:
+def test_not_on_track_is_not_judged_before_the_4th_score() -> None:
     assert run(ORS, totals([19.0, 19.0, 19.0]), "outcome.not_on_track") == []
 
 
-def test_not_on_track_becomes_high_from_session_8() -> None:
+def test_not_on_track_becomes_high_from_the_8th_score() -> None:
     alerts = run(ORS, totals([19.0] * 8), "outcome.not_on_track")
     (alert,) = alerts
     assert (alert.severity, alert.first_session_number, alert.session_number) == ("high", 4, 8)
@@ -539,7 +539,9 @@ def test_not_on_track_becomes_high_from_session_8() -> None:
 
 def test_not_on_track_needs_a_clinical_start() -> None:
     assert run(ORS, totals([25.0, 25.0, 25.0, 25.0]), "outcome.not_on_track") == []  # 25 not < 25
-    assert len(run(ORS, totals([24.9, 25.0, 25.0, 25.0]), "outcome.not_on_track")) == 1
+    assert len(run(ORS, totals([24.9, 24.9, 24.9, 24.9]), "outcome.not_on_track")) == 1
+    # Started clinical but 25.0 at the 4th score is out of the clinical range: on track.
+    assert run(ORS, totals([24.9, 25.0, 25.0, 25.0]), "outcome.not_on_track") == []
 
 
 def test_not_on_track_uses_the_population_cutoff() -> None:
@@ -550,8 +552,9 @@ def test_not_on_track_uses_the_population_cutoff() -> None:
 
 
 def test_phq9_not_on_track_is_direction_aware() -> None:
-    assert len(run(PHQ, totals([12.0, 10.0, 9.0, 7.0]), "outcome.not_on_track")) == 1
+    assert len(run(PHQ, totals([12.0, 11.0, 10.0, 10.0]), "outcome.not_on_track")) == 1
     assert run(PHQ, totals([12.0, 10.0, 9.0, 6.0]), "outcome.not_on_track") == []
+    assert run(PHQ, totals([12.0, 11.0, 10.0, 9.0]), "outcome.not_on_track") == []  # not a case
     assert run(PHQ, totals([9.0, 9.0, 9.0, 9.0]), "outcome.not_on_track") == []  # not a case
 
 
@@ -566,21 +569,44 @@ def test_not_on_track_clears_on_reliable_improvement() -> None:
     )  # fmt: skip
 
 
-def test_crossing_the_cutoff_without_reliable_change_does_not_clear() -> None:
+def test_leaving_the_clinical_range_clears_not_on_track_without_reliable_change() -> None:
+    """DESIGN.md §10.3.4: cleared by reliable improvement **or** leaving the clinical range."""
     (alert,) = run(ORS, totals([23.0, 23.0, 23.0, 23.0, 26.0]), "outcome.not_on_track")
-    assert alert.status == "open"
-    assert "3 points better than the first score of 23" in alert.message
+    assert (alert.status, alert.resolution, alert.resolved_session_number) == (
+        "resolved", "condition_cleared", 5,
+    )  # fmt: skip
 
 
-def test_not_on_track_sessions_are_session_numbers() -> None:
-    (alert,) = run(ORS, totals([19.0, 19.0], sessions=[1, 4]), "outcome.not_on_track")
-    assert alert.session_number == 4
+def test_not_on_track_raises_again_when_the_client_falls_back_into_the_clinical_range() -> None:
+    alerts = run(ORS, totals([23.0, 23.0, 23.0, 23.0, 26.0, 24.0]), "outcome.not_on_track")
+    assert [(a.status, a.first_session_number) for a in alerts] == [
+        ("resolved", 4), ("open", 6),
+    ]  # fmt: skip
+
+
+def test_not_on_track_counts_observed_scores_not_session_numbers() -> None:
+    """Issue 13 finding 4: an ORS first entered at session 9 is not judged on its first score, and
+    is high only from its 8th."""
+    assert run(ORS, totals([19.0, 19.0], sessions=[1, 4]), "outcome.not_on_track") == []
+    assert run(ORS, totals([19.0], sessions=[9]), "outcome.not_on_track") == []
+    late = run(ORS, totals([19.0] * 8, sessions=range(9, 17)), "outcome.not_on_track")
+    (alert,) = late
+    assert (alert.first_session_number, alert.session_number, alert.severity) == (12, 16, "high")
+    seven = run(ORS, totals([19.0] * 7, sessions=range(9, 16)), "outcome.not_on_track")
+    assert seven[0].severity == "warning"
+
+
+def test_missing_totals_do_not_count_as_scores() -> None:
+    series = [*totals([19.0, 19.0, 19.0]), SeriesPoint(4, "sub-4", None, {}, {})]
+    assert run(ORS, series, "outcome.not_on_track") == []
 
 
 def test_not_on_track_settings() -> None:
     overrides = {"outcome.not_on_track": {"params": {"min_session": 2, "high_from_session": 3}}}
     (alert,) = run(ORS, totals([19.0, 19.0, 19.0]), "outcome.not_on_track", overrides=overrides)
     assert (alert.first_session_number, alert.severity) == (2, "high")
+    skipped = run(ORS, totals([19.0] * 3, [1, 5, 9]), "outcome.not_on_track", overrides=overrides)
+    assert [(a.first_session_number, a.severity) for a in skipped] == [(5, "high")]
 
 
 def test_not_on_track_needs_a_cutoff() -> None:

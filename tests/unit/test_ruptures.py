@@ -108,3 +108,80 @@ def test_default_min_drops_follow_the_design() -> None:
     assert default_min_drop(builtin("ors")) is None
     with pytest.raises(KeyError):
         default_min_drop(builtin("wai-sr"), "mood")
+
+
+# ----- gradual declines (DESIGN.md §10.3.7; Gumz et al. 2012) -------------------------------------
+
+
+def _numbered(values: list[float]) -> list[tuple[int, float]]:
+    return list(enumerate(values, start=1))
+
+
+def test_issue_example_gradual_decline_is_a_rupture_from_the_level_before_it() -> None:
+    """Issue 13 finding 10 (WAI-SR total, min_drop 4): 50, 50, 51, 50, 47, 44. No step reaches 4;
+    51 → 47 over two steps does, at session 5, and the decline going on is the same rupture."""
+    (rupture,) = find_ruptures(_numbered([50.0, 50.0, 51.0, 50.0, 47.0, 44.0]), min_drop=4)
+    assert (rupture.session_number, rupture.pattern, rupture.start_session) == (5, "gradual", 3)
+    assert (rupture.previous, rupture.current, rupture.drop) == (51.0, 47.0, 4.0)
+    assert rupture.earlier_sd == pytest.approx(0.5774, abs=1e-4)  # 50, 50, 51
+    assert rupture.threshold == 4
+
+
+def test_a_gradual_rupture_is_repaired_only_back_at_the_level_before_the_decline() -> None:
+    decline = [50.0, 50.0, 51.0, 50.0, 47.0]
+    (not_yet,) = find_ruptures(_numbered([*decline, 50.0, 50.5, 50.9]), min_drop=4)
+    assert not_yet.repaired_at_session is None
+    (repaired,) = find_ruptures(_numbered([*decline, 50.0, 51.0]), min_drop=4)
+    assert repaired.repaired_at_session == 7
+
+
+def test_a_single_step_reaching_the_threshold_is_sudden_not_gradual() -> None:
+    (rupture,) = find_ruptures(_numbered([40.0, 40.0, 40.0, 40.0, 39.0, 36.0, 35.0]), min_drop=2)
+    assert (rupture.session_number, rupture.pattern, rupture.previous) == (6, "sudden", 39.0)
+
+
+def test_a_gradual_decline_needs_two_to_six_falling_steps() -> None:
+    # Seven steps of 1 reach 6.5 only all together; six of them make 6, and the seventh step does
+    # not start a second rupture.
+    long = [50.0, 50.0, 50.0, 50.0, 49.0, 48.0, 47.0, 46.0, 45.0, 44.0, 43.0]
+    assert find_ruptures(_numbered(long), min_drop=6.5) == []
+    (six,) = find_ruptures(_numbered(long), min_drop=6)
+    assert (six.session_number, six.start_session, six.drop) == (10, 4, 6.0)
+    assert find_ruptures(_numbered([50.0, 50.0, 50.0, 50.0, 49.0]), min_drop=0.5)[0].pattern == (
+        "sudden"
+    )
+
+
+def test_a_flat_or_rising_step_ends_a_decline() -> None:
+    assert find_ruptures(_numbered([38.0, 38.0, 38.0, 38.0, 37.0, 37.0, 36.0]), min_drop=2) == []
+    assert find_ruptures(_numbered([38.0, 38.0, 38.0, 38.0, 37.0, 37.5, 36.5]), min_drop=2) == []
+
+
+def test_a_gradual_decline_needs_three_scores_up_to_where_it_began() -> None:
+    assert find_ruptures(_numbered([40.0, 40.0, 39.0, 38.0, 37.0]), min_drop=2) == []
+    (rupture,) = find_ruptures(_numbered([40.0, 40.0, 40.0, 39.0, 38.0]), min_drop=2)
+    assert (rupture.session_number, rupture.start_session) == (5, 3)
+
+
+def test_a_gradual_decline_must_reach_k_times_the_sd_before_it() -> None:
+    swinging = [30.0, 38.0, 30.0, 38.0, 36.0, 34.0]  # SD of 30, 38, 30, 38: 4.62
+    assert find_ruptures(_numbered(swinging), min_drop=2) == []
+    (rupture,) = find_ruptures(_numbered(swinging), min_drop=2, k=0.5)
+    assert (rupture.session_number, rupture.pattern) == (6, "gradual")
+
+
+def test_a_sudden_rupture_before_a_decline_does_not_hide_the_decline() -> None:
+    """Survivors of `make mutate`: checking for sudden ruptures before the decline began (not only
+    within it) dropped a gradual rupture that follows a repaired sudden one."""
+    series = _numbered([38.0, 38.0, 38.0, 38.0, 34.0, 38.0, 37.0, 36.0])
+    assert [(r.session_number, r.pattern) for r in find_ruptures(series, min_drop=2)] == [
+        (5, "sudden"),
+        (8, "gradual"),
+    ]
+
+
+def test_refusals_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="session numbers must be unique"):
+        find_ruptures([(1, 38.0), (1, 37.0)], min_drop=2)
+    with pytest.raises(KeyError, match="'wai-sr' has no subscale 'trust'"):
+        default_min_drop(builtin("wai-sr"), "trust")

@@ -1,0 +1,107 @@
+"""Clinical results that surviving mutants of the pure core changed (issue 13 acceptance: `make
+mutate`): each test names the behaviour a mutant broke without any other test noticing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
+from services.instruments import InstrumentDefinition, get_builtin
+from services.scoring.engine import score
+
+SRS = get_builtin("srs")
+WAI = get_builtin("wai-sr")
+PHQ = get_builtin("phq-9")
+
+
+def totals(values: list[float]) -> list[SeriesPoint]:
+    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in enumerate(values, start=1)]
+
+
+def alerts(
+    defn: InstrumentDefinition,
+    series: list[SeriesPoint],
+    overrides: Mapping[str, Mapping[str, object]] | None = None,
+) -> list[AlertState]:
+    settings: dict[str, RuleSetting] = {
+        rule: validate_override(rule, body) for rule, body in (overrides or {}).items()
+    }
+    return replay(defn, series, "adult", settings)
+
+
+def test_disabling_one_rule_leaves_the_later_rules_running() -> None:
+    """Mutant: ``continue`` → ``break`` in rule_events silenced every rule after a disabled one."""
+    series = totals([38.0, 35.0])
+    kept = alerts(SRS, series, {"alliance.low": {"enabled": False}})
+    assert [a.rule_id for a in kept] == ["alliance.drop"]
+    assert [a.rule_id for a in alerts(SRS, series)] == ["alliance.low", "alliance.drop"]
+
+
+def test_the_organisations_k_raises_the_rupture_threshold() -> None:
+    """Mutant: the rule passed the default k, not the organisation's."""
+    series = totals([40.0, 44.0, 40.0, 44.0, 38.0])  # SD of the earlier 2.31; drop 6
+    assert [a.rule_id for a in alerts(WAI, series)].count("alliance.rupture") == 1
+    stricter = alerts(WAI, series, {"alliance.rupture": {"params": {"k": 3.0}}})
+    assert [a.rule_id for a in stricter].count("alliance.rupture") == 0  # 3 x 2.31 = 6.93 > 6
+
+
+def test_a_rupture_after_a_repaired_one_is_raised_and_repaired_too() -> None:
+    """Mutant: ``continue`` → ``break`` after a repair dropped every later rupture."""
+    series = totals([38.0, 38.0, 38.0, 38.0, 35.0, 38.0, 38.0, 35.0, 38.0])
+    ruptures = [a for a in alerts(SRS, series) if a.rule_id == "alliance.rupture"]
+    assert [(a.first_session_number, a.status, a.resolution) for a in ruptures] == [
+        (5, "resolved", "repaired"),
+        (8, "resolved", "repaired"),
+    ]
+
+
+def test_a_second_risk_item_is_checked_when_the_first_is_not_flagged() -> None:
+    """Mutant: ``continue`` → ``break`` in risk_item stopped at the first unflagged risk item."""
+    two = InstrumentDefinition.model_validate(
+        {
+            **PHQ.model_dump(),
+            "code": "two-risks",
+            "name": "Two risk items",
+            "risk_items": [
+                {"item": "q8", "threshold": 3, "label": "First"},
+                {"item": "q9", "threshold": 1, "label": "Second"},
+            ],
+        }
+    )
+    answers = {f"q{i}": 0.0 for i in range(1, 10)} | {"q9": 2.0}
+    s = score(two, answers)
+    (alert,) = alerts(two, [SeriesPoint(1, "sub-1", s.total, s.subscales, answers)])
+    assert (alert.rule_id, alert.severity) == ("risk.item", "critical")
+    assert alert.evidence["items"] == [
+        {"item": "q9", "label": "Second", "answer": 2.0, "threshold": 1.0}
+    ]
+
+
+CHECK = get_builtin("rupture-check")
+
+
+def test_a_reported_rupture_says_what_was_reported_and_against_which_settings() -> None:
+    """Mutants renamed or changed evidence keys and the message's joining word unnoticed."""
+    answers = {"tension": 1.0, "intensity": 5.0, "resolution": 1.0}
+    (alert,) = alerts(CHECK, [SeriesPoint(1, "sub-1", None, {}, answers)])
+    assert alert.evidence == {
+        "tension": 1, "intensity": 5.0, "resolution": 1.0, "intensity_min": 4,
+        "resolution_max": 3, "sessions": [1],
+    }  # fmt: skip
+    assert alert.message == (
+        "Rupture check: the client reported tension with the therapist in this session that was "
+        "strong (intensity 5 of 5) and not resolved by the end of the session (resolution 1 of 5)."
+    )
+
+
+def test_the_latest_session_alone_is_judged_after_a_submission() -> None:
+    """Mutant: ``or`` → ``and`` in rupture_reported re-raised earlier sessions on every step."""
+    from services.alerts import rule_events
+
+    strong = {"tension": 1.0, "intensity": 5.0, "resolution": 1.0}
+    series = [
+        SeriesPoint(1, "s1", None, {}, strong),
+        SeriesPoint(2, "s2", None, {}, {"tension": 0}),
+    ]
+    assert rule_events(CHECK, series, "adult", since=2) == []
+    assert [e.session_number for e in rule_events(CHECK, series, "adult")] == [1]
