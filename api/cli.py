@@ -144,6 +144,7 @@ async def _purge_idempotency(settings: Settings) -> int:
         return purged
     finally:
         await uow.close()
+        await engine.dispose()
 
 
 async def _rotate_secrets(settings: Settings) -> dict[str, int]:

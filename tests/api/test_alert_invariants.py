@@ -130,7 +130,7 @@ async def test_recomputes_after_a_void_or_a_setting_change_keep_the_handled_and_
     unrelated = await submit(tenant, eid, "srs", 1, srs(9.8, 9.7, 9.8, 9.7))
 
     assert (await void(tenant, unrelated["id"]))["alerts"] == []
-    await put_rule(tenant, "alliance.drop", {"params": {"min_drop": 2}})
+    await put_rule(tenant, "alliance.drop", {"instruments": {"srs": {"min_drop": 2}}})
     await _recompute_leaves(settings, tenant, eid)
     after = {a["id"]: (a["status"], a["session_number"]) for a in await alert_list(tenant)}
     assert after == {first["id"]: ("acknowledged", 1), new["id"]: ("open", 2)}

@@ -397,7 +397,7 @@ def test_voiding_the_clearing_score_reopens_an_unacknowledged_alert_as_open() ->
 def test_a_recompute_under_a_new_setting_writes_the_parameters_used() -> None:
     points = srs_points([33.0], [1])
     store = one_by_one(ctx_for("srs"), points)
-    stricter = ctx_for("srs", **{"alliance.low": {"params": {"cutoff": 34}}})
+    stricter = ctx_for("srs", **{"alliance.low": {"instruments": {"srs": {"cutoff": 34}}}})
     ((change, row),) = derive_full(stricter, points, list(store.values()), LATER)
     assert (change, row["rule_params"], row["rule_version"]) == ("updated", {"cutoff": 34.0}, "1")
 
