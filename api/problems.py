@@ -93,7 +93,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DomainError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests) and exc.retry_after is not None:
         headers = {"Retry-After": str(exc.retry_after)}
     await _audit_refusal(request, exc.status)
     return problem_response(

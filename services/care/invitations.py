@@ -42,7 +42,14 @@ from services.instruments.catalog import resolve, resolve_named
 from services.kernel import audit
 from services.kernel.auth import Actor, Principal, hash_key
 from services.kernel.database import UnitOfWork, insert_unique
-from services.kernel.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
+from services.kernel.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+)
 from services.kernel.pagination import fetch_page
 from services.submissions import service as submissions
 
@@ -55,12 +62,6 @@ class Expired(DomainError):
     status = 410
     title = "Invitation expired"
     type_slug = "invitation-expired"
-
-
-class TooMany(DomainError):
-    status = 429
-    title = "Too many requests"
-    type_slug = "too-many-requests"
 
 
 def generate_token() -> str:
@@ -384,9 +385,10 @@ async def raise_concern(
         .where(col(Concern.invitation_id) == invitation.id)
     )
     if (sent or 0) >= MAX_CONCERNS_PER_INVITATION:
-        raise TooMany(
+        raise TooManyRequests(
             f"this invitation has sent {MAX_CONCERNS_PER_INVITATION} concerns already; "
-            "please contact the clinic directly"
+            "please contact the clinic directly",
+            retry_after=None,  # a cap per invitation: no wait lifts it
         )
     alert = await alert_lifecycle.raise_concern(
         session,

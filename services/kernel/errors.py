@@ -15,15 +15,16 @@ class DomainError(Exception):
 
 
 class TooManyRequests(DomainError):
-    """A limit was reached; `retry_after` (seconds) goes out as `Retry-After`."""
+    """A limit was reached; `retry_after` (seconds) goes out as `Retry-After`, or ``None`` for a
+    cap that no wait lifts (an invitation's concerns)."""
 
     status = 429
     title = "Too many requests"
     type_slug = "too-many-requests"
 
-    def __init__(self, detail: str, *, retry_after: int) -> None:
+    def __init__(self, detail: str, *, retry_after: int | None) -> None:
         super().__init__(detail)
-        self.retry_after = max(1, retry_after)
+        self.retry_after = None if retry_after is None else max(1, retry_after)
 
 
 class ContentTooLarge(DomainError):
