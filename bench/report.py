@@ -31,6 +31,14 @@ def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
         "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in rounds),
         "non2xx": sum(r["non2xx"] for r in rounds),
         "socket_errors": sum(sum(r["socket_errors"].values()) for r in rounds),
+        # CPU milliseconds per successful request (bench/cpu.py): what the code costs, whatever
+        # else the machine runs; absent in results written before it was measured.
+        "cpu_app_ms": statistics.median(
+            r.get("cpu_ms_per_request", {}).get("app", 0.0) for r in rounds
+        ),
+        "cpu_postgres_ms": statistics.median(
+            r.get("cpu_ms_per_request", {}).get("postgres", 0.0) for r in rounds
+        ),
     }
 
 
@@ -110,6 +118,12 @@ def main() -> int:
             f"   (goal >= {GOAL_THROUGHPUT_RATIO:.2f})"
         )
         print(f"ratio p99 service/floor = {ratios['p99']:.2f}   (goal <= {GOAL_P99_RATIO:.2f})")
+        for app in ("floor", "service"):
+            m = medians[app]
+            print(
+                f"CPU per request, {app}: app {m['cpu_app_ms']:.3f} ms, "
+                f"PostgreSQL {m['cpu_postgres_ms']:.3f} ms (medians)"
+            )
 
     if args.service_skipped:
         verdict = "FAIL"
