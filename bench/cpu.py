@@ -1,9 +1,9 @@
 """CPU time of one app process and of the PostgreSQL backends serving one database (bench/run).
 
-`cpu.py snap PID DB OUT` writes the CPU ticks (user + system, from /proc) of process PID and of
-every backend connected to database DB; `cpu.py add RESULT BEFORE AFTER` adds to RESULT (a round's
-wrk JSON) the CPU milliseconds per successful request of the app and of PostgreSQL between the two
-snapshots.
+`cpu.py snap PID DB OUT [WORKER_PID]` writes the CPU ticks (user + system, from /proc) of
+process PID, of every backend connected to database DB and of the webhook worker; `cpu.py add
+RESULT BEFORE AFTER` adds to RESULT (a round's wrk JSON) the CPU milliseconds per successful
+request of each between the two snapshots.
 
 Why: req/s and latency move with whatever else the machine runs; CPU per request of each side is
 what the code costs, and it says where a gap to the floor comes from (Python or the database).
@@ -51,9 +51,11 @@ def backend_pids(database: str) -> list[int]:
     return [int(line) for line in result.stdout.split()]
 
 
-def snap(pid: int, database: str, out: str) -> None:
+def snap(pid: int, database: str, out: str, worker: int | None) -> None:
     backends = {str(p): ticks(p) for p in backend_pids(database)}
     record = {"app": ticks(pid), "pg": {p: t for p, t in backends.items() if t is not None}}
+    if worker is not None:
+        record["worker"] = ticks(worker)
     with open(out, "w") as file:
         json.dump(record, file)
 
@@ -74,13 +76,17 @@ def add(result_path: str, before_path: str, after_path: str) -> None:
         "app": 1000 * app_ticks / TICKS_PER_SECOND / ok,
         "postgres": 1000 * pg_ticks / TICKS_PER_SECOND / ok,
     }
+    if after.get("worker") is not None and before.get("worker") is not None:
+        # The webhook worker's CPU in the round (its deliveries may lag the requests).
+        worker_ms = 1000 * (after["worker"] - before["worker"]) / TICKS_PER_SECOND / ok
+        result["cpu_ms_per_request"]["worker"] = worker_ms
     with open(result_path, "w") as file:
         json.dump(result, file)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "snap":
-        snap(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        snap(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]) if sys.argv[5:] else None)
     elif sys.argv[1] == "add":
         add(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

@@ -64,8 +64,9 @@ async def set_up(args: argparse.Namespace) -> tuple[str, list[str]]:
         key = created["key"]
         clinician = await post(client, "/v1/clinicians", key, {"display_name": "Dr Bench"})
         # An EHR subscribed to every event: each submission then also writes its outbox events
-        # and one pending delivery each (no worker runs, so the write side alone is measured).
-        await post(client, "/v1/webhooks", key, {"url": "https://ehr.example.org/bench"})
+        # and one pending delivery each, which the worker delivers to bench/receiver.py (or,
+        # with WEBHOOKS=0, nobody: the write side alone is measured).
+        await post(client, "/v1/webhooks", key, {"url": args.webhook_url})
         gate = asyncio.Semaphore(8)
         episodes = await asyncio.gather(
             *(create_episode(client, key, clinician["id"], i, gate) for i in range(args.episodes))
@@ -91,6 +92,7 @@ if __name__ == "__main__":
     parser.add_argument("--episodes", type=int, default=1000)
     parser.add_argument("--key-file", required=True)
     parser.add_argument("--episodes-file", required=True)
+    parser.add_argument("--webhook-url", default="https://ehr.example.org/bench")
     try:
         main(parser.parse_args())
     except SetupError as error:
