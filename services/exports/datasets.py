@@ -6,7 +6,7 @@ Three datasets:
 - ``alerts``: one row per alert, with its lifecycle.
 
 De-identified (the default), a row carries no id, external id, date or free text: ids become
-stable keyed pseudonyms (`services.exports.pseudonyms`), raters' labels too; dates become
+stable keyed pseudonyms (in the same ``*_id`` columns as the identified export's ids) (`services.exports.pseudonyms`), raters' labels too; dates become
 ``days_since_episode_start`` (UTC calendar days from the episode's start to the session, or to
 the alert), and the alert lifecycle becomes durations (``hours_to_acknowledge``,
 ``hours_to_resolve``); free text (void reasons, alert messages and notes) and a concern's evidence
@@ -47,7 +47,9 @@ def _columns(spec: str) -> tuple[Column, ...]:
 
 
 # The columns that name people and objects: pseudonyms when de-identified, ids when identified.
-_KEYS = "episode:str client:str clinician:str"
+# One naming in both modes (an analyst's code reads either): de-identified, the *_id columns hold
+# pseudonyms.
+_KEYS = "episode_id:str client_id:str clinician_id:str"
 _IDS = (
     "episode_id:str client_id:str clinician_id:str client_external_id:str clinician_external_id:str"
 )
@@ -70,18 +72,18 @@ _ALERT_TIMES = (
 )
 
 COLUMNS: dict[tuple[str, bool], tuple[Column, ...]] = {
-    ("submissions", False): _columns(f"submission:str {_KEYS} {_SERIES} {_SCORES}"),
+    ("submissions", False): _columns(f"submission_id:str {_KEYS} {_SERIES} {_SCORES}"),
     ("submissions", True): _columns(
         f"submission_id:str {_IDS} {_SERIES} {_SCORES} {_SUBMISSION_TIMES} changed_at:timestamp"
     ),
     ("scores", False): _columns(
-        f"submission:str {_KEYS} {_SERIES} score:str subscale:str value:float"
+        f"submission_id:str {_KEYS} {_SERIES} score:str subscale:str value:float"
     ),
     ("scores", True): _columns(
         f"submission_id:str {_IDS} {_SERIES} score:str subscale:str value:float "
         "occurred_at:timestamp created_at:timestamp changed_at:timestamp"
     ),
-    ("alerts", False): _columns(f"alert:str {_KEYS} submission:str {_ALERT}"),
+    ("alerts", False): _columns(f"alert_id:str {_KEYS} submission_id:str {_ALERT}"),
     ("alerts", True): _columns(f"alert_id:str {_IDS} submission_id:str {_ALERT} {_ALERT_TIMES}"),
 }
 

@@ -115,9 +115,9 @@ class SubmissionLines:
         of = self._p.of
         return self._episodes.put(
             episode,
-            f'","episode":{_quoted(of("episode", episode))}'
-            f',"client":{_quoted(of("client", client))}'
-            f',"clinician":{_quoted(of("clinician", clinician))}',
+            f'","episode_id":{_quoted(of("episode", episode))}'
+            f',"client_id":{_quoted(of("client", client))}'
+            f',"clinician_id":{_quoted(of("clinician", clinician))}',
         )
 
     def _rater(self, rater: str | None) -> str:
@@ -153,7 +153,7 @@ class SubmissionLines:
             respondent, status, days, total, mean, band, below_cutoff, clinical, tail,
         ) in rows:  # fmt: skip
             out.append(
-                f'{{"submission":"{submission_of(sub)}'
+                f'{{"submission_id":"{submission_of(sub)}'
                 f"{episodes(episode) or episode_of(episode, client, clinician)}"
                 f',"population":{strings(population) or string_of(population)}'
                 f',"instrument":{strings(instrument) or string_of(instrument)}'

@@ -226,13 +226,13 @@ async def test_pseudonyms_are_stable_across_pulls_and_differ_between_organizatio
     assert first == again
     # The same episode, client and clinician carry the same pseudonym in every dataset.
     alerts, _ = await pull(a, "alerts")
-    episodes = {r["episode"] for r in first}
-    assert {r["episode"] for r in alerts} <= episodes
-    assert {r["submission"] for r in alerts} <= {r["submission"] for r in first}
+    episodes = {r["episode_id"] for r in first}
+    assert {r["episode_id"] for r in alerts} <= episodes
+    assert {r["submission_id"] for r in alerts} <= {r["submission_id"] for r in first}
     assert len(episodes) == 2
-    assert len({r["submission"] for r in first}) == len(first)
+    assert len({r["submission_id"] for r in first}) == len(first)
     other, _ = await pull(b, "submissions")
-    keys = ("submission", "episode", "client", "clinician")
+    keys = ("submission_id", "episode_id", "client_id", "clinician_id")
     mine = {r[k] for r in first for k in keys}
     theirs = {r[k] for r in other for k in keys}
     assert mine.isdisjoint(theirs)
@@ -312,7 +312,7 @@ async def test_every_format_loads_in_pandas_duckdb_and_pyarrow_with_the_same_row
     parquet = await raw(tenant, dataset, format="parquet")
     expected = [orjson.loads(line) for line in ndjson.splitlines()]
     assert expected
-    key = "alert" if dataset == "alerts" else "submission"
+    key = "alert_id" if dataset == "alerts" else "submission_id"
 
     from_ndjson = pd.read_json(io.BytesIO(ndjson), lines=True)
     from_csv = pd.read_csv(io.BytesIO(csv))

@@ -70,7 +70,7 @@ async def stored(app: FastAPI, tenant: Tenant) -> tuple[str, list[str]]:
 async def pseudonyms(http: httpx.AsyncClient, tenant: Tenant) -> list[str]:
     response = await http.get("/v1/exports/submissions", headers=tenant.admin)
     assert response.status_code == 200, response.text
-    return [orjson.loads(line)["client"] for line in response.content.splitlines()]
+    return [orjson.loads(line)["client_id"] for line in response.content.splitlines()]
 
 
 async def test_webhook_and_export_secrets_are_stored_encrypted(
