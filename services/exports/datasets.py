@@ -6,15 +6,18 @@ Three datasets:
 - ``alerts``: one row per alert, with its lifecycle.
 
 De-identified (the default), a row carries no id, external id, date or free text: ids become
-stable keyed pseudonyms (in the same ``*_id`` columns as the identified export's ids) (`services.exports.pseudonyms`), raters' labels too; dates become
+stable keyed pseudonyms (`services.exports.pseudonyms`) in the same ``*_id`` columns as the
+identified export's ids, raters' labels too; dates become
 ``days_since_episode_start`` (UTC calendar days from the episode's start to the session, or to
 the alert), and the alert lifecycle becomes durations (``hours_to_acknowledge``,
 ``hours_to_resolve``); free text (void reasons, alert messages and notes) and a concern's evidence
 are left out. Identified rows carry the ids, external ids, timestamps and text instead.
 
 The columns are fixed per (dataset, identified), so CSV and Parquet have a schema whatever the
-instruments: answers and subscales are JSON objects (nested in NDJSON, JSON text in CSV and
-Parquet). The client and clinician are the episode's at the time of the pull.
+instruments: answers and subscales are JSON objects of numbers (nested in NDJSON, JSON text in
+CSV, maps of string to double in Parquet); an alert's parameters and evidence are JSON objects
+of any shape (nested in NDJSON, JSON text in CSV and Parquet). The client and clinician are the
+episode's at the time of the pull.
 """
 
 from collections.abc import Callable, Iterable, Iterator
@@ -26,7 +29,9 @@ from services.exports.pseudonyms import Pseudonyms
 
 Dataset = Literal["submissions", "scores", "alerts"]
 DATASETS: tuple[str, ...] = get_args(Dataset)
-ColumnKind = Literal["str", "int", "float", "bool", "timestamp", "json"]
+# "numbers": a JSON object of numbers (or nulls) by name: answers by item, subscales by name.
+ColumnKind = Literal["str", "int", "float", "bool", "timestamp", "json", "numbers"]
+JSON_KINDS = frozenset({"json", "numbers"})
 CONCERN = "concern.reported"
 
 
@@ -58,7 +63,8 @@ _SERIES = (
     "rater:str status:str days_since_episode_start:int"
 )
 _SCORES = (
-    "total:float mean:float band:str below_cutoff:bool clinical:bool subscales:json answers:json"
+    "total:float mean:float band:str below_cutoff:bool clinical:bool subscales:numbers "
+    "answers:numbers"
 )
 _SUBMISSION_TIMES = "occurred_at:timestamp created_at:timestamp voided_at:timestamp void_reason:str"
 _ALERT = (

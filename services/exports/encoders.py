@@ -2,11 +2,12 @@
 
 - NDJSON: one JSON object per line (``\\n``), UTF-8; JSON columns are nested objects.
 - CSV: RFC 4180 — a header line, CRLF line ends, fields quoted when they hold a comma, a quote
-  or a line break, quotes doubled; empty for null; ``true``/``false``; timestamps in ISO 8601;
+  or a line break, quotes doubled; empty for null; ``TRUE``/``FALSE``; timestamps in ISO 8601;
   JSON columns as JSON text. pandas (``read_csv``) and DuckDB (``read_csv``) load it unchanged.
   A text cell a spreadsheet would run as a formula is prefixed with ``'`` (see `neutralise`).
 - Parquet: one row group per ~``PARQUET_ROW_GROUP`` rows, typed columns (timestamps in UTC),
-  JSON columns as JSON text. Needs pyarrow, the optional ``parquet`` extra.
+  answers and subscales as maps of string to double, other JSON columns as JSON text. Needs
+  pyarrow, the optional ``parquet`` extra.
 
 A JSON column's value is a parsed object or its JSON text (as the database returned it).
 """
@@ -19,7 +20,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import orjson
 
-from services.exports.datasets import Column
+from services.exports.datasets import JSON_KINDS, Column
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -55,10 +56,19 @@ def _json_text(value: Any) -> str | None:
     return orjson.dumps(value).decode()
 
 
+def _number_map(value: Any) -> list[tuple[str, float | None]] | None:
+    """A JSON object of numbers (parsed or as text) as the (key, value) pairs of a Parquet map."""
+    if value is None:
+        return None
+    if isinstance(value, str | bytes):
+        value = orjson.loads(value)
+    return [(k, None if v is None else float(v)) for k, v in value.items()]
+
+
 class NdjsonEncoder:
     def __init__(self, columns: Sequence[Column]) -> None:
         self._names = tuple(c.name for c in columns)
-        self._json = tuple(i for i, c in enumerate(columns) if c.kind == "json")
+        self._json = tuple(i for i, c in enumerate(columns) if c.kind in JSON_KINDS)
 
     def start(self) -> bytes:
         return b""
@@ -98,10 +108,11 @@ def neutralise(text: str) -> str:
 def _csv_value(value: Any) -> Any:
     if value is None:
         return ""
+    # Upper case: R's read.csv, pandas, DuckDB and Frictionless all read TRUE/FALSE as logical.
     if value is True:
-        return "true"
+        return "TRUE"
     if value is False:
-        return "false"
+        return "FALSE"
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict | list):
@@ -114,7 +125,7 @@ class CsvEncoder:
         self._names = [c.name for c in columns]
         # JSON text starts with { [ " a digit, -, t, f or n: never a formula; a JSON number
         # such as -1 must stay as it is for the JSON to parse.
-        self._text = tuple(c.kind != "json" for c in columns)
+        self._text = tuple(c.kind not in JSON_KINDS for c in columns)
         self._buffer = io.StringIO()
         self._writer = csv.writer(self._buffer, lineterminator="\r\n")
 
@@ -173,10 +184,13 @@ class ParquetEncoder:
             "bool": pa.bool_(),
             "timestamp": pa.timestamp("us", tz="UTC"),
             "json": pa.string(),
+            # Nested, so pandas, DuckDB and R get the values without parsing JSON.
+            "numbers": pa.map_(pa.string(), pa.float64()),
         }
         self._pa = pa
         self._columns = list(columns)
         self._json = [c.kind == "json" for c in columns]
+        self._numbers = [c.kind == "numbers" for c in columns]
         self._schema = pa.schema([(c.name, types[c.kind]) for c in columns])
         self._sink = _Sink()
         self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
@@ -188,10 +202,13 @@ class ParquetEncoder:
     def _flush(self) -> None:
         rows, self._pending = self._pending, []
         pa, arrays = self._pa, []
-        for i, (is_json, field) in enumerate(zip(self._json, self._schema, strict=True)):
+        kinds = zip(self._json, self._numbers, self._schema, strict=True)
+        for i, (is_json, is_numbers, field) in enumerate(kinds):
             values = [row[i] for row in rows]
             if is_json:
                 values = [_json_text(v) for v in values]
+            elif is_numbers:
+                values = [_number_map(v) for v in values]
             arrays.append(pa.array(values, type=field.type))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
 

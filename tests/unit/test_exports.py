@@ -184,8 +184,8 @@ def test_csv_is_rfc_4180_and_reads_back() -> None:
     assert content.endswith(b"\r\n")
     assert b'"has ""quotes"", a comma\r\nand a line break"' in content
     back = list(csv.reader(io.StringIO(content.decode(), newline="")))
-    assert back[1] == ["plain", "1", "true", NOW.isoformat(), '{"a": 1}']
-    assert back[2] == ['has "quotes", a comma\r\nand a line break', "", "false", "", '{"b":[1,2]}']
+    assert back[1] == ["plain", "1", "TRUE", NOW.isoformat(), '{"a": 1}']
+    assert back[2] == ['has "quotes", a comma\r\nand a line break', "", "FALSE", "", '{"b":[1,2]}']
 
 
 def test_ndjson_nests_json_text_as_objects() -> None:
