@@ -11,7 +11,7 @@ from api.deps import SessionDep, audit_target, require
 from api.problems import responses
 from api.routing import router as api_router
 from models.types import Timestamp
-from services.exports import MEDIA_TYPES, Dataset, Format
+from services.exports import MEDIA_TYPES, Dataset, Format, datapackage
 from services.exports import leases as export_leases
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor
@@ -51,6 +51,31 @@ _OK: dict[int | str, dict[str, Any]] = {
         },
     }
 }
+
+
+def _filename(dataset: str, format: str) -> str:
+    return f"attune-{dataset}.{_EXTENSIONS[format]}"
+
+
+@router.get(
+    "/{dataset}/datapackage.json",
+    responses=responses(401, 403, 422),
+    summary="The data package (Frictionless) of an export: its columns, typed and described",
+)
+async def export_datapackage(
+    dataset: Dataset,
+    actor: ExportsRead,
+    identified: Annotated[
+        bool, Query(description="describe the identified export's columns")
+    ] = False,
+) -> dict[str, Any]:
+    """A Frictionless tabular data package describing the CSV export of `dataset` (same
+    `identified`): every column's name, Table Schema type and meaning. Saved beside the export
+    under its file name (`attune-{dataset}.csv`), `frictionless validate datapackage.json`
+    checks it, and pandas, DuckDB or R can take the types from it (for example,
+    `instrument_version` is text, not a number). Describes columns only, no data."""
+    del actor  # the scope check is the dependency's
+    return datapackage.package(dataset, identified=identified, filename=_filename(dataset, "csv"))
 
 
 @router.get(
@@ -113,7 +138,7 @@ async def export(
         engine=request.app.state.engine,
         lease_id=lease,
     )
-    filename = f"attune-{dataset}.{_EXTENSIONS[format]}"
+    filename = _filename(dataset, format)
     return StreamingResponse(
         body,
         media_type=MEDIA_TYPES[format],
