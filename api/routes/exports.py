@@ -1,6 +1,7 @@
 """Analyst exports: `GET /v1/exports/{dataset}`, streamed (DESIGN.md §4, §8)."""
 
 import re
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -14,12 +15,14 @@ from models.types import Timestamp
 from services.exports import MEDIA_TYPES, Dataset, Format, datapackage
 from services.exports import leases as export_leases
 from services.exports import runner as export_runner
+from services.exports import runs as export_runs
 from services.kernel.auth import Actor
 
 router = api_router(prefix="/v1/exports", tags=["exports"])
 
 ExportsRead = Annotated[Actor, require("exports:read")]
 UNTIL_HEADER = "Attune-Export-Until"
+EXPORT_ID_HEADER = "Attune-Export-Id"
 
 _ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 
@@ -47,10 +50,31 @@ _OK: dict[int | str, dict[str, Any]] = {
             UNTIL_HEADER: {
                 "description": "The end (exclusive) of the change window this export covers",
                 "schema": {"type": "string", "format": "date-time"},
-            }
+            },
+            EXPORT_ID_HEADER: {
+                "description": "This export's id: `GET /v1/exports/runs/{id}` gives its row count "
+                "once it has finished",
+                "schema": {"type": "string", "format": "uuid"},
+            },
         },
     }
 }
+
+
+@router.get(
+    "/runs/{export_id}",
+    response_model=export_runs.ExportRun,
+    responses=responses(401, 403, 404, 422),
+    summary="An export this key ran: its window, and its row count once finished",
+)
+async def export_run(
+    export_id: uuid.UUID, actor: ExportsRead, session: SessionDep
+) -> export_runs.ExportRun:
+    """The record of an export (its id is the `Attune-Export-Id` header of the export's
+    response): dataset, format, window, and once it has finished `rows`, the number of rows
+    it sent, with `status` `complete` (every row sent) or `incomplete` (broken off). Only the
+    key that ran the export sees it."""
+    return await export_runs.export_run(session, actor=actor, run_id=export_id)
 
 
 def _filename(dataset: str, format: str) -> str:
@@ -102,6 +126,13 @@ async def export(
     identified: Annotated[
         bool, Query(description="ids, external ids, dates and text; needs exports:identified")
     ] = False,
+    trailer: Annotated[
+        bool,
+        Query(
+            description='NDJSON: end with a line {"_trailer": {"export_id": …, "rows": N}} once '
+            "every row is out, so a reader can tell a whole file from a broken-off one"
+        ),
+    ] = False,
 ) -> StreamingResponse:
     """`submissions` (one row per submission, answers and scores), `scores` (one row per
     submission and score: total, mean, each subscale) or `alerts` (with their lifecycle), as
@@ -117,6 +148,7 @@ async def export(
         until=until,
         instrument=instrument,
         identified=identified,
+        trailer=trailer,
     )
     settings = request.app.state.settings
     prepared = await export_runner.prepare(
@@ -144,6 +176,7 @@ async def export(
         media_type=MEDIA_TYPES[format],
         headers={
             UNTIL_HEADER: prepared.until.isoformat(),
+            EXPORT_ID_HEADER: str(prepared.run_id),
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         },

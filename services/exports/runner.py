@@ -33,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -87,6 +88,9 @@ class ExportQuery:
     until: datetime | None
     instrument: str | None
     identified: bool
+    # NDJSON only: a last line {"_trailer": {"export_id": ..., "rows": N}} once every row is out,
+    # so a reader can tell a whole file from a broken-off one.
+    trailer: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +279,11 @@ async def stream(
                 rows += count
                 if chunk:
                     yield chunk
+        if p.query.trailer and p.query.format == "ndjson":
+            yield orjson.dumps(
+                {"_trailer": {"export_id": str(p.run_id), "rows": rows}},
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
         complete = True
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):

@@ -4,6 +4,7 @@ DuckDB with the package's types, no column read as the wrong type (checked field
 
 import io
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,55 @@ async def test_the_data_package_needs_an_export_scope(attune: Attune) -> None:
     assert response.status_code == 403
     unknown = await tenant.http.get("/v1/exports/sessions/datapackage.json", headers=tenant.admin)
     assert unknown.status_code == 422
+
+
+# ----- a row count an analyst can check -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+async def test_an_ndjson_trailer_and_the_export_record_give_the_row_count(
+    attune: Attune, dataset: str
+) -> None:
+    tenant = await attune.tenant()
+    await world(tenant)
+    plain = await tenant.http.get(f"/v1/exports/{dataset}", headers=tenant.admin)
+    rows = plain.content.splitlines()
+    assert rows
+    assert b"_trailer" not in plain.content
+
+    response = await tenant.http.get(
+        f"/v1/exports/{dataset}", params={"trailer": "true"}, headers=tenant.admin
+    )
+    *body, last = response.content.splitlines()
+    export_id = response.headers["attune-export-id"]
+    assert body == rows
+    assert orjson.loads(last) == {"_trailer": {"export_id": export_id, "rows": len(rows)}}
+
+    record = expect(
+        await tenant.http.get(f"/v1/exports/runs/{export_id}", headers=tenant.admin), 200
+    )
+    assert record["rows"] == len(rows)
+    assert record["status"] == "complete"
+    assert (record["dataset"], record["format"]) == (dataset, "ndjson")
+    assert record["finished_at"] is not None
+
+
+async def test_an_export_record_is_seen_only_by_the_key_that_ran_it(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    await world(tenant)
+    response = await tenant.http.get("/v1/exports/scores", params={"format": "csv"},
+                                     headers=tenant.admin)  # fmt: skip
+    export_id = response.headers["attune-export-id"]
+    record = expect(
+        await tenant.http.get(f"/v1/exports/runs/{export_id}", headers=tenant.admin), 200
+    )
+    assert record["rows"] == len(response.content.splitlines()) - 1  # less the header
+    another = bearer(await tenant.key("exports:read"))
+    assert (
+        await tenant.http.get(f"/v1/exports/runs/{export_id}", headers=another)
+    ).status_code == 404
+    other_org = await attune.tenant()
+    seen = await other_org.http.get(f"/v1/exports/runs/{export_id}", headers=other_org.admin)
+    assert seen.status_code == 404
+    unknown = await tenant.http.get(f"/v1/exports/runs/{uuid.uuid4()}", headers=tenant.admin)
+    assert unknown.status_code == 404

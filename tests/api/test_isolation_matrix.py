@@ -93,6 +93,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir/Observation/{observation_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/DetectedIssue/{issue_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
+    ("GET", "/v1/exports/runs/{export_id}"): Probe("object"),  # A's admin key's export
     ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
     # Lists.
@@ -143,6 +144,9 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/invitation/concerns"): Probe("token", body={"message": "probe"}),
     # Streamed exports of the caller's own rows.
     ("GET", "/v1/exports/{dataset}"): Probe("export", caseload=True),
+    ("GET", "/v1/exports/{dataset}/datapackage.json"): Probe(
+        "exempt", reason="the columns of an export, the same for every tenant; no data"
+    ),
     # Not per-tenant.
     ("POST", "/v1/organizations"): Probe("exempt", reason="system scope: creates a tenant"),
     ("POST", "/v1/organizations/{org_id}/api-keys"): Probe(
@@ -226,6 +230,8 @@ async def build_org(attune: Attune, name: str) -> Org:
     )
     kick_off = await http.get("/fhir/$export", headers=h)
     job_id = kick_off.headers["content-location"].rsplit("/", 1)[-1]
+    pulled = await http.get("/v1/exports/alerts", headers=h)
+    export_id = pulled.headers["attune-export-id"]
     for values, label in ((org.x, "x"), (org.y, "y")):
         staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
         clinician = await tenant.clinician(f"Dr {label}", external_id=staff)
@@ -270,6 +276,7 @@ async def build_org(attune: Attune, name: str) -> Org:
             observation_id=f"{first['id']}-total",
             issue_id=alerts[0]["id"],
             job_id=job_id,
+            export_id=export_id,
             file_name="Observation.ndjson",
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
