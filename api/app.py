@@ -34,6 +34,7 @@ from api.routes import (
 from services.kernel.auth import PrincipalCache, ensure_bootstrap_key
 from services.kernel.config import Settings, get_settings
 from services.kernel.database import create_driver_pool, create_engine, create_sessionmaker
+from services.kernel.replica import Replica
 
 DESCRIPTION = """
 Attune scores session ratings, follows every episode of care, and raises alerts when the
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.driver_pool = await create_driver_pool(settings)
+        app.state.replica = Replica.from_settings(settings)
         if settings.bootstrap_key is not None:
             async with app.state.sessionmaker() as session:
                 await ensure_bootstrap_key(
@@ -68,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if app.state.driver_pool is not None:
                 await app.state.driver_pool.close()
+            if app.state.replica is not None:
+                await app.state.replica.dispose()
             await engine.dispose()
 
     app = FastAPI(

@@ -17,6 +17,7 @@ from services.fhir.codes import EXPORTABLE, NDJSON_MEDIA_TYPE
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.errors import NotFound
+from services.kernel.replica import read_source
 
 router = api_router(prefix="/fhir", tags=["fhir"], include_in_schema=False)
 
@@ -90,7 +91,12 @@ async def export_file(
     )
     cap = request.app.state.settings.export_max_concurrent
     lease = await export_leases.acquire(session, actor=actor, cap=cap)
-    body = export.ndjson(request.app.state.sessionmaker, file)
+    state = request.app.state
+    # From the read replica when it has every commit up to the job's transaction time.
+    source = await read_source(
+        state.replica, state.engine, state.sessionmaker, None, needs=job.transaction_time
+    )
+    body = export.ndjson(source.sessionmaker, file)
     return StreamingResponse(
         export_leases.held(body, engine=request.app.state.engine, lease_id=lease),
         media_type=NDJSON_MEDIA_TYPE,

@@ -17,6 +17,7 @@ from services.exports import leases as export_leases
 from services.exports import runner as export_runner
 from services.exports import runs as export_runs
 from services.kernel.auth import Actor
+from services.kernel.replica import read_source
 
 router = api_router(prefix="/v1/exports", tags=["exports"])
 
@@ -150,22 +151,29 @@ async def export(
         identified=identified,
         trailer=trailer,
     )
-    settings = request.app.state.settings
+    settings, state = request.app.state.settings, request.app.state
+    # Long reads go to the read replica when there is a healthy one (services/kernel/replica.py).
+    # A replica that has not yet replayed up to `since` cannot serve this window: the primary does.
+    source = await read_source(
+        state.replica, state.engine, state.sessionmaker, state.driver_pool, needs=since
+    )
     prepared = await export_runner.prepare(
         session,
         actor=actor,
         query=query,
         settle_seconds=settings.export_settle_seconds,
         secrets=settings.secret_box(),
+        source=source.name,
+        safe_until=source.safe_until,
     )
     lease = await export_leases.acquire(session, actor=actor, cap=settings.export_max_concurrent)
     body = export_leases.held(
         export_runner.stream(
             prepared,
-            engine=request.app.state.engine,
-            sessionmaker=request.app.state.sessionmaker,
+            engine=source.engine,
+            sessionmaker=state.sessionmaker,  # the export.finish audit event: on the primary
             actor=actor,
-            driver_pool=request.app.state.driver_pool,
+            driver_pool=source.driver_pool,
         ),
         engine=request.app.state.engine,
         lease_id=lease,

@@ -104,6 +104,8 @@ class PreparedExport:
     sees_concerns: bool
     secret: str
     columns: tuple[Column, ...]
+    # Where the rows are read: "primary", or "replica" (services/kernel/replica.py).
+    source: str = "primary"
 
     @property
     def reader(self) -> Reader:
@@ -118,6 +120,7 @@ class PreparedExport:
             "since": self.since.isoformat() if self.since else None,
             "until": self.until.isoformat(),
             "instrument": q.instrument,
+            "source": self.source,
             **extra,
         }
 
@@ -129,7 +132,12 @@ async def prepare(
     query: ExportQuery,
     settle_seconds: float,
     secrets: SecretBox,
+    source: str = "primary",
+    safe_until: datetime | None = None,
 ) -> PreparedExport:
+    """``safe_until``: read from a replica, the instant up to which it has every commit; the
+    window's ``until`` never passes it (less the settle time), so a lagging replica gives a
+    shorter window, never a gap."""
     if query.identified:
         actor.principal.require("exports:identified")
     if query.format == "parquet" and not parquet_available():
@@ -140,8 +148,9 @@ async def prepare(
             detail="Parquet needs the optional 'parquet' extra (pyarrow); ask for ndjson or csv",
         )
     try:
+        now = utcnow() if safe_until is None else min(utcnow(), safe_until)
         since, until = export_window(
-            now=utcnow(), since=query.since, until=query.until, settle_seconds=settle_seconds
+            now=now, since=query.since, until=query.until, settle_seconds=settle_seconds
         )
     except InvertedWindow as inverted:
         raise InvalidInput.at(
@@ -161,6 +170,7 @@ async def prepare(
         sees_concerns=sees_concerns(actor),
         secret=secret,
         columns=columns(query.dataset, identified=query.identified),
+        source=source,
     )
     audit.record(
         session,

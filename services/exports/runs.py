@@ -30,6 +30,8 @@ class ExportRun(BaseModel):
     instrument: str | None
     since: datetime | None
     until: datetime
+    # Where the rows were read: the primary or the read replica (services/kernel/replica.py).
+    source: Literal["primary", "replica"]
     status: Literal["running", "complete", "incomplete"]
     rows: int | None
     started_at: datetime
@@ -63,6 +65,7 @@ async def export_run(session: AsyncSession, *, actor: Actor, run_id: uuid.UUID) 
         instrument=details.get("instrument"),
         since=details.get("since"),
         until=details["until"],
+        source=details.get("source", "primary"),
         status="running"
         if finished is None
         else ("complete" if finished[0] == "success" else "incomplete"),

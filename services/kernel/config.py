@@ -25,6 +25,12 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "test", "production"] = "development"
     database_url: str = DEFAULT_SQLITE_URL
+    # A PostgreSQL streaming standby for long reads (exports, bulk FHIR files), so they do not
+    # compete with clinical writes; unset or unhealthy, the primary serves them
+    # (services/kernel/replica.py).
+    replica_database_url: str | None = None
+    # How long the replica's health check may take before the primary is used instead.
+    replica_check_seconds: float = Field(default=2.0, gt=0, le=60)
     # Keyed hash for API keys and other high-entropy tokens; the key that encrypts stored
     # secrets is derived from it (services/kernel/crypto.py).
     secret_key: SecretStr = SecretStr(DEV_SECRET)

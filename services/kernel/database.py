@@ -47,6 +47,24 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+def create_replica_engine(settings: Settings) -> AsyncEngine:
+    """The read replica's engine (services/kernel/replica.py): a small pool, for long reads."""
+    assert settings.replica_database_url is not None
+    engine = create_async_engine(
+        settings.replica_database_url,
+        pool_size=max(2, settings.export_max_concurrent),
+        max_overflow=2,
+        pool_timeout=settings.db_timeout_seconds,
+        connect_args={
+            "timeout": min(settings.db_timeout_seconds, settings.replica_check_seconds),
+            "command_timeout": settings.db_command_timeout_seconds,
+            "server_settings": {"application_name": "attune-replica-reader"},
+        },
+    )
+    _drop_closed_connections(engine)
+    return engine
+
+
 def _drop_closed_connections(engine: AsyncEngine) -> None:
     """Pre-ping without the round trip: a pooled connection whose socket the server closed (a
     restart, a failover) is known closed to asyncpg already, and is replaced on checkout instead
@@ -132,6 +150,20 @@ async def create_driver_pool(settings: Settings) -> DriverPool | None:
         timeout=settings.db_timeout_seconds,
         command_timeout=settings.db_command_timeout_seconds,
         server_settings={"application_name": "attune"},
+        reset=_end_transaction,
+    )
+
+
+async def create_replica_driver_pool(settings: Settings) -> DriverPool:
+    """An asyncpg pool on the read replica, for the long reads that use one."""
+    assert settings.replica_database_url is not None
+    return await asyncpg.create_pool(
+        asyncpg_dsn(settings.replica_database_url),
+        min_size=0,
+        max_size=max(2, settings.export_max_concurrent),
+        timeout=settings.db_timeout_seconds,
+        command_timeout=settings.db_command_timeout_seconds,
+        server_settings={"application_name": "attune-replica-reader"},
         reset=_end_transaction,
     )
 
