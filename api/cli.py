@@ -1,7 +1,9 @@
 """`attune` command line: migrate, seed a demo organization, mint keys, serve.
 
 Usage:
-    attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL
+    attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL; safe to run
+                                from every replica at once (a PostgreSQL advisory lock, a lock
+                                file beside a SQLite database); prints how many it applied
     attune seed-demo            on an empty database: create the demo org, print an admin key
     attune admin-key SLUG       print a new admin key for an existing organization
     attune recompute-alerts SLUG
@@ -19,14 +21,20 @@ Usage:
 
 import argparse
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import col
 
 from models.tenancy import ApiKeyCreate, Organization, OrganizationCreate
@@ -35,20 +43,113 @@ from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings, get_settings
 from services.kernel.database import create_engine, create_sessionmaker
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEMO_SLUG = "demo"
-
-
-def migrate(settings: Settings) -> None:
+if TYPE_CHECKING:
     from alembic.config import Config
 
-    from alembic import command
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SLUG = "demo"
+log = logging.getLogger("attune.cli")
+
+
+# The key of the PostgreSQL advisory lock `attune migrate` holds (any constant, the same in every
+# version): replicas starting together queue on it instead of racing to create the same tables.
+MIGRATION_LOCK_KEY = 0x617474756E65  # "attune"
+LOCK = {"key": MIGRATION_LOCK_KEY}
+
+
+def _alembic_config(settings: Settings) -> "Config":
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
     # The migration that encrypts stored secrets needs the server secret.
     config.attributes["settings"] = settings
-    command.upgrade(config, "head")
+    return config
+
+
+def _pending(config: "Config", current: str | None) -> int:
+    """How many migrations lead from `current` (None: an empty database) to head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config)
+    return sum(1 for _ in script.iterate_revisions("heads", current or "base"))
+
+
+async def _current_revision(conn: AsyncConnection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    def read(sync_conn: Connection) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+
+    revision = await conn.run_sync(read)
+    await conn.commit()  # no transaction stays open (and no lock on alembic_version) meanwhile
+    return revision
+
+
+async def _upgrade_under_lock(settings: Settings, config: "Config") -> int:
+    """Upgrade while holding the advisory lock on a connection of its own (PostgreSQL): a second
+    `attune migrate` waits, then finds the database at head. The upgrade runs in a thread, since
+    Alembic's environment starts an event loop of its own."""
+    from alembic import command
+
+    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), LOCK):
+                log.info("waiting for another `attune migrate` to finish")
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), LOCK)
+            await conn.commit()
+            try:
+                pending = _pending(config, await _current_revision(conn))
+                await asyncio.to_thread(command.upgrade, config, "head")
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), LOCK)
+                await conn.commit()
+            return pending
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def _file_lock(settings: Settings) -> Iterator[None]:
+    """SQLite: an exclusive lock on a file beside the database (the database's own locks are
+    held only while a statement waits within the busy timeout)."""
+    path = settings.sqlite_path()
+    if path is None:  # in memory: one process only
+        yield
+        return
+    import fcntl
+
+    settings.prepare_sqlite_file()
+    with open(path.with_name(path.name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def _sqlite_revision(settings: Settings) -> str | None:
+    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await _current_revision(conn)
+    finally:
+        await engine.dispose()
+
+
+def migrate(settings: Settings) -> int:
+    """Apply the migrations up to head; how many were applied. Safe to run from every replica at
+    start: concurrent runs queue, one applies, the rest find nothing to do."""
+    from alembic import command
+
+    config = _alembic_config(settings)
+    if not settings.is_sqlite:
+        return asyncio.run(_upgrade_under_lock(settings, config))
+    with _file_lock(settings):
+        pending = _pending(config, asyncio.run(_sqlite_revision(settings)))
+        command.upgrade(config, "head")
+        return pending
 
 
 # Changes made from the command line are audited as made by no key, from the local console.
@@ -291,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "migrate":
-        migrate(settings)
+        print(f"migrations applied: {migrate(settings)}", flush=True)
     elif args.command == "seed-demo":
         seed_demo(settings)
     elif args.command == "admin-key":
