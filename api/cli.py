@@ -11,8 +11,9 @@ Usage:
     attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
                                 (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks and sweep every ATTUNE_SWEEP_SECONDS until
-                                stopped (SIGTERM or Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS and serve
+                                /healthz and /metrics on ATTUNE_WORKER_PORT, until stopped
+                                (SIGTERM or Ctrl-C)
     attune sweep [--now ISO-8601] [--org-id ID]
                                 run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -327,7 +328,11 @@ def _instant(text: str) -> datetime:
 
 
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
+    """Deliver webhooks, sweep, and serve `/healthz` and `/metrics`
+    on the worker's port (unless it is 0), until SIGTERM or SIGINT."""
+    from api import worker_server
     from services.alerts import sweep as alert_sweep
+    from services.kernel import metrics
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -335,12 +340,18 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     engine = create_engine(settings)
+    metrics.watch_pool("sqlalchemy", engine)
+    loops = [
+        webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
+        alert_sweep.run(engine, settings, stop, org_ids=org_ids),
+    ]
+    if settings.worker_port:
+        app = worker_server.create_app(engine, org_ids)
+        loops.append(worker_server.serve(app, settings.host, settings.worker_port, stop))
     try:
-        await asyncio.gather(
-            webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
-            alert_sweep.run(engine, settings, stop, org_ids=org_ids),
-        )
+        await asyncio.gather(*loops)
     finally:
+        metrics.unwatch_pool(engine)
         await engine.dispose()
 
 

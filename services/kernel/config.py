@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=20, ge=1, le=500)
     # The worker's sweep of time-based alert checks (services/alerts/sweep.py), every so often.
     sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # The worker's own HTTP server (/healthz, /metrics; api/worker_server.py) on ATTUNE_HOST;
+    # 0 turns it off.
+    worker_port: int = Field(default=8001, ge=0, le=65535)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
     # Ports webhook URLs may name outside development (services/webhooks/targets.py).
