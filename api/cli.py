@@ -11,9 +11,10 @@ Usage:
     attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
                                 (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS and serve
-                                /healthz and /metrics on ATTUNE_WORKER_PORT, until stopped
-                                (SIGTERM or Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS, purge old
+                                rows every ATTUNE_RETENTION_INTERVAL_SECONDS and serve /healthz
+                                and /metrics on ATTUNE_WORKER_PORT, until stopped (SIGTERM or
+                                Ctrl-C)
     attune sweep [--now ISO-8601] [--org-id ID]
                                 run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -328,11 +329,12 @@ def _instant(text: str) -> datetime:
 
 
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
-    """Deliver webhooks, sweep, and serve `/healthz` and `/metrics`
+    """Deliver webhooks, sweep, purge what retention allows, and serve `/healthz` and `/metrics`
     on the worker's port (unless it is 0), until SIGTERM or SIGINT."""
     from api import worker_server
     from services.alerts import sweep as alert_sweep
     from services.kernel import metrics
+    from services.retention import jobs as retention
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -344,6 +346,7 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
     loops = [
         webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
         alert_sweep.run(engine, settings, stop, org_ids=org_ids),
+        retention.run(engine, settings, stop),
     ]
     if settings.worker_port:
         app = worker_server.create_app(engine, org_ids)
