@@ -6,7 +6,6 @@ import os
 import socket
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
