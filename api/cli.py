@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
@@ -382,7 +382,7 @@ def serve_with_worker(settings: Settings) -> None:
             worker.kill()
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> tuple[argparse.ArgumentParser, "argparse._SubParsersAction[Any]"]:
     parser = argparse.ArgumentParser(
         prog="attune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -403,7 +403,16 @@ def main(argv: list[str] | None = None) -> None:
     sweep_parser.add_argument("--now", type=_instant, default=None)
     sweep_parser.add_argument("--org-id", action="append", type=uuid.UUID, dest="org_ids")
     sub.add_parser("run")
-    args = parser.parse_args(argv)
+    return parser, sub
+
+
+def subcommands() -> frozenset[str]:
+    """The commands `attune` takes (the Dockerfile's and compose.yaml's roles are among them)."""
+    return frozenset(_parser()[1].choices)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser()[0].parse_args(argv)
     settings = get_settings()
     if args.command == "migrate":
         print(f"migrations applied: {migrate(settings)}", flush=True)
