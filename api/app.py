@@ -31,6 +31,7 @@ from api.routes import (
     submissions,
     webhooks,
 )
+from services.kernel import metrics
 from services.kernel.auth import PrincipalCache, ensure_bootstrap_key
 from services.kernel.config import Settings, get_settings
 from services.kernel.database import create_driver_pool, create_engine, create_sessionmaker
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.driver_pool = await create_driver_pool(settings)
         app.state.replica = Replica.from_settings(settings)
+        metrics.watch_pool("sqlalchemy", engine)
+        if app.state.driver_pool is not None:
+            metrics.watch_pool("asyncpg", app.state.driver_pool)
         if settings.bootstrap_key is not None:
             async with app.state.sessionmaker() as session:
                 await ensure_bootstrap_key(
@@ -68,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            metrics.unwatch_pool(engine)
+            metrics.unwatch_pool(app.state.driver_pool)
             if app.state.driver_pool is not None:
                 await app.state.driver_pool.close()
             if app.state.replica is not None:

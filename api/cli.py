@@ -1,7 +1,9 @@
 """`attune` command line: migrate, seed a demo organization, mint keys, serve.
 
 Usage:
-    attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL
+    attune migrate              apply Alembic migrations to ATTUNE_DATABASE_URL; safe to run
+                                from every replica at once (a PostgreSQL advisory lock, a lock
+                                file beside a SQLite database); prints how many it applied
     attune seed-demo            on an empty database: create the demo org, print an admin key
     attune admin-key SLUG       print a new admin key for an existing organization
     attune recompute-alerts SLUG
@@ -9,8 +11,10 @@ Usage:
     attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
                                 (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks and sweep every ATTUNE_SWEEP_SECONDS until
-                                stopped (SIGTERM or Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS, purge old
+                                rows every ATTUNE_RETENTION_INTERVAL_SECONDS and serve /healthz
+                                and /metrics on ATTUNE_WORKER_PORT, until stopped (SIGTERM or
+                                Ctrl-C)
     attune sweep [--now ISO-8601] [--org-id ID]
                                 run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -19,14 +23,20 @@ Usage:
 
 import argparse
 import asyncio
+import logging
 import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import col
 
 from models.tenancy import ApiKeyCreate, Organization, OrganizationCreate
@@ -35,20 +45,113 @@ from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings, get_settings
 from services.kernel.database import create_engine, create_sessionmaker
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEMO_SLUG = "demo"
-
-
-def migrate(settings: Settings) -> None:
+if TYPE_CHECKING:
     from alembic.config import Config
 
-    from alembic import command
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEMO_SLUG = "demo"
+log = logging.getLogger("attune.cli")
+
+
+# The key of the PostgreSQL advisory lock `attune migrate` holds (any constant, the same in every
+# version): replicas starting together queue on it instead of racing to create the same tables.
+MIGRATION_LOCK_KEY = 0x617474756E65  # "attune"
+LOCK = {"key": MIGRATION_LOCK_KEY}
+
+
+def _alembic_config(settings: Settings) -> "Config":
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.attributes["database_url"] = settings.database_url
     # The migration that encrypts stored secrets needs the server secret.
     config.attributes["settings"] = settings
-    command.upgrade(config, "head")
+    return config
+
+
+def _pending(config: "Config", current: str | None) -> int:
+    """How many migrations lead from `current` (None: an empty database) to head."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config)
+    return sum(1 for _ in script.iterate_revisions("heads", current or "base"))
+
+
+async def _current_revision(conn: AsyncConnection) -> str | None:
+    from alembic.migration import MigrationContext
+
+    def read(sync_conn: Connection) -> str | None:
+        return MigrationContext.configure(sync_conn).get_current_revision()
+
+    revision = await conn.run_sync(read)
+    await conn.commit()  # no transaction stays open (and no lock on alembic_version) meanwhile
+    return revision
+
+
+async def _upgrade_under_lock(settings: Settings, config: "Config") -> int:
+    """Upgrade while holding the advisory lock on a connection of its own (PostgreSQL): a second
+    `attune migrate` waits, then finds the database at head. The upgrade runs in a thread, since
+    Alembic's environment starts an event loop of its own."""
+    from alembic import command
+
+    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            if not await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), LOCK):
+                log.info("waiting for another `attune migrate` to finish")
+                await conn.execute(text("SELECT pg_advisory_lock(:key)"), LOCK)
+            await conn.commit()
+            try:
+                pending = _pending(config, await _current_revision(conn))
+                await asyncio.to_thread(command.upgrade, config, "head")
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), LOCK)
+                await conn.commit()
+            return pending
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def _file_lock(settings: Settings) -> Iterator[None]:
+    """SQLite: an exclusive lock on a file beside the database (the database's own locks are
+    held only while a statement waits within the busy timeout)."""
+    path = settings.sqlite_path()
+    if path is None:  # in memory: one process only
+        yield
+        return
+    import fcntl
+
+    settings.prepare_sqlite_file()
+    with open(path.with_name(path.name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+async def _sqlite_revision(settings: Settings) -> str | None:
+    engine = create_async_engine(settings.database_url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await _current_revision(conn)
+    finally:
+        await engine.dispose()
+
+
+def migrate(settings: Settings) -> int:
+    """Apply the migrations up to head; how many were applied. Safe to run from every replica at
+    start: concurrent runs queue, one applies, the rest find nothing to do."""
+    from alembic import command
+
+    config = _alembic_config(settings)
+    if not settings.is_sqlite:
+        return asyncio.run(_upgrade_under_lock(settings, config))
+    with _file_lock(settings):
+        pending = _pending(config, asyncio.run(_sqlite_revision(settings)))
+        command.upgrade(config, "head")
+        return pending
 
 
 # Changes made from the command line are audited as made by no key, from the local console.
@@ -226,7 +329,12 @@ def _instant(text: str) -> datetime:
 
 
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
+    """Deliver webhooks, sweep, purge what retention allows, and serve `/healthz` and `/metrics`
+    on the worker's port (unless it is 0), until SIGTERM or SIGINT."""
+    from api import worker_server
     from services.alerts import sweep as alert_sweep
+    from services.kernel import metrics
+    from services.retention import jobs as retention
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -234,12 +342,19 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     engine = create_engine(settings)
+    metrics.watch_pool("sqlalchemy", engine)
+    loops = [
+        webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
+        alert_sweep.run(engine, settings, stop, org_ids=org_ids),
+        retention.run(engine, settings, stop),
+    ]
+    if settings.worker_port:
+        app = worker_server.create_app(engine, org_ids)
+        loops.append(worker_server.serve(app, settings.host, settings.worker_port, stop))
     try:
-        await asyncio.gather(
-            webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
-            alert_sweep.run(engine, settings, stop, org_ids=org_ids),
-        )
+        await asyncio.gather(*loops)
     finally:
+        metrics.unwatch_pool(engine)
         await engine.dispose()
 
 
@@ -267,7 +382,7 @@ def serve_with_worker(settings: Settings) -> None:
             worker.kill()
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> tuple[argparse.ArgumentParser, "argparse._SubParsersAction[Any]"]:
     parser = argparse.ArgumentParser(
         prog="attune", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -288,10 +403,19 @@ def main(argv: list[str] | None = None) -> None:
     sweep_parser.add_argument("--now", type=_instant, default=None)
     sweep_parser.add_argument("--org-id", action="append", type=uuid.UUID, dest="org_ids")
     sub.add_parser("run")
-    args = parser.parse_args(argv)
+    return parser, sub
+
+
+def subcommands() -> frozenset[str]:
+    """The commands `attune` takes (the Dockerfile's and compose.yaml's roles are among them)."""
+    return frozenset(_parser()[1].choices)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser()[0].parse_args(argv)
     settings = get_settings()
     if args.command == "migrate":
-        migrate(settings)
+        print(f"migrations applied: {migrate(settings)}", flush=True)
     elif args.command == "seed-demo":
         seed_demo(settings)
     elif args.command == "admin-key":

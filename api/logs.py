@@ -2,12 +2,21 @@
 
 Requests are logged by their route *template* (`/v1/clients/{client_id}`), never the raw path or
 query string, which can hold external ids; uvicorn's own access log is switched off for that reason.
+
+Every request has an id (`X-Request-ID`): the caller's when it is sane (1 to 128 characters of
+letters, digits and `._:/+=-`, so it can neither forge a log line nor carry much), else a new
+UUID. It is sent back on every response and, through a context variable read by a logging filter,
+written on every log line made while the request runs (in worker threads too: they copy the
+context).
 """
 
 import json
 import logging
+import re
 import time
-from typing import Any
+import uuid
+from contextvars import ContextVar
+from typing import IO, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +24,33 @@ from api import metrics
 from api.security import headers_for
 
 access_log = logging.getLogger("attune.access")
+
+REQUEST_ID_HEADER = b"x-request-id"
+# Where the id is kept in the ASGI scope, for handlers that run outside this middleware (the
+# catch-all error handler, api/problems.py).
+REQUEST_ID_SCOPE_KEY = "attune.request_id"
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:/+=-]{1,128}")
+request_id: ContextVar[str | None] = ContextVar("attune_request_id", default=None)
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `X-Request-ID` when it is sane, else a new one."""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.fullmatch(value):
+                return bytes(value).decode("ascii")
+            break
+    return str(uuid.uuid4())
+
+
+class RequestIdFilter(logging.Filter):
+    """Puts the id of the request being served (if any) on each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = request_id.get()
+        if current is not None:
+            record.request_id = current
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,6 +61,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        current = getattr(record, "request_id", None)
+        if current is not None:
+            entry["request_id"] = current
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             entry.update(extra)
@@ -43,10 +82,17 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def json_handler(stream: IO[str] | None = None) -> logging.Handler:
+    """JSON lines to `stream` (stderr by default), each with the id of its request."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    return handler
+
+
 def configure(level: str = "INFO") -> None:
     quiet_third_party()
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
+    handler = json_handler()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -56,8 +102,8 @@ def configure(level: str = "INFO") -> None:
 
 
 class AccessLog:
-    """One log line per request, plus the headers an API should always send
-    (`api.security`): no sniffing, no framing, no caching of health data. One wrapper for both
+    """One log line per request, its `X-Request-ID`, plus the headers an API should always send
+    (`api.security`): no sniffing, no framing, no caching of health data. One wrapper for all
     keeps the hot path short."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -69,7 +115,10 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 500
-        security_headers = headers_for(scope["path"])
+        rid = request_id_of(scope)
+        scope[REQUEST_ID_SCOPE_KEY] = rid
+        token = request_id.set(rid)
+        security_headers = (*headers_for(scope["path"]), (REQUEST_ID_HEADER, rid.encode()))
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -81,19 +130,22 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            elapsed = time.perf_counter() - started
-            metrics.observe_request(scope.get("method", ""), template, status, elapsed)
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info(
-                    "request",
-                    extra={
-                        "fields": {
-                            "method": scope.get("method"),
-                            "route": template,
-                            "status": status,
-                            "ms": round(elapsed * 1000, 2),
-                        }
-                    },
-                )
+            try:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                elapsed = time.perf_counter() - started
+                metrics.observe_request(scope.get("method", ""), template, status, elapsed)
+                if access_log.isEnabledFor(logging.INFO):
+                    access_log.info(
+                        "request",
+                        extra={
+                            "fields": {
+                                "method": scope.get("method"),
+                                "route": template,
+                                "status": status,
+                                "ms": round(elapsed * 1000, 2),
+                            }
+                        },
+                    )
+            finally:
+                request_id.reset(token)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api import logs
 from api.json_body import InvalidJSON
 from services.kernel.errors import DomainError, TooManyRequests
 
@@ -228,6 +229,20 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unexpected_outside_middleware(request: Request, exc: Exception) -> JSONResponse:
+    """The catch-all, which Starlette runs outside every middleware: the request's id is taken
+    back from the scope for its log line and its response (api/logs.py)."""
+    rid = request.scope.get(logs.REQUEST_ID_SCOPE_KEY)
+    token = logs.request_id.set(rid)
+    try:
+        response = await _unexpected(request, exc)
+    finally:
+        logs.request_id.reset(token)
+    if rid is not None:
+        response.headers["X-Request-ID"] = rid
+    return response
+
+
 async def _audit_refusal(request: Request, status: int) -> None:
     """Refused attempts on client data are audited too, in their own transaction.
 
@@ -270,7 +285,7 @@ def install(app: FastAPI) -> None:
         asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError,
     ):  # fmt: skip
         app.add_exception_handler(error, _database_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected_outside_middleware)
 
 
 PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

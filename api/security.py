@@ -30,8 +30,8 @@ def headers_for(path: str) -> tuple[tuple[bytes, bytes], ...]:
 
 
 # What a browser client may send and read across origins (when CORS is on).
-CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
-CORS_EXPOSED_HEADERS = ("Retry-After", "Idempotent-Replayed", "Allow")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID")
+CORS_EXPOSED_HEADERS = ("Retry-After", "Idempotent-Replayed", "Allow", "X-Request-ID")
 
 
 def install_cors(app: FastAPI, settings: Settings) -> None:

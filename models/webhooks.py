@@ -94,6 +94,13 @@ class WebhookDelivery(SQLModel, table=True):
             sqlite_where=sa.text("status = 'pending'"),
             postgresql_where=sa.text("status = 'pending'"),
         ),
+        # What the retention job purges: finished deliveries by their last attempt.
+        sa.Index(
+            "ix_webhook_deliveries_finished",
+            "last_attempt_at",
+            sqlite_where=sa.text("status <> 'pending'"),
+            postgresql_where=sa.text("status <> 'pending'"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -117,7 +124,11 @@ class WebhookAttempt(SQLModel, table=True):
     """One try at a delivery: when, what came back (status code or a short error), how long."""
 
     __tablename__ = "webhook_attempts"
-    __table_args__ = (sa.Index("ix_webhook_attempts_delivery", "delivery_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+        # What the retention job purges: attempts by age.
+        sa.Index("ix_webhook_attempts_attempted_at", "attempted_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")

@@ -17,6 +17,7 @@ from models.submissions import Submission
 from services.alerts import SeriesPoint
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
 from services.alerts.replay import EVENT_RULES
+from services.kernel import metrics
 from services.webhooks import outbox
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -162,6 +163,7 @@ async def write_alert_rows(
     """Store the alert changes and, in the same transaction, their outbox events."""
     await write_alert_changes(conn, writes)
     await outbox.write(conn, outbox.alert_events(writes, facts.client_id, facts.clinician_id))
+    metrics.count_alerts(writes)
 
 
 async def write_alert_changes(

@@ -41,7 +41,7 @@ from models.submissions import CareSession, Submission
 from services.alerts import due
 from services.alerts.reconcile import Change
 from services.alerts.store import ALERTS, SETTINGS
-from services.kernel import audit
+from services.kernel import audit, metrics
 from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings
 from services.webhooks import events, outbox
@@ -252,6 +252,7 @@ async def _insert_overdue_pg(
     ).all()
     if inserted:
         await _audit(conn, {row["org_id"] for row in rows})
+    metrics.ALERTS_RAISED.labels(due.OVERDUE, rows[0]["severity"]).inc(len(inserted))
     return len(inserted)
 
 
@@ -338,6 +339,7 @@ async def _overdue(
             writes: list[Write] = [("created", r) for r in rows if r["id"] in inserted]
             if writes:
                 await _record(conn, writes, people)
+            metrics.count_alerts(writes)
             done += len(writes)
     return done
 

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=20, ge=1, le=500)
     # The worker's sweep of time-based alert checks (services/alerts/sweep.py), every so often.
     sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # The worker's own HTTP server (/healthz, /metrics; api/worker_server.py) on ATTUNE_HOST;
+    # 0 turns it off.
+    worker_port: int = Field(default=8001, ge=0, le=65535)
+    # Retention (services/retention/): how often the worker purges, and how long rows are kept.
+    # Idempotency records go when they expire (24 h, DESIGN.md §4). Outbox events (their payloads
+    # summarise scores and alerts) go once no delivery still needs them; the delivery log (finished
+    # deliveries and attempts, what `GET /v1/webhooks/{id}/deliveries` shows) after longer.
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    retention_outbox_days: int = Field(default=7, ge=1, le=3650)
+    retention_delivery_log_days: int = Field(default=30, ge=1, le=3650)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
     # Ports webhook URLs may name outside development (services/webhooks/targets.py).

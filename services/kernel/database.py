@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.kernel import metrics
 from services.kernel.config import Settings
 from services.kernel.errors import Conflict
 
@@ -207,7 +208,8 @@ class UnitOfWork:
             if self._pooled_tx is not None:
                 raise RuntimeError("this unit of work already runs a driver transaction")
             await self._release_pooled()
-            conn = await self._engine.connect()
+            with metrics.DB_POOL_WAITING.track_inprogress():
+                conn = await self._engine.connect()
             await conn.begin()
             self._conn = conn
         return self._conn
@@ -219,7 +221,8 @@ class UnitOfWork:
         if self._conn is not None:
             return await self.driver_transaction()
         if self._pooled is None:
-            self._pooled = await self._pool.acquire()
+            with metrics.DB_POOL_WAITING.track_inprogress():
+                self._pooled = await self._pool.acquire()
         return self._pooled
 
     async def driver_transaction(self) -> Driver | None:

@@ -25,7 +25,7 @@ from services.alerts.store import EpisodeFacts, SeriesKey
 from services.care.episodes import load_episode
 from services.instruments import InstrumentDefinition
 from services.instruments.catalog import resolve_named
-from services.kernel import audit
+from services.kernel import audit, metrics
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
@@ -177,6 +177,8 @@ async def create_submission(
     if alerts is None:
         alerts = await _recompute_after_store(store, ctx, facts, str(inserted))
     alerts = [*alerts, *await store.clear_overdue(key, (facts.client_id, facts.clinician_id), now)]
+    metrics.SUBMISSIONS.inc()
+    metrics.count_alerts(alerts)
     values["alerts"] = alert_lifecycle.public_many(alerts, facts)
     return values
 

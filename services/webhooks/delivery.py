@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 
 from models.base import new_id, utcnow
 from models.webhooks import WebhookAttempt
+from services.kernel import metrics
 from services.kernel.config import Settings
 from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.webhooks import targets as webhook_targets
@@ -281,6 +282,10 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
         )
 
 
+def _outcome(result: Result) -> str:
+    return "withheld" if result.withheld else verdict(result.status_code)
+
+
 def _claimed(rows: Any) -> list[Claimed]:
     return [
         Claimed(
@@ -338,6 +343,7 @@ async def deliver_due(
             results = await _send_all(client, claimed, policy)
             await _record(conn, results, policy)
     for result in results:
+        metrics.WEBHOOK_ATTEMPTS.labels(_outcome(result)).inc()
         log.info(
             "webhook attempt",
             extra={

@@ -1,0 +1,1 @@
+"""Retention: the worker removes what is no longer needed, on a schedule (DESIGN.md §10.7)."""
