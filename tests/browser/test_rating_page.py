@@ -200,6 +200,32 @@ def test_expired_revoked_used_and_broken_links_show_their_own_pages(
     assert len(clinic.submissions(episode)) == 1
 
 
+def test_an_unreachable_or_busy_server_gets_a_page_with_a_way_to_try_again(
+    phone: Any, clinic: Clinic
+) -> None:
+    episode = clinic.episode()
+    created = clinic.invite(episode, "srs")
+    phone.route("**/v1/invitation", lambda route: route.abort("internetdisconnected"))
+    open_link(phone, created["url"], "offline")
+    assert phone.locator("h1").inner_text() == "We cannot reach the clinic's server"
+    assert_accessible(phone, "link-offline")
+    phone.unroute("**/v1/invitation")
+    phone.route(
+        "**/v1/invitation",
+        lambda route: route.fulfill(
+            status=429,
+            content_type="application/problem+json",
+            body='{"type": "urn:attune:problem:too-many-requests", "status": 429}',
+        ),
+    )
+    phone.get_by_role("button", name="Try again").tap()
+    phone.wait_for_selector("body[data-state=busy]")
+    assert_accessible(phone, "link-busy")
+    phone.unroute("**/v1/invitation")
+    phone.get_by_role("button", name="Try again").tap()
+    phone.wait_for_selector("body[data-state=form]")
+
+
 def test_a_client_raises_a_concern_and_is_told_who_reads_it(phone: Any, clinic: Clinic) -> None:
     episode = clinic.episode()
     created = clinic.invite(episode, "srs")
