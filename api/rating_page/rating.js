@@ -18,10 +18,12 @@
       required: "Please answer this question.",
       rejected: "This answer was not accepted: {why}",
       missingTitle: "Some answers are missing",
+      rejectedTitle: "Some answers need another look",
       send: "Send my answers",
       sending: "Sending…",
       retrying: "The connection was lost. Trying again…",
       sendFailed: "We could not send your answers. Check your connection and press the button again.",
+      sent: "Sent. These answers can no longer be changed.",
       thanksTitle: "Thank you, your answers were sent",
       thanksBody: "Your clinic has received:",
       thanksNext: "Your therapist may talk with you about your answers at your next session.",
@@ -66,10 +68,12 @@
       required: "Por favor, responde a esta pregunta.",
       rejected: "No se aceptó esta respuesta: {why}",
       missingTitle: "Faltan algunas respuestas",
+      rejectedTitle: "Algunas respuestas necesitan revisión",
       send: "Enviar mis respuestas",
       sending: "Enviando…",
       retrying: "Se perdió la conexión. Intentándolo de nuevo…",
       sendFailed: "No pudimos enviar tus respuestas. Comprueba tu conexión y pulsa el botón otra vez.",
+      sent: "Enviado. Estas respuestas ya no se pueden cambiar.",
       thanksTitle: "Gracias, tus respuestas se enviaron",
       thanksBody: "Tu clínica ha recibido:",
       thanksNext: "Puede que tu terapeuta hable contigo sobre tus respuestas en la próxima sesión.",
@@ -440,6 +444,7 @@
         instrument.questions.push(question);
         section.append(question.node);
       }
+      instrument.section = section;
       form.append(section);
     }
     form.append(sendButton);
@@ -459,8 +464,8 @@
     );
   }
 
-  function showProblems(summary, problems) {
-    summary.replaceChildren(el("h2", { text: W.missingTitle }));
+  function showProblems(summary, title, problems) {
+    summary.replaceChildren(el("h2", { text: title }));
     const list = el("ul");
     for (const [question, message] of problems) {
       setError(question, message);
@@ -484,7 +489,7 @@
         }
       }
     }
-    if (missing.length) return showProblems(summary, missing);
+    if (missing.length) return showProblems(summary, W.missingTitle, missing);
     summary.hidden = true;
     sendButton.disabled = true;
     sendButton.textContent = W.sending;
@@ -510,10 +515,13 @@
         }
       };
       const response = await send("v1/invitation/submissions", { instrument: code, answers }, instrument.key, isDone);
-      if (response === "done") {
-        instrument.done = { instrument: code };
-      } else if (response && response.status === 201) {
-        instrument.done = await response.json();
+      if (response === "done" || (response && response.status === 201)) {
+        instrument.done = response === "done" ? { instrument: code } : await response.json();
+        // Stored: should a later instrument fail, this one is not sent again, so say so.
+        for (const question of instrument.questions) {
+          for (const control of question.controls) control.disabled = true;
+        }
+        instrument.section.querySelector("h2").after(el("p", { class: "sent", text: W.sent }));
       } else if (response && [401, 410, 429].includes(response.status)) {
         return problemPage(response);
       } else if (response && response.status === 422) {
@@ -524,8 +532,9 @@
           const question = instrument.questions.find((q) => q.item.id === itemId);
           if (question) rejected.push([question, fill(W.rejected, { why: error.message })]);
         }
-        stop(problem.detail);
-        return rejected.length ? showProblems(summary, rejected) : undefined;
+        // The server's own words are English: the page says it in the client's language.
+        stop(rejected.length ? "" : W.sendFailed);
+        return rejected.length ? showProblems(summary, W.rejectedTitle, rejected) : undefined;
       } else {
         return stop(W.sendFailed);
       }

@@ -321,3 +321,53 @@ def test_the_page_speaks_spanish_and_shows_the_organisations_own_wording(
 @pytest.fixture(autouse=True)
 def _no_shared_rows(live_server: LiveServer) -> None:
     """Every test makes its own organisation (tests never share rows)."""
+
+
+def test_a_refused_answer_is_shown_at_its_question_and_what_was_stored_is_not_sent_again(
+    phone: Any, clinic: Clinic
+) -> None:
+    episode = clinic.episode()
+    created = clinic.invite(episode, "rupture-check", "srs")
+    posted: list[str] = []
+    refusal = (
+        '{"type": "urn:attune:problem:validation-error", "status": 422, "detail": "bad answer",'
+        ' "errors": [{"field": "body.answers.overall", "message": "not on the grid",'
+        ' "type": "value_error"}]}'
+    )
+
+    def refuse_srs_once(route: Any) -> None:
+        instrument = route.request.post_data_json["instrument"]
+        posted.append(instrument)
+        if instrument == "srs" and posted.count("srs") == 1:
+            route.fulfill(status=422, content_type="application/problem+json", body=refusal)
+        else:
+            route.continue_()
+
+    phone.route("**/v1/invitation/submissions", refuse_srs_once)
+    open_link(phone, created["url"], "form")
+    phone.locator("label[for=rupture-check-tension-0]").tap()
+    for item in SRS:
+        phone.locator(f"#srs-{item}").focus()
+        phone.keyboard.press("End")
+    phone.locator("button.primary").tap()
+    phone.wait_for_selector("#srs-overall-error:not([hidden])")
+    assert "not on the grid" in phone.locator("#srs-overall-error").inner_text()
+    assert phone.locator("#missing h2").inner_text() == "Some answers need another look"
+    assert phone.locator("#srs-overall").get_attribute("aria-invalid") == "true"
+    assert phone.locator("#rupture-check-tension-0").is_disabled()
+    assert phone.locator("#h-rupture-check + .sent").is_visible()
+    assert_accessible(phone, "answer-refused")
+    phone.locator("#srs-overall").focus()
+    phone.keyboard.press("ArrowLeft")
+    phone.locator("button.primary").tap()
+    phone.wait_for_selector("body[data-state=receipt]")
+    assert posted == ["rupture-check", "srs", "srs"]
+    assert stored_answers(clinic, episode) == {
+        "rupture-check": {"tension": 0},
+        "srs": {
+            "relationship": 10.0,
+            "goals_topics": 10.0,
+            "approach_method": 10.0,
+            "overall": 9.9,
+        },
+    }
