@@ -155,7 +155,9 @@
   // Waits before each retry of a post whose answer never came (network failure, 5xx, or 409
   // while the first attempt is still being processed): about 15 s in all.
   const RETRY_DELAYS = [500, 1000, 2000, 4000, 8000];
-  // Items with more points than this are drawn as a line (visual-analogue), others as choices.
+  // Items with more points than this are drawn as a line, others as choices. The SRS and ORS are
+  // visual-analogue lines of 0-10 read to one decimal (Duncan et al. 2003, J Brief Therapy 3(1);
+  // Miller et al. 2003, J Brief Therapy 2(2); reference/psychometrics.md): 101 points, a line.
   const MAX_CHOICES = 11;
   const CATEGORIES = ["relationship", "safety", "boundaries", "treatment", "access", "other"];
 
