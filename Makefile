@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint format bench bench-export bench-sweep mutate clean
+.PHONY: run test chromium check lint format bench bench-export bench-sweep mutate clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -22,8 +22,21 @@ run: $(BIN)/attune
 	$(BIN)/attune run
 
 ## The whole test suite. SQLite by default; set ATTUNE_TEST_DATABASE_URL for PostgreSQL.
-test: $(BIN)/attune
+test: $(BIN)/attune chromium
 	$(BIN)/pytest
+
+## Debian's Chromium, which the rating page's browser tests drive (tests/browser/). Installed
+## with apt-get when absent and we are root; elsewhere those tests skip and say why.
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+			|| echo "chromium could not be installed: the browser tests will skip"; \
+	else \
+		echo "chromium is absent and apt-get cannot install it here: the browser tests will skip"; \
+	fi
 
 ## Lint, format check, strict typing and the import contracts (pyproject.toml [tool.importlinter]).
 check: $(BIN)/attune

@@ -28,6 +28,7 @@ from api.routes import (
     instruments,
     invitations,
     organizations,
+    rating_page,
     submissions,
     webhooks,
 )
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit.router,
         webhooks.router,
         invitations.router,
+        rating_page.router,
         exports.router,
         fhir.router,
         fhir_export.router,

@@ -42,17 +42,18 @@ async def run_once(
     action: str,
     resource_type: str,
     owner: uuid.UUID | None = None,
-    shown_once: str | None = None,
+    shown_once: str | tuple[str, ...] = (),
 ) -> JSONResponse:
     """Run ``make`` once per (caller, ``key``). ``owner``: the invitation, when the caller holds
     one rather than an API key; ``action``/``resource_type`` name a replay in the audit trail.
 
-    ``shown_once``: a field of the response shown once (an API key, an invitation token, a webhook
-    signing secret). It is never stored, so it cannot be replayed: a repeat answers 409 naming
-    what the first request created — nothing is created twice, and no credential sits in the
-    idempotency records."""
+    ``shown_once``: the fields of the response shown once (an API key, an invitation token and
+    its link, a webhook signing secret). They are never stored, so they cannot be replayed: a
+    repeat answers 409 naming what the first request created — nothing is created twice, and no
+    credential sits in the idempotency records."""
     if key is None:
         return FastJSONResponse(await make(), status_code=status)
+    secret_fields = (shown_once,) if isinstance(shown_once, str) else shown_once
     owner = owner or idempotency.owner_of(actor)
     fingerprint = idempotency.request_fingerprint(method, path, body)
     stored = await idempotency.claim(
@@ -62,16 +63,16 @@ async def run_once(
         await idempotency.audit_replay(
             uow, actor=actor, action=action, resource_type=resource_type, body=stored.body
         )
-        if shown_once is not None:
+        if secret_fields:
             raise Conflict(
                 f"this Idempotency-Key already created {resource_type} {stored.body.get('id')}; "
-                f"its {shown_once} was shown once and is not kept"
+                f"its {secret_fields[0]} was shown once and is not kept"
             )
         return FastJSONResponse(
             stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
         )
     payload = orjson.loads(orjson.dumps(await make(), option=orjson.OPT_UTC_Z))
-    kept = {k: v for k, v in payload.items() if k != shown_once}
+    kept = {k: v for k, v in payload.items() if k not in secret_fields}
     await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=kept)
     return FastJSONResponse(payload, status_code=status)
 

@@ -23,9 +23,22 @@ API_HEADERS = (
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 )
 HTML_PAGES = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+# The rating page (api/routes/rating_page.py) runs our own script and style sheet and talks to
+# this same origin; nothing inline, nothing from another host (DESIGN.md §10.4).
+RATING_PAGE_PREFIX = "/r/"
+RATING_PAGE_HEADERS = (
+    *BASE_HEADERS,
+    (
+        b"content-security-policy",
+        b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        b"img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    ),
+)
 
 
 def headers_for(path: str) -> tuple[tuple[bytes, bytes], ...]:
+    if path.startswith(RATING_PAGE_PREFIX):
+        return RATING_PAGE_HEADERS
     return BASE_HEADERS if path in HTML_PAGES else API_HEADERS
 
 

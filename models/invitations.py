@@ -88,6 +88,9 @@ class InvitationCreate(SQLModel):
 class InvitationCreated(SQLModel):
     id: uuid.UUID
     token: str
+    # The link to send the client: ATTUNE_PUBLIC_URL + "/r/#" + token. The token rides in the
+    # fragment, which a browser never sends to a server or in a Referer (DESIGN.md §10.4).
+    url: str
     expires_at: datetime
     episode_id: uuid.UUID
     session_number: int
@@ -101,7 +104,8 @@ class InvitationPublic(SQLModel):
     episode_id: uuid.UUID
     session_number: int
     instruments: list[str]
-    status: Literal["active", "expired", "revoked"]
+    # used: every instrument it asks for has been sent.
+    status: Literal["active", "used", "expired", "revoked"]
     expires_at: datetime
     created_at: datetime
     revoked_at: datetime | None

@@ -51,9 +51,11 @@ async def create_invitation(
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """A one-off token for the client to rate one session (`Authorization: Bearer inv_…` on the
-    `/v1/invitation` routes). The token is shown once and never stored: a repeated
-    Idempotency-Key answers 409 naming the invitation created, and issues no second token."""
+    """A one-off token for the client to rate one session, and `url`, the link to send them: the
+    rating page (`/r/`) with the token in the fragment. An app may also use the token itself
+    (`Authorization: Bearer inv_…` on the `/v1/invitation` routes). Token and link are shown once
+    and never stored: a repeated Idempotency-Key answers 409 naming the invitation created, and
+    issues no second token."""
     audit_target(request, "invitation.create", "episode", episode_id)
 
     async def make() -> dict[str, Any]:
@@ -63,6 +65,7 @@ async def create_invitation(
             episode_id=episode_id,
             data=body,
             secret=settings.secret_key.get_secret_value(),
+            public_base=settings.base_url,
         )
         return created.model_dump(mode="json")
 
@@ -77,7 +80,7 @@ async def create_invitation(
         make=make,
         action="invitation.create",
         resource_type="invitation",
-        shown_once="token",
+        shown_once=("token", "url"),
     )
 
 

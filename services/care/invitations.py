@@ -54,6 +54,8 @@ from services.kernel.pagination import fetch_page
 from services.submissions import service as submissions
 
 TOKEN_PREFIX = "inv_"  # noqa: S105  (a prefix, not a secret)
+# Where the API serves the rating page (api/routes/rating_page.py).
+RATING_PAGE_PATH = "/r/"
 
 
 class Expired(DomainError):
@@ -62,6 +64,14 @@ class Expired(DomainError):
     status = 410
     title = "Invitation expired"
     type_slug = "invitation-expired"
+
+
+class Revoked(Expired):
+    """The clinic revoked the invitation, or the key that issued it (410 Gone). A type of its
+    own, so the rating page can tell the client which it is."""
+
+    title = "Invitation revoked"
+    type_slug = "invitation-revoked"
 
 
 def generate_token() -> str:
@@ -75,7 +85,10 @@ async def create_invitation(
     episode_id: uuid.UUID,
     data: InvitationCreate,
     secret: str,
+    public_base: str,
 ) -> InvitationCreated:
+    """``public_base``: the service's public address (ATTUNE_PUBLIC_URL), which the link to the
+    rating page starts from."""
     session = await uow.orm()
     episode = await load_episode(session, actor=actor, episode_id=episode_id)
     if episode.status != "active":
@@ -109,6 +122,7 @@ async def create_invitation(
     return InvitationCreated(
         id=row.id,
         token=token,
+        url=f"{public_base.rstrip('/')}{RATING_PAGE_PATH}#{token}",
         expires_at=row.expires_at,
         episode_id=row.episode_id,
         session_number=row.session_number,
@@ -145,7 +159,7 @@ async def authenticate(
         raise Unauthorized("invalid invitation token")
     invitation, key_revoked_at = found
     if invitation.revoked_at is not None or key_revoked_at is not None:
-        raise Expired("this invitation was revoked; ask the clinic for a new one")
+        raise Revoked("this invitation was revoked; ask the clinic for a new one")
     if invitation.expires_at <= utcnow():
         raise Expired(f"this invitation expired at {invitation.expires_at.isoformat()}")
     # No API key: audit events and the submission record the invitation instead.
@@ -158,10 +172,12 @@ async def authenticate(
     return Holder(invitation, Actor(principal=principal, client_address=client_address))
 
 
-def _public(row: Invitation, now: Any) -> InvitationPublic:
+def _public(row: Invitation, now: Any, sent: int) -> InvitationPublic:
     status: Any = (
         "revoked"
         if row.revoked_at is not None
+        else "used"
+        if sent >= len(row.instruments)
         else "expired"
         if row.expires_at <= now
         else "active"
@@ -207,10 +223,17 @@ async def list_invitations(
         if issuers
         else ()
     )
+    sent_counts = await session.execute(
+        select(col(InvitationUse.invitation_id), func.count())
+        .where(col(InvitationUse.org_id) == actor.org_id)
+        .where(col(InvitationUse.invitation_id).in_([r.id for r in rows]))
+        .group_by(col(InvitationUse.invitation_id))
+    )
+    sent: dict[uuid.UUID, int] = dict(sent_counts.all())
     now = utcnow()
     items = []
     for row in rows:
-        public = _public(row, now)
+        public = _public(row, now, sent.get(row.id, 0))
         if public.status != "revoked" and row.created_by_key_id in revoked_keys:
             public.status = "revoked"
         items.append(public)

@@ -111,6 +111,22 @@ class AnswerCode(BaseModel):
 LoincCode = Annotated[str, Field(pattern=r"^\d{1,8}-\d$")]
 
 
+class ItemDisplay(BaseModel):
+    """An organisation's own wording of an item in one language, shown by the rating page in
+    place of the neutral label: the licensed wording Attune does not ship (DESIGN.md §10.4).
+    ``min_label``/``max_label`` name the two ends of a scale (a visual-analogue line's anchors)."""
+
+    model_config = _MODEL_CONFIG
+
+    text: Annotated[str, Field(min_length=1, max_length=1000)]
+    min_label: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    max_label: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+# A language tag: "en", "es", "es-MX".
+LanguageTag = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+
+
 class Item(BaseModel):
     model_config = _MODEL_CONFIG
 
@@ -127,6 +143,8 @@ class Item(BaseModel):
     in_total: bool = True
     loinc: LoincCode | None = None
     answer_loinc: list[AnswerCode] = Field(default_factory=list)
+    # By language: the wording the rating page shows; absent, it shows ``label``.
+    display: Annotated[dict[LanguageTag, ItemDisplay], Field(max_length=20)] | None = None
 
     def reverse_score(self, value: Decimal) -> Decimal:
         """Reverse keying as ``min + max - x`` (DESIGN.md §5; CHS: ``6 - x`` for 1-5 items)."""

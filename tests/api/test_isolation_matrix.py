@@ -159,6 +159,13 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/docs"): Probe("exempt", reason="Swagger UI, no tenant data"),
     ("GET", "/docs/oauth2-redirect"): Probe("exempt", reason="Swagger UI helper"),
     ("GET", "/redoc"): Probe("exempt", reason="ReDoc, no tenant data"),
+    # The rating page's static files: the token stays in the browser, the data comes through
+    # the /v1/invitation routes (token probes).
+    ("GET", "/r"): Probe("exempt", reason="redirect to the rating page, no tenant data"),
+    ("GET", "/r/"): Probe("exempt", reason="the rating page's HTML, no tenant data"),
+    ("GET", "/r/rating.js"): Probe("exempt", reason="the rating page's script, no tenant data"),
+    ("GET", "/r/rating.css"): Probe("exempt", reason="the rating page's style, no tenant data"),
+    ("GET", "/r/icon.svg"): Probe("exempt", reason="the rating page's icon, no tenant data"),
     ("GET", "/fhir/metadata"): Probe("exempt", reason="public CapabilityStatement, no tenant data"),
     ("GET", "/fhir/$export"): Probe(
         "exempt",
