@@ -19,7 +19,8 @@ from typing import Any
 
 import asyncpg
 import httpx
-from harness import Service, log, private_cluster, seed, srs_answers
+
+from scripts.harness import Service, log, private_cluster, seed, srs_answers
 
 
 @dataclass

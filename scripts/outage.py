@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import Cluster, Service, log, private_cluster, seed, srs_answers
+
+from scripts.harness import Cluster, Service, log, private_cluster, seed, srs_answers
 
 DB_TIMEOUT = 2.0  # ATTUNE_DB_TIMEOUT_SECONDS: connect and pool waits
 COMMAND_TIMEOUT = 3.0  # ATTUNE_DB_COMMAND_TIMEOUT_SECONDS

@@ -1,0 +1,1 @@
+"""Reliability drills (run by scripts/outage and scripts/crash, as `python -m scripts.…`)."""
