@@ -463,6 +463,7 @@ async def test_every_export_is_audited_with_its_filters_and_row_count(attune: At
         "since": None,
         "until": until,
         "instrument": "srs",
+        "source": "primary",  # no read replica configured
         "rows": len(rows),
     }
     assert start["details"] == {k: v for k, v in finish["details"].items() if k != "rows"}
