@@ -411,8 +411,8 @@ def trajectory_chart(
         worst = max(found_alerts, key=lambda a: SEVERITY_RANK.get(a.severity, 0))
         what = ", ".join(
             f"{ALERT_LABELS.get(a.type, a.type)}"
-            + (f" ({subscale_label(a.subscale)})" if a.subscale else "")
-            + f" — {a.severity}, {a.status}"
+            + (f" of {subscale_label(a.subscale)}" if a.subscale else "")
+            + f" ({a.severity}, {a.status})"
             for a in found_alerts
         )
         alert_words.append(f"session {n}: {what}")
@@ -449,8 +449,20 @@ def trajectory_chart(
         words.append("Alerts (triangles above the plot): " + _listed(alert_words) + ".")
 
     description = " ".join(words)
-    subtitle = "Line: totals. Dashed: cut-off. Rings: ruptures (red) and repairs (green). "
-    subtitle += "Triangles: alerts."
+    # A key to what is drawn, and only that.
+    drawn = {layer["name"] for layer in layers}
+    key = ["Line: totals."]
+    for names, words_for in (
+        ({"cutoff"}, "Dashed: cut-off."),
+        ({"expected_band"}, "Grey: expected."),
+        ({"sudden_gains", "sudden_losses"}, "Thick: sudden gains (green), losses (red)."),
+        ({"ruptures"}, "Red rings: ruptures."),
+        ({"repairs"}, "Green diamonds: repairs."),
+        ({"alerts"}, "Triangles: alerts."),
+    ):
+        if names & drawn:
+            key.append(words_for)
+    subtitle = " ".join(key)
     spec: dict[str, Any] = {
         "$schema": VEGA_LITE_SCHEMA,
         "title": {"text": title, "subtitle": subtitle, "anchor": "start", "offset": 18},

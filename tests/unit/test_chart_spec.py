@@ -86,8 +86,8 @@ def test_alerts_of_one_session_share_one_marker_in_the_colour_of_the_most_severe
     )
     marks = layers(chart.vega_lite)["alerts"]
     assert [(m["session"], m["colour"]) for m in marks] == [(2, "#6e0000")]
-    assert "low alliance — warning, open, risk item — critical, acknowledged" in marks[0]["label"]
-    assert "session 9: alliance drop — warning, open" in chart.description
+    assert "low alliance (warning, open), risk item (critical, acknowledged)" in marks[0]["label"]
+    assert "session 9: alliance drop (warning, open)" in chart.description
 
 
 def test_long_series_are_listed_in_words_up_to_a_limit() -> None:
