@@ -24,7 +24,7 @@ a screen reader says what a sighted reader sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,11 +107,6 @@ def _listed(parts: Sequence[str]) -> str:
     return "; ".join(shown)
 
 
-def _sessions(numbers: Iterable[int]) -> str:
-    found = sorted(set(numbers))
-    return ("session " if len(found) == 1 else "sessions ") + ", ".join(map(str, found))
-
-
 _WHOSE = {"client": "the client's", "clinician": "the clinician's", "collateral": "a collateral's"}
 
 
@@ -132,11 +127,14 @@ def trajectory_chart(
     scale = definition.total_range
     if scale is None:
         raise ValueError(f"'{definition.code}' has no total to chart")
-    low, high = scale
     name = display_name(definition)
     direction = definition.direction
     cutoff = trajectory.cutoff
     scored = [p for p in trajectory.points if p.total is not None]
+    # The instrument's scale, widened to any score beyond it (one scored under an earlier version
+    # of an organisation's instrument), so that no point is ever drawn off the plot.
+    low = min([scale[0], *(p.total for p in scored if p.total is not None)])
+    high = max([scale[1], *(p.total for p in scored if p.total is not None)])
     by_session = {p.session_number: p.total for p in scored}
     sessions = [p.session_number for p in scored] or [1]
     x_domain = [min(sessions) - 0.5, max(sessions) + 0.5]

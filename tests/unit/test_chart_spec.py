@@ -139,3 +139,13 @@ def test_every_scored_session_is_a_point_on_the_instruments_scale(
     assert scores["encoding"]["y"]["scale"]["domain"] == [low, high]
     for name in ("ruptures", "repairs"):
         assert {r["session"] for r in data_layers.get(name, [])} <= set(sessions)
+
+
+def test_a_score_beyond_the_current_scale_widens_it_rather_than_leaving_the_plot() -> None:
+    # A series scored under an earlier version of an organisation's instrument may exceed the
+    # range of the version charted.
+    srs = builtin("srs")
+    trajectory = build_trajectory(srs, [(1, 38.0, NO_SUBSCALES), (2, 44.0, NO_SUBSCALES)])
+    spec = trajectory_chart(srs, trajectory).vega_lite
+    scores = next(layer for layer in spec["layer"] if layer["name"] == "scores")
+    assert scores["encoding"]["y"]["scale"]["domain"] == [0.0, 44.0]
