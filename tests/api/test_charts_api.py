@@ -231,3 +231,22 @@ async def test_wai_sr_subscale_ruptures_are_ringed_and_named(attune: Attune) -> 
     assert "total fell 8" in ring["label"]
     assert [r["session"] for r in data["repairs"]] == [6]
     assert "cutoff" not in data  # no published WAI-SR cut-off (Hatcher & Gillaspy 2006)
+
+
+async def test_a_raters_label_is_text_in_the_svg_never_markup(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    rater = '<script>alert(1)</script> & "mum"'
+    await submit(tenant, eid, "ors", 1, ors(3, 3, 3, 3), respondent="collateral", rater=rater)
+    response = await attune.http.get(
+        f"/v1/episodes/{eid}/trajectory/chart",
+        params={"instrument": "ors", "respondent": "collateral", "rater": rater},
+        headers=tenant.admin,
+    )
+    assert response.status_code == 200, response.text
+    root = DefusedET.fromstring(response.text)
+    assert root.find(f".//{SVG}script") is None
+    desc = root.find(f"{SVG}desc")
+    assert desc is not None
+    assert desc.text is not None
+    assert f"a collateral's ratings ({rater})" in desc.text
