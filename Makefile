@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chromium check lint format bench bench-export bench-sweep mutate clean
+.PHONY: run test chromium check lint format bench bench-export bench-sweep bench-chart mutate clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -60,6 +60,10 @@ bench-export: $(BIN)/attune
 ## Sweep benchmark on PostgreSQL: one sweep of 100,000 active episodes (goal: within 10 s).
 bench-sweep: $(BIN)/attune
 	$(BIN)/python bench/sweep.py
+
+## Chart benchmark: a 40-session episode's chart built and rendered (goal: SVG under 50 ms p50).
+bench-chart: $(BIN)/attune
+	$(BIN)/python bench/chart.py
 
 ## Mutation testing of the pure core with mutmut (configured in pyproject.toml [tool.mutmut]);
 ## slow, so outside CI. MUTATE_CHILDREN sets how many mutants run at once (default 2).

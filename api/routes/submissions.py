@@ -29,6 +29,9 @@ from services.trajectory import service as trajectories
 router = api_router(tags=["submissions"])
 
 InstrumentCode = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+RaterQuery = Annotated[
+    str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 
 
 @router.post(
@@ -142,9 +145,7 @@ async def episode_trajectory(
     session: SessionDep,
     instrument: InstrumentCode,
     respondent: Respondent = "client",
-    rater: Annotated[
-        str | None, Query(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
-    ] = None,
+    rater: RaterQuery = None,
 ) -> Trajectory:
     audit_target(request, "trajectory.read", "episode", episode_id)
     return await trajectories.episode_trajectory(

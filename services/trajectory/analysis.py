@@ -5,12 +5,13 @@ sequences."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
-from services.instruments.schema import InstrumentDefinition, Population, dec
-from services.scoring.engine import cutoff_for, in_clinical_range
+from services.instruments.schema import Cutoff, InstrumentDefinition, Population, dec
+from services.scoring.engine import cutoff_for, in_clinical_range, population_value
 from services.trajectory.reliable_change import (
     Classification,
     jacobson_truax,
@@ -28,17 +29,28 @@ _CONFIG = ConfigDict(extra="forbid", frozen=True)
 
 
 class Observation(NamedTuple):
-    """One scored submission: a plain ``(session_number, total, subscales)`` tuple works as well."""
+    """One scored submission: a plain ``(session_number, total, subscales)`` tuple works as well;
+    ``occurred_at`` is when its session took place, where the submission or session said so."""
 
     session_number: int
     total: float | None
     subscales: Mapping[str, float]
+    occurred_at: datetime | None = None
+
+
+# An observation as callers may pass one: with or without its session's date.
+ObservationLike = (
+    tuple[int, float | None, Mapping[str, float]]
+    | tuple[int, float | None, Mapping[str, float], datetime | None]
+)
 
 
 class TrajectoryPoint(BaseModel):
     model_config = _CONFIG
 
     session_number: int
+    # When the session took place (the submission's ``occurred_at``, else its session's), if known.
+    occurred_at: datetime | None = None
     total: float | None
     subscales: dict[str, float]
     change_from_previous: float | None
@@ -81,6 +93,9 @@ class Trajectory(BaseModel):
     model_config = _CONFIG
 
     instrument: str
+    # The cut-off the clinical flags were judged by, for the series' population and respondent
+    # (``null``: the instrument has none for them, so no point is flagged).
+    cutoff: float | None = None
     points: list[TrajectoryPoint]
     summary: TrajectorySummary
 
@@ -90,9 +105,8 @@ def _diff(a: float, b: float) -> float:
 
 
 def _points(
-    defn: InstrumentDefinition, observations: Sequence[Observation], population: Population
+    defn: InstrumentDefinition, observations: Sequence[Observation], cutoff: float | None
 ) -> list[TrajectoryPoint]:
-    cutoff = cutoff_for(defn, population)
     rc_points = defn.reliable_change_points
     first: float | None = None
     previous: float | None = None
@@ -101,6 +115,7 @@ def _points(
         total = obs.total
         point = TrajectoryPoint(
             session_number=obs.session_number,
+            occurred_at=obs.occurred_at,
             total=total,
             subscales=dict(obs.subscales),
             change_from_previous=None
@@ -170,9 +185,10 @@ def _ruptures(
 
 def build_trajectory(
     defn: InstrumentDefinition,
-    observations: Sequence[tuple[int, float | None, Mapping[str, float]]],
+    observations: Sequence[ObservationLike],
     population: Population = "adult",
     *,
+    cutoff: Cutoff | None = None,
     k: float = DEFAULT_K,
     repair_window: int = DEFAULT_REPAIR_WINDOW,
     min_drops: Mapping[str | None, float | None] | None = None,
@@ -182,14 +198,20 @@ def build_trajectory(
     :func:`default_min_drop` by subscale (``None`` = total; a ``None`` floor: that scale is not
     looked at), as the organisation's ``alliance.rupture`` setting says
     (:func:`services.alerts.settings.rupture_scales`); ``as_of_session`` says how far the episode
-    has gone, for rupture repair windows (default: the last observation)."""
+    has gone, for rupture repair windows (default: the last observation). ``cutoff`` (a number or
+    a population map) judges the clinical range in place of the definition's for the rating
+    respondent: the organisation's ``alliance.low`` cut-off, so the trajectory agrees with the
+    alerts (DESIGN.md §10.2)."""
     obs = sorted((Observation(*o) for o in observations), key=lambda o: o.session_number)
     sessions = [o.session_number for o in obs]
     if len(set(sessions)) != len(sessions):
         raise ValueError("one observation per session")
     if any(s < 1 for s in sessions):
         raise ValueError("session numbers start at 1")
-    points = _points(defn, obs, population)
+    used_cutoff = (
+        cutoff_for(defn, population) if cutoff is None else population_value(cutoff, population)
+    )
+    points = _points(defn, obs, used_cutoff)
     scored = [p for p in points if p.total is not None]
     rc_points = defn.reliable_change_points
     classification: Classification | None = None
@@ -200,9 +222,7 @@ def build_trajectory(
         assert first is not None
         assert latest is not None
         if len(scored) >= 2:
-            classification = jacobson_truax(
-                first, latest, rc_points, cutoff_for(defn, population), defn.direction
-            )
+            classification = jacobson_truax(first, latest, rc_points, used_cutoff, defn.direction)
         # Criterion 1 cut-off: the instrument's reliable-change points (reference/psychometrics.md).
         by_session: list[float | None] = [None] * sessions[-1]
         for p in scored:
@@ -220,6 +240,7 @@ def build_trajectory(
     )
     return Trajectory(
         instrument=defn.code,
+        cutoff=used_cutoff,
         points=points,
         summary=TrajectorySummary(
             classification=classification,

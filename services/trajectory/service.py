@@ -1,21 +1,91 @@
 """Trajectory of one series of an episode (DESIGN.md §7), from its valid submissions."""
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from models.base import UTCDateTime
 from models.people import Client
-from models.submissions import Submission
+from models.submissions import CareSession, Submission
 from services.alerts import engine as alert_engine
 from services.alerts import store as alert_store
-from services.alerts.settings import rupture_scales
+from services.alerts.settings import alliance_cutoff, rupture_scales
 from services.care.episodes import load_episode
 from services.instruments.catalog import resolve_named
+from services.instruments.schema import InstrumentDefinition
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.trajectory import Trajectory, build_trajectory
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesTrajectory:
+    """A series' trajectory and the definition it was judged by (as its respondent is judged)."""
+
+    definition: InstrumentDefinition
+    trajectory: Trajectory
+
+
+async def load_series_trajectory(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    episode_id: uuid.UUID,
+    instrument: str,
+    respondent: str,
+    rater: str | None,
+) -> SeriesTrajectory:
+    """The trajectory of an episode the actor may see (else 404), unaudited: the caller records
+    what it read."""
+    episode = await load_episode(session, actor=actor, episode_id=episode_id)
+    definition = await resolve_named(
+        session, actor=actor, code=instrument, field="query.instrument"
+    )
+    population = await session.scalar(
+        select(col(Client.population)).where(col(Client.id) == episode.client_id)
+    )
+    # When the session took place: as the submission says, else as its session was first told.
+    occurred_at = func.coalesce(
+        col(Submission.occurred_at), col(CareSession.occurred_at), type_=UTCDateTime()
+    )
+    rows = (
+        await session.execute(
+            select(col(Submission.session_number), col(Submission.scores), occurred_at)
+            .join(CareSession, col(CareSession.id) == col(Submission.session_id))
+            .where(col(Submission.org_id) == actor.org_id)
+            .where(col(Submission.episode_id) == episode_id)
+            .where(col(Submission.instrument) == definition.code)
+            .where(col(Submission.respondent) == respondent)
+            .where(col(Submission.rater) == (rater or ""))
+            .where(col(Submission.status) == "valid")
+            .order_by(col(Submission.session_number))
+        )
+    ).all()
+    observations = [(n, s.get("total"), s.get("subscales") or {}, when) for n, s, when in rows]
+    # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
+    rated = definition.for_respondent(respondent)
+    # The organisation's settings, read through the code the alert rules use (DESIGN.md §10.2;
+    # issue 13 finding 7): a rupture listed here is one alliance.rupture would raise, and an
+    # alliance instrument's clinical range is the one alliance.low judges by.
+    conn = await session.connection()
+    settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
+    rupture = rupture_scales(settings["alliance.rupture"], rated)
+    cutoff = (
+        alliance_cutoff(settings["alliance.low"], rated)[0] if rated.kind == "alliance" else None
+    )
+    trajectory = build_trajectory(
+        rated,
+        observations,
+        population or "adult",
+        cutoff=cutoff,
+        k=rupture.k,
+        repair_window=rupture.repair_window,
+        min_drops=rupture.min_drops,
+    )
+    return SeriesTrajectory(definition=rated, trajectory=trajectory)
 
 
 async def episode_trajectory(
@@ -27,41 +97,15 @@ async def episode_trajectory(
     respondent: str,
     rater: str | None,
 ) -> Trajectory:
-    episode = await load_episode(session, actor=actor, episode_id=episode_id)
-    definition = await resolve_named(
-        session, actor=actor, code=instrument, field="query.instrument"
+    loaded = await load_series_trajectory(
+        session,
+        actor=actor,
+        episode_id=episode_id,
+        instrument=instrument,
+        respondent=respondent,
+        rater=rater,
     )
-    population = await session.scalar(
-        select(col(Client.population)).where(col(Client.id) == episode.client_id)
-    )
-    rows = (
-        await session.execute(
-            select(col(Submission.session_number), col(Submission.scores))
-            .where(col(Submission.org_id) == actor.org_id)
-            .where(col(Submission.episode_id) == episode_id)
-            .where(col(Submission.instrument) == definition.code)
-            .where(col(Submission.respondent) == respondent)
-            .where(col(Submission.rater) == (rater or ""))
-            .where(col(Submission.status) == "valid")
-            .order_by(col(Submission.session_number))
-        )
-    ).all()
-    observations = [(n, s.get("total"), s.get("subscales") or {}) for n, s in rows]
     audit.record(
         session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
-    # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
-    rated = definition.for_respondent(respondent)
-    # The organisation's alliance.rupture setting, read through the code the alert rule uses
-    # (DESIGN.md §10.2; issue 13 finding 7): a rupture listed here is one the rule would raise.
-    conn = await session.connection()
-    settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
-    rupture = rupture_scales(settings["alliance.rupture"], rated)
-    return build_trajectory(
-        rated,
-        observations,
-        population or "adult",
-        k=rupture.k,
-        repair_window=rupture.repair_window,
-        min_drops=rupture.min_drops,
-    )
+    return loaded.trajectory

@@ -66,6 +66,9 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/episodes/{episode_id}/trajectory"): Probe(
         "object", query="?instrument=srs", caseload=True
     ),
+    ("GET", "/v1/episodes/{episode_id}/trajectory/chart"): Probe(
+        "object", query="?instrument=srs&format=vega", caseload=True
+    ),
     ("DELETE", "/v1/api-keys/{key_id}"): Probe("object"),
     ("GET", "/v1/clinicians/{clinician_id}"): Probe("object"),
     ("GET", "/v1/clients/{client_id}"): Probe("object", caseload=True),

@@ -140,10 +140,11 @@ def test_observations_are_sorted_and_duplicates_refused() -> None:
 
 def test_json_shape_matches_the_design() -> None:
     dumped = build_trajectory(builtin("ors"), totals(19.0, 26.0)).model_dump(mode="json")
-    assert set(dumped) == {"instrument", "points", "summary"}
+    assert set(dumped) == {"instrument", "cutoff", "points", "summary"}
     assert dumped["instrument"] == "ors"
     assert set(dumped["points"][0]) == {
         "session_number",
+        "occurred_at",
         "total",
         "subscales",
         "change_from_previous",
