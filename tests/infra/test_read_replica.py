@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.app import create_app
 from api.cli import migrate
-from scripts.harness import Cluster, _pg_tool
+from scripts.harness import Cluster
 from services.kernel.config import Settings
 from tests.conftest import TEST_SECRET
 from tests.support import SYSTEM_KEY, Attune, Tenant, srs, submit
@@ -44,14 +44,7 @@ def clusters() -> Iterator[tuple[Cluster, Cluster]]:
     standby = Cluster(Path(tempfile.mkdtemp(prefix="attune-standby-")))
     try:
         primary.init()
-        if os.geteuid() == 0:
-            shutil.chown(standby.root, "postgres")
-        # -R writes standby.signal and primary_conninfo: a streaming standby of the primary.
-        standby._run(
-            _pg_tool("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
-            "-U", "postgres", "-D", str(standby.data), "-R", "-X", "stream", "--no-sync",
-            "--checkpoint=fast",  # a spread checkpoint waits minutes
-        )  # fmt: skip
+        standby.clone_as_standby(primary)
         standby.start()
         yield primary, standby
     finally:
