@@ -160,3 +160,31 @@ async def test_plaintext_secrets_from_before_are_sealed_by_rotation(
     assert box.open(hook_secret) == "whsec_" + "B" * 44
     assert export_secret.startswith("fernet:")
     assert hook_secret.startswith("fernet:")
+
+
+async def test_an_invitation_issued_before_a_rotation_still_opens_with_the_old_key_listed(
+    attune: Attune, settings: Settings
+) -> None:
+    """A client's rating link outlives a rotation of ATTUNE_SECRET_KEY, as API keys do; once the
+    old key is no longer listed, the token opens nothing."""
+    tenant = await attune.tenant()
+    episode = (await tenant.episode())["id"]
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode}/invitations",
+            json={"instruments": ["srs"], "session_number": 1},
+            headers=tenant.admin,
+        ),
+        201,
+    )
+    token = {"Authorization": f"Bearer {invitation['token']}"}
+    rotated = settings.model_copy(
+        update={"secret_key": SecretStr(ROTATED), "secret_keys_old": [settings.secret_key]}
+    )
+    only_new = settings.model_copy(update={"secret_key": SecretStr(ROTATED)})
+    async with client_of(rotated) as http:
+        expect(await http.get("/v1/invitation", headers=token), 200)
+        body = {"instrument": "srs", "answers": srs(8, 8, 8, 8)}
+        expect(await http.post("/v1/invitation/submissions", json=body, headers=token), 201)
+    async with client_of(only_new) as http:
+        expect(await http.get("/v1/invitation", headers=token), 401)
