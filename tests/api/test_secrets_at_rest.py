@@ -20,6 +20,7 @@ from models.tenancy import Organization
 from models.webhooks import WebhookEndpoint
 from services.kernel.config import Settings
 from services.kernel.crypto import SecretBox, UndecryptableSecret
+from services.webhooks.endpoints import UNDECRYPTABLE_URL
 from tests.support import Attune, Tenant, expect, srs, submit
 
 ORGS = Organization.__table__  # type: ignore[attr-defined]
@@ -65,6 +66,58 @@ async def stored(app: FastAPI, tenant: Tenant) -> tuple[str, list[str]]:
         export_secret = await conn.scalar(select(ORGS.c.export_secret).where(ORGS.c.id == org_id))
         hooks = (await conn.scalars(select(HOOKS.c.secret).where(HOOKS.c.org_id == org_id))).all()
     return export_secret, list(hooks)
+
+
+async def stored_urls(app: FastAPI, tenant: Tenant) -> list[str]:
+    async with app.state.engine.connect() as conn:
+        found = await conn.scalars(
+            select(HOOKS.c.url).where(HOOKS.c.org_id == uuid.UUID(tenant.org_id))
+        )
+        return list(found.all())
+
+
+async def test_webhook_urls_are_stored_encrypted_and_shown_without_credentials(
+    attune: Attune, app: FastAPI
+) -> None:
+    """A receiver's URL often carries a credential (Basic user:password, a token in the path or
+    query): a copy of the database without the server secret must not hold it."""
+    tenant = await attune.tenant()
+    url = "https://ehr-user:s3cr3t-pass@ehr.example.org/hooks/tok-9f8e7d?sig=q-4c3b2a"
+    created = expect(
+        await tenant.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin), 201
+    )
+    (sealed,) = await stored_urls(app, tenant)
+    assert sealed.startswith("fernet:")
+    for part in ("s3cr3t-pass", "ehr-user", "tok-9f8e7d", "q-4c3b2a", "ehr.example.org"):
+        assert part not in sealed
+    assert SecretBox(app.state.settings.secret_key.get_secret_value()).open(sealed) == url
+    shown = "https://***@ehr.example.org/hooks/tok-9f8e7d?sig=q-4c3b2a"
+    assert created["url"] == shown
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert [hook["url"] for hook in listed] == [shown]
+
+
+async def test_a_webhook_url_sealed_under_an_unlisted_key_is_listed_as_undecryptable(
+    attune: Attune, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    expect(
+        await tenant.http.post(
+            "/v1/webhooks", json={"url": "https://ehr.example.org/h"}, headers=tenant.admin
+        ),
+        201,
+    )
+    (sealed,) = await stored_urls(app, tenant)
+    elsewhere = SecretBox("a-secret-this-server-never-had").seal("https://ehr.example.org/h")
+    this_org = HOOKS.c.org_id == uuid.UUID(tenant.org_id)
+    async with app.state.engine.begin() as conn:
+        await conn.execute(update(HOOKS).where(this_org).values(url=elsewhere))
+    try:
+        listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)
+        assert [hook["url"] for hook in listed["items"]] == [UNDECRYPTABLE_URL]
+    finally:  # `attune rotate-secrets` in other tests must open every row of this database
+        async with app.state.engine.begin() as conn:
+            await conn.execute(update(HOOKS).where(this_org).values(url=sealed))
 
 
 async def pseudonyms(http: httpx.AsyncClient, tenant: Tenant) -> list[str]:
@@ -124,11 +177,16 @@ async def test_a_rotated_secret_key_keeps_api_keys_exports_and_webhooks_working(
         counts = await _rotate_secrets(rotated)
         assert counts["export_secrets"] >= 1
         assert counts["webhook_secrets"] >= 1
+        assert counts["webhook_urls"] >= 1
         export_secret, (hook_secret,) = await stored(app, tenant)
         new_only = SecretBox(ROTATED)  # sealed under the new key: the old one is not needed
         assert new_only.reseal(export_secret) is None
         assert new_only.reseal(hook_secret) is None
-        assert await _rotate_secrets(rotated) == {"export_secrets": 0, "webhook_secrets": 0}
+        assert await _rotate_secrets(rotated) == {
+            "export_secrets": 0,
+            "webhook_secrets": 0,
+            "webhook_urls": 0,
+        }
         async with client_of(rotated) as http:
             assert await pseudonyms(http, tenant) == before
     finally:
