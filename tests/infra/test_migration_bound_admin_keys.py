@@ -118,7 +118,7 @@ def test_bound_admin_keys_lose_admin_keep_their_caseload_and_are_audited(
                     scopes=scopes,
                     clinician_id=clinician_id if bound else None,
                     created_at=now,
-                )  # fmt: skip
+                )
                 for n, (name, (scopes, bound)) in enumerate(keys.items())
             ),
         )
