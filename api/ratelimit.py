@@ -13,6 +13,14 @@ from the shared counter — this address or key is over its limit until the wind
 in memory and answers from before any database work, with 429 and `Retry-After`. A replica
 learns it on its first counted request past the limit, so at most one request per replica goes
 over, and the hot path pays for one dictionary lookup.
+
+Per-key counts are coalesced: one busy key's hits would otherwise each update the same counter
+row, and every request of that key would queue on that row's lock (measured on the submission
+benchmark: throughput more than halved). A replica keeps at most one update per key in flight
+(run by the request that found none under way, after its response went out); hits arriving
+meanwhile are added up and go in that request's next update, with their total as the cost.
+Sequential traffic is counted one hit at a time as before; under a burst a replica learns of
+the limit at most one round trip late.
 """
 
 import hashlib
@@ -151,6 +159,10 @@ class RateLimit:
         self._limiter: FixedWindowRateLimiter | None = None
         self._addresses = _Blocks()
         self._keys = _Blocks()
+        # Per-key hits not yet added to the shared counter, and the keys whose update is under
+        # way (see the module's docstring).
+        self._pending: dict[str, int] = {}
+        self._flushing: set[str] = set()
 
     def _strategy(self, scope: Scope) -> FixedWindowRateLimiter:
         if self._limiter is None:
@@ -194,13 +206,29 @@ class RateLimit:
             actor: Any = scope.get("state", {}).get("actor")
             key_id = getattr(getattr(actor, "principal", None), "key_id", None)
             if key_id is not None:
-                await self._hit(scope, self.per_key, self._keys, token, "key", str(key_id))
+                self._pending[token] = self._pending.get(token, 0) + 1
+                if token in self._flushing:
+                    return  # the update under way takes this hit along
+                self._flushing.add(token)
+                try:
+                    while cost := self._pending.pop(token, 0):
+                        await self._hit(
+                            scope, self.per_key, self._keys, token, "key", str(key_id), cost=cost
+                        )
+                finally:
+                    self._flushing.discard(token)
 
     async def _hit(
-        self, scope: Scope, item: RateLimitItem, blocks: _Blocks, who: str, *ids: str
+        self,
+        scope: Scope,
+        item: RateLimitItem,
+        blocks: _Blocks,
+        who: str,
+        *ids: str,
+        cost: int = 1,
     ) -> None:
         strategy = self._strategy(scope)
-        if not await strategy.hit(item, *ids):
+        if not await strategy.hit(item, *ids, cost=cost):
             reset, _ = await strategy.get_window_stats(item, *ids)
             blocks.block(who, reset)
 
