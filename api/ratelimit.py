@@ -59,6 +59,11 @@ class DatabaseStorage(Storage):
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__()
         self.engine = engine
+        # On PostgreSQL the counter's upsert, one atomic statement, runs alone, without BEGIN
+        # and COMMIT around it: one round trip instead of three for every count. (SQLite's
+        # transactions cost no round trip, and its engine opens them itself: BEGIN IMMEDIATE.)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._calls = 0
 
     @property
@@ -67,7 +72,7 @@ class DatabaseStorage(Storage):
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if self._postgres else sqlite_insert
         expired = COUNTERS.c.expires_at <= now
         # One statement, atomic on both databases: a new or expired counter starts a window.
         stmt = (
@@ -82,7 +87,8 @@ class DatabaseStorage(Storage):
             )
             .returning(COUNTERS.c.count)
         )
-        async with self.engine.begin() as conn:
+        opened = self._autocommit.connect() if self._postgres else self.engine.begin()
+        async with opened as conn:
             count = int((await conn.execute(stmt)).scalar_one())
             self._calls += 1
             if self._calls % _PURGE_EVERY == 0:
