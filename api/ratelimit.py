@@ -18,11 +18,13 @@ Per-key counts are coalesced: one busy key's hits would otherwise each update th
 row, and every request of that key would queue on that row's lock (measured on the submission
 benchmark: throughput more than halved). A replica keeps at most one update per key in flight
 (run by the request that found none under way, after its response went out); hits arriving
-meanwhile are added up and go in that request's next update, with their total as the cost.
+meanwhile are added up and go in the next update, with their total as the cost (run by a task
+of its own, so that no request lingers counting others' hits).
 Sequential traffic is counted one hit at a time as before; under a burst a replica learns of
 the limit at most one round trip late.
 """
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -169,6 +171,7 @@ class RateLimit:
         # way (see the module's docstring).
         self._pending: dict[str, int] = {}
         self._flushing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # held, so that none is collected early
 
     def _strategy(self, scope: Scope) -> FixedWindowRateLimiter:
         if self._limiter is None:
@@ -216,13 +219,34 @@ class RateLimit:
                 if token in self._flushing:
                     return  # the update under way takes this hit along
                 self._flushing.add(token)
+                handed_over = False
                 try:
-                    while cost := self._pending.pop(token, 0):
-                        await self._hit(
-                            scope, self.per_key, self._keys, token, "key", str(key_id), cost=cost
-                        )
+                    await self._flush_key(scope, token, str(key_id))
+                    if self._pending.get(token):
+                        # Hits came in meanwhile: a task of its own counts them, so that this
+                        # request ends (its logged duration, its place in the server) now.
+                        task = asyncio.create_task(self._flush_rest(scope, token, str(key_id)))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
+                        handed_over = True
                 finally:
-                    self._flushing.discard(token)
+                    if not handed_over:
+                        self._flushing.discard(token)
+
+    async def _flush_key(self, scope: Scope, token: str, key_id: str) -> None:
+        """One update of the shared counter with every hit of this key pending now."""
+        assert self.per_key is not None
+        if cost := self._pending.pop(token, 0):
+            await self._hit(scope, self.per_key, self._keys, token, "key", key_id, cost=cost)
+
+    async def _flush_rest(self, scope: Scope, token: str, key_id: str) -> None:
+        try:
+            while self._pending.get(token):
+                await self._flush_key(scope, token, key_id)
+        except Exception as exc:
+            log.warning("rate limit not counted: %s", type(exc).__name__)
+        finally:
+            self._flushing.discard(token)
 
     async def _hit(
         self,
