@@ -19,9 +19,9 @@ row, and every request of that key would queue on that row's lock (measured on t
 benchmark: throughput more than halved). A replica keeps at most one update per key in flight
 (run by the request that found none under way, after its response went out); hits arriving
 meanwhile are added up and go in the next update, with their total as the cost (run by a task
-of its own, so that no request lingers counting others' hits).
-Sequential traffic is counted one hit at a time as before; under a burst a replica learns of
-the limit at most one round trip late.
+of its own, so that no request lingers counting others' hits, at most every 10 ms). Sequential
+traffic is counted one hit at a time as before; under a burst a replica learns of the limit at
+most one round trip and 10 ms late.
 """
 
 import asyncio
@@ -51,6 +51,9 @@ COUNTERS = RateLimitCounter.__table__  # type: ignore[attr-defined]
 # Expired counters are reset in place when their key comes back; the others are swept now and
 # then, so addresses seen once do not pile up.
 _PURGE_EVERY = 500
+# Under a burst, one key's leftover hits are added to its counter at most this often (so a
+# replica may let this long's worth of requests through past the limit before it hears).
+_COALESCE_SECONDS = 0.01
 
 
 class DatabaseStorage(Storage):
@@ -242,6 +245,8 @@ class RateLimit:
     async def _flush_rest(self, scope: Scope, token: str, key_id: str) -> None:
         try:
             while self._pending.get(token):
+                # A key this busy is counted in batches: one update per interval at most.
+                await asyncio.sleep(_COALESCE_SECONDS)
                 await self._flush_key(scope, token, key_id)
         except Exception as exc:
             log.warning("rate limit not counted: %s", type(exc).__name__)
