@@ -12,10 +12,11 @@ import orjson
 from fastapi import Header
 from fastapi.responses import JSONResponse
 
+from api.problems import PROBLEM_MEDIA_TYPE
 from services.kernel import idempotency
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
-from services.kernel.errors import Conflict
+from services.kernel.errors import Conflict, NotFound
 
 IdempotencyKey = Annotated[
     str | None,
@@ -60,6 +61,19 @@ async def run_once(
         uow, actor=actor, owner=owner, key=key, fingerprint=fingerprint
     )
     if stored is not None:
+        if not await idempotency.still_visible(
+            uow, actor=actor, resource_type=resource_type, body=stored.body
+        ):
+            # Answered, not raised: the refused replay's audit event commits with the request.
+            await idempotency.audit_replay(
+                uow,
+                actor=actor,
+                action=action,
+                resource_type=resource_type,
+                body=stored.body,
+                outcome="not_found",
+            )
+            return _not_found(path, resource_type)
         await idempotency.audit_replay(
             uow, actor=actor, action=action, resource_type=resource_type, body=stored.body
         )
@@ -75,6 +89,18 @@ async def run_once(
     kept = {k: v for k, v in payload.items() if k not in secret_fields}
     await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=kept)
     return FastJSONResponse(payload, status_code=status)
+
+
+def _not_found(path: str, resource_type: str) -> JSONResponse:
+    """The 404 a fresh request gets for what its caller may not read (api/problems.py's shape)."""
+    body = {
+        "type": f"urn:attune:problem:{NotFound.type_slug}",
+        "title": NotFound.title,
+        "status": 404,
+        "detail": f"{resource_type.replace('_', ' ')} not found",
+        "instance": path,
+    }
+    return JSONResponse(body, status_code=404, media_type=PROBLEM_MEDIA_TYPE)
 
 
 class FastJSONResponse(JSONResponse):

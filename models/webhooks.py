@@ -16,6 +16,9 @@ EventType = Literal["submission.created", "alert.created", "alert.updated", "ale
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 URL_MAX = 2048
+# A URL is stored sealed (services/kernel/crypto.py): a Fernet token of a URL_MAX-character URL,
+# in base64 with its prefix, takes about 2,840 characters.
+SEALED_URL_MAX = 4096
 # SQLite numbers rows itself only through INTEGER PRIMARY KEY; PostgreSQL gets a bigint identity.
 Sequence = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -55,7 +58,8 @@ class WebhookEndpoint(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     org_id: uuid.UUID = Field(foreign_key="organizations.id")
-    url: str = Field(max_length=URL_MAX)
+    # Encrypted at rest, like the secret: a URL may carry credentials (services/kernel/crypto.py).
+    url: str = Field(max_length=SEALED_URL_MAX)
     description: str | None = Field(default=None, max_length=200)
     event_types: list[str] = Field(sa_type=JSONType)
     # The signing secret must be read back to sign, so it cannot be stored hashed like a key:

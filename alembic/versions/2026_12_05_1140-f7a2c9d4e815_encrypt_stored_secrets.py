@@ -17,7 +17,7 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 from services.kernel.config import Settings
-from services.kernel.crypto import STORED_SECRETS, reseal_stored_secrets
+from services.kernel.crypto import reseal_stored_secrets
 
 # revision identifiers, used by Alembic.
 revision: str = "f7a2c9d4e815"
@@ -26,6 +26,11 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _LENGTHS = {"organizations": 64, "webhook_endpoints": 128}
+# The columns this revision seals (later revisions seal more; crypto.STORED_SECRETS lists all).
+STORED_SECRETS = (
+    ("export_secrets", "organizations", "export_secret"),
+    ("webhook_secrets", "webhook_endpoints", "secret"),
+)
 
 
 def _settings() -> Settings:
@@ -46,7 +51,7 @@ def _resize(table: str, column: str, old: int, new: int) -> None:
 def upgrade() -> None:
     for _, table, column in STORED_SECRETS:
         _resize(table, column, _LENGTHS[table], 256)
-    reseal_stored_secrets(op.get_bind(), _settings().secret_box())
+    reseal_stored_secrets(op.get_bind(), _settings().secret_box(), STORED_SECRETS)
 
 
 def downgrade() -> None:

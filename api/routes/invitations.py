@@ -121,6 +121,7 @@ def _holder(*, lock: bool) -> Any:
             session,
             token=bearer_token(request, "invitation token"),
             secret=settings.secret_key.get_secret_value(),
+            old_secrets=settings.old_secrets(),
             client_address=request.client.host if request.client else None,
             lock=lock,
         )

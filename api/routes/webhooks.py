@@ -68,10 +68,14 @@ async def create_webhook(
 
 @router.get("", responses=responses(401, 403, 422))
 async def list_webhooks(
-    actor: WebhooksWrite, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+    actor: WebhooksWrite,
+    session: SessionDep,
+    settings: SettingsDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
 ) -> Page[WebhookPublic]:
     items, next_cursor = await webhooks.list_endpoints(
-        session, actor=actor, limit=limit, cursor=cursor
+        session, actor=actor, limit=limit, cursor=cursor, secrets=settings.secret_box()
     )
     return Page(items=items, next_cursor=next_cursor)
 

@@ -10,6 +10,7 @@ scores, alerts or anything of the record.
 import hashlib
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -139,18 +140,29 @@ class Holder:
 
 
 async def authenticate(
-    session: AsyncSession, *, token: str, secret: str, client_address: str | None, lock: bool
+    session: AsyncSession,
+    *,
+    token: str,
+    secret: str,
+    client_address: str | None,
+    lock: bool,
+    old_secrets: Sequence[str] = (),
 ) -> Holder:
     """The invitation of ``token``: 401 when there is none, 410 when it expired. ``lock``: hold
-    its row until the transaction ends, so that two uses of one token take turns."""
+    its row until the transaction ends, so that two uses of one token take turns.
+
+    A token issued before the server secret was rotated is hashed under a previous one
+    (``ATTUNE_SECRET_KEYS_OLD``), as API keys are: a client holding a link sent yesterday can
+    still rate after an operator rotates the secret. Every candidate hash goes in one lookup."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthorized("invalid invitation token")
+    hashes = [hash_key(token, s) for s in (secret, *old_secrets)]
     # The issuing key's revocation is read too: it revokes the invitation even when it predates
     # the invitation's own revoked_at (DESIGN.md §10.4).
     stmt = (
         select(Invitation, col(ApiKey.revoked_at))
         .outerjoin(ApiKey, col(ApiKey.id) == col(Invitation.created_by_key_id))
-        .where(col(Invitation.token_hash) == hash_key(token, secret))
+        .where(col(Invitation.token_hash).in_(hashes))
     )
     if lock:
         stmt = stmt.with_for_update(of=Invitation)

@@ -1,5 +1,6 @@
-"""Secrets at rest (DESIGN.md §10.7): webhook signing secrets and export pseudonym secrets are
-stored encrypted, under a key derived from ``ATTUNE_SECRET_KEY``.
+"""Secrets at rest (DESIGN.md §10.7): webhook signing secrets, webhook endpoint URLs (which may
+carry credentials: ``https://user:token@host/…`` or a token in the query) and export pseudonym
+secrets are stored encrypted, under a key derived from ``ATTUNE_SECRET_KEY``.
 
 They must be read back (to sign a delivery, to key a pseudonym), so they cannot be hashed like
 API keys; a copy of the database without the server secret holds only ciphertext. Fernet
@@ -80,20 +81,25 @@ class SecretBox:
         return self.seal(self.open(stored))
 
 
-# Where secrets are stored: (what, table, column). Lightweight tables, so that the migration
-# that first sealed them does not depend on today's models.
-STORED_SECRETS = (
+# Where secrets are stored: (what, table, column). Lightweight tables, so that the migrations
+# that sealed them do not depend on today's models (each migration names its own columns).
+StoredSecret = tuple[str, str, str]
+STORED_SECRETS: tuple[StoredSecret, ...] = (
     ("export_secrets", "organizations", "export_secret"),
     ("webhook_secrets", "webhook_endpoints", "secret"),
+    ("webhook_urls", "webhook_endpoints", "url"),
 )
 
 
-def reseal_stored_secrets(conn: Connection, box: SecretBox) -> dict[str, int]:
-    """Seal every stored secret under the current key: plaintext ones (from before encryption
-    at rest) and those sealed under an old key. How many of each kind changed. On a synchronous
-    connection (Alembic's; `conn.run_sync` from async code), in the caller's transaction."""
+def reseal_stored_secrets(
+    conn: Connection, box: SecretBox, columns: Sequence[StoredSecret] = STORED_SECRETS
+) -> dict[str, int]:
+    """Seal every stored secret of ``columns`` under the current key: plaintext ones (from
+    before encryption at rest) and those sealed under an old key. How many of each kind changed.
+    On a synchronous connection (Alembic's; `conn.run_sync` from async code), in the caller's
+    transaction."""
     counts: dict[str, int] = {}
-    for what, table_name, column in STORED_SECRETS:
+    for what, table_name, column in columns:
         table = sa.table(table_name, sa.column("id"), sa.column(column))
         changed = 0
         for row_id, value in conn.execute(sa.select(table.c.id, table.c[column])).all():

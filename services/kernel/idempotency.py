@@ -25,19 +25,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, exists, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
 from models.audit import AuditEvent
 from models.base import utcnow
-from models.submissions import IdempotencyRecord
+from models.episodes import Episode
+from models.people import Client
+from models.submissions import IdempotencyRecord, Submission
 from models.tenancy import ApiKey
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, Unauthorized
+from services.kernel.visibility import visible_clients, visible_episodes, visible_submissions
 
 # DESIGN.md §4: keys are kept at least 24 h; records past it are purged (`purge_expired`), so
 # stored response bodies — health data — are not kept longer than a retry needs them.
@@ -45,6 +48,9 @@ RETENTION = timedelta(hours=24)
 _RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 _KEYS = ApiKey.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+_EPISODES = Episode.__table__  # type: ignore[attr-defined]
+_CLIENTS = Client.__table__  # type: ignore[attr-defined]
 # How long a request waits for a concurrent twin before answering 409 (PostgreSQL).
 IN_FLIGHT_WAIT_MS = 200
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock timeout
@@ -158,16 +164,27 @@ async def store(
 
 
 async def audit_replay(
-    uow: UnitOfWork, *, actor: Actor, action: str, resource_type: str, body: dict[str, Any]
+    uow: UnitOfWork,
+    *,
+    actor: Actor,
+    action: str,
+    resource_type: str,
+    body: dict[str, Any],
+    outcome: str = "success",
 ) -> None:
-    """A replay hands out a stored response again: audited as a read of what it names."""
+    """A replay hands out a stored response again: audited as a read of what it names (and a
+    replay refused because the caller may no longer read it, with outcome ``not_found``)."""
     resource_id: uuid.UUID | None = None
     with contextlib.suppress(ValueError):
         resource_id = uuid.UUID(str(body.get("id")))
     await (await uow.connection()).execute(
         _AUDIT.insert(),
         audit.event_values(
-            actor, action=f"{action}.replay", resource_type=resource_type, resource_id=resource_id
+            actor,
+            action=f"{action}.replay",
+            resource_type=resource_type,
+            resource_id=resource_id,
+            outcome=outcome,
         ),
     )
 
@@ -187,3 +204,44 @@ def _mine(owner: uuid.UUID, key: str) -> Any:
 
 def _in_flight() -> Conflict:
     return Conflict("a request with this Idempotency-Key is still being processed; retry shortly")
+
+
+# What each stored response names, for a clinician-bound caller (DESIGN.md §10.8: a replay is
+# authorised as a fresh request would be). Keys bound to no clinician read their whole
+# organisation, and the other resource types (clinicians, keys, instruments, webhooks,
+# organisations) are organisation-wide: neither can drift out of reach.
+_ID_OF = {"submission": "id", "episode": "id", "client": "id", "invitation": "episode_id"}
+
+
+async def still_visible(
+    uow: UnitOfWork, *, actor: Actor, resource_type: str, body: dict[str, Any]
+) -> bool:
+    """Whether the caller may still read what a stored response names. Between the first
+    request and its replay an episode may have moved to another clinician: the replay must not
+    hand a key bound to the first one what it can no longer read."""
+    field = _ID_OF.get(resource_type)
+    if actor.clinician_id is None or field is None:
+        return True
+    try:
+        named = uuid.UUID(str(body.get(field)))
+    except ValueError:
+        return False
+    conn = await uow.connection()
+    if resource_type == "submission":
+        found = select(_SUBMISSIONS.c.id).where(
+            visible_submissions(actor), _SUBMISSIONS.c.id == named
+        )
+    elif resource_type == "client":
+        # A client nobody treats yet is within reach of the key that registered it (as for
+        # opening its first episode, services/care/episodes.py).
+        treated = select(_EPISODES.c.id).where(
+            _EPISODES.c.org_id == actor.org_id, _EPISODES.c.client_id == named
+        )
+        found = select(_CLIENTS.c.id).where(
+            _CLIENTS.c.org_id == actor.org_id,
+            _CLIENTS.c.id == named,
+            or_(visible_clients(actor), ~exists(treated)),
+        )
+    else:  # an episode, or an invitation to one of its sessions
+        found = select(_EPISODES.c.id).where(visible_episodes(actor), _EPISODES.c.id == named)
+    return (await conn.execute(found)).first() is not None

@@ -65,7 +65,7 @@ class Policy:
     retry_max_seconds: float
     disable_after_failures: int
     allow_private: bool
-    # Opens the endpoints' signing secrets, stored encrypted (services/kernel/crypto.py).
+    # Opens the endpoints' URLs and signing secrets, stored encrypted (services/kernel/crypto.py).
     secrets: SecretBox
     allowed_ports: tuple[int, ...] = webhook_targets.DEFAULT_ALLOWED_PORTS
 
@@ -108,8 +108,8 @@ class Claimed:
     endpoint_id: uuid.UUID
     event_id: uuid.UUID
     attempts: int
-    url: str
-    secret: str
+    url: str  # sealed, as stored
+    secret: str  # sealed, as stored
     payload: dict[str, Any]
     # False when the event is about a concern and the endpoint's key may no longer read them.
     allowed: bool = True
@@ -173,14 +173,15 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
     started = time.perf_counter()
     status_code: int | None = None
     error: str | None = None
-    # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
-    refused = webhook_targets.url_refusal(
-        delivery.url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
-    )
+    # URL and secret are stored encrypted (services/kernel/crypto.py).
     try:
-        secret = policy.secrets.open(delivery.secret)
+        url, secret = policy.secrets.open(delivery.url), policy.secrets.open(delivery.secret)
+        # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
+        refused = webhook_targets.url_refusal(
+            url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
+        )
     except UndecryptableSecret:
-        secret, refused = "", UNDECRYPTABLE
+        url, secret, refused = "", "", UNDECRYPTABLE
     if refused is not None:
         error = refused
     else:
@@ -194,7 +195,7 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
             "webhook-signature": Webhook(secret).sign(msg_id, at, body),
         }
         try:
-            response = await client.post(delivery.url, content=body, headers=headers)
+            response = await client.post(url, content=body, headers=headers)
             status_code = response.status_code
         except webhook_targets.TargetRefused as exc:
             error = exc.reason

@@ -30,7 +30,7 @@ from models.webhooks import (
 )
 from services.kernel import audit
 from services.kernel.auth import Actor
-from services.kernel.crypto import SecretBox
+from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.kernel.errors import Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 from services.webhooks import targets as webhook_targets
@@ -74,7 +74,7 @@ async def create_endpoint(
     secret = generate_secret()
     row = WebhookEndpoint(
         org_id=org_id,
-        url=url,
+        url=secrets.seal(url),  # encrypted at rest: it may carry credentials
         description=data.description,
         event_types=list(dict.fromkeys(data.event_types)),
         secret=secrets.seal(secret),  # encrypted at rest (services/kernel/crypto.py)
@@ -85,7 +85,7 @@ async def create_endpoint(
     audit.record(
         session, actor, action="webhook.create", resource_type="webhook", resource_id=row.id
     )
-    created = WebhookCreated.model_validate({**row.model_dump(), "secret": secret})
+    created = WebhookCreated.model_validate({**row.model_dump(), "url": url, "secret": secret})
     return created.model_copy(
         update={
             "url": webhook_targets.redacted(created.url),
@@ -104,7 +104,7 @@ def _live(actor: Actor) -> Any:
 
 
 async def list_endpoints(
-    session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None
+    session: AsyncSession, *, actor: Actor, limit: int, cursor: str | None, secrets: SecretBox
 ) -> tuple[list[WebhookPublic], str | None]:
     rows, next_cursor = await fetch_page(
         session, _live(actor), id_column=col(WebhookEndpoint.id), limit=limit, cursor=cursor
@@ -116,16 +116,21 @@ async def list_endpoints(
             await session.execute(select(KEYS.c.id, *KEY_COLUMNS).where(KEYS.c.id.in_(key_ids)))
         ).all()
     }
-    return [_public(r, keys.get(r.created_by_key_id)) for r in rows], next_cursor
+    return [_public(r, keys.get(r.created_by_key_id), secrets) for r in rows], next_cursor
 
 
-def _public(row: WebhookEndpoint, key: Any) -> WebhookPublic:
+# Shown for a URL that no configured key opens (deliveries to it fail the same way).
+UNDECRYPTABLE_URL = "undecryptable: list the previous ATTUNE_SECRET_KEY in ATTUNE_SECRET_KEYS_OLD"
+
+
+def _public(row: WebhookEndpoint, key: Any, secrets: SecretBox) -> WebhookPublic:
+    try:
+        url = webhook_targets.redacted(secrets.open(row.url))
+    except UndecryptableSecret:
+        url = UNDECRYPTABLE_URL
     public = WebhookPublic.model_validate(row)
     return public.model_copy(
-        update={
-            "url": webhook_targets.redacted(public.url),
-            "receives_concerns": key is not None and reads_concerns(key),
-        }
+        update={"url": url, "receives_concerns": key is not None and reads_concerns(key)}
     )
 
 

@@ -19,6 +19,13 @@ organization-defined instrument and a key bound to clinician X.
   hold an id of A or C, searches naming A's ids come back empty, and a key bound to X never sees
   Y's caseload;
 - exempt routes: not per-tenant, with the reason.
+
+Inside one organisation (issue 14, DESIGN.md §10.8), `NEEDS` says which scope each route of
+MATRIX needs, and `test_intra_organisation_every_route` calls every route with clinician X's
+objects (ids in the path, the query or the body) under each scope alone and under a key bound to
+clinician Y: a scope that is not the route's own is refused before anything is read, and the key
+bound to Y reads nothing of X's caseload on any route (caseload objects 404, lists, searches and
+exports without X's rows, id-bearing bodies refused). One organisation is seeded per module.
 """
 
 import re
@@ -27,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from tests.fhir_support import questionnaire_response
@@ -702,3 +710,196 @@ async def test_intra_organisation_matrix(attune: Attune) -> None:
         200,
     )
     assert set(written) == {"id", "external_id", "birth_year", "updated_at"}
+
+
+# Every route, inside one organisation (issue 14): what each route needs, checked for each
+# scope alone and for a key bound to the other clinician, against clinician X's objects.
+# "any": any key of the organisation (definitions, not health data); "token": invitation
+# tokens only (API keys get 401); "system": the system key only; "public": no key, no tenant
+# data. `test_every_route_says_what_it_needs` keeps this table in step with MATRIX (and so with
+# the app's routes).
+NEEDS: dict[tuple[str, str], str] = {
+    ("GET", "/v1/submissions/{submission_id}"): "submissions:read",
+    ("POST", "/v1/submissions/{submission_id}/void"): "submissions:write",
+    ("GET", "/v1/episodes/{episode_id}/submissions"): "submissions:read",
+    ("GET", "/v1/episodes/{episode_id}/trajectory"): "submissions:read",
+    ("DELETE", "/v1/api-keys/{key_id}"): "admin",
+    ("GET", "/v1/clinicians/{clinician_id}"): "clients:read",
+    ("GET", "/v1/clients/{client_id}"): "clients:read",
+    ("GET", "/v1/episodes/{episode_id}"): "clients:read",
+    ("PATCH", "/v1/episodes/{episode_id}"): "clients:write",
+    ("GET", "/v1/alerts/{alert_id}"): "alerts:read",
+    ("POST", "/v1/alerts/{alert_id}/acknowledge"): "alerts:write",
+    ("POST", "/v1/alerts/{alert_id}/resolve"): "alerts:write",
+    ("GET", "/v1/instruments/{code}"): "any",
+    ("POST", "/v1/episodes/{episode_id}/invitations"): "submissions:write",
+    ("GET", "/v1/episodes/{episode_id}/invitations"): "submissions:read",
+    ("DELETE", "/v1/invitations/{invitation_id}"): "submissions:write",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "webhooks:write",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "webhooks:write",
+    ("GET", "/fhir/Questionnaire/{code}"): "any",
+    ("GET", "/fhir/QuestionnaireResponse/{response_id}"): "submissions:read",
+    ("GET", "/fhir/Observation/{observation_id}"): "submissions:read",
+    ("GET", "/fhir/DetectedIssue/{issue_id}"): "alerts:read",
+    ("GET", "/fhir/$export-status/{job_id}"): "exports:identified",
+    ("DELETE", "/fhir/$export-status/{job_id}"): "exports:identified",
+    ("GET", "/fhir/$export-files/{job_id}/{file_name}"): "exports:identified",
+    ("GET", "/v1/clients"): "clients:read",
+    ("GET", "/v1/clinicians"): "clients:read",
+    ("GET", "/v1/episodes"): "clients:read",
+    ("GET", "/v1/api-keys"): "admin",
+    ("GET", "/v1/alerts"): "alerts:read",
+    ("GET", "/v1/audit-events"): "admin",
+    ("GET", "/v1/alert-rules"): "alerts:read",
+    ("GET", "/v1/instruments"): "any",
+    ("GET", "/v1/webhooks"): "webhooks:write",
+    ("GET", "/fhir/Questionnaire"): "any",
+    ("GET", "/fhir/Observation"): "submissions:read",
+    ("GET", "/fhir/DetectedIssue"): "alerts:read",
+    ("POST", "/v1/submissions"): "submissions:write",
+    ("POST", "/v1/episodes"): "clients:write",
+    ("POST", "/v1/api-keys"): "admin",
+    ("POST", "/fhir/QuestionnaireResponse"): "submissions:write",
+    ("POST", "/v1/clinicians"): "clients:write",
+    ("POST", "/v1/clients"): "clients:write",
+    ("PUT", "/v1/clients/by-external-id/{external_id}"): "clients:write",
+    ("PUT", "/v1/alert-rules/{rule_id}"): "admin",
+    ("POST", "/v1/instruments"): "admin",
+    ("POST", "/v1/webhooks"): "webhooks:write",
+    ("GET", "/v1/invitation"): "token",
+    ("POST", "/v1/invitation/submissions"): "token",
+    ("POST", "/v1/invitation/concerns"): "token",
+    ("GET", "/v1/exports/{dataset}"): "exports:read",
+    ("POST", "/v1/organizations"): "system",
+    ("POST", "/v1/organizations/{org_id}/api-keys"): "system",
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/metrics"): "public",
+    ("GET", "/openapi.json"): "public",
+    ("GET", "/docs"): "public",
+    ("GET", "/docs/oauth2-redirect"): "public",
+    ("GET", "/redoc"): "public",
+    ("GET", "/fhir/metadata"): "public",
+    ("GET", "/fhir/$export"): "exports:identified",
+}
+
+
+def test_every_route_says_what_it_needs() -> None:
+    assert NEEDS.keys() == MATRIX.keys()
+    known = {*ALONE, "admin", "any", "token", "system", "public"}
+    assert set(NEEDS.values()) <= known
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    url: str
+    body: dict[str, Any] | None
+    needs: frozenset[str]  # every scope the call needs (empty: any key of the organisation)
+    names_in_body: bool = False  # X's ids are in the body (refused: 403, 404 or 422)
+
+
+def calls_of(route: tuple[str, str], x: dict[str, str], y: dict[str, str]) -> list[Call]:
+    """The requests that exercise one route with X's objects (its ids in the path, the query or
+    the body; Y's own objects where the route also needs one)."""
+    method, template = route
+    probe, needs = MATRIX[route], NEEDS[route]
+    scopes = frozenset() if needs == "any" else frozenset({needs})
+    values = {**x, "dataset": "submissions"}
+    url = fill(template, values) + probe.query
+    body = probe.body
+    if probe.kind == "own" and template == "/v1/instruments":
+        body = None  # admin only; the scope check comes first
+    calls = [Call(method, url, body, scopes)]
+    if probe.kind in ("list", "fhir-search"):
+        calls += [Call(method, f"{url}?{fill(q, values)}", None, scopes) for q in probe.filters]
+    if probe.kind == "export":
+        identified = f"{url}?format=ndjson&identified=true"
+        calls = [
+            Call(method, f"{url}?format=ndjson", None, scopes),
+            Call(method, identified, None, scopes | {"exports:identified"}),
+        ]
+    if probe.kind == "token":
+        body = probe.body or {"instrument": "srs", "answers": srs(5, 5, 5, 5)}
+        calls = [Call(method, url, None if method == "GET" else body, scopes)]
+    for call_method, path, call_body, _ in body_probes(x, y):
+        if call_method == method and (path == template or path == fill(template, y)):
+            calls.append(Call(method, path, call_body, scopes, names_in_body=True))
+    if probe.kind == "body":
+        calls = calls[1:]  # only bodies that name X's objects
+    return calls
+
+
+@dataclass
+class IntraWorld:
+    org: Org
+    alone: dict[str, dict[str, str]]  # each scope alone
+    other: dict[str, str]  # every caseload scope, bound to clinician Y
+    x_content: set[str]  # ids of X's caseload: what neither may read
+
+
+_WORLD: list[IntraWorld] = []  # seeded once per module: the database outlives each test's app
+
+
+@pytest.fixture
+async def intra(attune: Attune) -> IntraWorld:
+    if not _WORLD:
+        org = await build_org(attune, "Clinic intra")
+        tenant = org.tenant
+        alone = {scope: bearer(await tenant.key(scope)) for scope in ALONE}
+        other = bearer(
+            await tenant.key(*SCOPES, "webhooks:write", clinician_id=org.y["clinician_id"])
+        )
+        content = {
+            org.x[k]
+            for k in ("client_id", "episode_id", "submission_id", "alert_id", "invitation_id")
+        }
+        _WORLD.append(IntraWorld(org, alone, other, content))
+    return _WORLD[0]
+
+
+def _unnamed(content: set[str], call: Call) -> set[str]:
+    """Ids the caller named itself may come back (a 404's detail, a self link); no others."""
+    named = call.url + str(call.body)
+    return {i for i in content if i not in named}
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=" ".join)
+async def test_intra_organisation_every_route(
+    route: tuple[str, str], intra: IntraWorld, attune: Attune
+) -> None:
+    needs, probe = NEEDS[route], MATRIX[route]
+    http = attune.http
+    for call in calls_of(route, intra.org.x, intra.org.y):
+        unnamed = _unnamed(intra.x_content, call)
+
+        # Each scope alone: the route's own scope passes its check; every other is refused
+        # before anything is read (API keys get 401 on the invitation routes).
+        if needs != "public":
+            for scope, headers in intra.alone.items():
+                if call.needs <= {scope}:
+                    if call.method == "GET" and probe.kind != "exempt":
+                        response = await http.get(call.url, headers=headers)
+                        assert response.status_code not in (401, 403), (scope, call, response.text)
+                    continue  # a write the scope allows: X's clinic may make it
+                response = await http.request(
+                    call.method, call.url, json=call.body, headers=headers
+                )
+                refused = 401 if needs == "token" else 403
+                assert response.status_code == refused, (scope, call, response.text)
+                assert not {i for i in unnamed if i in response.text}, (scope, call)
+
+        # A key bound to clinician Y, with every caseload scope: nothing of X's caseload.
+        response = await http.request(call.method, call.url, json=call.body, headers=intra.other)
+        assert response.status_code < 500, (call, response.text)
+        assert not {i for i in unnamed if i in response.text}, (call, response.text)
+        if needs == "token":
+            assert response.status_code == 401, (call, response.text)
+        elif needs in ("admin", "system") or route[1].startswith("/v1/webhooks"):
+            assert response.status_code == 403, (call, response.text)
+        elif call.names_in_body and probe.caseload:
+            assert response.status_code in (403, 404, 422), (call, response.text)
+        elif probe.caseload and probe.kind == "object":
+            assert response.status_code == 404, (call, response.text)
+        elif probe.kind in ("list", "fhir-search", "export"):
+            assert response.status_code == 200, (call, response.text)

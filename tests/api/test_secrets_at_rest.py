@@ -20,6 +20,7 @@ from models.tenancy import Organization
 from models.webhooks import WebhookEndpoint
 from services.kernel.config import Settings
 from services.kernel.crypto import SecretBox, UndecryptableSecret
+from services.webhooks.endpoints import UNDECRYPTABLE_URL
 from tests.support import Attune, Tenant, expect, srs, submit
 
 ORGS = Organization.__table__  # type: ignore[attr-defined]
@@ -65,6 +66,58 @@ async def stored(app: FastAPI, tenant: Tenant) -> tuple[str, list[str]]:
         export_secret = await conn.scalar(select(ORGS.c.export_secret).where(ORGS.c.id == org_id))
         hooks = (await conn.scalars(select(HOOKS.c.secret).where(HOOKS.c.org_id == org_id))).all()
     return export_secret, list(hooks)
+
+
+async def stored_urls(app: FastAPI, tenant: Tenant) -> list[str]:
+    async with app.state.engine.connect() as conn:
+        found = await conn.scalars(
+            select(HOOKS.c.url).where(HOOKS.c.org_id == uuid.UUID(tenant.org_id))
+        )
+        return list(found.all())
+
+
+async def test_webhook_urls_are_stored_encrypted_and_shown_without_credentials(
+    attune: Attune, app: FastAPI
+) -> None:
+    """A receiver's URL often carries a credential (Basic user:password, a token in the path or
+    query): a copy of the database without the server secret must not hold it."""
+    tenant = await attune.tenant()
+    url = "https://ehr-user:s3cr3t-pass@ehr.example.org/hooks/tok-9f8e7d?sig=q-4c3b2a"
+    created = expect(
+        await tenant.http.post("/v1/webhooks", json={"url": url}, headers=tenant.admin), 201
+    )
+    (sealed,) = await stored_urls(app, tenant)
+    assert sealed.startswith("fernet:")
+    for part in ("s3cr3t-pass", "ehr-user", "tok-9f8e7d", "q-4c3b2a", "ehr.example.org"):
+        assert part not in sealed
+    assert SecretBox(app.state.settings.secret_key.get_secret_value()).open(sealed) == url
+    shown = "https://***@ehr.example.org/hooks/tok-9f8e7d?sig=q-4c3b2a"
+    assert created["url"] == shown
+    listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)["items"]
+    assert [hook["url"] for hook in listed] == [shown]
+
+
+async def test_a_webhook_url_sealed_under_an_unlisted_key_is_listed_as_undecryptable(
+    attune: Attune, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    expect(
+        await tenant.http.post(
+            "/v1/webhooks", json={"url": "https://ehr.example.org/h"}, headers=tenant.admin
+        ),
+        201,
+    )
+    (sealed,) = await stored_urls(app, tenant)
+    elsewhere = SecretBox("a-secret-this-server-never-had").seal("https://ehr.example.org/h")
+    this_org = HOOKS.c.org_id == uuid.UUID(tenant.org_id)
+    async with app.state.engine.begin() as conn:
+        await conn.execute(update(HOOKS).where(this_org).values(url=elsewhere))
+    try:
+        listed = expect(await tenant.http.get("/v1/webhooks", headers=tenant.admin), 200)
+        assert [hook["url"] for hook in listed["items"]] == [UNDECRYPTABLE_URL]
+    finally:  # `attune rotate-secrets` in other tests must open every row of this database
+        async with app.state.engine.begin() as conn:
+            await conn.execute(update(HOOKS).where(this_org).values(url=sealed))
 
 
 async def pseudonyms(http: httpx.AsyncClient, tenant: Tenant) -> list[str]:
@@ -124,11 +177,16 @@ async def test_a_rotated_secret_key_keeps_api_keys_exports_and_webhooks_working(
         counts = await _rotate_secrets(rotated)
         assert counts["export_secrets"] >= 1
         assert counts["webhook_secrets"] >= 1
+        assert counts["webhook_urls"] >= 1
         export_secret, (hook_secret,) = await stored(app, tenant)
         new_only = SecretBox(ROTATED)  # sealed under the new key: the old one is not needed
         assert new_only.reseal(export_secret) is None
         assert new_only.reseal(hook_secret) is None
-        assert await _rotate_secrets(rotated) == {"export_secrets": 0, "webhook_secrets": 0}
+        assert await _rotate_secrets(rotated) == {
+            "export_secrets": 0,
+            "webhook_secrets": 0,
+            "webhook_urls": 0,
+        }
         async with client_of(rotated) as http:
             assert await pseudonyms(http, tenant) == before
     finally:
@@ -160,3 +218,31 @@ async def test_plaintext_secrets_from_before_are_sealed_by_rotation(
     assert box.open(hook_secret) == "whsec_" + "B" * 44
     assert export_secret.startswith("fernet:")
     assert hook_secret.startswith("fernet:")
+
+
+async def test_an_invitation_issued_before_a_rotation_still_opens_with_the_old_key_listed(
+    attune: Attune, settings: Settings
+) -> None:
+    """A client's rating link outlives a rotation of ATTUNE_SECRET_KEY, as API keys do; once the
+    old key is no longer listed, the token opens nothing."""
+    tenant = await attune.tenant()
+    episode = (await tenant.episode())["id"]
+    invitation = expect(
+        await tenant.http.post(
+            f"/v1/episodes/{episode}/invitations",
+            json={"instruments": ["srs"], "session_number": 1},
+            headers=tenant.admin,
+        ),
+        201,
+    )
+    token = {"Authorization": f"Bearer {invitation['token']}"}
+    rotated = settings.model_copy(
+        update={"secret_key": SecretStr(ROTATED), "secret_keys_old": [settings.secret_key]}
+    )
+    only_new = settings.model_copy(update={"secret_key": SecretStr(ROTATED)})
+    async with client_of(rotated) as http:
+        expect(await http.get("/v1/invitation", headers=token), 200)
+        body = {"instrument": "srs", "answers": srs(8, 8, 8, 8)}
+        expect(await http.post("/v1/invitation/submissions", json=body, headers=token), 201)
+    async with client_of(only_new) as http:
+        expect(await http.get("/v1/invitation", headers=token), 401)

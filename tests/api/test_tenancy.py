@@ -148,3 +148,95 @@ async def test_clinician_bound_key_cannot_open_episodes_for_colleagues(attune: A
         ),
         201,
     )
+
+
+# Idempotency-Key replays re-check what the caller may read now (issue 14, DESIGN.md §10.8).
+
+
+async def _replay_events(tenant: Tenant, action: str) -> list[dict[str, Any]]:
+    events = expect(await tenant.http.get("/v1/audit-events?limit=500", headers=tenant.admin), 200)
+    return [e for e in events["items"] if e["action"] == action]
+
+
+async def test_a_replay_after_the_episode_moved_to_a_colleague_is_404_and_audited(
+    attune: Attune,
+) -> None:
+    tenant = await attune.tenant()
+    x, y = await tenant.clinician("Dr X"), await tenant.clinician("Dr Y")
+    episode = await tenant.episode(clinician_id=x["id"])
+    key = bearer(await tenant.key("submissions:write", "clients:write", clinician_id=x["id"]))
+    body = {"episode_id": episode["id"], "instrument": "srs", "session_number": 1,
+            "answers": {"relationship": 4.4, "goals_topics": 4.4, "approach_method": 4.4,
+                        "overall": 4.4}}  # fmt: skip
+    retry = {**key, "Idempotency-Key": "visit-1"}
+    first = expect(await tenant.http.post("/v1/submissions", json=body, headers=retry), 201)
+    replayed = await tenant.http.post("/v1/submissions", json=body, headers=retry)
+    assert (replayed.status_code, replayed.headers["idempotent-replayed"]) == (201, "true")
+
+    expect(
+        await tenant.http.patch(
+            f"/v1/episodes/{episode['id']}", json={"clinician_id": y["id"]}, headers=tenant.admin
+        ),
+        200,
+    )
+    refused = await tenant.http.post("/v1/submissions", json=body, headers=retry)
+    assert refused.status_code == 404, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert "idempotent-replayed" not in refused.headers
+    assert "4.4" not in refused.text
+    assert first["id"] not in refused.text
+    events = await _replay_events(tenant, "submission.create.replay")
+    assert sorted((e["resource_id"], e["outcome"]) for e in events) == [
+        (first["id"], "not_found"),
+        (first["id"], "success"),
+    ]
+    assert {e["key_id"] for e in events} != {None}
+
+
+async def test_replays_of_episodes_and_invitations_follow_the_episode(attune: Attune) -> None:
+    tenant = await attune.tenant()
+    x, y = await tenant.clinician("Dr X"), await tenant.clinician("Dr Y")
+    client = await tenant.client()
+    key = bearer(await tenant.key("clients:write", "submissions:write", clinician_id=x["id"]))
+    opened = {"client_id": client["id"], "clinician_id": x["id"]}
+    retry = {**key, "Idempotency-Key": "open-1"}
+    episode = expect(await tenant.http.post("/v1/episodes", json=opened, headers=retry), 201)
+    invite = {"instruments": ["srs"], "session_number": 1}
+    invited = {**key, "Idempotency-Key": "invite-1"}
+    path = f"/v1/episodes/{episode['id']}/invitations"
+    invitation = expect(await tenant.http.post(path, json=invite, headers=invited), 201)
+    # Still X's: the episode replays; the invitation's token was shown once (409 naming it).
+    expect(await tenant.http.post("/v1/episodes", json=opened, headers=retry), 201)
+    assert (await tenant.http.post(path, json=invite, headers=invited)).status_code == 409
+
+    expect(
+        await tenant.http.patch(
+            f"/v1/episodes/{episode['id']}", json={"clinician_id": y["id"]}, headers=tenant.admin
+        ),
+        200,
+    )
+    for replay in (
+        await tenant.http.post("/v1/episodes", json=opened, headers=retry),
+        await tenant.http.post(path, json=invite, headers=invited),
+    ):
+        assert replay.status_code == 404, replay.text
+        assert "idempotent-replayed" not in replay.headers
+        assert invitation["id"] not in replay.text
+        assert client["id"] not in replay.text
+
+
+async def test_a_client_replays_to_the_key_that_registered_it_until_a_colleague_treats_it(
+    attune: Attune,
+) -> None:
+    tenant = await attune.tenant()
+    x, y = await tenant.clinician("Dr X"), await tenant.clinician("Dr Y")
+    key = bearer(await tenant.key("clients:write", clinician_id=x["id"]))
+    retry = {**key, "Idempotency-Key": "register-1"}
+    body = {"external_id": "MRN-REPLAY", "birth_year": 1971}
+    client = expect(await tenant.http.post("/v1/clients", json=body, headers=retry), 201)
+    replayed = await tenant.http.post("/v1/clients", json=body, headers=retry)
+    assert (replayed.status_code, replayed.json()) == (201, client)  # nobody treats it yet
+    await tenant.episode(client_id=client["id"], clinician_id=y["id"])
+    refused = await tenant.http.post("/v1/clients", json=body, headers=retry)
+    assert refused.status_code == 404, refused.text
+    assert "1971" not in refused.text
