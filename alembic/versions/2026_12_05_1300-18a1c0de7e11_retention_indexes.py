@@ -6,7 +6,7 @@ the worker only (an attempt per try; a delivery enters the partial index when it
 the submission path pays nothing for them.
 
 Revision ID: 18a1c0de7e11
-Revises: 3e7d1a9c5b20
+Revises: 14d8b2f6a913
 Create Date: 2026-12-05 13:00:00.000000
 
 """
@@ -18,7 +18,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "18a1c0de7e11"
-down_revision: str | Sequence[str] | None = "3e7d1a9c5b20"
+down_revision: str | None = "14d8b2f6a913"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
