@@ -35,6 +35,7 @@ from services.alerts import (
 )
 from services.alerts import store as alert_store
 from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
+from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.instruments import InstrumentDefinition, builtin_instruments
 
@@ -43,6 +44,7 @@ log = logging.getLogger("attune.alerts")
 Settings = Mapping[str, RuleSetting]
 Writes = list[tuple[Change, dict[str, Any]]]
 _DEFAULTS: dict[str, RuleSetting] = {str(k): v for k, v in resolve_settings(None).items()}
+_DEFAULT_WINDOW = history_needed(_DEFAULTS)
 _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _INSTRUMENTS = StoredInstrument.__table__  # type: ignore[attr-defined]
 
@@ -56,18 +58,40 @@ def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
     stopping alert evaluation."""
     if not overrides:
         return _DEFAULTS
-    return _settings_from_json(json.dumps(overrides, sort_keys=True))
+    return _settings_from_json(json.dumps(overrides, sort_keys=True))[0]
+
+
+# The rules whose parameters say how many latest sessions an evaluation reads
+# (services/alerts/replay.history_needed).
+_WINDOW_RULES = ("alliance.rupture", "outcome.not_on_track")
+
+
+def history_window(overrides: Mapping[str, Any]) -> tuple[int, bool]:
+    """How many of the series' latest sessions a new submission is judged with: `history_needed`
+    of the settings in force (:func:`settings_for`, so one definition). And whether a stored
+    override of a rule that number depends on fell back to the defaults: a statement that read
+    the stored body itself (services/submissions/store_pg.SUBMISSION_CONTEXT) may then have read
+    too few; otherwise it read exactly as many, or the whole series."""
+    if not overrides:
+        return _DEFAULT_WINDOW, False
+    settings, fallen_back = _settings_from_json(json.dumps(overrides, sort_keys=True))
+    return history_needed(settings), bool(fallen_back & set(_WINDOW_RULES))
 
 
 @lru_cache(maxsize=256)
-def _settings_from_json(text: str) -> dict[str, RuleSetting]:
+def _settings_from_json(text: str) -> tuple[dict[str, RuleSetting], frozenset[str]]:
+    """The settings in force, and the rules whose stored override fell back to the defaults."""
     settings, problems = settings_with_fallback(json.loads(text))
     if problems:
         log.warning(
             "stored alert-rule settings no longer valid; using the defaults for those rules",
             extra={"fields": {"fields_at_fault": [field for field, _ in problems]}},
         )
-    return {str(rule_id): setting for rule_id, setting in settings.items()}
+    fields = [field for field, _ in problems]
+    fallen_back = frozenset(
+        str(rule_id) for rule_id in RULES if any(f.startswith(f"{rule_id}.") for f in fields)
+    )
+    return {str(rule_id): setting for rule_id, setting in settings.items()}, fallen_back
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ back as one unit. On SQLite the equivalent Core statements in `services/submissi
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ import orjson
 
 from models.base import new_id
 from services.alerts import SeriesPoint
+from services.alerts import engine as alert_engine
 from services.alerts.engine import Writes
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
@@ -144,6 +146,19 @@ KEY_VALID = """
 """
 
 
+@dataclass(frozen=True, slots=True)
+class ContextRow:
+    """What `SUBMISSION_CONTEXT` read: the episode, the series' first score and latest sessions
+    (as many as the stored settings ask; the store trims them to the settings in force), its
+    unresolved alerts and the organisation's stored settings."""
+
+    facts: EpisodeFacts
+    first: SeriesPoint | None
+    latest: list[SeriesPoint]
+    alerts: list[dict[str, Any]]
+    overrides: dict[str, Any]
+
+
 async def submission_context(
     driver: Driver,
     key: SeriesKey,
@@ -152,10 +167,9 @@ async def submission_context(
     *,
     default_window: int,
     extra: int,
-) -> tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]] | None:
-    """(episode, first score and latest sessions in session order, unresolved alerts, settings),
-    or None when there is no such episode for the actor. Raises :class:`Unauthorized` when the
-    API key was revoked."""
+) -> ContextRow | None:
+    """The context of a new submission, or None when there is no such episode for the actor.
+    Raises :class:`Unauthorized` when the API key was revoked."""
     row = await driver.fetchrow(
         SUBMISSION_CONTEXT, key.org_id, key.episode_id, clinician_id, key.instrument,
         key.respondent, key.rater, default_window, extra, api_key_id,
@@ -169,8 +183,6 @@ async def submission_context(
     tail, first, alerts, overrides = (json_value(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
-    by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
-    history = [by_session[n] for n in sorted(by_session)]
     # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
     facts = EpisodeFacts(
         status,
@@ -179,7 +191,37 @@ async def submission_context(
         uuid.UUID(bytes=clinician.bytes),
         alert_seq,
     )
-    return facts, history, [alert_row(a) for a in alerts], overrides or {}
+    return ContextRow(
+        facts,
+        _point(first) if first else None,
+        [_point(raw) for raw in tail],
+        [alert_row(a) for a in alerts],
+        overrides or {},
+    )
+
+
+LATEST_POINTS = """
+    SELECT session_number, id::text, total, scores -> 'subscales' FROM submissions
+    WHERE org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4 AND rater = $5
+        AND status = 'valid'
+    ORDER BY session_number DESC LIMIT $6
+"""
+
+
+async def latest_points(driver: Driver, key: SeriesKey, count: int) -> list[SeriesPoint]:
+    """The series' latest ``count`` sessions in session order, as `SUBMISSION_CONTEXT` reads
+    them."""
+    args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater, count)
+    rows = await driver.fetch(LATEST_POINTS, *args)
+    return [_point([n, i, t, json_value(sc)]) for n, i, t, sc in reversed(rows)]
+
+
+def judged_history(
+    first: SeriesPoint | None, latest: Sequence[SeriesPoint], window: int
+) -> list[SeriesPoint]:
+    """The series' first score and its latest ``window`` sessions, in session order."""
+    by_session = {p.session_number: p for p in [*([first] if first else []), *latest[-window:]]}
+    return [by_session[n] for n in sorted(by_session)]
 
 
 FULL_SERIES = f"""
@@ -395,15 +437,25 @@ class PgSubmissionStore:
     async def context(
         self, key: SeriesKey, clinician_id: uuid.UUID | None, api_key_id: uuid.UUID | None
     ) -> SubmissionContext | None:
+        driver = await self._driver()
         found = await submission_context(
-            await self._driver(),
+            driver,
             key,
             clinician_id,
             api_key_id,
             default_window=DEFAULT_REPAIR_WINDOW,
             extra=_HISTORY_BEYOND_WINDOW,
         )
-        return None if found is None else SubmissionContext(*found)
+        if found is None:
+            return None
+        # The window of the settings in force, as the Core store reads it: the statement read
+        # the stored body's, which differs only when a stored override no longer validates.
+        window, stored_may_differ = alert_engine.history_window(found.overrides)
+        latest = found.latest
+        if stored_may_differ and len(latest) < window:
+            latest = await latest_points(driver, key, window)  # one statement more, then only
+        history = judged_history(found.first, latest, window)
+        return SubmissionContext(found.facts, history, found.alerts, found.overrides)
 
     async def lock_episode(self, key: SeriesKey) -> None:
         await lock_alert_seq(await self._in_transaction(), key.org_id, key.episode_id)
