@@ -6,16 +6,19 @@ them, and a replay is re-checked and audited (services/kernel/idempotency.py, DE
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Header
+from fastapi import Header, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.kernel import idempotency
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict
+
+M = TypeVar("M", bound=BaseModel)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -38,21 +41,26 @@ async def run_once(
     path: str,
     body: Any,
     status: int,
-    make: Callable[[], Awaitable[dict[str, Any]]],
+    response: Response,
+    schema: type[M],
+    make: Callable[[], Awaitable[M]],
     action: str,
     resource_type: str,
     owner: uuid.UUID | None = None,
     shown_once: str | None = None,
-) -> JSONResponse:
-    """Run ``make`` once per (caller, ``key``). ``owner``: the invitation, when the caller holds
-    one rather than an API key; ``action``/``resource_type`` name a replay in the audit trail.
+) -> M:
+    """Run ``make`` once per (caller, ``key``). Its schema is what the route returns, so the
+    route's ``response_model`` renders it; a replay too, from the stored body, with the stored
+    status and an ``Idempotent-Replayed`` header set on ``response``. ``status``: the route's.
+    ``owner``: the invitation, when the caller holds one rather than an API key;
+    ``action``/``resource_type`` name a replay in the audit trail.
 
     ``shown_once``: a field of the response shown once (an API key, an invitation token, a webhook
     signing secret). It is never stored, so it cannot be replayed: a repeat answers 409 naming
     what the first request created — nothing is created twice, and no credential sits in the
     idempotency records."""
     if key is None:
-        return FastJSONResponse(await make(), status_code=status)
+        return await make()
     owner = owner or idempotency.owner_of(actor)
     fingerprint = idempotency.request_fingerprint(method, path, body)
     stored = await idempotency.claim(
@@ -67,13 +75,13 @@ async def run_once(
                 f"this Idempotency-Key already created {resource_type} {stored.body.get('id')}; "
                 f"its {shown_once} was shown once and is not kept"
             )
-        return FastJSONResponse(
-            stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
-        )
-    payload = orjson.loads(orjson.dumps(await make(), option=orjson.OPT_UTC_Z))
-    kept = {k: v for k, v in payload.items() if k != shown_once}
+        response.status_code = stored.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return schema.model_validate(stored.body)
+    made = await make()
+    kept = made.model_dump(mode="json", exclude={shown_once} if shown_once else None)
     await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=kept)
-    return FastJSONResponse(payload, status_code=status)
+    return made
 
 
 class FastJSONResponse(JSONResponse):

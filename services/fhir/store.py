@@ -263,7 +263,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
             )
         ) from None
     try:
-        values = await submissions.create_submission(uow, actor=actor, data=data)
+        created = await submissions.create_submission(uow, actor=actor, data=data)
     except InvalidInput as exc:
         raise _as_fhir_fields(exc) from None
     if parsed.identifier is not None:
@@ -274,24 +274,24 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
                 IDENTIFIERS.c.system == parsed.identifier[0],
                 IDENTIFIERS.c.value == parsed.identifier[1],
             )
-            .values(submission_id=values["id"])
+            .values(submission_id=created.id)
         )
     assert episode is not None  # create_submission found the episode
     row = SubmissionRow(
-        id=values["id"],
-        episode_id=values["episode_id"],
+        id=created.id,
+        episode_id=created.episode_id,
         client_id=episode[0],
         clinician_id=episode[1],
-        instrument=values["instrument"],
-        instrument_version=values["instrument_version"],
-        session_number=values["session_number"],
-        respondent=values["respondent"],
-        rater=values["rater"],
-        status=values["status"],
-        answers=values["answers"],
-        scores=values["scores"],
-        occurred_at=values["occurred_at"],
-        created_at=values["created_at"],
+        instrument=created.instrument,
+        instrument_version=created.instrument_version,
+        session_number=created.session_number,
+        respondent=created.respondent,
+        rater=created.rater or "",
+        status=created.status,
+        answers=created.answers,
+        scores=created.scores.model_dump(),
+        occurred_at=created.occurred_at,
+        created_at=created.created_at,
         identifier=parsed.identifier,
     )
     return Posted(row, True, definition)

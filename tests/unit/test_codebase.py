@@ -100,3 +100,42 @@ def test_use_cases_never_ask_which_database_they_are_on() -> None:
         or (isinstance(node, ast.Name) and node.id in DATABASE_QUESTIONS)
     ]
     assert found == []
+
+
+# PUT /v1/clients/{external_id} answers in one of two shapes (ClientPublic, or ClientWritten for
+# a key that may not read clients), each rendered by its model.
+TWO_SHAPED = {"api.routes.clients.upsert_client"}
+
+
+def test_routes_that_declare_a_response_model_return_it_rather_than_a_response() -> None:
+    """A route returning a Response bypasses its declared ``response_model``: FastAPI neither
+    checks nor renders it, and the OpenAPI then documents a shape nobody enforces."""
+    import inspect
+    from collections.abc import Iterator, Sequence
+
+    from fastapi.routing import APIRoute
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
+    from api.app import create_app
+    from services.kernel.config import Settings
+
+    def api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            included = getattr(route, "original_router", None)  # an included router
+            if included is not None:
+                yield from api_routes(included.routes)
+
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    declaring = [r for r in api_routes(app.routes) if r.response_model is not None]
+    assert len(declaring) > 10
+    bypassing = [
+        name
+        for route in declaring
+        if (name := f"{route.endpoint.__module__}.{route.endpoint.__name__}") not in TWO_SHAPED
+        and inspect.isclass(returned := inspect.signature(route.endpoint).return_annotation)
+        and issubclass(returned, Response)
+    ]
+    assert bypassing == []
