@@ -10,7 +10,6 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import Select, and_, false, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.episodes import Episode
@@ -27,6 +26,7 @@ from services.kernel import audit, visibility
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.kernel.store import kernel_store
 from services.submissions import service as submissions
 
 SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
@@ -134,17 +134,11 @@ def _as_fhir_fields(exc: InvalidInput) -> InvalidInput:
     return InvalidInput(exc.detail, errors=errors)
 
 
-async def _claim(conn: AsyncConnection, actor: Actor, identifier: tuple[str, str]) -> bool:
+async def _claim(uow: UnitOfWork, actor: Actor, identifier: tuple[str, str]) -> bool:
     """Claim the identifier for this request (True), or find it taken (False). A concurrent
     request with the same identifier waits here until the first commits or rolls back."""
-    is_pg = conn.dialect.name == "postgresql"
-    stmt = (
-        (postgresql.insert if is_pg else sqlite.insert)(IDENTIFIERS)
-        .values(org_id=actor.org_id, system=identifier[0], value=identifier[1])
-        .on_conflict_do_nothing()
-        .returning(IDENTIFIERS.c.value)
-    )
-    return (await conn.execute(stmt)).scalar_one_or_none() is not None
+    values = {"org_id": actor.org_id, "system": identifier[0], "value": identifier[1]}
+    return await kernel_store(uow).insert_if_absent(IDENTIFIERS, values)
 
 
 async def _claimed_submission(
@@ -205,7 +199,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     # (on PostgreSQL its driver statements go to the connection under it), so the identifier
     # claim, the submission, its alerts and audit commit or roll back together.
     conn = await uow.connection()
-    if parsed.identifier is not None and not await _claim(conn, actor, parsed.identifier):
+    if parsed.identifier is not None and not await _claim(uow, actor, parsed.identifier):
         existing = await _claimed_submission(conn, actor, parsed.identifier)
         row = await _readable_submission(conn, actor, existing)
         audit.record(

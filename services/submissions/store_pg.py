@@ -4,8 +4,8 @@ Measured on the 2-core reference box, SQLAlchemy's layers were the largest singl
 `POST /v1/submissions`, where the floor it is benchmarked against pays nothing of the kind. These
 statements are the ones every submission runs; they go to an asyncpg connection inside the
 request's transaction (`UnitOfWork.driver_transaction()`), so the request still commits or rolls
-back as one unit. On SQLite the equivalent Core statements in `services/submissions/service.py` and
-`services/kernel/auth.py` run instead; the test suite runs on both databases.
+back as one unit. Elsewhere the equivalent Core statements of `services/submissions/store_sql.py`
+run instead (the key lookup: `services/kernel/store.py`); the test suite runs on both databases.
 """
 
 import uuid
@@ -31,29 +31,11 @@ from services.webhooks import outbox
 # history_needed() = repair window + this; the context statement reads the window from settings.
 _HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
 
-KEY_BY_HASH = """
-    SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
-    WHERE key_hash = $1 AND revoked_at IS NULL
-"""
-
 
 def json_value(value: Any) -> Any:
     """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
     SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
     return orjson.loads(value) if isinstance(value, str) else value
-
-
-async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
-    row = await driver.fetchrow(KEY_BY_HASH, digest)
-    if row is None:
-        return None
-    return (
-        row["id"],
-        row["org_id"],
-        json_value(row["scopes"]),
-        row["clinician_id"],
-        row["key_hash"],
-    )
 
 
 # What a new submission needs, in one statement (one snapshot): whether the key is still valid
