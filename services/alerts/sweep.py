@@ -30,8 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, text, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.audit import AuditEvent
@@ -41,6 +40,7 @@ from models.submissions import CareSession, Submission
 from services.alerts import due
 from services.alerts.reconcile import Change
 from services.alerts.store import ALERTS, SETTINGS
+from services.alerts.sweep_store import sweep_store
 from services.kernel import audit
 from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings
@@ -129,6 +129,18 @@ async def _audit(conn: AsyncConnection, org_ids: Collection[uuid.UUID]) -> None:
         )
 
 
+def _created_events(
+    rows: Sequence[dict[str, Any]], people: Mapping[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]
+) -> list[dict[str, Any]]:
+    """The outbox events of new alerts, as :func:`_record` writes them."""
+    event_rows = []
+    for row in rows:
+        event = events.alert_changed("created", row, *people[row["episode_id"]])
+        event["payload"]["data"]["change"] = "created"
+        event_rows.append(event)
+    return event_rows
+
+
 # ----- escalation ---------------------------------------------------------------------------------
 
 
@@ -191,11 +203,6 @@ def _open_overdue() -> ColumnElement[bool]:
     )
 
 
-def _insert_alerts(conn: AsyncConnection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id)
-
-
 def _measured_since(cutoff: datetime) -> ColumnElement[bool]:
     """The episode has a valid submission at or after ``cutoff`` (its session's time, else its
     creation). Written as EXISTS, so PostgreSQL answers "is the latest older than the cutoff"
@@ -212,47 +219,6 @@ def _measured_since(cutoff: datetime) -> ColumnElement[bool]:
 def _ever_measured() -> ColumnElement[bool]:
     s, e = _SUBMISSIONS, _EPISODES
     return exists().where(s.c.org_id == e.c.org_id, s.c.episode_id == e.c.id, s.c.status == "valid")
-
-
-def _insert_overdue_sql() -> str:
-    """PostgreSQL: a batch of new overdue alerts, their outbox events and webhook deliveries in
-    one statement from two JSON arrays (the submission hot path's statement, with the events
-    kept only for the alerts actually inserted); returns the inserted ids."""
-    from services.submissions import store_pg
-
-    events_sql = store_pg.WRITE_EVENTS.format(
-        guard="WHERE e.subject_id IN (SELECT id FROM ins)"
-    ).replace("$EVENTS", "CAST(:events AS jsonb)")
-    # Only constant SQL is put together here; the rows travel as bound parameters.
-    return (
-        "WITH ins AS (INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, "  # noqa: S608
-        "CAST(:rows AS jsonb)) ON CONFLICT DO NOTHING RETURNING id),"
-        + events_sql
-        + " SELECT id FROM ins"
-    )
-
-
-async def _insert_overdue_pg(
-    conn: AsyncConnection,
-    rows: Sequence[dict[str, Any]],
-    people: Mapping[uuid.UUID, tuple[uuid.UUID, uuid.UUID]],
-) -> int:
-    from services.submissions import store_pg
-
-    event_rows = []
-    for row in rows:
-        event = events.alert_changed("created", row, *people[row["episode_id"]])
-        event["payload"]["data"]["change"] = "created"
-        event_rows.append(event)
-    inserted = (
-        await conn.execute(
-            text(_insert_overdue_sql()),
-            {"rows": store_pg.rows_json(list(rows)), "events": store_pg.rows_json(event_rows)},
-        )
-    ).all()
-    if inserted:
-        await _audit(conn, {row["org_id"] for row in rows})
-    return len(inserted)
 
 
 async def _overdue(
@@ -272,10 +238,9 @@ async def _overdue(
     # statistics would turn a NOT EXISTS on alerts into a nested loop). Then, a batch at a time,
     # each episode is claimed and checked again under its lock.
     a = ALERTS
+    store = sweep_store(engine)
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # One big scan: compiling it just in time costs more than it saves.
-            await conn.execute(text("SET LOCAL jit = off"))
+        await store.before_big_scan(conn)
         overdue_already = set(
             (
                 await conn.scalars(
@@ -330,15 +295,10 @@ async def _overdue(
             if not rows:
                 continue
             rows.sort(key=lambda r: r["id"])
-            if conn.dialect.name == "postgresql":
-                done += await _insert_overdue_pg(conn, rows, people)
-                continue
-            result = await conn.execute(_insert_alerts(conn), rows)
-            inserted = set(result.scalars().all())
-            writes: list[Write] = [("created", r) for r in rows if r["id"] in inserted]
-            if writes:
-                await _record(conn, writes, people)
-            done += len(writes)
+            inserted = await store.insert_alerts(conn, rows, _created_events(rows, people))
+            if inserted:
+                await _audit(conn, {row["org_id"] for row in rows if row["id"] in inserted})
+            done += len(inserted)
     return done
 
 
