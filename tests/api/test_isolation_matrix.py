@@ -29,8 +29,8 @@ from typing import Any, Literal
 import httpx
 from fastapi import FastAPI
 
-from tests.fhir_support import questionnaire_response
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
+from tests.support.fhir import questionnaire_response
 
 Kind = Literal["object", "list", "fhir-search", "body", "own", "token", "export", "exempt"]
 
