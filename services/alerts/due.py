@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from services.alerts.model import AlertRow
 from services.alerts.settings import (
     RULES,
     AllianceRuptureParams,
@@ -125,7 +126,7 @@ def overdue_row(
     now: datetime,
     stamp: datetime,
     alert_id: uuid.UUID,
-) -> dict[str, Any]:
+) -> AlertRow:
     """A new ``measurement.overdue`` alert, overdue as of ``now``, written at ``stamp`` (the
     clock). It belongs to no series (instrument, respondent, rater and subscale ''), so the
     one-unresolved-alert-per-key index allows one per episode."""
@@ -168,21 +169,22 @@ def overdue_row(
 
 
 def rupture_without_session(
-    row: Mapping[str, Any], *, since: datetime, repair_days: int, now: datetime, stamp: datetime
-) -> dict[str, Any]:
+    row: AlertRow, *, since: datetime, repair_days: int, now: datetime, stamp: datetime
+) -> AlertRow:
     """An unresolved rupture alert raised to high: no session since the rupture as of ``now``;
     written at ``stamp`` (the clock)."""
     days = (now - since) // timedelta(days=1)
-    return {
-        **row,
-        "severity": "high",
-        "message": f"No session since the rupture ({days} days, more than {repair_days}): the "
-        f"client may have dropped out. {row['message']}",
-        "evidence": {
-            **dict(row["evidence"]),
-            "no_session_since": True,
-            "days_without_session": days,
-            "repair_days": repair_days,
-        },
-        "updated_at": stamp,
+    raised = row.copy()
+    raised["severity"] = "high"
+    raised["message"] = (
+        f"No session since the rupture ({days} days, more than {repair_days}): the "
+        f"client may have dropped out. {row['message']}"
+    )
+    raised["evidence"] = {
+        **row["evidence"],
+        "no_session_since": True,
+        "days_without_session": days,
+        "repair_days": repair_days,
     }
+    raised["updated_at"] = stamp
+    return raised

@@ -34,6 +34,7 @@ from services.alerts import (
     step,
 )
 from services.alerts import store as alert_store
+from services.alerts.model import AlertRow, SeriesColumns
 from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
 from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
@@ -42,7 +43,7 @@ from services.instruments import InstrumentDefinition, builtin_instruments
 log = logging.getLogger("attune.alerts")
 
 Settings = Mapping[str, RuleSetting]
-Writes = list[tuple[Change, dict[str, Any]]]
+Writes = list[tuple[Change, AlertRow]]
 _DEFAULTS: dict[str, RuleSetting] = {str(k): v for k, v in resolve_settings(None).items()}
 _DEFAULT_WINDOW = history_needed(_DEFAULTS)
 _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
@@ -113,7 +114,7 @@ class SeriesContext:
     population: str
     settings: Settings = field(default_factory=lambda: _DEFAULTS)
 
-    def row_columns(self) -> dict[str, Any]:
+    def row_columns(self) -> SeriesColumns:
         return self.key.columns()
 
 
@@ -129,7 +130,7 @@ def evaluate_new(
     ctx: SeriesContext,
     history: Sequence[SeriesPoint],
     new: SeriesPoint,
-    open_rows: Sequence[Mapping[str, Any]],
+    open_rows: Sequence[AlertRow],
     now: datetime,
 ) -> Writes | None:
     """What one new submission does to its series' alerts; ``history``: the series' first score
@@ -156,7 +157,7 @@ def evaluate_new(
 def derive_full(
     ctx: SeriesContext,
     points: Sequence[SeriesPoint],
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[AlertRow],
     now: datetime,
     late: Collection[str] = (),
 ) -> Writes:

@@ -13,9 +13,10 @@ another.
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,6 +25,7 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.invitations import Concern
 from services.alerts import store as alert_store
+from services.alerts.model import AlertRow
 from services.alerts.store import ALERTS, EpisodeFacts
 from services.kernel import audit, visibility
 from services.kernel.auth import Actor
@@ -35,15 +37,35 @@ from services.webhooks import events, outbox
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 
 
+class AlertWithPeople(AlertRow):
+    """An alert row with its episode's client and clinician (:func:`visible_alerts`)."""
+
+    client_id: uuid.UUID
+    clinician_id: uuid.UUID
+
+
+class PersonChange(TypedDict, total=False):
+    """What a person's acknowledgement, resolution or note sets on an alert."""
+
+    status: str
+    resolution: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by_key_id: uuid.UUID | None
+    resolved_at: datetime | None
+    resolved_by_key_id: uuid.UUID | None
+    note: str | None
+    updated_at: datetime
+
+
 def public(
-    row: Mapping[str, Any], facts: EpisodeFacts | Mapping[str, Any], *, change: str | None = None
+    row: AlertRow, facts: EpisodeFacts | AlertWithPeople, *, change: str | None = None
 ) -> dict[str, Any]:
     """An alert as the API shows it; ``facts``: the episode's client and clinician."""
     if isinstance(facts, EpisodeFacts):
         client_id, clinician_id = facts.client_id, facts.clinician_id
     else:
         client_id, clinician_id = facts["client_id"], facts["clinician_id"]
-    out = {
+    out: dict[str, Any] = {
         "id": row["id"],
         "type": row["type"],
         "severity": row["severity"],
@@ -66,7 +88,7 @@ def public(
         "acknowledged_at": row["acknowledged_at"],
         "resolved_at": row["resolved_at"],
         "note": row["note"],
-        "escalated_at": row.get("escalated_at"),
+        "escalated_at": row["escalated_at"],
         # Filled in only when a concern.reported alert is read by itself (get_alert).
         "concern": None,
     }
@@ -112,18 +134,24 @@ async def list_alerts(
     )
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
     audit.record(session, actor, action="alert.list", resource_type="alert")
-    return [public(r, r) for r in rows[:limit]], next_cursor
+    alerts = [with_people(r) for r in rows[:limit]]
+    return [public(a, a) for a in alerts], next_cursor
 
 
-async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Mapping[str, Any]:
-    row: Mapping[str, Any] | None = (
+def with_people(row: RowMapping) -> AlertWithPeople:
+    """A row of :func:`visible_alerts`: the alerts table's columns and the episode's people."""
+    return cast("AlertWithPeople", dict(row))
+
+
+async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> AlertWithPeople:
+    row = (
         (await session.execute(_visible(actor).where(ALERTS.c.id == alert_id)))
         .mappings()
         .one_or_none()
     )
     if row is None:
         raise NotFound("alert not found")
-    return row
+    return with_people(row)
 
 
 async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
@@ -148,7 +176,7 @@ async def _change(
     alert_id: uuid.UUID,
     action: str,
     note: str | None,
-    transition: Callable[[Mapping[str, Any]], dict[str, Any]],
+    transition: Callable[[AlertWithPeople], PersonChange],
 ) -> dict[str, Any]:
     """Load the alert, take its episode's lock, read it again under the lock and apply
     ``transition(row)`` (the columns to set, or nothing) and the note, if it is a new one."""
@@ -161,7 +189,7 @@ async def _change(
     if values:
         values["updated_at"] = utcnow()
         await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
-        row = {**row, **values}
+        row = cast("AlertWithPeople", {**row, **values})
         event = events.alert_changed("updated", row, row["client_id"], row["clinician_id"])
         await outbox.write(await session.connection(), [event])
     audit.record(session, actor, action=action, resource_type="alert", resource_id=alert_id)
@@ -171,7 +199,7 @@ async def _change(
 async def acknowledge(
     session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID, note: str | None
 ) -> dict[str, Any]:
-    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+    def transition(row: AlertWithPeople) -> PersonChange:
         if row["status"] != "open":
             return {}
         return {
@@ -194,7 +222,7 @@ async def resolve(
     """A person resolves the alert; the rules never change it again. Resolving what is already
     resolved keeps the first resolution (a note may still be added)."""
 
-    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+    def transition(row: AlertWithPeople) -> PersonChange:
         if row["status"] == "resolved":
             return {}
         return {
@@ -224,7 +252,7 @@ async def raise_concern(
         raise NotFound("episode not found")
     now = utcnow()
     about = f" ({category})" if category else ""
-    row: dict[str, Any] = {
+    row: AlertRow = {
         "id": new_id(),
         "org_id": org_id,
         "episode_id": episode_id,
@@ -251,12 +279,11 @@ async def raise_concern(
         "resolved_at": None,
         "resolved_by_key_id": None,
         "note": None,
+        "escalated_at": None,
     }
     await alert_store.write_alert_rows(conn, [("created", row)], facts)
     return public(row, facts, change="created")
 
 
-def public_many(
-    rows: Sequence[tuple[str, Mapping[str, Any]]], facts: EpisodeFacts
-) -> list[dict[str, Any]]:
+def public_many(rows: Sequence[tuple[str, AlertRow]], facts: EpisodeFacts) -> list[dict[str, Any]]:
     return [public(row, facts, change=change) for change, row in rows]

@@ -38,13 +38,15 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.submissions import CareSession, Submission
 from services.alerts import due
+from services.alerts.model import AlertRow
 from services.alerts.reconcile import Change
-from services.alerts.store import ALERTS, SETTINGS
+from services.alerts.store import ALERTS, SETTINGS, as_alert_row
 from services.alerts.sweep_store import sweep_store
 from services.kernel import audit
 from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings
 from services.webhooks import events, outbox
+from services.webhooks.events import EventRow
 
 log = logging.getLogger("attune.sweep")
 
@@ -53,7 +55,8 @@ _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 BATCH = 1000
-Write = tuple[str, dict[str, Any]]
+People = tuple[uuid.UUID, uuid.UUID]  # an episode's client and clinician
+Write = tuple[str, AlertRow]
 
 
 @dataclass
@@ -103,7 +106,7 @@ _CONSOLE = "sweep"
 
 
 async def _record(
-    conn: AsyncConnection, writes: Sequence[Write], people: Mapping[uuid.UUID, Any]
+    conn: AsyncConnection, writes: Sequence[Write], people: Mapping[uuid.UUID, People]
 ) -> None:
     """The outbox events of the changes and one audit event per organisation changed (made by
     no key: the system, from the sweep)."""
@@ -129,9 +132,7 @@ async def _audit(conn: AsyncConnection, org_ids: Collection[uuid.UUID]) -> None:
         )
 
 
-def _created_events(
-    rows: Sequence[dict[str, Any]], people: Mapping[uuid.UUID, tuple[uuid.UUID, uuid.UUID]]
-) -> list[dict[str, Any]]:
+def _created_events(rows: Sequence[AlertRow], people: Mapping[uuid.UUID, People]) -> list[EventRow]:
     """The outbox events of new alerts, as :func:`_record` writes them."""
     event_rows = []
     for row in rows:
@@ -172,7 +173,7 @@ async def _escalate(
     done = 0
     while True:
         async with engine.begin() as conn:
-            rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+            rows = [as_alert_row(r) for r in (await conn.execute(stmt)).mappings().all()]
             if rows:
                 people = await _people(conn, {r["episode_id"] for r in rows})
                 await _record(conn, [("escalated", r) for r in rows], people)
@@ -311,7 +312,7 @@ async def clear_overdue(
     episode_id: uuid.UUID,
     people: tuple[uuid.UUID, uuid.UUID],
     now: datetime,
-) -> list[tuple[Change, dict[str, Any]]]:
+) -> list[tuple[Change, AlertRow]]:
     """The episode's open ``measurement.overdue`` alert resolved (``condition_cleared``), with
     its ``alert.resolved`` event: a new submission came in, or the episode was closed. A
     conditional update, so two clearing at once resolve it (and announce it) once."""
@@ -327,8 +328,8 @@ async def clear_overdue(
         .values(**_CLEARED, resolved_at=now, updated_at=now)
         .returning(*a.c)
     )
-    rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
-    writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]
+    rows = [as_alert_row(r) for r in (await conn.execute(stmt)).mappings().all()]
+    writes: list[tuple[Change, AlertRow]] = [("resolved", row) for row in rows]
     if writes:
         await outbox.write(conn, outbox.alert_events(writes, *people))
     return writes
@@ -393,10 +394,11 @@ async def _ruptures(
             after = found[-1]["id"]
             people = {r["episode_id"]: (r["client_id"], r["clinician_id"]) for r in found}
             writes: list[Write] = []
-            for row in found:
-                since_at = row.pop("since")
+            for found_row in found:
+                since_at = found_row.pop("since")
                 for name in ("client_id", "clinician_id"):
-                    row.pop(name)
+                    found_row.pop(name)
+                row = as_alert_row(found_row)
                 writes.append(
                     (
                         "updated",

@@ -4,16 +4,16 @@ on (tests/unit/test_codebase.py reads it for that)."""
 
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.alerts.model import AlertRow
 from services.alerts.store import ALERTS
 from services.webhooks import outbox
-
-Row = dict[str, Any]
+from services.webhooks.events import EventRow
 
 
 class SweepStore(Protocol):
@@ -22,7 +22,7 @@ class SweepStore(Protocol):
         ...
 
     async def insert_alerts(
-        self, conn: AsyncConnection, rows: Sequence[Row], events: Sequence[Row]
+        self, conn: AsyncConnection, rows: Sequence[AlertRow], events: Sequence[EventRow]
     ) -> Collection[uuid.UUID]:
         """Insert the alerts the table takes (``ON CONFLICT DO NOTHING``: one open overdue
         alert per episode) and the outbox events of those, each event naming its alert as
@@ -35,7 +35,7 @@ class SqliteSweepStore:
         return None
 
     async def insert_alerts(
-        self, conn: AsyncConnection, rows: Sequence[Row], events: Sequence[Row]
+        self, conn: AsyncConnection, rows: Sequence[AlertRow], events: Sequence[EventRow]
     ) -> Collection[uuid.UUID]:
         stmt = sqlite.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id)
         inserted = set((await conn.execute(stmt, list(rows))).scalars().all())
@@ -67,7 +67,7 @@ class PostgresSweepStore:
         await conn.execute(text("SET LOCAL jit = off"))
 
     async def insert_alerts(
-        self, conn: AsyncConnection, rows: Sequence[Row], events: Sequence[Row]
+        self, conn: AsyncConnection, rows: Sequence[AlertRow], events: Sequence[EventRow]
     ) -> Collection[uuid.UUID]:
         from services.submissions import store_pg
 

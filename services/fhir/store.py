@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, false, func, not_, or_, select, update
+from sqlalchemy import RowMapping, Select, and_, false, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.episodes import Episode
@@ -441,12 +441,13 @@ async def search_observations(
 # DetectedIssue.
 
 
-async def _issue(session: AsyncSession, actor: Actor, alert: Mapping[str, Any]) -> dict[str, Any]:
+async def _issue(session: AsyncSession, actor: Actor, alert: RowMapping) -> dict[str, Any]:
     return issue_resource(await definitions(session, actor), alert)
 
 
-def issue_resource(defs: Definitions, alert: Mapping[str, Any]) -> dict[str, Any]:
+def issue_resource(defs: Definitions, row: RowMapping) -> dict[str, Any]:
     """An alert row (with its episode's client and clinician) as a DetectedIssue."""
+    alert = alert_lifecycle.with_people(row)
     public = alert_lifecycle.public(alert, alert)
     suffix = resources.evidence_suffix(public, defs.get(alert["instrument"]))
     evidence = (

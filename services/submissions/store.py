@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.alerts.engine import Writes
-from services.alerts.model import SeriesPoint
+from services.alerts.model import AlertRow, SeriesPoint
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.kernel.database import UnitOfWork
+from services.webhooks.events import EventRow
 
 # One valid submission per (session, instrument, respondent, rater) of an episode.
 SERIES_KEY = ("org_id", "episode_id", "session_number", "instrument", "respondent", "rater")
@@ -26,7 +27,7 @@ class SubmissionContext:
 
     facts: EpisodeFacts
     history: list[SeriesPoint]
-    open_alerts: list[dict[str, Any]]
+    open_alerts: list[AlertRow]
     overrides: dict[str, Any]
 
 
@@ -38,7 +39,7 @@ class NewSubmission:
     values: dict[str, Any]
     audit: dict[str, Any]
     alerts: Writes
-    events: list[dict[str, Any]]
+    events: list[EventRow]
     alert_seq: int
 
 
@@ -62,11 +63,11 @@ class SubmissionStore(Protocol):
         submission's id, or None when a valid one for the same series and session exists)."""
         ...
 
-    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
         """Every valid submission of the series, and every alert of it (no concerns)."""
         ...
 
-    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+    async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         """Alert changes and their outbox events, in the unit of work's transaction."""
         ...
 

@@ -9,7 +9,7 @@ run instead (the key lookup: `services/kernel/store.py`); the test suite runs on
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,13 +20,15 @@ from models.base import new_id
 from services.alerts import SeriesPoint
 from services.alerts import engine as alert_engine
 from services.alerts.engine import Writes
+from services.alerts.model import AlertRow
 from services.alerts.replay import EVENT_RULES, history_needed
-from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
+from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, as_alert_row, point
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 from services.webhooks import outbox
+from services.webhooks.events import EventRow
 
 # history_needed() = repair window + this; the context statement reads the window from settings.
 _HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
@@ -110,7 +112,7 @@ _ALERT_UUIDS = ("id", "org_id", "episode_id", "submission_id", "acknowledged_by_
 _ALERT_TIMES = ("created_at", "updated_at", "acknowledged_at", "resolved_at", "escalated_at")
 
 
-def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
+def alert_row(raw: dict[str, Any]) -> AlertRow:
     """An ``alerts`` row as PostgreSQL's JSON renders it, with the types SQLAlchemy would give."""
     row = dict(raw)
     for name in _ALERT_UUIDS:
@@ -119,7 +121,7 @@ def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
     for name in _ALERT_TIMES:
         if row[name] is not None:
             row[name] = datetime.fromisoformat(row[name])
-    return row
+    return as_alert_row(row)
 
 
 KEY_VALID = """
@@ -137,7 +139,7 @@ class ContextRow:
     facts: EpisodeFacts
     first: SeriesPoint | None
     latest: list[SeriesPoint]
-    alerts: list[dict[str, Any]]
+    alerts: list[AlertRow]
     overrides: dict[str, Any]
 
 
@@ -216,9 +218,7 @@ ALL_ALERTS = f"""
 """
 
 
-async def full_series(
-    driver: Driver, key: SeriesKey
-) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+async def full_series(driver: Driver, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
     """Every valid submission of the series and every alert of it: for a late entry, which the
     series is recomputed for."""
     args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater)
@@ -269,17 +269,17 @@ WRITE_ALERTS = (
 )
 
 
-def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+def rows_json(rows: Sequence[Mapping[str, object]]) -> str:
     # asyncpg hands back its own UUID subclass, which orjson leaves to `default`.
     return orjson.dumps(rows, default=str).decode()
 
 
-def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
+def alert_rows_json(writes: Sequence[tuple[str, AlertRow]]) -> str:
     return rows_json([row for _, row in writes])
 
 
 async def write_alerts(
-    driver: Driver, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
+    driver: Driver, writes: Sequence[tuple[str, AlertRow]], events: Sequence[EventRow]
 ) -> None:
     """Alert changes and their outbox events, in the caller's transaction."""
     if writes:
@@ -340,8 +340,8 @@ async def store_submission(
     session_id: uuid.UUID,
     values: dict[str, Any],
     audit: dict[str, Any],
-    alerts: Sequence[tuple[str, dict[str, Any]]],
-    events: Sequence[dict[str, Any]],
+    alerts: Sequence[tuple[str, AlertRow]],
+    events: Sequence[EventRow],
     alert_seq: int,
 ) -> tuple[bool, uuid.UUID | None]:
     """(alert_seq was still current, the inserted submission's id or None for a duplicate)."""
@@ -456,10 +456,10 @@ class PgSubmissionStore:
             alert_seq=new.alert_seq,
         )
 
-    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
         return await full_series(await self._in_transaction(), key)
 
-    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+    async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         await write_alerts(await self._in_transaction(), writes, events)
 
     async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:

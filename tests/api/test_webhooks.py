@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 
 from services.kernel.config import Settings
 from services.webhooks import delivery as webhook_delivery
+from services.webhooks.events import EventRow
 from services.webhooks.outbox import DELIVERIES, OUTBOX
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 from tests.support.webhooks import Receiver, drain, endpoint, policy
@@ -419,7 +420,7 @@ async def test_two_workers_share_a_thousand_events_without_sending_one_twice(
         await endpoint(tenant, server.url_for("/hook"), event_types=["submission.created"])
         org_id = uuid.UUID(tenant.org_id)
         episodes = [new_id() for _ in range(25)]
-        batch = []
+        batch: list[EventRow] = []
         for n in range(1000):
             at = utcnow()
             episode_id = episodes[n % len(episodes)]
