@@ -9,7 +9,8 @@ whose data was read (issue 14 finding 10). The request boundary hands them over 
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl
 
 from sqlalchemy import select
@@ -48,6 +49,20 @@ def filters_of(query_string: bytes) -> dict[str, Any]:
     return found
 
 
+class AuditValues(TypedDict):
+    """An ``audit_events`` row without its details."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    action: str
+    resource_type: str
+    resource_id: uuid.UUID | None
+    outcome: str
+    client_address: str | None
+    occurred_at: datetime
+
+
 def event_values(
     actor: Actor,
     *,
@@ -55,7 +70,7 @@ def event_values(
     resource_type: str,
     resource_id: uuid.UUID | None = None,
     outcome: str = "success",
-) -> dict[str, Any]:
+) -> AuditValues:
     """An audit event's column values; the submission hot path inserts them with its own SQL."""
     return {
         "id": new_id(),

@@ -32,6 +32,7 @@ from services.kernel.errors import Conflict, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
 from services.kernel.visibility import visible_submissions
 from services.scoring import InvalidAnswers, Scores, score
+from services.submissions.rows import SubmissionValues
 from services.submissions.store import (
     NewSubmission,
     SubmissionContext,
@@ -101,7 +102,7 @@ async def create_submission(
     key = SeriesKey(
         actor.org_id, data.episode_id, definition.code, data.respondent, data.rater or ""
     )
-    values: dict[str, Any] = {
+    values: SubmissionValues = {
         "id": new_id(),
         "org_id": actor.org_id,
         "episode_id": data.episode_id,
@@ -140,7 +141,9 @@ async def create_submission(
         rated = definition.for_respondent(data.respondent)  # norms per respondent, §10.3.5
         scores = _score(rated, data.answers, facts.population)
         now = utcnow()
-        values.update(scores=scores.model_dump(mode="json"), total=scores.total, created_at=now)
+        values["scores"] = scores.model_dump(mode="json")
+        values["total"] = scores.total
+        values["created_at"] = now
         ctx = alert_engine.SeriesContext(
             key, rated, facts.population, alert_engine.settings_for(context.overrides)
         )
@@ -182,10 +185,10 @@ async def create_submission(
 
 
 def to_public(
-    values: dict[str, Any] | Submission, *, alerts: Sequence[Mapping[str, Any]] = ()
+    values: SubmissionValues | Submission, *, alerts: Sequence[Mapping[str, Any]] = ()
 ) -> SubmissionPublic:
     """A submission as the API shows it; ``alerts``: those the request changed."""
-    row = values if isinstance(values, dict) else values.model_dump()
+    row: Mapping[str, Any] = values.model_dump() if isinstance(values, Submission) else values
     scores = row["scores"]
     return SubmissionPublic.model_validate(
         {

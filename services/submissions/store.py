@@ -8,16 +8,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Protocol
 
 from services.alerts.engine import Writes
 from services.alerts.model import AlertRow, SeriesPoint
 from services.alerts.store import EpisodeFacts, SeriesKey
+from services.kernel.audit import AuditValues
 from services.kernel.database import UnitOfWork
+from services.submissions.rows import SubmissionValues
 from services.webhooks.events import EventRow
 
 # One valid submission per (session, instrument, respondent, rater) of an episode.
 SERIES_KEY = ("org_id", "episode_id", "session_number", "instrument", "respondent", "rater")
+# The values of SERIES_KEY, in its order.
+series_key_of = itemgetter(*SERIES_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +41,8 @@ class NewSubmission:
     """Everything one submission writes, together: its row's values, its audit event, the alert
     changes it caused, and the outbox events of both (submission.created first)."""
 
-    values: dict[str, Any]
-    audit: dict[str, Any]
+    values: SubmissionValues
+    audit: AuditValues
     alerts: Writes
     events: list[EventRow]
     alert_seq: int
@@ -71,7 +76,7 @@ class SubmissionStore(Protocol):
         """Alert changes and their outbox events, in the unit of work's transaction."""
         ...
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
         """The valid submission holding this one's place (session, instrument, respondent,
         rater)."""
         ...

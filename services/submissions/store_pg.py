@@ -23,9 +23,11 @@ from services.alerts.engine import Writes
 from services.alerts.model import AlertRow
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, as_alert_row, point
+from services.kernel.audit import AuditValues
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
-from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import NewSubmission, SubmissionContext, series_key_of
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 from services.webhooks import outbox
 from services.webhooks.events import EventRow
@@ -338,8 +340,8 @@ async def store_submission(
     driver: Driver,
     *,
     session_id: uuid.UUID,
-    values: dict[str, Any],
-    audit: dict[str, Any],
+    values: SubmissionValues,
+    audit: AuditValues,
     alerts: Sequence[tuple[str, AlertRow]],
     events: Sequence[EventRow],
     alert_seq: int,
@@ -379,7 +381,7 @@ EXISTING_VALID = """
 """
 
 
-async def existing_valid(driver: Driver, *series_key: Any) -> uuid.UUID | None:
+async def existing_valid(driver: Driver, *series_key: object) -> uuid.UUID | None:
     found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
     return found
 
@@ -462,8 +464,8 @@ class PgSubmissionStore:
     async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         await write_alerts(await self._in_transaction(), writes, events)
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
-        return await existing_valid(await self._driver(), *(values[n] for n in SERIES_KEY))
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
+        return await existing_valid(await self._driver(), *series_key_of(values))
 
     async def clear_overdue(
         self, key: SeriesKey, people: tuple[uuid.UUID, uuid.UUID], now: datetime

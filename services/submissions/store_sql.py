@@ -25,7 +25,8 @@ from services.alerts.replay import history_needed
 from services.alerts.store import SeriesKey
 from services.kernel.database import UnitOfWork
 from services.kernel.visibility import Reader, visible_episodes
-from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext, series_key_of
 from services.webhooks import outbox
 from services.webhooks.events import EventRow
 
@@ -126,11 +127,11 @@ class SqlSubmissionStore:
         await alert_store.write_alert_changes(conn, writes)
         await outbox.write(conn, events)
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
         conn = await self.uow.connection()
         stmt = select(_SUBMISSIONS.c.id).where(_SUBMISSIONS.c.status == "valid")
-        for name in SERIES_KEY:
-            stmt = stmt.where(_SUBMISSIONS.c[name] == values[name])
+        for name, value in zip(SERIES_KEY, series_key_of(values), strict=True):
+            stmt = stmt.where(_SUBMISSIONS.c[name] == value)
         existing: uuid.UUID | None = await conn.scalar(stmt)
         return existing
 

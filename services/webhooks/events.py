@@ -7,13 +7,13 @@ audited. Pure: no database, no I/O.
 """
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from models.base import new_id
 from services.alerts.model import AlertRow
+from services.submissions.rows import SubmissionValues
 
 _ALERT_SUMMARY = (
     "type",
@@ -80,7 +80,7 @@ def _people(episode_id: uuid.UUID, client_id: uuid.UUID, clinician_id: uuid.UUID
 
 
 def submission_created(
-    values: Mapping[str, Any], client_id: uuid.UUID, clinician_id: uuid.UUID
+    values: SubmissionValues, client_id: uuid.UUID, clinician_id: uuid.UUID
 ) -> EventRow:
     data: dict[str, object] = {
         "id": str(values["id"]),

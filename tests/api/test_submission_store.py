@@ -12,7 +12,8 @@ from services.alerts.replay import history_needed
 from services.alerts.store import SETTINGS, WRITTEN_ON_UPDATE, SeriesKey
 from services.kernel.config import Settings
 from services.kernel.database import UnitOfWork, create_driver_pool, create_engine
-from services.submissions.store import SERIES_KEY, SubmissionStore
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import SubmissionStore
 from services.submissions.store_pg import WRITE_ALERTS, PgSubmissionStore
 from services.submissions.store_sql import SqlSubmissionStore
 from tests.support import Attune, srs, submit
@@ -73,9 +74,12 @@ async def test_a_store_finds_the_valid_submission_holding_a_place_and_the_full_s
     episode = await tenant.episode()
     posted = await submit(tenant, episode["id"], "srs", 1, srs(3, 3, 3, 3))
     key = SeriesKey(uuid.UUID(tenant.org_id), uuid.UUID(episode["id"]), "srs", "client", "")
-    values = dict(
-        zip(SERIES_KEY, (key.org_id, key.episode_id, 1, "srs", "client", ""), strict=True)
-    )
+    values: SubmissionValues = {
+        "id": uuid.uuid4(), "org_id": key.org_id, "episode_id": key.episode_id,
+        "session_number": 1, "instrument": "srs", "instrument_version": "1",
+        "respondent": "client", "rater": "", "answers": {}, "status": "valid",
+        "occurred_at": None, "created_by_key_id": None,
+    }  # fmt: skip
 
     assert str(await store.existing_valid(values)) == posted["id"]
     assert await store.existing_valid({**values, "session_number": 2}) is None
