@@ -20,7 +20,7 @@ from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models.alerts import CONCERN
+from models.alerts import CONCERN, AlertInSubmission, AlertPublic
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.invitations import Concern
@@ -57,15 +57,17 @@ class PersonChange(TypedDict, total=False):
     updated_at: datetime
 
 
-def public(
-    row: AlertRow, facts: EpisodeFacts | AlertWithPeople, *, change: str | None = None
-) -> dict[str, Any]:
+def public(row: AlertRow, facts: EpisodeFacts | AlertWithPeople) -> AlertPublic:
     """An alert as the API shows it; ``facts``: the episode's client and clinician."""
+    return AlertPublic.model_validate(_shown(row, facts))
+
+
+def _shown(row: AlertRow, facts: EpisodeFacts | AlertWithPeople) -> dict[str, object]:
     if isinstance(facts, EpisodeFacts):
         client_id, clinician_id = facts.client_id, facts.clinician_id
     else:
         client_id, clinician_id = facts["client_id"], facts["clinician_id"]
-    out: dict[str, Any] = {
+    return {
         "id": row["id"],
         "type": row["type"],
         "severity": row["severity"],
@@ -92,9 +94,6 @@ def public(
         # Filled in only when a concern.reported alert is read by itself (get_alert).
         "concern": None,
     }
-    if change is not None:
-        out["change"] = change
-    return out
 
 
 def visible_alerts(actor: Actor) -> Select[Any]:
@@ -117,7 +116,7 @@ async def list_alerts(
     filters: Mapping[str, Any],
     limit: int,
     cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[AlertPublic], str | None]:
     """Newest first. ``filters``: status, type, severity, episode_id, client_id, clinician_id
     (``None`` = any)."""
     stmt = _visible(actor)
@@ -154,10 +153,10 @@ async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Ale
     return with_people(row)
 
 
-async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
+async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> AlertPublic:
     row = await _load(session, actor, alert_id)
     audit.record(session, actor, action="alert.read", resource_type="alert", resource_id=alert_id)
-    out = public(row, row)
+    out = _shown(row, row)
     if row["type"] == CONCERN:
         # _visible let it through, so this actor reads concerns.
         concern = await session.scalar(
@@ -167,7 +166,7 @@ async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID)
         )
         if concern is not None:
             out["concern"] = concern.model_dump(include={"id", "category", "message", "created_at"})
-    return out
+    return AlertPublic.model_validate(out)
 
 
 async def _change(
@@ -177,7 +176,7 @@ async def _change(
     action: str,
     note: str | None,
     transition: Callable[[AlertWithPeople], PersonChange],
-) -> dict[str, Any]:
+) -> AlertPublic:
     """Load the alert, take its episode's lock, read it again under the lock and apply
     ``transition(row)`` (the columns to set, or nothing) and the note, if it is a new one."""
     found = await _load(session, actor, alert_id)
@@ -198,7 +197,7 @@ async def _change(
 
 async def acknowledge(
     session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID, note: str | None
-) -> dict[str, Any]:
+) -> AlertPublic:
     def transition(row: AlertWithPeople) -> PersonChange:
         if row["status"] != "open":
             return {}
@@ -218,7 +217,7 @@ async def resolve(
     alert_id: uuid.UUID,
     resolution: str,
     note: str | None,
-) -> dict[str, Any]:
+) -> AlertPublic:
     """A person resolves the alert; the rules never change it again. Resolving what is already
     resolved keeps the first resolution (a note may still be added)."""
 
@@ -242,7 +241,7 @@ async def raise_concern(
     episode_id: uuid.UUID,
     session_number: int | None,
     category: str | None,
-) -> dict[str, Any]:
+) -> AlertInSubmission:
     """A ``concern.reported`` alert (high) for a concern a client raised. Its text is kept apart
     from the alert, which only says that there is one: alerts travel to places (lists, webhooks,
     exports) where a client's own words must not."""
@@ -282,8 +281,14 @@ async def raise_concern(
         "escalated_at": None,
     }
     await alert_store.write_alert_rows(conn, [("created", row)], facts)
-    return public(row, facts, change="created")
+    return AlertInSubmission.model_validate({**_shown(row, facts), "change": "created"})
 
 
-def public_many(rows: Sequence[tuple[str, AlertRow]], facts: EpisodeFacts) -> list[dict[str, Any]]:
-    return [public(row, facts, change=change) for change, row in rows]
+def public_many(
+    rows: Sequence[tuple[str, AlertRow]], facts: EpisodeFacts
+) -> list[AlertInSubmission]:
+    """Alerts as a submission's (or void's) response lists them, with what it did to each."""
+    return [
+        AlertInSubmission.model_validate({**_shown(row, facts), "change": change})
+        for change, row in rows
+    ]

@@ -401,7 +401,7 @@ async def raise_concern(
         org_id=invitation.org_id,
         episode_id=invitation.episode_id,
         invitation_id=invitation.id,
-        alert_id=alert["id"],
+        alert_id=alert.id,
         session_number=invitation.session_number,
         category=data.category,
         message=data.message,

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from models.alerts import AlertInSubmission
 from models.base import new_id, utcnow
 from models.submissions import Submission, SubmissionCreate, SubmissionPublic
 from services.alerts import engine as alert_engine
@@ -185,7 +186,7 @@ async def create_submission(
 
 
 def to_public(
-    values: SubmissionValues | Submission, *, alerts: Sequence[Mapping[str, Any]] = ()
+    values: SubmissionValues | Submission, *, alerts: Sequence[AlertInSubmission] = ()
 ) -> SubmissionPublic:
     """A submission as the API shows it; ``alerts``: those the request changed."""
     row: Mapping[str, Any] = values.model_dump() if isinstance(values, Submission) else values

@@ -111,4 +111,4 @@ async def raise_concern(app: FastAPI, tenant: Tenant, episode_id: str) -> dict[s
         await uow.commit()
     finally:
         await uow.close()
-    return concern
+    return concern.model_dump()
