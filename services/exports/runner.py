@@ -34,6 +34,7 @@ from typing import Any
 
 import anyio
 import sqlalchemy as sa
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.alerts import Alert
@@ -101,7 +102,7 @@ class PreparedExport:
     def reader(self) -> Reader:
         return Reader(self.org_id, self.clinician_id, self.sees_concerns)
 
-    def details(self, **extra: Any) -> dict[str, Any]:
+    def details(self, **extra: JsonValue) -> dict[str, JsonValue]:
         q = self.query
         return {
             "dataset": q.dataset,

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import TypedDict
 from urllib.parse import parse_qsl
 
+from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -34,9 +35,9 @@ def reading_with(query_string: bytes) -> None:
     _QUERY.set(query_string)
 
 
-def filters_of(query_string: bytes) -> dict[str, Any]:
+def filters_of(query_string: bytes) -> dict[str, JsonValue]:
     """Query parameters as filters: a repeated parameter becomes a list."""
-    found: dict[str, Any] = {}
+    found: dict[str, JsonValue] = {}
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     for name, value in pairs[:_MAX_FILTERS]:
         value = value[:_MAX_VALUE]
@@ -93,7 +94,7 @@ def record(
     resource_type: str,
     resource_id: uuid.UUID | None = None,
     outcome: str = "success",
-    details: dict[str, Any] | None = None,
+    details: dict[str, JsonValue] | None = None,
 ) -> None:
     """``details``: what the event needs beyond the object it names (an export's dataset,
     filters and row count), never contents."""
