@@ -448,10 +448,12 @@ async def _issue(session: AsyncSession, actor: Actor, alert: RowMapping) -> dict
 def issue_resource(defs: Definitions, row: RowMapping) -> dict[str, Any]:
     """An alert row (with its episode's client and clinician) as a DetectedIssue."""
     alert = alert_lifecycle.with_people(row)
-    public = alert_lifecycle.public(alert, alert).model_dump()
+    public = alert_lifecycle.public(alert, alert)
     suffix = resources.evidence_suffix(public, defs.get(alert["instrument"]))
     evidence = (
-        resources.observation_id(public["submission_id"], suffix) if suffix is not None else None
+        resources.observation_id(public.submission_id, suffix)
+        if suffix is not None and public.submission_id is not None
+        else None
     )
     return resources.detected_issue(public, evidence_observation=evidence)
 
