@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from services.alerts.model import AlertRow
 from services.alerts.settings import (
@@ -56,7 +56,7 @@ class SweepParams:
     repair_days: int | None
 
 
-def sweep_params(overrides: Mapping[str, Mapping[str, Any]]) -> SweepParams:
+def sweep_params(overrides: Mapping[str, Mapping[str, object]]) -> SweepParams:
     """From the organisation's stored overrides, through the same validation as every rule (a
     stored override that no longer validates gives way to the defaults)."""
     settings, _ = settings_with_fallback(overrides)
@@ -92,7 +92,7 @@ class OrgGroup:
 
 
 def org_groups(
-    overrides_by_org: Mapping[uuid.UUID, Mapping[str, Mapping[str, Any]]],
+    overrides_by_org: Mapping[uuid.UUID, Mapping[str, Mapping[str, object]]],
     only: Iterable[uuid.UUID] | None = None,
 ) -> list[OrgGroup]:
     """Organisations grouped by their effective parameters, so each check runs one statement per

@@ -16,7 +16,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,6 +38,7 @@ from services.alerts.reconcile import Change, closed_by_person, reconcile, to_st
 from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.instruments import InstrumentDefinition, builtin_instruments
+from services.instruments.schema import Population
 
 log = logging.getLogger("attune.alerts")
 
@@ -53,7 +53,7 @@ _INSTRUMENTS = StoredInstrument.__table__  # type: ignore[attr-defined]
 # ----- settings -----------------------------------------------------------------------------------
 
 
-def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
+def settings_for(overrides: Mapping[str, Mapping[str, object]]) -> dict[str, RuleSetting]:
     """The organisation's effective settings. A stored override that no longer validates (a
     release tightened a range) falls back to the rule's defaults, with a warning, rather than
     stopping alert evaluation."""
@@ -67,7 +67,7 @@ def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
 _WINDOW_RULES = ("alliance.rupture", "outcome.not_on_track")
 
 
-def history_window(overrides: Mapping[str, Any]) -> tuple[int, bool]:
+def history_window(overrides: Mapping[str, Mapping[str, object]]) -> tuple[int, bool]:
     """How many of the series' latest sessions a new submission is judged with: `history_needed`
     of the settings in force (:func:`settings_for`, so one definition). And whether a stored
     override of a rule that number depends on fell back to the defaults: a statement that read
@@ -111,7 +111,7 @@ def _risk_only() -> dict[str, RuleSetting]:
 class SeriesContext:
     key: SeriesKey
     definition: InstrumentDefinition
-    population: str
+    population: Population
     settings: Settings = field(default_factory=lambda: _DEFAULTS)
 
     def row_columns(self) -> SeriesColumns:
@@ -144,7 +144,7 @@ def evaluate_new(
     # ``open_rows`` also holds the event alerts a person resolved, for evidence.previous_alert_id.
     states = [to_state(r) for r in open_rows if r["status"] != "resolved"]
     closed = closed_by_person(open_rows)
-    population: Any = ctx.population
+    population = ctx.population
     try:
         after = step(states, ctx.definition, series, population, ctx.settings, closed)
     except Exception as exc:
@@ -163,7 +163,7 @@ def derive_full(
 ) -> Writes:
     """The writes that bring all of a series' rows in line with its whole history; ``late``: the
     id of a submission entered late, which this recompute is for."""
-    population: Any = ctx.population
+    population = ctx.population
     closed = closed_by_person(rows)
     try:
         derived = replay(ctx.definition, points, population, ctx.settings, closed, late)

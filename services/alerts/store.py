@@ -19,6 +19,7 @@ from services.alerts import SeriesPoint
 from services.alerts.model import AlertRow, SeriesColumns
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
 from services.alerts.replay import EVENT_RULES
+from services.instruments.schema import Population
 from services.webhooks import outbox
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -53,7 +54,7 @@ class SeriesKey:
 @dataclass(frozen=True, slots=True)
 class EpisodeFacts:
     status: str
-    population: str
+    population: Population
     client_id: uuid.UUID
     clinician_id: uuid.UUID
     alert_seq: int = 0
@@ -154,7 +155,7 @@ def as_alert_row(row: RowMapping | Mapping[str, object]) -> AlertRow:
     return cast("AlertRow", dict(row))
 
 
-async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, object]]:
     rows = (
         await conn.execute(
             select(SETTINGS.c.rule_id, SETTINGS.c.body).where(SETTINGS.c.org_id == org_id)

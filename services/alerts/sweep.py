@@ -86,7 +86,7 @@ async def _groups(
     stmt = select(SETTINGS.c.org_id, SETTINGS.c.rule_id, SETTINGS.c.body).where(
         SETTINGS.c.rule_id.in_(due.SWEEP_RULES)
     )
-    overrides: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+    overrides: dict[uuid.UUID, dict[str, dict[str, object]]] = defaultdict(dict)
     for org_id, rule_id, body in (await conn.execute(stmt)).all():
         overrides[org_id][rule_id] = body
     return due.org_groups(overrides, org_ids)

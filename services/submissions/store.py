@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Protocol
+from typing import Protocol
 
 from services.alerts.engine import Writes
 from services.alerts.model import AlertRow, SeriesPoint
@@ -33,7 +33,7 @@ class SubmissionContext:
     facts: EpisodeFacts
     history: list[SeriesPoint]
     open_alerts: list[AlertRow]
-    overrides: dict[str, Any]
+    overrides: dict[str, dict[str, object]]
 
 
 @dataclass(frozen=True, slots=True)

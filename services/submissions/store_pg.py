@@ -142,7 +142,7 @@ class ContextRow:
     first: SeriesPoint | None
     latest: list[SeriesPoint]
     alerts: list[AlertRow]
-    overrides: dict[str, Any]
+    overrides: dict[str, dict[str, object]]
 
 
 async def submission_context(
