@@ -6,17 +6,19 @@ them, and a replay is re-checked and audited (services/kernel/idempotency.py, DE
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
-from fastapi import Header
+from fastapi import Header, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from api.problems import PROBLEM_MEDIA_TYPE
 from services.kernel import idempotency
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
-from services.kernel.errors import Conflict, NotFound
+from services.kernel.errors import Conflict, NotFoundAudited
+
+M = TypeVar("M", bound=BaseModel)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -39,21 +41,27 @@ async def run_once(
     path: str,
     body: Any,
     status: int,
-    make: Callable[[], Awaitable[dict[str, Any]]],
+    response: Response,
+    schema: type[M],
+    make: Callable[[], Awaitable[M]],
     action: str,
     resource_type: str,
     owner: uuid.UUID | None = None,
     shown_once: str | tuple[str, ...] = (),
-) -> JSONResponse:
-    """Run ``make`` once per (caller, ``key``). ``owner``: the invitation, when the caller holds
-    one rather than an API key; ``action``/``resource_type`` name a replay in the audit trail.
+) -> M:
+    """Run ``make`` once per (caller, ``key``). Its schema is what the route returns, so the
+    route's ``response_model`` renders it; a replay too, from the stored body, with the stored
+    status and an ``Idempotent-Replayed`` header set on ``response``. ``status``: the route's.
+    ``owner``: the invitation, when the caller holds one rather than an API key;
+    ``action``/``resource_type`` name a replay in the audit trail. A replay of what the caller
+    may no longer read (its key's binding changed, the episode moved) is a 404, audited.
 
     ``shown_once``: the fields of the response shown once (an API key, an invitation token and
     its link, a webhook signing secret). They are never stored, so they cannot be replayed: a
     repeat answers 409 naming what the first request created — nothing is created twice, and no
     credential sits in the idempotency records."""
     if key is None:
-        return FastJSONResponse(await make(), status_code=status)
+        return await make()
     secret_fields = (shown_once,) if isinstance(shown_once, str) else shown_once
     owner = owner or idempotency.owner_of(actor)
     fingerprint = idempotency.request_fingerprint(method, path, body)
@@ -64,7 +72,7 @@ async def run_once(
         if not await idempotency.still_visible(
             uow, actor=actor, resource_type=resource_type, body=stored.body
         ):
-            # Answered, not raised: the refused replay's audit event commits with the request.
+            # The refused replay's audit event commits with the request (NotFoundAudited).
             await idempotency.audit_replay(
                 uow,
                 actor=actor,
@@ -73,7 +81,7 @@ async def run_once(
                 body=stored.body,
                 outcome="not_found",
             )
-            return _not_found(path, resource_type)
+            raise NotFoundAudited(f"{resource_type.replace('_', ' ')} not found")
         await idempotency.audit_replay(
             uow, actor=actor, action=action, resource_type=resource_type, body=stored.body
         )
@@ -82,25 +90,13 @@ async def run_once(
                 f"this Idempotency-Key already created {resource_type} {stored.body.get('id')}; "
                 f"its {secret_fields[0]} was shown once and is not kept"
             )
-        return FastJSONResponse(
-            stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
-        )
-    payload = orjson.loads(orjson.dumps(await make(), option=orjson.OPT_UTC_Z))
-    kept = {k: v for k, v in payload.items() if k not in secret_fields}
+        response.status_code = stored.status
+        response.headers["Idempotent-Replayed"] = "true"
+        return schema.model_validate(stored.body)
+    made = await make()
+    kept = made.model_dump(mode="json", exclude=set(secret_fields) or None)
     await idempotency.store(uow, actor=actor, owner=owner, key=key, status=status, body=kept)
-    return FastJSONResponse(payload, status_code=status)
-
-
-def _not_found(path: str, resource_type: str) -> JSONResponse:
-    """The 404 a fresh request gets for what its caller may not read (api/problems.py's shape)."""
-    body = {
-        "type": f"urn:attune:problem:{NotFound.type_slug}",
-        "title": NotFound.title,
-        "status": 404,
-        "detail": f"{resource_type.replace('_', ' ')} not found",
-        "instance": path,
-    }
-    return JSONResponse(body, status_code=404, media_type=PROBLEM_MEDIA_TYPE)
+    return made
 
 
 class FastJSONResponse(JSONResponse):

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from api.json_body import StrictJSONRequest
 from services.kernel import audit
 from services.kernel.database import UnitOfWork
+from services.kernel.errors import DomainError
 
 UOW_STATE = "uow"
 
@@ -29,7 +30,14 @@ class UnitOfWorkRoute(APIRoute):
             # The filters a list or search read audits (services/kernel/audit.py).
             audit.reading_with(request.scope.get("query_string", b""))
             try:
-                response = await handler(request)
+                try:
+                    response = await handler(request)
+                except DomainError as refused:
+                    if refused.keep_writes:  # e.g. a refused replay's audit event
+                        kept: UnitOfWork | None = getattr(request.state, UOW_STATE, None)
+                        if kept is not None:
+                            await kept.commit()
+                    raise
                 uow: UnitOfWork | None = getattr(request.state, UOW_STATE, None)
                 if uow is not None:
                     await uow.commit()

@@ -20,9 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from api.app import create_app
 from api.cli import migrate
 from services.kernel.config import Settings
-from tests.support import SYSTEM_KEY, Attune
-
-TEST_SECRET = "test-secret-key-0123456789abcdef"
+from tests.support import SYSTEM_KEY, TEST_SECRET, Attune
 
 
 async def _reset_postgres(url: str) -> None:

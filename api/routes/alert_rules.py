@@ -22,8 +22,7 @@ async def list_alert_rules(
 ) -> dict[str, list[AlertRuleSettingPublic]]:
     """Every rule's effective setting: the organisation's override merged over the defaults, and
     where each value comes from (``sources``)."""
-    items = await alert_rules.list_rules(session, actor=actor)
-    return {"items": [AlertRuleSettingPublic.model_validate(i) for i in items]}
+    return {"items": await alert_rules.list_rules(session, actor=actor)}
 
 
 @router.put("/{rule_id}", responses=responses(401, 403, 404, 409, 422))
@@ -38,7 +37,6 @@ async def put_alert_rule(
     and recompute its alerts under it: alerts that no longer follow are resolved as
     ``retracted``; acknowledgements and notes stay."""
     audit_target(request, "alert_rule.update", "alert_rule", None)
-    out = await alert_rules.put_rule(
+    return await alert_rules.put_rule(
         session, actor=actor, rule_id=rule_id, body=body.model_dump(exclude_unset=True)
     )
-    return RecomputedRuleSetting.model_validate(out)

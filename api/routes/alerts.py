@@ -53,7 +53,7 @@ async def list_alerts(
     items, next_cursor = await alert_lifecycle.list_alerts(
         session, actor=actor, filters=filters, limit=limit, cursor=cursor
     )
-    return Page(items=[AlertPublic.model_validate(i) for i in items], next_cursor=next_cursor)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{alert_id}", responses=responses(401, 403, 404, 422))
@@ -61,8 +61,7 @@ async def get_alert(
     alert_id: uuid.UUID, request: Request, actor: AlertsRead, session: SessionDep
 ) -> AlertPublic:
     audit_target(request, "alert.read", "alert", alert_id)
-    found = await alert_lifecycle.get_alert(session, actor=actor, alert_id=alert_id)
-    return AlertPublic.model_validate(found)
+    return await alert_lifecycle.get_alert(session, actor=actor, alert_id=alert_id)
 
 
 @router.post("/{alert_id}/acknowledge", responses=responses(401, 403, 404, 422))
@@ -76,10 +75,9 @@ async def acknowledge_alert(
     """Body ``{}`` or ``{"note": …}``. Idempotent: acknowledging again changes nothing (a note, if
     given, is kept)."""
     audit_target(request, "alert.acknowledge", "alert", alert_id)
-    found = await alert_lifecycle.acknowledge(
+    return await alert_lifecycle.acknowledge(
         session, actor=actor, alert_id=alert_id, note=body.note
     )
-    return AlertPublic.model_validate(found)
 
 
 @router.post("/{alert_id}/resolve", responses=responses(401, 403, 404, 422))
@@ -92,7 +90,6 @@ async def resolve_alert(
 ) -> AlertPublic:
     """Idempotent: resolving a resolved alert keeps its first resolution."""
     audit_target(request, "alert.resolve", "alert", alert_id)
-    found = await alert_lifecycle.resolve(
+    return await alert_lifecycle.resolve(
         session, actor=actor, alert_id=alert_id, resolution=body.resolution, note=body.note
     )
-    return AlertPublic.model_validate(found)

@@ -1,10 +1,8 @@
 """An organization's own API keys, managed by its admins."""
 
 import uuid
-from typing import Any
 
 from fastapi import Response
-from fastapi.responses import JSONResponse
 
 from api.deps import AdminActor, Cursor, Limit, SessionDep, SettingsDep, UnitOfWorkDep
 from api.idempotent import IdempotencyKey, run_once
@@ -26,21 +24,21 @@ async def create_api_key(
     uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> ApiKeyCreated:
     """Never more scopes or a wider clinician binding than the minting key's own; `admin` is
     never bound to a clinician (DESIGN.md §10.8). The key is shown once: a repeated
     Idempotency-Key answers 409 naming the key created."""
 
-    async def make() -> dict[str, Any]:
-        created = await organizations.create_api_key(
+    async def make() -> ApiKeyCreated:
+        return await organizations.create_api_key(
             session,
             actor=actor,
             org_id=actor.org_id,
             data=body,
             secret=settings.secret_key.get_secret_value(),
         )
-        return created.model_dump(mode="json")
 
     return await run_once(
         uow,
@@ -50,6 +48,8 @@ async def create_api_key(
         path="/v1/api-keys",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=ApiKeyCreated,
         make=make,
         action="api_key.create",
         resource_type="api_key",

@@ -2,9 +2,9 @@
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Path, Request
+from fastapi import Path, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import SQLModel
 
@@ -48,11 +48,12 @@ async def create_client(
     actor: ClientsWrite,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    async def make() -> dict[str, Any]:
+) -> ClientPublic:
+    async def make() -> ClientPublic:
         row = await clients.create_client(session, actor=actor, data=body)
-        return ClientPublic.model_validate(row).model_dump(mode="json")
+        return ClientPublic.model_validate(row)
 
     return await run_once(
         uow,
@@ -62,6 +63,8 @@ async def create_client(
         path="/v1/clients",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=ClientPublic,
         make=make,
         action="client.create",
         resource_type="client",

@@ -1,10 +1,8 @@
 """Clinicians."""
 
 import uuid
-from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 
 from api.deps import (
     ClientsRead,
@@ -34,11 +32,12 @@ async def create_clinician(
     actor: ClientsWrite,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    async def make() -> dict[str, Any]:
+) -> ClinicianPublic:
+    async def make() -> ClinicianPublic:
         row = await clinicians.create_clinician(session, actor=actor, data=body)
-        return ClinicianPublic.model_validate(row).model_dump(mode="json")
+        return ClinicianPublic.model_validate(row)
 
     return await run_once(
         uow,
@@ -48,6 +47,8 @@ async def create_clinician(
         path="/v1/clinicians",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=ClinicianPublic,
         make=make,
         action="clinician.create",
         resource_type="clinician",

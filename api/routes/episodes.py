@@ -1,10 +1,8 @@
 """Episodes of care."""
 
 import uuid
-from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 
 from api.deps import (
     ClientsRead,
@@ -33,11 +31,12 @@ async def create_episode(
     actor: ClientsWrite,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    async def make() -> dict[str, Any]:
+) -> EpisodePublic:
+    async def make() -> EpisodePublic:
         row = await episodes.create_episode(session, actor=actor, data=body)
-        return EpisodePublic.model_validate(row).model_dump(mode="json")
+        return EpisodePublic.model_validate(row)
 
     return await run_once(
         uow,
@@ -47,6 +46,8 @@ async def create_episode(
         path="/v1/episodes",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=EpisodePublic,
         make=make,
         action="episode.create",
         resource_type="episode",

@@ -2,8 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Body, Path
-from fastapi.responses import JSONResponse
+from fastapi import Body, Path, Response
 
 from api.deps import AdminActor, OrgKey, SessionDep, SettingsDep, UnitOfWorkDep
 from api.idempotent import IdempotencyKey, run_once
@@ -56,21 +55,21 @@ async def create_instrument(
     uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> InstrumentDefinition:
     """Publish an organisation's own instrument, or a new version of it: at most
     `ATTUNE_INSTRUMENT_MAX_BYTES` per definition (413) and `ATTUNE_INSTRUMENT_MAX_VERSIONS`
     versions per code (422 naming `body.version`)."""
 
-    async def make() -> dict[str, Any]:
-        created = await instrument_catalog.create_instrument(
+    async def make() -> InstrumentDefinition:
+        return await instrument_catalog.create_instrument(
             session,
             actor=actor,
             raw=body,
             max_bytes=settings.instrument_max_bytes,
             max_versions=settings.instrument_max_versions,
         )
-        return created.model_dump(mode="json", exclude_none=True)
 
     return await run_once(
         uow,
@@ -80,6 +79,8 @@ async def create_instrument(
         path="/v1/instruments",
         body=body,
         status=201,
+        response=response,
+        schema=InstrumentDefinition,
         make=make,
         action="instrument.create",
         resource_type="instrument",

@@ -4,7 +4,6 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
-from fastapi.responses import JSONResponse
 
 from api.deps import (
     Cursor,
@@ -49,8 +48,9 @@ async def create_invitation(
     actor: SubmissionsWrite,
     uow: UnitOfWorkDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> InvitationCreated:
     """A one-off token for the client to rate one session, and `url`, the link to send them: the
     rating page (`/r/`) with the token in the fragment. An app may also use the token itself
     (`Authorization: Bearer inv_…` on the `/v1/invitation` routes). Token and link are shown once
@@ -58,8 +58,8 @@ async def create_invitation(
     issues no second token."""
     audit_target(request, "invitation.create", "episode", episode_id)
 
-    async def make() -> dict[str, Any]:
-        created = await invitations.create_invitation(
+    async def make() -> InvitationCreated:
+        return await invitations.create_invitation(
             uow,
             actor=actor,
             episode_id=episode_id,
@@ -67,7 +67,6 @@ async def create_invitation(
             secret=settings.secret_key.get_secret_value(),
             public_base=settings.base_url,
         )
-        return created.model_dump(mode="json")
 
     return await run_once(
         uow,
@@ -77,6 +76,8 @@ async def create_invitation(
         path=f"/v1/episodes/{episode_id}/invitations",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=InvitationCreated,
         make=make,
         action="invitation.create",
         resource_type="invitation",
@@ -150,12 +151,13 @@ async def submit_through_invitation(
     body: InvitationSubmissionCreate,
     holder: Writer,
     uow: UnitOfWorkDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> InvitationReceipt:
     """Scored, evaluated for alerts and stored exactly as `POST /v1/submissions`; each of the
     invitation's instruments once. The answer is a receipt: no scores, no alerts."""
 
-    async def make() -> dict[str, Any]:
+    async def make() -> InvitationReceipt:
         return await invitations.submit(uow, holder, body)
 
     return await run_once(
@@ -166,6 +168,8 @@ async def submit_through_invitation(
         path="/v1/invitation/submissions",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=InvitationReceipt,
         make=make,
         action="invitation.submission",
         resource_type="submission",
@@ -184,14 +188,14 @@ async def raise_concern(
     holder: Writer,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> ConcernReceipt:
     """Tell the clinic something about your care. It goes to the people who handle concerns —
     not to your clinician — and your words are never exported or sent to other systems."""
 
-    async def make() -> dict[str, Any]:
-        receipt = await invitations.raise_concern(session, holder, body)
-        return receipt.model_dump(mode="json")
+    async def make() -> ConcernReceipt:
+        return await invitations.raise_concern(session, holder, body)
 
     return await run_once(
         uow,
@@ -201,6 +205,8 @@ async def raise_concern(
         path="/v1/invitation/concerns",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=ConcernReceipt,
         make=make,
         action="invitation.concern",
         resource_type="concern",

@@ -1,9 +1,8 @@
 """Organizations and their keys, managed with the system key."""
 
 import uuid
-from typing import Any
 
-from fastapi.responses import JSONResponse
+from fastapi import Response
 
 from api.deps import SessionDep, SettingsDep, SystemActor, UnitOfWorkDep
 from api.idempotent import IdempotencyKey, run_once
@@ -27,13 +26,14 @@ async def create_organization(
     uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
-    async def make() -> dict[str, Any]:
+) -> OrganizationPublic:
+    async def make() -> OrganizationPublic:
         org = await organizations.create_organization(
             session, actor=actor, data=body, secrets=settings.secret_box()
         )
-        return OrganizationPublic.model_validate(org).model_dump(mode="json")
+        return OrganizationPublic.model_validate(org)
 
     return await run_once(
         uow,
@@ -43,6 +43,8 @@ async def create_organization(
         path="/v1/organizations",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=OrganizationPublic,
         make=make,
         action="organization.create",
         resource_type="organization",
@@ -62,20 +64,20 @@ async def create_org_api_key(
     uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> ApiKeyCreated:
     """The key is shown once: a repeated Idempotency-Key answers 409 naming the key created."""
 
-    async def make() -> dict[str, Any]:
+    async def make() -> ApiKeyCreated:
         await organizations.get_organization(session, org_id)
-        created = await organizations.create_api_key(
+        return await organizations.create_api_key(
             session,
             actor=actor,
             org_id=org_id,
             data=body,
             secret=settings.secret_key.get_secret_value(),
         )
-        return created.model_dump(mode="json")
 
     return await run_once(
         uow,
@@ -85,6 +87,8 @@ async def create_org_api_key(
         path=f"/v1/organizations/{org_id}/api-keys",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=ApiKeyCreated,
         make=make,
         action="api_key.create",
         resource_type="api_key",

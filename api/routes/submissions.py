@@ -1,10 +1,9 @@
 """Submissions, their episode listings and trajectories."""
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import Query, Request, Response
 
 from api.deps import (
     Cursor,
@@ -45,13 +44,13 @@ async def create_submission(
     request: Request,
     actor: SubmissionWriter,
     uow: UnitOfWorkDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> SubmissionPublic:
     audit_target(request, "submission.create", "episode", body.episode_id)
 
-    async def make() -> dict[str, Any]:
-        values = await submissions.create_submission(uow, actor=actor, data=body)
-        return submissions.to_public(values)
+    async def make() -> SubmissionPublic:
+        return await submissions.create_submission(uow, actor=actor, data=body)
 
     return await run_once(
         uow,
@@ -61,6 +60,8 @@ async def create_submission(
         path="/v1/submissions",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=SubmissionPublic,
         make=make,
         action="submission.create",
         resource_type="submission",
@@ -73,7 +74,7 @@ async def get_submission(
 ) -> SubmissionPublic:
     audit_target(request, "submission.read", "submission", submission_id)
     row = await submissions.get_submission(session, actor=actor, submission_id=submission_id)
-    return SubmissionPublic.model_validate(submissions.to_public(row))
+    return submissions.to_public(row)
 
 
 @router.post(
@@ -88,15 +89,16 @@ async def void_submission(
     actor: SubmissionsWrite,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> SubmissionPublic:
     audit_target(request, "submission.void", "submission", submission_id)
 
-    async def make() -> dict[str, Any]:
+    async def make() -> SubmissionPublic:
         voided = await submissions.void_submission(
             session, actor=actor, submission_id=submission_id, reason=body.reason
         )
-        return SubmissionPublic.model_validate(voided).model_dump(mode="json")
+        return SubmissionPublic.model_validate(voided)
 
     return await run_once(
         uow,
@@ -106,6 +108,8 @@ async def void_submission(
         path=f"/v1/submissions/{submission_id}/void",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=200,
+        response=response,
+        schema=SubmissionPublic,
         make=make,
         action="submission.void",
         resource_type="submission",
@@ -133,7 +137,7 @@ async def list_episode_submissions(
         limit=limit,
         cursor=cursor,
     )
-    items = [SubmissionPublic.model_validate(submissions.to_public(r)) for r in rows]
+    items = [submissions.to_public(r) for r in rows]
     return Page(items=items, next_cursor=next_cursor)
 
 

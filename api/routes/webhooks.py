@@ -1,10 +1,9 @@
 """Webhook endpoints and their delivery log (DESIGN.md §4, §8)."""
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 
 from api.deps import Cursor, Limit, SessionDep, SettingsDep, UnitOfWorkDep, audit_target, require
 from api.idempotent import IdempotencyKey, run_once
@@ -35,13 +34,14 @@ async def create_webhook(
     uow: UnitOfWorkDep,
     session: SessionDep,
     settings: SettingsDep,
+    response: Response,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> WebhookCreated:
     """Register an endpoint. The answer holds its signing secret (`whsec_…`), shown this once
     and never stored with the Idempotency-Key: a repeat answers 409 naming the endpoint."""
 
-    async def make() -> dict[str, Any]:
-        created = await webhooks.create_endpoint(
+    async def make() -> WebhookCreated:
+        return await webhooks.create_endpoint(
             session,
             actor=actor,
             data=body,
@@ -49,7 +49,6 @@ async def create_webhook(
             allowed_ports=settings.webhook_allowed_ports,
             secrets=settings.secret_box(),
         )
-        return created.model_dump(mode="json")
 
     return await run_once(
         uow,
@@ -59,6 +58,8 @@ async def create_webhook(
         path="/v1/webhooks",
         body=body.model_dump(mode="json", exclude_unset=True),
         status=201,
+        response=response,
+        schema=WebhookCreated,
         make=make,
         action="webhook.create",
         resource_type="webhook",

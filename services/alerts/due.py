@@ -26,8 +26,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
+from services.alerts.model import AlertRow
 from services.alerts.settings import (
     RULES,
     AllianceRuptureParams,
@@ -55,7 +56,7 @@ class SweepParams:
     repair_days: int | None
 
 
-def sweep_params(overrides: Mapping[str, Mapping[str, Any]]) -> SweepParams:
+def sweep_params(overrides: Mapping[str, Mapping[str, object]]) -> SweepParams:
     """From the organisation's stored overrides, through the same validation as every rule (a
     stored override that no longer validates gives way to the defaults)."""
     settings, _ = settings_with_fallback(overrides)
@@ -91,7 +92,7 @@ class OrgGroup:
 
 
 def org_groups(
-    overrides_by_org: Mapping[uuid.UUID, Mapping[str, Mapping[str, Any]]],
+    overrides_by_org: Mapping[uuid.UUID, Mapping[str, Mapping[str, object]]],
     only: Iterable[uuid.UUID] | None = None,
 ) -> list[OrgGroup]:
     """Organisations grouped by their effective parameters, so each check runs one statement per
@@ -125,7 +126,7 @@ def overdue_row(
     now: datetime,
     stamp: datetime,
     alert_id: uuid.UUID,
-) -> dict[str, Any]:
+) -> AlertRow:
     """A new ``measurement.overdue`` alert, overdue as of ``now``, written at ``stamp`` (the
     clock). It belongs to no series (instrument, respondent, rater and subscale ''), so the
     one-unresolved-alert-per-key index allows one per episode."""
@@ -168,21 +169,22 @@ def overdue_row(
 
 
 def rupture_without_session(
-    row: Mapping[str, Any], *, since: datetime, repair_days: int, now: datetime, stamp: datetime
-) -> dict[str, Any]:
+    row: AlertRow, *, since: datetime, repair_days: int, now: datetime, stamp: datetime
+) -> AlertRow:
     """An unresolved rupture alert raised to high: no session since the rupture as of ``now``;
     written at ``stamp`` (the clock)."""
     days = (now - since) // timedelta(days=1)
-    return {
-        **row,
-        "severity": "high",
-        "message": f"No session since the rupture ({days} days, more than {repair_days}): the "
-        f"client may have dropped out. {row['message']}",
-        "evidence": {
-            **dict(row["evidence"]),
-            "no_session_since": True,
-            "days_without_session": days,
-            "repair_days": repair_days,
-        },
-        "updated_at": stamp,
+    raised = row.copy()
+    raised["severity"] = "high"
+    raised["message"] = (
+        f"No session since the rupture ({days} days, more than {repair_days}): the "
+        f"client may have dropped out. {row['message']}"
+    )
+    raised["evidence"] = {
+        **row["evidence"],
+        "no_session_since": True,
+        "days_without_session": days,
+        "repair_days": repair_days,
     }
+    raised["updated_at"] = stamp
+    return raised

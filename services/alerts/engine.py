@@ -16,7 +16,6 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,15 +33,19 @@ from services.alerts import (
     step,
 )
 from services.alerts import store as alert_store
+from services.alerts.model import AlertRow, SeriesColumns
 from services.alerts.reconcile import Change, closed_by_person, reconcile, to_state
+from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.instruments import InstrumentDefinition, builtin_instruments
+from services.instruments.schema import Population
 
 log = logging.getLogger("attune.alerts")
 
 Settings = Mapping[str, RuleSetting]
-Writes = list[tuple[Change, dict[str, Any]]]
+Writes = list[tuple[Change, AlertRow]]
 _DEFAULTS: dict[str, RuleSetting] = {str(k): v for k, v in resolve_settings(None).items()}
+_DEFAULT_WINDOW = history_needed(_DEFAULTS)
 _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _INSTRUMENTS = StoredInstrument.__table__  # type: ignore[attr-defined]
 
@@ -50,24 +53,46 @@ _INSTRUMENTS = StoredInstrument.__table__  # type: ignore[attr-defined]
 # ----- settings -----------------------------------------------------------------------------------
 
 
-def settings_for(overrides: Mapping[str, Any]) -> dict[str, RuleSetting]:
+def settings_for(overrides: Mapping[str, Mapping[str, object]]) -> dict[str, RuleSetting]:
     """The organisation's effective settings. A stored override that no longer validates (a
     release tightened a range) falls back to the rule's defaults, with a warning, rather than
     stopping alert evaluation."""
     if not overrides:
         return _DEFAULTS
-    return _settings_from_json(json.dumps(overrides, sort_keys=True))
+    return _settings_from_json(json.dumps(overrides, sort_keys=True))[0]
+
+
+# The rules whose parameters say how many latest sessions an evaluation reads
+# (services/alerts/replay.history_needed).
+_WINDOW_RULES = ("alliance.rupture", "outcome.not_on_track")
+
+
+def history_window(overrides: Mapping[str, Mapping[str, object]]) -> tuple[int, bool]:
+    """How many of the series' latest sessions a new submission is judged with: `history_needed`
+    of the settings in force (:func:`settings_for`, so one definition). And whether a stored
+    override of a rule that number depends on fell back to the defaults: a statement that read
+    the stored body itself (services/submissions/store_pg.SUBMISSION_CONTEXT) may then have read
+    too few; otherwise it read exactly as many, or the whole series."""
+    if not overrides:
+        return _DEFAULT_WINDOW, False
+    settings, fallen_back = _settings_from_json(json.dumps(overrides, sort_keys=True))
+    return history_needed(settings), bool(fallen_back & set(_WINDOW_RULES))
 
 
 @lru_cache(maxsize=256)
-def _settings_from_json(text: str) -> dict[str, RuleSetting]:
+def _settings_from_json(text: str) -> tuple[dict[str, RuleSetting], frozenset[str]]:
+    """The settings in force, and the rules whose stored override fell back to the defaults."""
     settings, problems = settings_with_fallback(json.loads(text))
     if problems:
         log.warning(
             "stored alert-rule settings no longer valid; using the defaults for those rules",
             extra={"fields": {"fields_at_fault": [field for field, _ in problems]}},
         )
-    return {str(rule_id): setting for rule_id, setting in settings.items()}
+    fields = [field for field, _ in problems]
+    fallen_back = frozenset(
+        str(rule_id) for rule_id in RULES if any(f.startswith(f"{rule_id}.") for f in fields)
+    )
+    return {str(rule_id): setting for rule_id, setting in settings.items()}, fallen_back
 
 
 @lru_cache(maxsize=1)
@@ -86,10 +111,10 @@ def _risk_only() -> dict[str, RuleSetting]:
 class SeriesContext:
     key: SeriesKey
     definition: InstrumentDefinition
-    population: str
+    population: Population
     settings: Settings = field(default_factory=lambda: _DEFAULTS)
 
-    def row_columns(self) -> dict[str, Any]:
+    def row_columns(self) -> SeriesColumns:
         return self.key.columns()
 
 
@@ -105,7 +130,7 @@ def evaluate_new(
     ctx: SeriesContext,
     history: Sequence[SeriesPoint],
     new: SeriesPoint,
-    open_rows: Sequence[Mapping[str, Any]],
+    open_rows: Sequence[AlertRow],
     now: datetime,
 ) -> Writes | None:
     """What one new submission does to its series' alerts; ``history``: the series' first score
@@ -119,7 +144,7 @@ def evaluate_new(
     # ``open_rows`` also holds the event alerts a person resolved, for evidence.previous_alert_id.
     states = [to_state(r) for r in open_rows if r["status"] != "resolved"]
     closed = closed_by_person(open_rows)
-    population: Any = ctx.population
+    population = ctx.population
     try:
         after = step(states, ctx.definition, series, population, ctx.settings, closed)
     except Exception as exc:
@@ -132,13 +157,13 @@ def evaluate_new(
 def derive_full(
     ctx: SeriesContext,
     points: Sequence[SeriesPoint],
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[AlertRow],
     now: datetime,
     late: Collection[str] = (),
 ) -> Writes:
     """The writes that bring all of a series' rows in line with its whole history; ``late``: the
     id of a submission entered late, which this recompute is for."""
-    population: Any = ctx.population
+    population = ctx.population
     closed = closed_by_person(rows)
     try:
         derived = replay(ctx.definition, points, population, ctx.settings, closed, late)

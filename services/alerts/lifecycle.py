@@ -13,17 +13,19 @@ another.
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, cast
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from models.alerts import CONCERN
+from models.alerts import CONCERN, AlertInSubmission, AlertPublic
 from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.invitations import Concern
 from services.alerts import store as alert_store
+from services.alerts.model import AlertRow
 from services.alerts.store import ALERTS, EpisodeFacts
 from services.kernel import audit, visibility
 from services.kernel.auth import Actor
@@ -35,15 +37,37 @@ from services.webhooks import events, outbox
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 
 
-def public(
-    row: Mapping[str, Any], facts: EpisodeFacts | Mapping[str, Any], *, change: str | None = None
-) -> dict[str, Any]:
+class AlertWithPeople(AlertRow):
+    """An alert row with its episode's client and clinician (:func:`visible_alerts`)."""
+
+    client_id: uuid.UUID
+    clinician_id: uuid.UUID
+
+
+class PersonChange(TypedDict, total=False):
+    """What a person's acknowledgement, resolution or note sets on an alert."""
+
+    status: str
+    resolution: str | None
+    acknowledged_at: datetime | None
+    acknowledged_by_key_id: uuid.UUID | None
+    resolved_at: datetime | None
+    resolved_by_key_id: uuid.UUID | None
+    note: str | None
+    updated_at: datetime
+
+
+def public(row: AlertRow, facts: EpisodeFacts | AlertWithPeople) -> AlertPublic:
     """An alert as the API shows it; ``facts``: the episode's client and clinician."""
+    return AlertPublic.model_validate(_shown(row, facts))
+
+
+def _shown(row: AlertRow, facts: EpisodeFacts | AlertWithPeople) -> dict[str, object]:
     if isinstance(facts, EpisodeFacts):
         client_id, clinician_id = facts.client_id, facts.clinician_id
     else:
         client_id, clinician_id = facts["client_id"], facts["clinician_id"]
-    out = {
+    return {
         "id": row["id"],
         "type": row["type"],
         "severity": row["severity"],
@@ -66,13 +90,10 @@ def public(
         "acknowledged_at": row["acknowledged_at"],
         "resolved_at": row["resolved_at"],
         "note": row["note"],
-        "escalated_at": row.get("escalated_at"),
+        "escalated_at": row["escalated_at"],
         # Filled in only when a concern.reported alert is read by itself (get_alert).
         "concern": None,
     }
-    if change is not None:
-        out["change"] = change
-    return out
 
 
 def visible_alerts(actor: Actor) -> Select[Any]:
@@ -95,7 +116,7 @@ async def list_alerts(
     filters: Mapping[str, Any],
     limit: int,
     cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[AlertPublic], str | None]:
     """Newest first. ``filters``: status, type, severity, episode_id, client_id, clinician_id
     (``None`` = any)."""
     stmt = _visible(actor)
@@ -112,24 +133,30 @@ async def list_alerts(
     )
     next_cursor = encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None
     audit.record(session, actor, action="alert.list", resource_type="alert")
-    return [public(r, r) for r in rows[:limit]], next_cursor
+    alerts = [with_people(r) for r in rows[:limit]]
+    return [public(a, a) for a in alerts], next_cursor
 
 
-async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> Mapping[str, Any]:
-    row: Mapping[str, Any] | None = (
+def with_people(row: RowMapping) -> AlertWithPeople:
+    """A row of :func:`visible_alerts`: the alerts table's columns and the episode's people."""
+    return cast("AlertWithPeople", dict(row))
+
+
+async def _load(session: AsyncSession, actor: Actor, alert_id: uuid.UUID) -> AlertWithPeople:
+    row = (
         (await session.execute(_visible(actor).where(ALERTS.c.id == alert_id)))
         .mappings()
         .one_or_none()
     )
     if row is None:
         raise NotFound("alert not found")
-    return row
+    return with_people(row)
 
 
-async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
+async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> AlertPublic:
     row = await _load(session, actor, alert_id)
     audit.record(session, actor, action="alert.read", resource_type="alert", resource_id=alert_id)
-    out = public(row, row)
+    out = _shown(row, row)
     if row["type"] == CONCERN:
         # _visible let it through, so this actor reads concerns.
         concern = await session.scalar(
@@ -139,7 +166,7 @@ async def get_alert(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID)
         )
         if concern is not None:
             out["concern"] = concern.model_dump(include={"id", "category", "message", "created_at"})
-    return out
+    return AlertPublic.model_validate(out)
 
 
 async def _change(
@@ -148,8 +175,8 @@ async def _change(
     alert_id: uuid.UUID,
     action: str,
     note: str | None,
-    transition: Callable[[Mapping[str, Any]], dict[str, Any]],
-) -> dict[str, Any]:
+    transition: Callable[[AlertWithPeople], PersonChange],
+) -> AlertPublic:
     """Load the alert, take its episode's lock, read it again under the lock and apply
     ``transition(row)`` (the columns to set, or nothing) and the note, if it is a new one."""
     found = await _load(session, actor, alert_id)
@@ -161,7 +188,7 @@ async def _change(
     if values:
         values["updated_at"] = utcnow()
         await session.execute(update(ALERTS).where(ALERTS.c.id == alert_id).values(**values))
-        row = {**row, **values}
+        row = cast("AlertWithPeople", {**row, **values})
         event = events.alert_changed("updated", row, row["client_id"], row["clinician_id"])
         await outbox.write(await session.connection(), [event])
     audit.record(session, actor, action=action, resource_type="alert", resource_id=alert_id)
@@ -170,8 +197,8 @@ async def _change(
 
 async def acknowledge(
     session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID, note: str | None
-) -> dict[str, Any]:
-    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+) -> AlertPublic:
+    def transition(row: AlertWithPeople) -> PersonChange:
         if row["status"] != "open":
             return {}
         return {
@@ -190,11 +217,11 @@ async def resolve(
     alert_id: uuid.UUID,
     resolution: str,
     note: str | None,
-) -> dict[str, Any]:
+) -> AlertPublic:
     """A person resolves the alert; the rules never change it again. Resolving what is already
     resolved keeps the first resolution (a note may still be added)."""
 
-    def transition(row: Mapping[str, Any]) -> dict[str, Any]:
+    def transition(row: AlertWithPeople) -> PersonChange:
         if row["status"] == "resolved":
             return {}
         return {
@@ -214,7 +241,7 @@ async def raise_concern(
     episode_id: uuid.UUID,
     session_number: int | None,
     category: str | None,
-) -> dict[str, Any]:
+) -> AlertInSubmission:
     """A ``concern.reported`` alert (high) for a concern a client raised. Its text is kept apart
     from the alert, which only says that there is one: alerts travel to places (lists, webhooks,
     exports) where a client's own words must not."""
@@ -224,7 +251,7 @@ async def raise_concern(
         raise NotFound("episode not found")
     now = utcnow()
     about = f" ({category})" if category else ""
-    row: dict[str, Any] = {
+    row: AlertRow = {
         "id": new_id(),
         "org_id": org_id,
         "episode_id": episode_id,
@@ -251,12 +278,17 @@ async def raise_concern(
         "resolved_at": None,
         "resolved_by_key_id": None,
         "note": None,
+        "escalated_at": None,
     }
     await alert_store.write_alert_rows(conn, [("created", row)], facts)
-    return public(row, facts, change="created")
+    return AlertInSubmission.model_validate({**_shown(row, facts), "change": "created"})
 
 
 def public_many(
-    rows: Sequence[tuple[str, Mapping[str, Any]]], facts: EpisodeFacts
-) -> list[dict[str, Any]]:
-    return [public(row, facts, change=change) for change, row in rows]
+    rows: Sequence[tuple[str, AlertRow]], facts: EpisodeFacts
+) -> list[AlertInSubmission]:
+    """Alerts as a submission's (or void's) response lists them, with what it did to each."""
+    return [
+        AlertInSubmission.model_validate({**_shown(row, facts), "change": change})
+        for change, row in rows
+    ]

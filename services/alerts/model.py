@@ -3,9 +3,11 @@ alerts they produce."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from datetime import datetime
+from typing import Literal, NamedTuple, TypedDict
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
@@ -84,3 +86,42 @@ class Event:
     params: dict[str, JsonValue] = field(default_factory=dict)
     resolution: Resolution | None = None
     only_if_session: int | None = None
+
+
+class SeriesColumns(TypedDict):
+    """The columns every alert of one series shares."""
+
+    org_id: uuid.UUID
+    episode_id: uuid.UUID
+    respondent: str
+    rater: str
+
+
+class AlertRow(SeriesColumns):
+    """A row of the ``alerts`` table (models/alerts.py ``Alert``) as the stores read and write
+    it. A typed dict rather than an object: the stores hand rows to SQLAlchemy as parameters and
+    to PostgreSQL as JSON (``jsonb_populate_recordset``) as they are, on the submission hot path.
+    Statuses, severities and resolutions are checked by the table's CHECK constraints."""
+
+    id: uuid.UUID
+    type: str
+    severity: str
+    status: str
+    resolution: str | None
+    instrument: str
+    subscale: str
+    session_number: int | None
+    submission_id: uuid.UUID | None
+    first_session_number: int | None
+    message: str
+    evidence: dict[str, JsonValue]
+    rule_version: str
+    rule_params: dict[str, JsonValue]
+    created_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by_key_id: uuid.UUID | None
+    resolved_at: datetime | None
+    resolved_by_key_id: uuid.UUID | None
+    note: str | None
+    escalated_at: datetime | None

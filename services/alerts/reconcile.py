@@ -27,9 +27,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from operator import itemgetter
+from typing import Literal
 
-from services.alerts.model import AlertState
+from services.alerts.model import AlertRow, AlertState, SeriesColumns
 from services.alerts.replay import EVENT_RULES, ClosedByPerson
 from services.alerts.settings import RULES
 
@@ -50,16 +51,17 @@ DERIVED_COLUMNS = (
     "rule_params",
     "resolved_at",
 )
+_derived = itemgetter(*DERIVED_COLUMNS)
 
 
-def identity(row: Mapping[str, Any]) -> Identity | None:
-    first = row.get("first_session_number")
+def identity(row: AlertRow) -> Identity | None:
+    first = row["first_session_number"]
     if first is None:
         return None
     return (row["type"], row["instrument"], row["subscale"] or None, first)
 
 
-def _taken_over(row: Mapping[str, Any]) -> bool:
+def _taken_over(row: AlertRow) -> bool:
     """A person resolved the row, or acknowledged the alert of a discrete event (DESIGN.md
     §10.3.2): the engine never changes it again."""
     if row["resolved_by_key_id"] is not None:
@@ -67,18 +69,20 @@ def _taken_over(row: Mapping[str, Any]) -> bool:
     return row["type"] in EVENT_RULES and row["status"] == "acknowledged"
 
 
-def closed_by_person(rows: Sequence[Mapping[str, Any]]) -> ClosedByPerson:
+def closed_by_person(rows: Sequence[AlertRow]) -> ClosedByPerson:
     """The rows a person has taken over (:func:`_taken_over`), as
     :func:`~services.alerts.replay.apply_events` wants them."""
     out: dict[tuple[str, str, str | None, int], int] = {}
     for row in rows:
         key = identity(row)
         if key is not None and _taken_over(row):
-            out[key] = row["session_number"]
+            # A rule's alert always names its session; its first one otherwise.
+            session = row["session_number"]
+            out[key] = key[3] if session is None else session
     return out
 
 
-def _previous_alert_id(state: AlertState, rows: Sequence[Mapping[str, Any]]) -> str | None:
+def _previous_alert_id(state: AlertState, rows: Sequence[AlertRow]) -> str | None:
     """For an alert of a discrete event, the alert of the same rule, instrument and subscale that
     a person had taken over before it was first raised (DESIGN.md §10.3.2
     ``evidence.previous_alert_id``): the latest such, by first session."""
@@ -96,41 +100,47 @@ def _previous_alert_id(state: AlertState, rows: Sequence[Mapping[str, Any]]) -> 
     return max(earlier)[1] if earlier else None
 
 
-def _with_previous(state: AlertState, rows: Sequence[Mapping[str, Any]]) -> AlertState:
+def _with_previous(state: AlertState, rows: Sequence[AlertRow]) -> AlertState:
     previous = _previous_alert_id(state, rows)
     if previous is None:
         return state
     return state.model_copy(update={"evidence": {**state.evidence, "previous_alert_id": previous}})
 
 
-def to_state(row: Mapping[str, Any]) -> AlertState:
-    """An unresolved row as the rules' fold sees it."""
-    return AlertState(
-        rule_id=row["type"],
-        rule_version=row["rule_version"],
-        params=dict(row["rule_params"]),
-        type=row["type"],
-        severity=row["severity"],
-        instrument=row["instrument"],
-        subscale=row["subscale"] or None,
-        status="open",
-        resolution=None,
-        session_number=row["session_number"],
-        submission_id=str(row["submission_id"]),
-        first_session_number=row["first_session_number"],
-        message=row["message"],
-        evidence=dict(row["evidence"]),
+def to_state(row: AlertRow) -> AlertState:
+    """An unresolved row as the rules' fold sees it (validated: the row's rule, severity and
+    sessions are those the rules wrote)."""
+    return AlertState.model_validate(
+        {
+            "rule_id": row["type"],
+            "rule_version": row["rule_version"],
+            "params": dict(row["rule_params"]),
+            "type": row["type"],
+            "severity": row["severity"],
+            "instrument": row["instrument"],
+            "subscale": row["subscale"] or None,
+            "status": "open",
+            "resolution": None,
+            "session_number": row["session_number"],
+            "submission_id": str(row["submission_id"]),
+            "first_session_number": row["first_session_number"],
+            "message": row["message"],
+            "evidence": dict(row["evidence"]),
+        }
     )
 
 
 def new_row(
-    state: AlertState, series: Mapping[str, Any], now: datetime, alert_id: uuid.UUID
-) -> dict[str, Any]:
+    state: AlertState, series: SeriesColumns, now: datetime, alert_id: uuid.UUID
+) -> AlertRow:
     """``series``: the columns every alert of the series shares (org_id, episode_id, client_id,
     clinician_id, respondent, rater)."""
     resolved = state.status == "resolved"
     return {
-        **series,
+        "org_id": series["org_id"],
+        "episode_id": series["episode_id"],
+        "respondent": series["respondent"],
+        "rater": series["rater"],
         "id": alert_id,
         "type": state.rule_id,
         "severity": state.severity,
@@ -152,31 +162,30 @@ def new_row(
         "resolved_at": now if resolved else None,
         "resolved_by_key_id": None,
         "note": None,
+        "escalated_at": None,
     }
 
 
-def _derived_update(row: Mapping[str, Any], state: AlertState, now: datetime) -> dict[str, Any]:
-    out = dict(row)
-    out.update(
-        severity=state.severity,
-        session_number=state.session_number,
-        submission_id=uuid.UUID(state.submission_id),
-        message=state.message,
-        evidence=dict(state.evidence),
-        rule_version=state.rule_version,
-        rule_params=dict(state.params),
-    )
+def _derived_update(row: AlertRow, state: AlertState, now: datetime) -> AlertRow:
+    out = row.copy()
+    out["severity"] = state.severity
+    out["session_number"] = state.session_number
+    out["submission_id"] = uuid.UUID(state.submission_id)
+    out["message"] = state.message
+    out["evidence"] = dict(state.evidence)
+    out["rule_version"] = state.rule_version
+    out["rule_params"] = dict(state.params)
     if state.status == "resolved":
         if row["status"] != "resolved" or row["resolution"] != state.resolution:
-            out.update(status="resolved", resolution=state.resolution, resolved_at=now)
+            out["status"], out["resolution"], out["resolved_at"] = "resolved", state.resolution, now
     elif row["status"] == "resolved":  # the condition holds after all: reopen
         reopened = "acknowledged" if row["acknowledged_at"] is not None else "open"
-        out.update(status=reopened, resolution=None, resolved_at=None)
+        out["status"], out["resolution"], out["resolved_at"] = reopened, None, None
     return out
 
 
-def _change(before: Mapping[str, Any], after: Mapping[str, Any]) -> Change | None:
-    if all(before[c] == after[c] for c in DERIVED_COLUMNS):
+def _change(before: AlertRow, after: AlertRow) -> Change | None:
+    if _derived(before) == _derived(after):
         return None
     if after["status"] == "resolved" and before["status"] != "resolved":
         return "resolved"
@@ -185,14 +194,14 @@ def _change(before: Mapping[str, Any], after: Mapping[str, Any]) -> Change | Non
 
 def reconcile(
     derived: Sequence[AlertState],
-    stored: Sequence[Mapping[str, Any]],
+    stored: Sequence[AlertRow],
     *,
-    series: Mapping[str, Any],
+    series: SeriesColumns,
     now: datetime,
     full: bool,
     new_id: Callable[[], uuid.UUID],
     valid_submissions: Collection[str] = (),
-) -> list[tuple[Change, dict[str, Any]]]:
+) -> list[tuple[Change, AlertRow]]:
     """The rows to write, each with what happened to it, in the order they must be written (see
     :func:`_write_order`). ``stored``: the series' rows — all of them for a full recompute, the
     unresolved ones for one new submission (``full=False``: nothing is retracted then).
@@ -204,7 +213,7 @@ def reconcile(
     # rather than be retracted and raised again (one open alert per key).
     kept = _kept_critical(by_identity, derived_keys) if full else {}
     matched: set[Identity] = set()
-    writes: list[tuple[Change, dict[str, Any]]] = []
+    writes: list[tuple[Change, AlertRow]] = []
     for state in derived:
         key = (state.rule_id, state.instrument, state.subscale, state.first_session_number)
         row = by_identity.get(key)
@@ -238,10 +247,13 @@ def reconcile(
             # Not retracted (DESIGN.md §10.3.3). Its answer still standing (a changed setting
             # would no longer raise it), it is left as it is; its answer voided, it says so.
             if str(row["submission_id"]) not in valid and not row["evidence"].get("source_voided"):
-                after = {**row, "evidence": {**row["evidence"], "source_voided": True}}
-                writes.append(("updated", {**after, "updated_at": now}))
+                after = row.copy()
+                after["evidence"] = {**row["evidence"], "source_voided": True}
+                after["updated_at"] = now
+                writes.append(("updated", after))
             continue
-        after = {**row, "status": "resolved", "resolution": "retracted", "updated_at": now}
+        after = row.copy()
+        after["status"], after["resolution"], after["updated_at"] = "resolved", "retracted", now
         if row["status"] != "resolved":
             after["resolved_at"] = now
         # An alert that had already cleared only changes its resolution.
@@ -250,8 +262,8 @@ def reconcile(
 
 
 def _kept_critical(
-    by_identity: Mapping[Identity, Mapping[str, Any]], derived_keys: Collection[Identity]
-) -> dict[Identity, Mapping[str, Any]]:
+    by_identity: Mapping[Identity, AlertRow], derived_keys: Collection[Identity]
+) -> dict[Identity, AlertRow]:
     """The unresolved critical rows no derived alert matches, which a full recompute keeps."""
     return {
         key: row
@@ -264,8 +276,8 @@ def _kept_critical(
 
 
 def _take_over(
-    kept: Mapping[Identity, Mapping[str, Any]], state: AlertState, matched: set[Identity]
-) -> Mapping[str, Any] | None:
+    kept: Mapping[Identity, AlertRow], state: AlertState, matched: set[Identity]
+) -> AlertRow | None:
     """A kept open critical row of the state's key, for an open derived alert that has no row of
     its own: the alert follows the answer that still stands (after its first one was voided)
     instead of a second open alert being raised beside it."""
@@ -278,8 +290,8 @@ def _take_over(
 
 
 def _write_order(
-    writes: list[tuple[Change, dict[str, Any]]],
-) -> list[tuple[Change, dict[str, Any]]]:
+    writes: list[tuple[Change, AlertRow]],
+) -> list[tuple[Change, AlertRow]]:
     """Rows that end resolved first, then the others, each group in the order the rules derived
     them (retractions after the derived rows). The table allows one unresolved alert per key, so
     the row a recompute retracts (or resolves) must be written before the row of the same key that

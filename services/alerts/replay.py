@@ -182,8 +182,8 @@ def history_needed(settings: Mapping[str, RuleSetting] | None = None) -> int:
     gradual decline up to ``MAX_DECLINE_STEPS`` steps before that, and its repair or escalation
     may come up to ``repair_window`` sessions later; ``outcome.not_on_track`` counts observed
     scores up to ``high_from_session`` (DESIGN.md §10.3.4); the outcome rules otherwise compare with
-    the first score only; the others look at one or two sessions. services/submissions/store_pg.py
-    computes the same number in SQL."""
+    the first score only; the others look at one or two sessions. Stores read it through
+    services/alerts/engine.history_window, from the settings in force."""
     resolved = resolve_settings(settings)
     rupture = resolved["alliance.rupture"].params_as(AllianceRuptureParams)
     not_on_track = resolved["outcome.not_on_track"].params_as(NotOnTrackParams)

@@ -481,7 +481,7 @@ def instrument_problems(
 
 def validate_override(
     rule_id: str,
-    body: Mapping[str, Any],
+    body: Mapping[str, object],
     definitions: Mapping[str, InstrumentDefinition] | None = None,
     *,
     known_only: bool = True,
@@ -758,7 +758,7 @@ def effective_instruments(
 
 
 def settings_with_fallback(
-    overrides: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Mapping[str, object]],
 ) -> tuple[dict[RuleId, RuleSetting], list[tuple[str, str]]]:
     """Every rule's setting, the stored overrides merged over the defaults; a stored override
     that no longer validates gives way to the rule's defaults, and its problems (fields prefixed
@@ -779,7 +779,7 @@ def settings_with_fallback(
     return result, problems
 
 
-def effective_settings(overrides: Mapping[str, Mapping[str, Any]]) -> dict[RuleId, RuleSetting]:
+def effective_settings(overrides: Mapping[str, Mapping[str, object]]) -> dict[RuleId, RuleSetting]:
     """Every rule's setting: the organisation's stored overrides merged over the defaults. Raises
     :class:`SettingsProblems` (fields prefixed with the rule id) when a stored override no longer
     validates."""

@@ -5,9 +5,10 @@ in `services/submissions/store_pg.py`)."""
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.alerts import Alert, AlertRuleSetting
@@ -15,8 +16,10 @@ from models.episodes import Episode
 from models.people import Client
 from models.submissions import Submission
 from services.alerts import SeriesPoint
+from services.alerts.model import AlertRow, SeriesColumns
 from services.alerts.reconcile import DERIVED_COLUMNS, Change
 from services.alerts.replay import EVENT_RULES
+from services.instruments.schema import Population
 from services.kernel import metrics
 from services.webhooks import outbox
 
@@ -27,6 +30,7 @@ _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 # An update writes only what the rules own, never what people did (acknowledgement, note).
 WRITTEN_ON_UPDATE = (*DERIVED_COLUMNS, "updated_at")
+_written_on_update = itemgetter(*WRITTEN_ON_UPDATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +43,7 @@ class SeriesKey:
     respondent: str
     rater: str
 
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> SeriesColumns:
         return {
             "org_id": self.org_id,
             "episode_id": self.episode_id,
@@ -51,7 +55,7 @@ class SeriesKey:
 @dataclass(frozen=True, slots=True)
 class EpisodeFacts:
     status: str
-    population: str
+    population: Population
     client_id: uuid.UUID
     clinician_id: uuid.UUID
     alert_seq: int = 0
@@ -133,7 +137,7 @@ async def load_points(
 
 async def load_alert_rows(
     conn: AsyncConnection, key: SeriesKey, *, unresolved_only: bool
-) -> list[dict[str, Any]]:
+) -> list[AlertRow]:
     """``unresolved_only``: what a new submission needs, the unresolved alerts and the alerts of
     discrete events a person resolved (a new one names its predecessor, DESIGN.md §10.3.2)."""
     stmt = select(ALERTS).where(*_where(ALERTS, key), ALERTS.c.type != "concern.reported")
@@ -143,10 +147,16 @@ async def load_alert_rows(
             | (ALERTS.c.resolved_by_key_id.is_not(None) & ALERTS.c.type.in_(sorted(EVENT_RULES)))
         )
     rows = (await conn.execute(stmt.order_by(ALERTS.c.id))).mappings().all()
-    return [dict(r) for r in rows]
+    return [as_alert_row(r) for r in rows]
 
 
-async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, Any]]:
+def as_alert_row(row: RowMapping | Mapping[str, object]) -> AlertRow:
+    """A row of ``select(ALERTS)``: the table's columns, typed as the table types them (the
+    store tests hold both stores' rows to the same values)."""
+    return cast("AlertRow", dict(row))
+
+
+async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, object]]:
     rows = (
         await conn.execute(
             select(SETTINGS.c.rule_id, SETTINGS.c.body).where(SETTINGS.c.org_id == org_id)
@@ -157,7 +167,7 @@ async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, 
 
 async def write_alert_rows(
     conn: AsyncConnection,
-    writes: Sequence[tuple[Change, Mapping[str, Any]]],
+    writes: Sequence[tuple[Change, AlertRow]],
     facts: EpisodeFacts,
 ) -> None:
     """Store the alert changes and, in the same transaction, their outbox events."""
@@ -167,12 +177,12 @@ async def write_alert_rows(
 
 
 async def write_alert_changes(
-    conn: AsyncConnection, writes: Sequence[tuple[Change, Mapping[str, Any]]]
+    conn: AsyncConnection, writes: Sequence[tuple[Change, AlertRow]]
 ) -> None:
     """Store the alert changes only: the caller writes their outbox events."""
     for change, row in writes:
         if change == "created":
             await conn.execute(insert(ALERTS), dict(row))
         else:
-            values = {c: row[c] for c in WRITTEN_ON_UPDATE}
+            values = dict(zip(WRITTEN_ON_UPDATE, _written_on_update(row), strict=True))
             await conn.execute(update(ALERTS).where(ALERTS.c.id == row["id"]), values)

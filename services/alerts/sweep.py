@@ -30,8 +30,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, text, true, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.audit import AuditEvent
@@ -39,12 +38,15 @@ from models.base import new_id, utcnow
 from models.episodes import Episode
 from models.submissions import CareSession, Submission
 from services.alerts import due
+from services.alerts.model import AlertRow
 from services.alerts.reconcile import Change
-from services.alerts.store import ALERTS, SETTINGS
+from services.alerts.store import ALERTS, SETTINGS, as_alert_row
+from services.alerts.sweep_store import sweep_store
 from services.kernel import audit, metrics
 from services.kernel.auth import Actor, Principal
 from services.kernel.config import Settings
 from services.webhooks import events, outbox
+from services.webhooks.events import EventRow
 
 log = logging.getLogger("attune.sweep")
 
@@ -53,7 +55,8 @@ _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
 _AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 BATCH = 1000
-Write = tuple[str, dict[str, Any]]
+People = tuple[uuid.UUID, uuid.UUID]  # an episode's client and clinician
+Write = tuple[str, AlertRow]
 
 
 @dataclass
@@ -83,7 +86,7 @@ async def _groups(
     stmt = select(SETTINGS.c.org_id, SETTINGS.c.rule_id, SETTINGS.c.body).where(
         SETTINGS.c.rule_id.in_(due.SWEEP_RULES)
     )
-    overrides: dict[uuid.UUID, dict[str, Any]] = defaultdict(dict)
+    overrides: dict[uuid.UUID, dict[str, dict[str, object]]] = defaultdict(dict)
     for org_id, rule_id, body in (await conn.execute(stmt)).all():
         overrides[org_id][rule_id] = body
     return due.org_groups(overrides, org_ids)
@@ -103,7 +106,7 @@ _CONSOLE = "sweep"
 
 
 async def _record(
-    conn: AsyncConnection, writes: Sequence[Write], people: Mapping[uuid.UUID, Any]
+    conn: AsyncConnection, writes: Sequence[Write], people: Mapping[uuid.UUID, People]
 ) -> None:
     """The outbox events of the changes and one audit event per organisation changed (made by
     no key: the system, from the sweep)."""
@@ -127,6 +130,16 @@ async def _audit(conn: AsyncConnection, org_ids: Collection[uuid.UUID]) -> None:
                 actor, action="alert.sweep", resource_type="organization", resource_id=org_id
             ),
         )
+
+
+def _created_events(rows: Sequence[AlertRow], people: Mapping[uuid.UUID, People]) -> list[EventRow]:
+    """The outbox events of new alerts, as :func:`_record` writes them."""
+    event_rows = []
+    for row in rows:
+        event = events.alert_changed("created", row, *people[row["episode_id"]])
+        event["payload"]["data"]["change"] = "created"
+        event_rows.append(event)
+    return event_rows
 
 
 # ----- escalation ---------------------------------------------------------------------------------
@@ -160,7 +173,7 @@ async def _escalate(
     done = 0
     while True:
         async with engine.begin() as conn:
-            rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
+            rows = [as_alert_row(r) for r in (await conn.execute(stmt)).mappings().all()]
             if rows:
                 people = await _people(conn, {r["episode_id"] for r in rows})
                 await _record(conn, [("escalated", r) for r in rows], people)
@@ -191,11 +204,6 @@ def _open_overdue() -> ColumnElement[bool]:
     )
 
 
-def _insert_alerts(conn: AsyncConnection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(ALERTS).on_conflict_do_nothing().returning(ALERTS.c.id)
-
-
 def _measured_since(cutoff: datetime) -> ColumnElement[bool]:
     """The episode has a valid submission at or after ``cutoff`` (its session's time, else its
     creation). Written as EXISTS, so PostgreSQL answers "is the latest older than the cutoff"
@@ -212,48 +220,6 @@ def _measured_since(cutoff: datetime) -> ColumnElement[bool]:
 def _ever_measured() -> ColumnElement[bool]:
     s, e = _SUBMISSIONS, _EPISODES
     return exists().where(s.c.org_id == e.c.org_id, s.c.episode_id == e.c.id, s.c.status == "valid")
-
-
-def _insert_overdue_sql() -> str:
-    """PostgreSQL: a batch of new overdue alerts, their outbox events and webhook deliveries in
-    one statement from two JSON arrays (the submission hot path's statement, with the events
-    kept only for the alerts actually inserted); returns the inserted ids."""
-    from services.submissions import store_pg
-
-    events_sql = store_pg.WRITE_EVENTS.format(
-        guard="WHERE e.subject_id IN (SELECT id FROM ins)"
-    ).replace("$EVENTS", "CAST(:events AS jsonb)")
-    # Only constant SQL is put together here; the rows travel as bound parameters.
-    return (
-        "WITH ins AS (INSERT INTO alerts SELECT * FROM jsonb_populate_recordset(NULL::alerts, "  # noqa: S608
-        "CAST(:rows AS jsonb)) ON CONFLICT DO NOTHING RETURNING id),"
-        + events_sql
-        + " SELECT id FROM ins"
-    )
-
-
-async def _insert_overdue_pg(
-    conn: AsyncConnection,
-    rows: Sequence[dict[str, Any]],
-    people: Mapping[uuid.UUID, tuple[uuid.UUID, uuid.UUID]],
-) -> int:
-    from services.submissions import store_pg
-
-    event_rows = []
-    for row in rows:
-        event = events.alert_changed("created", row, *people[row["episode_id"]])
-        event["payload"]["data"]["change"] = "created"
-        event_rows.append(event)
-    inserted = (
-        await conn.execute(
-            text(_insert_overdue_sql()),
-            {"rows": store_pg.rows_json(list(rows)), "events": store_pg.rows_json(event_rows)},
-        )
-    ).all()
-    if inserted:
-        await _audit(conn, {row["org_id"] for row in rows})
-    metrics.ALERTS_RAISED.labels(due.OVERDUE, rows[0]["severity"]).inc(len(inserted))
-    return len(inserted)
 
 
 async def _overdue(
@@ -273,10 +239,9 @@ async def _overdue(
     # statistics would turn a NOT EXISTS on alerts into a nested loop). Then, a batch at a time,
     # each episode is claimed and checked again under its lock.
     a = ALERTS
+    store = sweep_store(engine)
     async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # One big scan: compiling it just in time costs more than it saves.
-            await conn.execute(text("SET LOCAL jit = off"))
+        await store.before_big_scan(conn)
         overdue_already = set(
             (
                 await conn.scalars(
@@ -331,16 +296,12 @@ async def _overdue(
             if not rows:
                 continue
             rows.sort(key=lambda r: r["id"])
-            if conn.dialect.name == "postgresql":
-                done += await _insert_overdue_pg(conn, rows, people)
-                continue
-            result = await conn.execute(_insert_alerts(conn), rows)
-            inserted = set(result.scalars().all())
-            writes: list[Write] = [("created", r) for r in rows if r["id"] in inserted]
-            if writes:
-                await _record(conn, writes, people)
-            metrics.count_alerts(writes)
-            done += len(writes)
+            inserted = await store.insert_alerts(conn, rows, _created_events(rows, people))
+            if inserted:
+                await _audit(conn, {row["org_id"] for row in rows if row["id"] in inserted})
+            if inserted:
+                metrics.ALERTS_RAISED.labels(due.OVERDUE, rows[0]["severity"]).inc(len(inserted))
+            done += len(inserted)
     return done
 
 
@@ -353,7 +314,7 @@ async def clear_overdue(
     episode_id: uuid.UUID,
     people: tuple[uuid.UUID, uuid.UUID],
     now: datetime,
-) -> list[tuple[Change, dict[str, Any]]]:
+) -> list[tuple[Change, AlertRow]]:
     """The episode's open ``measurement.overdue`` alert resolved (``condition_cleared``), with
     its ``alert.resolved`` event: a new submission came in, or the episode was closed. A
     conditional update, so two clearing at once resolve it (and announce it) once."""
@@ -369,8 +330,8 @@ async def clear_overdue(
         .values(**_CLEARED, resolved_at=now, updated_at=now)
         .returning(*a.c)
     )
-    rows = [dict(r) for r in (await conn.execute(stmt)).mappings().all()]
-    writes: list[tuple[Change, dict[str, Any]]] = [("resolved", row) for row in rows]
+    rows = [as_alert_row(r) for r in (await conn.execute(stmt)).mappings().all()]
+    writes: list[tuple[Change, AlertRow]] = [("resolved", row) for row in rows]
     if writes:
         await outbox.write(conn, outbox.alert_events(writes, *people))
     return writes
@@ -435,10 +396,11 @@ async def _ruptures(
             after = found[-1]["id"]
             people = {r["episode_id"]: (r["client_id"], r["clinician_id"]) for r in found}
             writes: list[Write] = []
-            for row in found:
-                since_at = row.pop("since")
+            for found_row in found:
+                since_at = found_row.pop("since")
                 for name in ("client_id", "clinician_id"):
-                    row.pop(name)
+                    found_row.pop(name)
+                row = as_alert_row(found_row)
                 writes.append(
                     (
                         "updated",

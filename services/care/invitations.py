@@ -333,7 +333,7 @@ async def view(session: AsyncSession, holder: Holder) -> InvitationView:
 
 async def submit(
     uow: UnitOfWork, holder: Holder, data: InvitationSubmissionCreate
-) -> dict[str, Any]:
+) -> InvitationReceipt:
     """Score and store one instrument of the invitation, with its alerts and events, exactly as
     ``POST /v1/submissions`` does, in the request's transaction."""
     invitation = holder.invitation
@@ -362,7 +362,7 @@ async def submit(
     used = await _used(session, invitation)
     if data.instrument in used:
         raise Conflict(f"{data.instrument} was already submitted through this invitation")
-    values = await submissions.create_submission(
+    created = await submissions.create_submission(
         uow,
         actor=holder.actor,
         data=SubmissionCreate(
@@ -380,20 +380,20 @@ async def submit(
             invitation_id=invitation.id,
             instrument=data.instrument,
             org_id=invitation.org_id,
-            submission_id=values["id"],
+            submission_id=created.id,
         ),
         conflict=f"{data.instrument} was already submitted through this invitation",
     )
     _audit(session, holder, "invitation.submit")
     used.append(data.instrument)
     return InvitationReceipt(
-        id=values["id"],
-        instrument=values["instrument"],
-        instrument_version=values["instrument_version"],
-        session_number=values["session_number"],
-        created_at=values["created_at"],
+        id=created.id,
+        instrument=created.instrument,
+        instrument_version=created.instrument_version,
+        session_number=created.session_number,
+        created_at=created.created_at,
         remaining=[c for c in invitation.instruments if c not in used],
-    ).model_dump(mode="json")
+    )
 
 
 async def raise_concern(
@@ -436,7 +436,7 @@ async def raise_concern(
         org_id=invitation.org_id,
         episode_id=invitation.episode_id,
         invitation_id=invitation.id,
-        alert_id=alert["id"],
+        alert_id=alert.id,
         session_number=invitation.session_number,
         category=data.category,
         message=data.message,

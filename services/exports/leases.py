@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
@@ -21,6 +21,7 @@ from models.base import utcnow
 from models.limits import ExportLease
 from services.kernel.auth import Actor
 from services.kernel.errors import TooManyRequests
+from services.kernel.store import session_store
 
 LEASE_SECONDS = 300
 RENEW_SECONDS = 60
@@ -30,11 +31,7 @@ RETRY_AFTER_SECONDS = 10
 async def acquire(session: AsyncSession, *, actor: Actor, cap: int) -> uuid.UUID:
     """A lease for one export of the actor's organisation, or 429 when `cap` run already."""
     org_id = actor.org_id
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
-            {"name": f"attune.export-leases:{org_id}"},
-        )
+    await session_store(session).serialise(f"attune.export-leases:{org_id}")
     now = utcnow()
     running = await session.scalar(
         select(func.count())

@@ -35,6 +35,7 @@ from typing import Any
 import anyio
 import orjson
 import sqlalchemy as sa
+from pydantic import JsonValue
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from models.alerts import Alert
@@ -46,18 +47,14 @@ from models.tenancy import Organization
 from services.exports import (
     Column,
     InvertedWindow,
-    Pseudonyms,
-    Shapers,
     columns,
-    encoder,
     export_window,
     parquet_available,
 )
-from services.exports import ndjson_pg as export_pg
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.crypto import SecretBox
-from services.kernel.database import Driver
+from services.kernel.database import DriverPool
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -111,7 +108,7 @@ class PreparedExport:
     def reader(self) -> Reader:
         return Reader(self.org_id, self.clinician_id, self.sees_concerns)
 
-    def details(self, **extra: Any) -> dict[str, Any]:
+    def details(self, **extra: JsonValue) -> dict[str, JsonValue]:
         q = self.query
         return {
             "dataset": q.dataset,
@@ -267,24 +264,20 @@ async def stream(
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     actor: Actor,
-    driver_pool: Any | None = None,
+    driver_pool: DriverPool | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> AsyncGenerator[bytes, None]:
-    """The export's bytes, batch by batch; audits the finished (or broken off) export.
+    """The export's bytes, batch by batch; audits the finished (or broken off) export. Read by
+    the store of the database (`services.exports.store`): with ``driver_pool`` (PostgreSQL's
+    asyncpg pool), exports that `services.exports.ndjson_pg` writes go through it."""
+    # Imported here: the stores import this module for the statement they read.
+    from services.exports.store import export_store
 
-    With ``driver_pool`` (PostgreSQL's asyncpg pool), exports that
-    `services.exports.ndjson_pg` writes are read through it; the rest, and every export on SQLite,
-    through SQLAlchemy."""
     rows, complete = 0, False
     try:
-        async with contextlib.AsyncExitStack() as stack:
-            if driver_pool is not None and has_fast_path(p):
-                driver = await stack.enter_async_context(driver_pool.acquire())
-                batches = _fast_batches(p, driver, batch_rows)
-            else:
-                batches = _batches(p, engine, batch_rows)
-            # Closed here, before the connection goes back, also when the stream is broken off.
-            await stack.enter_async_context(contextlib.aclosing(batches))
+        batches = export_store(engine, driver_pool).batches(p, batch_rows)
+        # Closed here, before the connection goes back, also when the stream is broken off.
+        async with contextlib.aclosing(batches):
             async for count, chunk in batches:
                 rows += count
                 if chunk:
@@ -298,39 +291,6 @@ async def stream(
     finally:
         with anyio.CancelScope(shield=True), anyio.move_on_after(10):
             await _audit_finish(sessionmaker, actor, p, rows=rows, complete=complete)
-
-
-async def _batches(
-    p: PreparedExport, engine: AsyncEngine, batch_rows: int
-) -> AsyncGenerator[tuple[int, bytes], None]:
-    """(rows, bytes) per batch, through SQLAlchemy: every dataset and format, on both databases."""
-    shape = Shapers(Pseudonyms(p.secret), identified=p.query.identified).for_dataset(
-        p.query.dataset
-    )
-    out = encoder(p.query.format, p.columns)
-    yield 0, out.start()
-    async with engine.connect() as conn:
-        reader = await conn.execution_options(**{READ_ONLY_OPTION: True})
-        result = await reader.stream(statement(p).execution_options(yield_per=batch_rows))
-        async for batch in result.partitions(batch_rows):
-            shaped = list(shape(batch))
-            yield len(shaped), out.encode(shaped)
-    yield 0, out.finish()
-
-
-def _fast_batches(
-    p: PreparedExport, driver: Driver, batch_rows: int
-) -> AsyncGenerator[tuple[int, bytes], None]:
-    pseudonyms = Pseudonyms(p.secret)
-    sql, args = export_pg.submissions_statement(
-        org_id=p.org_id,
-        since=p.since,
-        until=p.until,
-        instrument=p.query.instrument,
-        clinician_id=p.clinician_id,
-    )
-    lines = export_pg.SubmissionLines(pseudonyms)
-    return export_pg.stream_submissions(driver, sql, args, lines, batch_rows=batch_rows)
 
 
 async def _audit_finish(

@@ -22,6 +22,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from models.alerts import AlertPublic
 from services.fhir.codes import (
     CS_ALERT_ACTION,
     CS_ALERT_TYPE,
@@ -58,7 +59,7 @@ class SubmissionRow:
     respondent: str
     rater: str
     status: str
-    answers: Mapping[str, Any]
+    answers: Mapping[str, float]
     scores: Mapping[str, Any]
     occurred_at: datetime | None
     created_at: datetime
@@ -120,8 +121,8 @@ def questionnaire_response(
         "item": items,
     }
     if row.identifier is not None:
-        system, value = row.identifier
-        out["identifier"] = {"system": system, "value": value} if system else {"value": value}
+        system, text = row.identifier
+        out["identifier"] = {"system": system, "value": text} if system else {"value": text}
     return out
 
 
@@ -217,36 +218,36 @@ def issue_status(status: str, resolution: str | None) -> str:
     return "final"
 
 
-def detected_issue(alert: Mapping[str, Any], *, evidence_observation: str | None) -> dict[str, Any]:
+def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> dict[str, Any]:
     """``alert`` as `services.alerts.lifecycle.public` shows it; ``evidence_observation``: the id
     of the Observation the alert is about, when its submission has that score."""
     out: dict[str, Any] = {
         "resourceType": "DetectedIssue",
-        "id": str(alert["id"]),
-        "meta": {"lastUpdated": instant(alert["updated_at"])},
-        "extension": [{"url": EXT_ALERT_SEVERITY, "valueCode": alert["severity"]}],
-        "status": issue_status(alert["status"], alert["resolution"]),
+        "id": str(alert.id),
+        "meta": {"lastUpdated": instant(alert.updated_at)},
+        "extension": [{"url": EXT_ALERT_SEVERITY, "valueCode": alert.severity}],
+        "status": issue_status(alert.status, alert.resolution),
         "code": {
-            "coding": [{"system": CS_ALERT_TYPE, "code": alert["type"]}],
-            "text": alert["type"],
+            "coding": [{"system": CS_ALERT_TYPE, "code": alert.type}],
+            "text": alert.type,
         },
-        "severity": _SEVERITY.get(alert["severity"], "moderate"),
-        "patient": {"reference": f"Patient/{alert['client_id']}"},
-        "identifiedDateTime": instant(alert["created_at"]),
-        "detail": alert["message"],
+        "severity": _SEVERITY.get(alert.severity, "moderate"),
+        "patient": {"reference": f"Patient/{alert.client_id}"},
+        "identifiedDateTime": instant(alert.created_at),
+        "detail": alert.message,
     }
     details = []
     if evidence_observation is not None:
         details.append({"reference": f"Observation/{evidence_observation}"})
-    if alert["submission_id"] is not None:
-        details.append({"reference": f"{QR}/{alert['submission_id']}"})
+    if alert.submission_id is not None:
+        details.append({"reference": f"{QR}/{alert.submission_id}"})
     if details:
         out["evidence"] = [{"detail": details}]
     mitigation = []
-    if alert["acknowledged_at"] is not None:
-        mitigation.append(_action("acknowledged", alert["acknowledged_at"]))
-    if alert["status"] == "resolved" and alert["resolved_at"] is not None:
-        mitigation.append(_action(alert["resolution"] or "resolved", alert["resolved_at"]))
+    if alert.acknowledged_at is not None:
+        mitigation.append(_action("acknowledged", alert.acknowledged_at))
+    if alert.status == "resolved" and alert.resolved_at is not None:
+        mitigation.append(_action(alert.resolution or "resolved", alert.resolved_at))
     if mitigation:
         out["mitigation"] = mitigation
     return out
@@ -259,14 +260,12 @@ def _action(code: str, when: datetime) -> dict[str, Any]:
     }
 
 
-def evidence_suffix(
-    alert: Mapping[str, Any], definition: InstrumentDefinition | None
-) -> str | None:
+def evidence_suffix(alert: AlertPublic, definition: InstrumentDefinition | None) -> str | None:
     """The Observation id suffix an alert's evidence points to: its subscale's, or the total's
     when the instrument has a total."""
-    if definition is None or alert["submission_id"] is None:
+    if definition is None or alert.submission_id is None:
         return None
-    subscale = alert["subscale"]
+    subscale = alert.subscale
     if subscale:
         names = sorted(definition.subscales)
         if subscale not in names:
@@ -311,7 +310,7 @@ class ParsedResponse:
     identifier: tuple[str, str] | None
 
 
-def _reference_id(reference: Any, resource_type: str) -> uuid.UUID | None:
+def _reference_id(reference: object, resource_type: str) -> uuid.UUID | None:
     """The id of ``{"reference": "[base/]Type/{uuid}"}``, or None if it is not such a one."""
     if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
         return None
@@ -324,7 +323,7 @@ def _reference_id(reference: Any, resource_type: str) -> uuid.UUID | None:
         return None
 
 
-def parse_questionnaire_ref(value: Any) -> tuple[str, str | None] | None:
+def parse_questionnaire_ref(value: object) -> tuple[str, str | None] | None:
     """(code, version or None) of ``…/Questionnaire/{code}[|version]``."""
     if not isinstance(value, str):
         return None
@@ -335,7 +334,7 @@ def parse_questionnaire_ref(value: Any) -> tuple[str, str | None] | None:
     return code, version or None
 
 
-def _respondent(source: Any) -> tuple[str, str | None]:
+def _respondent(source: object) -> tuple[str, str | None]:
     if source is None:
         return "client", None
     reference = source.get("reference") if isinstance(source, dict) else None
@@ -347,7 +346,7 @@ def _respondent(source: Any) -> tuple[str, str | None]:
     if kind in ("Practitioner", "PractitionerRole"):
         return "clinician", None
     if kind == "RelatedPerson":
-        display = source.get("display")
+        display = source.get("display") if isinstance(source, dict) else None
         return "collateral", display if isinstance(display, str) and display.strip() else None
     raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
 
@@ -464,11 +463,11 @@ _CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _PRINTABLE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 
-def _identifier_text(value: Any) -> bool:
+def _identifier_text(value: object) -> bool:
     return isinstance(value, str) and _PRINTABLE.fullmatch(value) is not None
 
 
-def _datetime(value: Any) -> datetime | None:
+def _datetime(value: object) -> datetime | None:
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else None
     if not isinstance(value, str) or "T" not in value:

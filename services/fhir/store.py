@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Select, and_, false, func, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import RowMapping, Select, and_, false, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.episodes import Episode
@@ -27,6 +26,7 @@ from services.kernel import audit, visibility
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, NotFound
+from services.kernel.store import kernel_store
 from services.submissions import service as submissions
 
 SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
@@ -134,17 +134,11 @@ def _as_fhir_fields(exc: InvalidInput) -> InvalidInput:
     return InvalidInput(exc.detail, errors=errors)
 
 
-async def _claim(conn: AsyncConnection, actor: Actor, identifier: tuple[str, str]) -> bool:
+async def _claim(uow: UnitOfWork, actor: Actor, identifier: tuple[str, str]) -> bool:
     """Claim the identifier for this request (True), or find it taken (False). A concurrent
     request with the same identifier waits here until the first commits or rolls back."""
-    is_pg = conn.dialect.name == "postgresql"
-    stmt = (
-        (postgresql.insert if is_pg else sqlite.insert)(IDENTIFIERS)
-        .values(org_id=actor.org_id, system=identifier[0], value=identifier[1])
-        .on_conflict_do_nothing()
-        .returning(IDENTIFIERS.c.value)
-    )
-    return (await conn.execute(stmt)).scalar_one_or_none() is not None
+    values = {"org_id": actor.org_id, "system": identifier[0], "value": identifier[1]}
+    return await kernel_store(uow).insert_if_absent(IDENTIFIERS, values)
 
 
 async def _claimed_submission(
@@ -205,7 +199,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     # (on PostgreSQL its driver statements go to the connection under it), so the identifier
     # claim, the submission, its alerts and audit commit or roll back together.
     conn = await uow.connection()
-    if parsed.identifier is not None and not await _claim(conn, actor, parsed.identifier):
+    if parsed.identifier is not None and not await _claim(uow, actor, parsed.identifier):
         existing = await _claimed_submission(conn, actor, parsed.identifier)
         row = await _readable_submission(conn, actor, existing)
         audit.record(
@@ -263,7 +257,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
             )
         ) from None
     try:
-        values = await submissions.create_submission(uow, actor=actor, data=data)
+        created = await submissions.create_submission(uow, actor=actor, data=data)
     except InvalidInput as exc:
         raise _as_fhir_fields(exc) from None
     if parsed.identifier is not None:
@@ -274,24 +268,24 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
                 IDENTIFIERS.c.system == parsed.identifier[0],
                 IDENTIFIERS.c.value == parsed.identifier[1],
             )
-            .values(submission_id=values["id"])
+            .values(submission_id=created.id)
         )
     assert episode is not None  # create_submission found the episode
     row = SubmissionRow(
-        id=values["id"],
-        episode_id=values["episode_id"],
+        id=created.id,
+        episode_id=created.episode_id,
         client_id=episode[0],
         clinician_id=episode[1],
-        instrument=values["instrument"],
-        instrument_version=values["instrument_version"],
-        session_number=values["session_number"],
-        respondent=values["respondent"],
-        rater=values["rater"],
-        status=values["status"],
-        answers=values["answers"],
-        scores=values["scores"],
-        occurred_at=values["occurred_at"],
-        created_at=values["created_at"],
+        instrument=created.instrument,
+        instrument_version=created.instrument_version,
+        session_number=created.session_number,
+        respondent=created.respondent,
+        rater=created.rater or "",
+        status=created.status,
+        answers=created.answers,
+        scores=created.scores.model_dump(),
+        occurred_at=created.occurred_at,
+        created_at=created.created_at,
         identifier=parsed.identifier,
     )
     return Posted(row, True, definition)
@@ -447,16 +441,19 @@ async def search_observations(
 # DetectedIssue.
 
 
-async def _issue(session: AsyncSession, actor: Actor, alert: Mapping[str, Any]) -> dict[str, Any]:
+async def _issue(session: AsyncSession, actor: Actor, alert: RowMapping) -> dict[str, Any]:
     return issue_resource(await definitions(session, actor), alert)
 
 
-def issue_resource(defs: Definitions, alert: Mapping[str, Any]) -> dict[str, Any]:
+def issue_resource(defs: Definitions, row: RowMapping) -> dict[str, Any]:
     """An alert row (with its episode's client and clinician) as a DetectedIssue."""
+    alert = alert_lifecycle.with_people(row)
     public = alert_lifecycle.public(alert, alert)
     suffix = resources.evidence_suffix(public, defs.get(alert["instrument"]))
     evidence = (
-        resources.observation_id(public["submission_id"], suffix) if suffix is not None else None
+        resources.observation_id(public.submission_id, suffix)
+        if suffix is not None and public.submission_id is not None
+        else None
     )
     return resources.detected_issue(public, evidence_observation=evidence)
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +25,7 @@ from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork, insert_unique
 from services.kernel.errors import Conflict, ContentTooLarge, InvalidInput, NotFound
+from services.kernel.store import session_store
 
 # Parsed definitions by stored row id; bounded, least recently used out first.
 _CACHE_ENTRIES = 512
@@ -199,11 +200,9 @@ async def create_instrument(
     if actor.org_id is not None:
         # Serialise publishers of this code (PostgreSQL; SQLite has one writer at a time), so
         # two replicas cannot both add the last allowed version.
-        if session.get_bind().dialect.name == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
-                {"name": f"attune.instrument:{actor.org_id}:{definition.code}"},
-            )
+        await session_store(session).serialise(
+            f"attune.instrument:{actor.org_id}:{definition.code}"
+        )
         versions = await session.scalar(
             select(func.count())
             .select_from(StoredInstrument)

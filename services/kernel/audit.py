@@ -9,9 +9,11 @@ whose data was read (issue 14 finding 10). The request boundary hands them over 
 import uuid
 from collections.abc import Sequence
 from contextvars import ContextVar
-from typing import Any
+from datetime import datetime
+from typing import TypedDict
 from urllib.parse import parse_qsl
 
+from pydantic import JsonValue
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -33,9 +35,9 @@ def reading_with(query_string: bytes) -> None:
     _QUERY.set(query_string)
 
 
-def filters_of(query_string: bytes) -> dict[str, Any]:
+def filters_of(query_string: bytes) -> dict[str, JsonValue]:
     """Query parameters as filters: a repeated parameter becomes a list."""
-    found: dict[str, Any] = {}
+    found: dict[str, JsonValue] = {}
     pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
     for name, value in pairs[:_MAX_FILTERS]:
         value = value[:_MAX_VALUE]
@@ -48,6 +50,20 @@ def filters_of(query_string: bytes) -> dict[str, Any]:
     return found
 
 
+class AuditValues(TypedDict):
+    """An ``audit_events`` row without its details."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    action: str
+    resource_type: str
+    resource_id: uuid.UUID | None
+    outcome: str
+    client_address: str | None
+    occurred_at: datetime
+
+
 def event_values(
     actor: Actor,
     *,
@@ -55,7 +71,7 @@ def event_values(
     resource_type: str,
     resource_id: uuid.UUID | None = None,
     outcome: str = "success",
-) -> dict[str, Any]:
+) -> AuditValues:
     """An audit event's column values; the submission hot path inserts them with its own SQL."""
     return {
         "id": new_id(),
@@ -78,7 +94,7 @@ def record(
     resource_type: str,
     resource_id: uuid.UUID | None = None,
     outcome: str = "success",
-    details: dict[str, Any] | None = None,
+    details: dict[str, JsonValue] | None = None,
 ) -> None:
     """``details``: what the event needs beyond the object it names (an export's dataset,
     filters and row count), never contents."""

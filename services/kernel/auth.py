@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -22,15 +22,7 @@ from models.tenancy import ORG_SCOPES, ApiKey
 from services.kernel.config import KEY_PREFIX
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Forbidden, Unauthorized
-from services.submissions import store_pg as pg_hot_path
-
-_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
-# Every request runs this; prebuilt with a bound parameter so it is compiled once.
-_KEY_BY_HASH = (
-    select(_KEYS.c.id, _KEYS.c.org_id, _KEYS.c.scopes, _KEYS.c.clinician_id, _KEYS.c.key_hash)
-    .where(_KEYS.c.key_hash == bindparam("key_hash"))
-    .where(_KEYS.c.revoked_at.is_(None))
-)
+from services.kernel.store import kernel_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +136,13 @@ async def authenticate(
 
 
 async def _look_up(uow: UnitOfWork, digest: str) -> Principal:
-    driver = await uow.driver()
-    if driver is not None:
-        row = await pg_hot_path.key_by_hash(driver, digest)
-    else:
-        conn = await uow.connection()
-        row = (await conn.execute(_KEY_BY_HASH, {"key_hash": digest})).one_or_none()
+    row = await kernel_store(uow).key_by_hash(digest)
     # The lookup is by hash, so timing reveals nothing about the key; compare_digest guards the
     # final equality anyway, in case a collation or index ever matched loosely.
-    if row is None or not hmac.compare_digest(row[4], digest):
+    if row is None or not hmac.compare_digest(row.key_hash, digest):
         raise Unauthorized("invalid or revoked API key")
-    key_id, org_id, scopes, clinician_id, _ = row
     return Principal(
-        key_id=key_id, org_id=org_id, scopes=frozenset(scopes), clinician_id=clinician_id
+        key_id=row.id, org_id=row.org_id, scopes=row.scopes, clinician_id=row.clinician_id
     )
 
 

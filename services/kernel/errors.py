@@ -7,6 +7,9 @@ class DomainError(Exception):
     status: int = 400
     title: str = "Bad request"
     type_slug: str = "bad-request"
+    # The request's writes are committed before the error goes out (api/routing.py): for the
+    # audit event of a refusal, which must not be rolled back with the rest.
+    keep_writes: bool = False
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
@@ -42,6 +45,12 @@ class NotFound(DomainError):
     status = 404
     title = "Not found"
     type_slug = "not-found"
+
+
+class NotFoundAudited(NotFound):
+    """A 404 whose audit event (a refused read) is committed with the request."""
+
+    keep_writes = True
 
 
 class Conflict(DomainError):

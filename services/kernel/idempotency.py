@@ -25,10 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
-from sqlmodel import col
+from sqlalchemy import delete, exists, or_, select, update
 
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -40,6 +37,7 @@ from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Conflict, InvalidInput, Unauthorized
+from services.kernel.store import LockTimeout, kernel_store
 from services.kernel.visibility import visible_clients, visible_episodes, visible_submissions
 
 # DESIGN.md §4: keys are kept at least 24 h; records past it are purged (`purge_expired`), so
@@ -53,7 +51,6 @@ _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 _CLIENTS = Client.__table__  # type: ignore[attr-defined]
 # How long a request waits for a concurrent twin before answering 409 (PostgreSQL).
 IN_FLIGHT_WAIT_MS = 200
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock timeout
 
 
 @dataclass(frozen=True)
@@ -91,25 +88,14 @@ async def claim(
         "created_at": now,
         "expires_at": now + RETENTION,
     }
-    conn = await uow.connection()
-    is_pg = uow.dialect == "postgresql"
-    stmt = (
-        (postgresql.insert if is_pg else sqlite.insert)(_RECORDS)
-        .values(**values)
-        .on_conflict_do_nothing()
-        .returning(col(IdempotencyRecord.key))
-    )
-    if is_pg:
-        await conn.execute(text(f"SET LOCAL lock_timeout = '{IN_FLIGHT_WAIT_MS}ms'"))
     try:
-        claimed = (await conn.execute(stmt)).scalar_one_or_none()
-    except DBAPIError as exc:
-        if is_pg and getattr(exc.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE:
-            raise _in_flight() from exc
-        raise
-    if is_pg:
-        await conn.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
-    if claimed is not None:
+        claimed = await kernel_store(uow).insert_if_absent(
+            _RECORDS, values, wait_ms=IN_FLIGHT_WAIT_MS
+        )
+    except LockTimeout as exc:
+        raise _in_flight() from exc
+    conn = await uow.connection()
+    if claimed:
         return None
     record = (await conn.execute(select(_RECORDS).where(_mine(owner, key)))).one_or_none()
     if record is None or record.response_status is None:

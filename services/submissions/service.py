@@ -8,15 +8,16 @@ of `services/submissions/store.py`, chosen once per unit of work: asyncpg on Pos
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from models.alerts import AlertInSubmission
 from models.base import new_id, utcnow
-from models.submissions import Submission, SubmissionCreate
+from models.submissions import ScoresPublic, Submission, SubmissionCreate, SubmissionPublic
 from services.alerts import engine as alert_engine
 from services.alerts import lifecycle as alert_lifecycle
 from services.alerts import store as alert_store
@@ -32,6 +33,7 @@ from services.kernel.errors import Conflict, InvalidInput, NotFound
 from services.kernel.pagination import fetch_page
 from services.kernel.visibility import visible_submissions
 from services.scoring import InvalidAnswers, Scores, score
+from services.submissions.rows import SubmissionValues
 from services.submissions.store import (
     NewSubmission,
     SubmissionContext,
@@ -90,8 +92,9 @@ def _score(definition: InstrumentDefinition, answers: dict[str, Any], population
 
 async def create_submission(
     uow: UnitOfWork, *, actor: Actor, data: SubmissionCreate
-) -> dict[str, Any]:
-    """Score and store a submission; returns the row's values (as the API shows them)."""
+) -> SubmissionPublic:
+    """Score and store a submission; returns it as the API shows it, with the alerts it
+    changed."""
     # The definition first: an organisation's own instrument is read through SQLAlchemy, which
     # must come before the hot path's driver transaction opens (see UnitOfWork).
     definition = await resolve_named(
@@ -100,7 +103,7 @@ async def create_submission(
     key = SeriesKey(
         actor.org_id, data.episode_id, definition.code, data.respondent, data.rater or ""
     )
-    values: dict[str, Any] = {
+    values: SubmissionValues = {
         "id": new_id(),
         "org_id": actor.org_id,
         "episode_id": data.episode_id,
@@ -139,7 +142,9 @@ async def create_submission(
         rated = definition.for_respondent(data.respondent)  # norms per respondent, §10.3.5
         scores = _score(rated, data.answers, facts.population)
         now = utcnow()
-        values.update(scores=scores.model_dump(mode="json"), total=scores.total, created_at=now)
+        values["scores"] = scores.model_dump(mode="json")
+        values["total"] = scores.total
+        values["created_at"] = now
         ctx = alert_engine.SeriesContext(
             key, rated, facts.population, alert_engine.settings_for(context.overrides)
         )
@@ -179,30 +184,34 @@ async def create_submission(
     alerts = [*alerts, *await store.clear_overdue(key, (facts.client_id, facts.clinician_id), now)]
     metrics.SUBMISSIONS.inc()
     metrics.count_alerts(alerts)
-    values["alerts"] = alert_lifecycle.public_many(alerts, facts)
-    return values
+    return to_public(values, alerts=alert_lifecycle.public_many(alerts, facts))
 
 
-def to_public(values: dict[str, Any] | Submission) -> dict[str, Any]:
-    row = values if isinstance(values, dict) else values.model_dump()
+def to_public(
+    values: SubmissionValues | Submission, *, alerts: Sequence[AlertInSubmission] = ()
+) -> SubmissionPublic:
+    """A submission as the API shows it; ``alerts``: those the request changed. Built without
+    validating again what was validated on the way in and scored here (on the busiest route,
+    validation cost several times the rendering); the route's response_model renders it."""
+    row: Mapping[str, Any] = values.model_dump() if isinstance(values, Submission) else values
     scores = row["scores"]
-    return {
-        "id": row["id"],
-        "episode_id": row["episode_id"],
-        "instrument": row["instrument"],
-        "instrument_version": row["instrument_version"],
-        "session_number": row["session_number"],
-        "occurred_at": row["occurred_at"],
-        "respondent": row["respondent"],
-        "rater": row["rater"] or None,
-        "status": row["status"],
-        "answers": row["answers"],
-        "scores": {k: scores.get(k) for k in PUBLIC_SCORE_FIELDS},
-        "alerts": row.get("alerts", []),
-        "created_at": row["created_at"],
-        "voided_at": row.get("voided_at"),
-        "void_reason": row.get("void_reason"),
-    }
+    return SubmissionPublic.model_construct(
+        id=row["id"],
+        episode_id=row["episode_id"],
+        instrument=row["instrument"],
+        instrument_version=row["instrument_version"],
+        session_number=row["session_number"],
+        occurred_at=row["occurred_at"],
+        respondent=row["respondent"],
+        rater=row["rater"] or None,
+        status=row["status"],
+        answers=row["answers"],
+        scores=ScoresPublic.model_construct(**{k: scores.get(k) for k in PUBLIC_SCORE_FIELDS}),
+        alerts=list(alerts),
+        created_at=row["created_at"],
+        voided_at=row.get("voided_at"),
+        void_reason=row.get("void_reason"),
+    )
 
 
 def _visible_submissions(actor: Actor) -> Select[Any]:
@@ -253,7 +262,7 @@ async def list_for_episode(
 
 async def void_submission(
     session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID, reason: str
-) -> dict[str, Any]:
+) -> SubmissionPublic:
     """Void a submission (kept, never deleted) and recompute its series' alerts; the result lists
     the alerts that changed. Voiding twice keeps the first reason."""
     row = await get_submission(session, actor=actor, submission_id=submission_id, audit_action="")
@@ -275,7 +284,6 @@ async def void_submission(
         settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
         key = SeriesKey(actor.org_id, row.episode_id, row.instrument, row.respondent, row.rater)
         alerts = await alert_engine.recompute_series(conn, key, facts=facts, settings=settings)
-    out = to_public(row)
-    if facts is not None:
-        out["alerts"] = alert_lifecycle.public_many(alerts, facts)
-    return out
+    return to_public(
+        row, alerts=alert_lifecycle.public_many(alerts, facts) if facts is not None else ()
+    )

@@ -8,15 +8,21 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Protocol
 
 from services.alerts.engine import Writes
-from services.alerts.model import SeriesPoint
+from services.alerts.model import AlertRow, SeriesPoint
 from services.alerts.store import EpisodeFacts, SeriesKey
+from services.kernel.audit import AuditValues
 from services.kernel.database import UnitOfWork
+from services.submissions.rows import SubmissionValues
+from services.webhooks.events import EventRow
 
 # One valid submission per (session, instrument, respondent, rater) of an episode.
 SERIES_KEY = ("org_id", "episode_id", "session_number", "instrument", "respondent", "rater")
+# The values of SERIES_KEY, in its order.
+series_key_of = itemgetter(*SERIES_KEY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +32,8 @@ class SubmissionContext:
 
     facts: EpisodeFacts
     history: list[SeriesPoint]
-    open_alerts: list[dict[str, Any]]
-    overrides: dict[str, Any]
+    open_alerts: list[AlertRow]
+    overrides: dict[str, dict[str, object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +41,10 @@ class NewSubmission:
     """Everything one submission writes, together: its row's values, its audit event, the alert
     changes it caused, and the outbox events of both (submission.created first)."""
 
-    values: dict[str, Any]
-    audit: dict[str, Any]
+    values: SubmissionValues
+    audit: AuditValues
     alerts: Writes
-    events: list[dict[str, Any]]
+    events: list[EventRow]
     alert_seq: int
 
 
@@ -62,15 +68,15 @@ class SubmissionStore(Protocol):
         submission's id, or None when a valid one for the same series and session exists)."""
         ...
 
-    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
         """Every valid submission of the series, and every alert of it (no concerns)."""
         ...
 
-    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+    async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         """Alert changes and their outbox events, in the unit of work's transaction."""
         ...
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
         """The valid submission holding this one's place (session, instrument, respondent,
         rater)."""
         ...

@@ -4,12 +4,13 @@ Measured on the 2-core reference box, SQLAlchemy's layers were the largest singl
 `POST /v1/submissions`, where the floor it is benchmarked against pays nothing of the kind. These
 statements are the ones every submission runs; they go to an asyncpg connection inside the
 request's transaction (`UnitOfWork.driver_transaction()`), so the request still commits or rolls
-back as one unit. On SQLite the equivalent Core statements in `services/submissions/service.py` and
-`services/kernel/auth.py` run instead; the test suite runs on both databases.
+back as one unit. Elsewhere the equivalent Core statements of `services/submissions/store_sql.py`
+run instead (the key lookup: `services/kernel/store.py`); the test suite runs on both databases.
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,41 +18,28 @@ import orjson
 
 from models.base import new_id
 from services.alerts import SeriesPoint
+from services.alerts import engine as alert_engine
 from services.alerts.engine import Writes
+from services.alerts.model import AlertRow
 from services.alerts.replay import EVENT_RULES, history_needed
-from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
+from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, as_alert_row, point
+from services.kernel.audit import AuditValues
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
-from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import NewSubmission, SubmissionContext, series_key_of
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 from services.webhooks import outbox
+from services.webhooks.events import EventRow
 
 # history_needed() = repair window + this; the context statement reads the window from settings.
 _HISTORY_BEYOND_WINDOW = history_needed() - DEFAULT_REPAIR_WINDOW
-
-KEY_BY_HASH = """
-    SELECT id, org_id, scopes, clinician_id, key_hash FROM api_keys
-    WHERE key_hash = $1 AND revoked_at IS NULL
-"""
 
 
 def json_value(value: Any) -> Any:
     """json/jsonb as Python: a pooled asyncpg connection hands back text, the one under a
     SQLAlchemy connection (whose dialect registers JSON codecs) already decoded values."""
     return orjson.loads(value) if isinstance(value, str) else value
-
-
-async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
-    row = await driver.fetchrow(KEY_BY_HASH, digest)
-    if row is None:
-        return None
-    return (
-        row["id"],
-        row["org_id"],
-        json_value(row["scopes"]),
-        row["clinician_id"],
-        row["key_hash"],
-    )
 
 
 # What a new submission needs, in one statement (one snapshot): whether the key is still valid
@@ -126,7 +114,7 @@ _ALERT_UUIDS = ("id", "org_id", "episode_id", "submission_id", "acknowledged_by_
 _ALERT_TIMES = ("created_at", "updated_at", "acknowledged_at", "resolved_at", "escalated_at")
 
 
-def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
+def alert_row(raw: dict[str, Any]) -> AlertRow:
     """An ``alerts`` row as PostgreSQL's JSON renders it, with the types SQLAlchemy would give."""
     row = dict(raw)
     for name in _ALERT_UUIDS:
@@ -135,13 +123,26 @@ def alert_row(raw: dict[str, Any]) -> dict[str, Any]:
     for name in _ALERT_TIMES:
         if row[name] is not None:
             row[name] = datetime.fromisoformat(row[name])
-    return row
+    return as_alert_row(row)
 
 
 KEY_VALID = """
     SELECT $1::uuid IS NULL
         OR EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)
 """
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRow:
+    """What `SUBMISSION_CONTEXT` read: the episode, the series' first score and latest sessions
+    (as many as the stored settings ask; the store trims them to the settings in force), its
+    unresolved alerts and the organisation's stored settings."""
+
+    facts: EpisodeFacts
+    first: SeriesPoint | None
+    latest: list[SeriesPoint]
+    alerts: list[AlertRow]
+    overrides: dict[str, dict[str, object]]
 
 
 async def submission_context(
@@ -152,10 +153,9 @@ async def submission_context(
     *,
     default_window: int,
     extra: int,
-) -> tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]] | None:
-    """(episode, first score and latest sessions in session order, unresolved alerts, settings),
-    or None when there is no such episode for the actor. Raises :class:`Unauthorized` when the
-    API key was revoked."""
+) -> ContextRow | None:
+    """The context of a new submission, or None when there is no such episode for the actor.
+    Raises :class:`Unauthorized` when the API key was revoked."""
     row = await driver.fetchrow(
         SUBMISSION_CONTEXT, key.org_id, key.episode_id, clinician_id, key.instrument,
         key.respondent, key.rater, default_window, extra, api_key_id,
@@ -169,8 +169,6 @@ async def submission_context(
     tail, first, alerts, overrides = (json_value(v) for v in series)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
-    by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
-    history = [by_session[n] for n in sorted(by_session)]
     # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
     facts = EpisodeFacts(
         status,
@@ -179,7 +177,37 @@ async def submission_context(
         uuid.UUID(bytes=clinician.bytes),
         alert_seq,
     )
-    return facts, history, [alert_row(a) for a in alerts], overrides or {}
+    return ContextRow(
+        facts,
+        _point(first) if first else None,
+        [_point(raw) for raw in tail],
+        [alert_row(a) for a in alerts],
+        overrides or {},
+    )
+
+
+LATEST_POINTS = """
+    SELECT session_number, id::text, total, scores -> 'subscales' FROM submissions
+    WHERE org_id = $1 AND episode_id = $2 AND instrument = $3 AND respondent = $4 AND rater = $5
+        AND status = 'valid'
+    ORDER BY session_number DESC LIMIT $6
+"""
+
+
+async def latest_points(driver: Driver, key: SeriesKey, count: int) -> list[SeriesPoint]:
+    """The series' latest ``count`` sessions in session order, as `SUBMISSION_CONTEXT` reads
+    them."""
+    args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater, count)
+    rows = await driver.fetch(LATEST_POINTS, *args)
+    return [_point([n, i, t, json_value(sc)]) for n, i, t, sc in reversed(rows)]
+
+
+def judged_history(
+    first: SeriesPoint | None, latest: Sequence[SeriesPoint], window: int
+) -> list[SeriesPoint]:
+    """The series' first score and its latest ``window`` sessions, in session order."""
+    by_session = {p.session_number: p for p in [*([first] if first else []), *latest[-window:]]}
+    return [by_session[n] for n in sorted(by_session)]
 
 
 FULL_SERIES = f"""
@@ -192,9 +220,7 @@ ALL_ALERTS = f"""
 """
 
 
-async def full_series(
-    driver: Driver, key: SeriesKey
-) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+async def full_series(driver: Driver, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
     """Every valid submission of the series and every alert of it: for a late entry, which the
     series is recomputed for."""
     args = (key.org_id, key.episode_id, key.instrument, key.respondent, key.rater)
@@ -245,17 +271,17 @@ WRITE_ALERTS = (
 )
 
 
-def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+def rows_json(rows: Sequence[Mapping[str, object]]) -> str:
     # asyncpg hands back its own UUID subclass, which orjson leaves to `default`.
     return orjson.dumps(rows, default=str).decode()
 
 
-def alert_rows_json(writes: Sequence[tuple[str, dict[str, Any]]]) -> str:
+def alert_rows_json(writes: Sequence[tuple[str, AlertRow]]) -> str:
     return rows_json([row for _, row in writes])
 
 
 async def write_alerts(
-    driver: Driver, writes: Sequence[tuple[str, dict[str, Any]]], events: Sequence[dict[str, Any]]
+    driver: Driver, writes: Sequence[tuple[str, AlertRow]], events: Sequence[EventRow]
 ) -> None:
     """Alert changes and their outbox events, in the caller's transaction."""
     if writes:
@@ -314,10 +340,10 @@ async def store_submission(
     driver: Driver,
     *,
     session_id: uuid.UUID,
-    values: dict[str, Any],
-    audit: dict[str, Any],
-    alerts: Sequence[tuple[str, dict[str, Any]]],
-    events: Sequence[dict[str, Any]],
+    values: SubmissionValues,
+    audit: AuditValues,
+    alerts: Sequence[tuple[str, AlertRow]],
+    events: Sequence[EventRow],
     alert_seq: int,
 ) -> tuple[bool, uuid.UUID | None]:
     """(alert_seq was still current, the inserted submission's id or None for a duplicate)."""
@@ -355,7 +381,7 @@ EXISTING_VALID = """
 """
 
 
-async def existing_valid(driver: Driver, *series_key: Any) -> uuid.UUID | None:
+async def existing_valid(driver: Driver, *series_key: object) -> uuid.UUID | None:
     found: uuid.UUID | None = await driver.fetchval(EXISTING_VALID, *series_key)
     return found
 
@@ -395,15 +421,25 @@ class PgSubmissionStore:
     async def context(
         self, key: SeriesKey, clinician_id: uuid.UUID | None, api_key_id: uuid.UUID | None
     ) -> SubmissionContext | None:
+        driver = await self._driver()
         found = await submission_context(
-            await self._driver(),
+            driver,
             key,
             clinician_id,
             api_key_id,
             default_window=DEFAULT_REPAIR_WINDOW,
             extra=_HISTORY_BEYOND_WINDOW,
         )
-        return None if found is None else SubmissionContext(*found)
+        if found is None:
+            return None
+        # The window of the settings in force, as the Core store reads it: the statement read
+        # the stored body's, which differs only when a stored override no longer validates.
+        window, stored_may_differ = alert_engine.history_window(found.overrides)
+        latest = found.latest
+        if stored_may_differ and len(latest) < window:
+            latest = await latest_points(driver, key, window)  # one statement more, then only
+        history = judged_history(found.first, latest, window)
+        return SubmissionContext(found.facts, history, found.alerts, found.overrides)
 
     async def lock_episode(self, key: SeriesKey) -> None:
         await lock_alert_seq(await self._in_transaction(), key.org_id, key.episode_id)
@@ -422,14 +458,14 @@ class PgSubmissionStore:
             alert_seq=new.alert_seq,
         )
 
-    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
         return await full_series(await self._in_transaction(), key)
 
-    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+    async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         await write_alerts(await self._in_transaction(), writes, events)
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
-        return await existing_valid(await self._driver(), *(values[n] for n in SERIES_KEY))
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
+        return await existing_valid(await self._driver(), *series_key_of(values))
 
     async def clear_overdue(
         self, key: SeriesKey, people: tuple[uuid.UUID, uuid.UUID], now: datetime

@@ -20,13 +20,15 @@ from services.alerts import engine as alert_engine
 from services.alerts import store as alert_store
 from services.alerts import sweep as alert_sweep
 from services.alerts.engine import Writes
-from services.alerts.model import SeriesPoint
+from services.alerts.model import AlertRow, SeriesPoint
 from services.alerts.replay import history_needed
 from services.alerts.store import SeriesKey
 from services.kernel.database import UnitOfWork
 from services.kernel.visibility import Reader, visible_episodes
-from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext, series_key_of
 from services.webhooks import outbox
+from services.webhooks.events import EventRow
 
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 _SESSIONS = CareSession.__table__  # type: ignore[attr-defined]
@@ -114,22 +116,22 @@ class SqlSubmissionStore:
             await outbox.write(conn, new.events)
         return True, inserted
 
-    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[dict[str, Any]]]:
+    async def full_series(self, key: SeriesKey) -> tuple[list[SeriesPoint], list[AlertRow]]:
         conn = await self.uow.connection()
         points = await alert_store.load_points(conn, key)
         rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
         return points, rows
 
-    async def write_alerts(self, writes: Writes, events: Sequence[dict[str, Any]]) -> None:
+    async def write_alerts(self, writes: Writes, events: Sequence[EventRow]) -> None:
         conn = await self.uow.connection()
         await alert_store.write_alert_changes(conn, writes)
         await outbox.write(conn, events)
 
-    async def existing_valid(self, values: dict[str, Any]) -> uuid.UUID | None:
+    async def existing_valid(self, values: SubmissionValues) -> uuid.UUID | None:
         conn = await self.uow.connection()
         stmt = select(_SUBMISSIONS.c.id).where(_SUBMISSIONS.c.status == "valid")
-        for name in SERIES_KEY:
-            stmt = stmt.where(_SUBMISSIONS.c[name] == values[name])
+        for name, value in zip(SERIES_KEY, series_key_of(values), strict=True):
+            stmt = stmt.where(_SUBMISSIONS.c[name] == value)
         existing: uuid.UUID | None = await conn.scalar(stmt)
         return existing
 

@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -26,7 +26,7 @@ from typing import Any, Literal
 import httpcore
 import httpx
 import orjson
-from sqlalchemy import exists, insert, select, true, update
+from sqlalchemy import Row, Select, exists, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
@@ -36,6 +36,7 @@ from services.kernel import metrics
 from services.kernel.config import Settings
 from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.webhooks import targets as webhook_targets
+from services.webhooks.delivery_store import delivery_store
 from services.webhooks.outbox import (
     DELIVERIES,
     ENDPOINTS,
@@ -125,7 +126,9 @@ class Result:
     withheld: bool = False
 
 
-def _claim_statement(now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None) -> Any:
+def _claim_statement(
+    now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None
+) -> Select[Any]:
     earlier = DELIVERIES.alias("earlier")
     blocked = exists().where(
         earlier.c.endpoint_id == DELIVERIES.c.endpoint_id,
@@ -287,7 +290,7 @@ def _outcome(result: Result) -> str:
     return "withheld" if result.withheld else verdict(result.status_code)
 
 
-def _claimed(rows: Any) -> list[Claimed]:
+def _claimed(rows: Sequence[Row[Any]]) -> list[Claimed]:
     return [
         Claimed(
             r.id,
@@ -322,27 +325,17 @@ async def deliver_due(
     """One round: claim due deliveries, send them concurrently, record the outcomes; the number
     attempted. ``org_ids`` limits the worker to some organisations."""
     claim = _claim_statement(now(), batch, org_ids)
-    if engine.dialect.name == "sqlite":
-        # SQLite's write transaction locks the whole database: claim in a read transaction,
-        # send with none open, record in a short write transaction. One worker runs on SQLite,
-        # so no other takes these rows meanwhile.
-        async with engine.connect() as reader:
-            reader = await reader.execution_options(attune_read_only=True)
-            async with reader.begin():
-                claimed = _claimed(await reader.execute(claim))
-        if not claimed:
-            return 0
-        results = await _send_all(client, claimed, policy)
-        async with engine.begin() as conn:
-            await _record(conn, results, policy)
-    else:
-        # PostgreSQL: the claimed rows stay locked until the outcome is committed.
-        async with engine.begin() as conn:
-            claimed = _claimed(await conn.execute(claim))
-            if not claimed:
-                return 0
-            results = await _send_all(client, claimed, policy)
-            await _record(conn, results, policy)
+
+    async def send_claimed(rows: Sequence[Row[Any]]) -> list[Result] | None:
+        claimed = _claimed(rows)
+        return await _send_all(client, claimed, policy) if claimed else None
+
+    async def record(conn: AsyncConnection, results: list[Result]) -> None:
+        await _record(conn, results, policy)
+
+    results = await delivery_store(engine).claim_send_record(claim, send_claimed, record)
+    if results is None:
+        return 0
     for result in results:
         metrics.WEBHOOK_ATTEMPTS.labels(_outcome(result)).inc()
         log.info(

@@ -7,11 +7,13 @@ audited. Pure: no database, no I/O.
 """
 
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from operator import itemgetter
+from typing import TypedDict
 
 from models.base import new_id
+from services.alerts.model import AlertRow
+from services.submissions.rows import SubmissionValues
 
 _ALERT_SUMMARY = (
     "type",
@@ -23,6 +25,27 @@ _ALERT_SUMMARY = (
     "session_number",
     "submission_id",
 )
+_summary = itemgetter(*_ALERT_SUMMARY)
+
+
+class EventPayload(TypedDict):
+    """What a webhook receives: the event's type, time and thin data."""
+
+    type: str
+    timestamp: str
+    data: dict[str, object]
+
+
+class EventRow(TypedDict):
+    """A row of ``outbox_events`` before it is numbered (``seq``)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    episode_id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID
+    payload: EventPayload
+    created_at: datetime
 
 
 def _rfc3339(at: datetime) -> str:
@@ -34,9 +57,9 @@ def _event(
     episode_id: uuid.UUID,
     event_type: str,
     subject_id: uuid.UUID,
-    data: dict[str, Any],
+    data: dict[str, object],
     at: datetime,
-) -> dict[str, Any]:
+) -> EventRow:
     return {
         "id": new_id(),
         "org_id": org_id,
@@ -48,7 +71,7 @@ def _event(
     }
 
 
-def _people(episode_id: uuid.UUID, client_id: uuid.UUID, clinician_id: uuid.UUID) -> dict[str, Any]:
+def _people(episode_id: uuid.UUID, client_id: uuid.UUID, clinician_id: uuid.UUID) -> dict[str, str]:
     return {
         "episode_id": str(episode_id),
         "client_id": str(client_id),
@@ -57,9 +80,9 @@ def _people(episode_id: uuid.UUID, client_id: uuid.UUID, clinician_id: uuid.UUID
 
 
 def submission_created(
-    values: Mapping[str, Any], client_id: uuid.UUID, clinician_id: uuid.UUID
-) -> dict[str, Any]:
-    data = {
+    values: SubmissionValues, client_id: uuid.UUID, clinician_id: uuid.UUID
+) -> EventRow:
+    data: dict[str, object] = {
         "id": str(values["id"]),
         **_people(values["episode_id"], client_id, clinician_id),
         "instrument": values["instrument"],
@@ -87,11 +110,11 @@ def alert_type_for(change: str, status: str) -> str:
 
 def alert_changed(
     change: str,
-    row: Mapping[str, Any],
+    row: AlertRow,
     client_id: uuid.UUID,
     clinician_id: uuid.UUID,
-) -> dict[str, Any]:
-    summary = {name: row[name] for name in _ALERT_SUMMARY}
+) -> EventRow:
+    summary: dict[str, object] = dict(zip(_ALERT_SUMMARY, _summary(row), strict=True))
     for name in ("instrument", "subscale"):
         summary[name] = summary[name] or None  # stored as '' when absent
     if summary["submission_id"] is not None:

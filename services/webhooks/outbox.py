@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from models.base import new_id
 from models.tenancy import ApiKey
 from models.webhooks import OutboxEvent, WebhookDelivery, WebhookEndpoint
+from services.alerts.model import AlertRow
 from services.webhooks import events as event_payloads
+from services.webhooks.events import EventRow
 
 OUTBOX = OutboxEvent.__table__  # type: ignore[attr-defined]
 ENDPOINTS = WebhookEndpoint.__table__  # type: ignore[attr-defined]
@@ -50,7 +52,7 @@ def reads_concerns(row: Any) -> bool:
     return row.key_clinician_id is None and bool({"concerns:read", "admin"} & scopes)
 
 
-def is_about_a_concern(payload: Mapping[str, Any]) -> bool:
+def is_about_a_concern(payload: Mapping[str, object]) -> bool:
     """An event payload of a ``concern.reported`` alert."""
     data = payload.get("data")
     return (
@@ -63,7 +65,7 @@ def is_about_a_concern(payload: Mapping[str, Any]) -> bool:
 _INSERT_EVENTS = insert(OUTBOX).returning(OUTBOX.c.seq, sort_by_parameter_order=True)
 
 
-async def write(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> None:
+async def write(conn: AsyncConnection, events: Sequence[EventRow]) -> None:
     """Store ``events`` in order, and a pending delivery of each to every live endpoint of its
     organisation that subscribed to its type."""
     if not events:
@@ -107,10 +109,10 @@ async def write(conn: AsyncConnection, events: Sequence[Mapping[str, Any]]) -> N
 
 
 def alert_events(
-    writes: Sequence[tuple[str, Mapping[str, Any]]],
+    writes: Sequence[tuple[str, AlertRow]],
     client_id: uuid.UUID,
     clinician_id: uuid.UUID,
-) -> list[dict[str, Any]]:
+) -> list[EventRow]:
     """The outbox events of alert changes, for the episode's client and clinician."""
     return [
         event_payloads.alert_changed(change, row, client_id, clinician_id) for change, row in writes

@@ -14,17 +14,16 @@ import pytest
 
 from api.cli import _recompute_alerts
 from services.kernel.config import Settings
-from tests.api.test_alerts_api import (
+from tests.support import Attune, Tenant, ors, phq9, srs, submit
+from tests.support.alerts import (
     acknowledge,
     alert_list,
     changed,
     get_alert,
-    phq9,
     put_rule,
     resolve,
     void,
 )
-from tests.support import Attune, Tenant, ors, srs, submit
 
 STRONG_UNRESOLVED = {"tension": 1, "intensity": 5, "resolution": 1}
 

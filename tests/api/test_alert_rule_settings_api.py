@@ -5,20 +5,12 @@ effective value and its source, and read by the trajectory as by the rules."""
 from typing import Any
 
 from tests.support import Attune, Tenant, expect, items, srs, submit
-
-
-async def put_rule(tenant: Tenant, rule_id: str, body: dict[str, Any], *, status: int = 200) -> Any:
-    response = await tenant.http.put(f"/v1/alert-rules/{rule_id}", json=body, headers=tenant.admin)
-    return expect(response, status)
+from tests.support.alerts import error_fields, put_rule
 
 
 async def rules(tenant: Tenant) -> dict[str, Any]:
     listed = expect(await tenant.http.get("/v1/alert-rules", headers=tenant.admin), 200)["items"]
     return {r["rule_id"]: r for r in listed}
-
-
-def error_fields(problem: dict[str, Any]) -> set[str]:
-    return {e["field"] for e in problem["errors"]}
 
 
 OWN_ALLIANCE = {

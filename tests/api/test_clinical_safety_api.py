@@ -2,14 +2,10 @@
 respondent (finding 8). Each test reproduces the finding as reported."""
 
 import copy
-from typing import Any
 
 from services.instruments import get_builtin
 from tests.support import Attune, expect, items, ors, submit
-
-
-def error_fields(problem: dict[str, Any]) -> set[str]:
-    return {e["field"] for e in problem["errors"]}
+from tests.support.alerts import error_fields
 
 
 async def test_a_phq9_clone_that_could_prorate_item_9_is_refused(attune: Attune) -> None:

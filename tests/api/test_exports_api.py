@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from services.alerts import lifecycle as alert_lifecycle
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
-from tests.support import Attune, Tenant, bearer, expect, items, ors, srs, submit
+from tests.support import Attune, Tenant, bearer, expect, ors, srs, submit, wai
 
 DATASETS = ("submissions", "scores", "alerts")
 FORMATS = ("ndjson", "csv", "parquet")
@@ -46,10 +46,6 @@ async def raw(tenant: Tenant, dataset: str, **params: Any) -> bytes:
     response = await tenant.http.get(f"/v1/exports/{dataset}", params=params, headers=tenant.admin)
     assert response.status_code == 200, response.text
     return response.content
-
-
-def wai(*values: float) -> dict[str, float]:
-    return items("q", *values)
 
 
 async def world(tenant: Tenant) -> dict[str, Any]:

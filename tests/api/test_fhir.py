@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from services.alerts import lifecycle as alert_lifecycle
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER
 from services.kernel.config import Settings
-from tests.fhir_support import FHIR_JSON, fhir, outcome, questionnaire_response
 from tests.support import Attune, bearer, expect, items, srs, submit
+from tests.support.fhir import FHIR_JSON, fhir, outcome, questionnaire_response
 
 
 async def test_capability_statement_is_public_and_lists_the_resources(attune: Attune) -> None:

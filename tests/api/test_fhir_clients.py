@@ -13,8 +13,8 @@ from fhirpy import AsyncFHIRClient
 from api.app import create_app
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER, QUESTIONNAIRE
 from services.kernel.config import Settings
-from tests.fhir_support import parses
 from tests.support import Attune, expect, items
+from tests.support.fhir import parses
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from services.fhir import export
-from tests.fhir_support import outcome, parses
 from tests.support import Attune, Tenant, bearer, expect, items, srs, submit
+from tests.support.fhir import outcome, parses
 
 
 @pytest.fixture

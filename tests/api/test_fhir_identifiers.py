@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from tests.fhir_support import FHIR_JSON, fhir, outcome, questionnaire_response
 from tests.support import Attune, Tenant, bearer, expect, srs
+from tests.support.fhir import FHIR_JSON, fhir, outcome, questionnaire_response
 
 
 async def _post(attune: Attune, headers: dict[str, str], body: dict[str, Any]) -> httpx.Response:

@@ -7,8 +7,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from tests.fhir_support import fhir, outcome
 from tests.support import Attune, Tenant, expect, srs, submit
+from tests.support.fhir import fhir, outcome
 
 LENIENT = {"Prefer": "handling=lenient"}
 

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_instruments_api import LOCAL
 from tests.support import Attune
+from tests.support.instruments import LOCAL
 
 
 async def test_a_body_that_is_not_utf8_is_a_422_naming_the_body(attune: Attune) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_instruments_api import LOCAL
 from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect, srs, submit
+from tests.support.instruments import LOCAL
 
 Case = Callable[[Tenant], Awaitable[tuple[str, dict[str, Any], dict[str, str]]]]
 

@@ -6,20 +6,7 @@ from typing import Any
 import pytest
 
 from tests.support import Attune, bearer, expect, submit
-
-LOCAL: dict[str, Any] = {
-    "code": "bdi-local", "version": "1", "name": "Local depression inventory", "kind": "symptom",
-    "respondents": ["client"],
-    "items": [{"id": "score", "label": "Total score", "min": 0, "max": 63, "step": 1}],
-    "subscales": {},
-    "direction": "lower_is_better",
-    "cutoff": 14,
-    "reliable_change": 7,
-    "bands": [{"max": 13, "label": "minimal"}, {"max": 19, "label": "mild"},
-              {"max": 63, "label": "severe"}],
-    "risk_items": [],
-    "citation": "Local adaptation.", "license": "used under the organisation's own licence",
-}  # fmt: skip
+from tests.support.instruments import LOCAL
 
 
 async def test_builtins_are_listed_for_any_key_without_licensed_wording(attune: Attune) -> None:

@@ -37,8 +37,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.fhir_support import questionnaire_response
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
+from tests.support.fhir import questionnaire_response
 
 Kind = Literal["object", "list", "fhir-search", "body", "own", "token", "export", "exempt"]
 
@@ -781,6 +781,14 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/redoc"): "public",
     ("GET", "/fhir/metadata"): "public",
     ("GET", "/fhir/$export"): "exports:identified",
+    ("GET", "/r"): "public",
+    ("GET", "/r/"): "public",
+    ("GET", "/r/rating.js"): "public",
+    ("GET", "/r/rating.css"): "public",
+    ("GET", "/r/icon.svg"): "public",
+    ("GET", "/v1/episodes/{episode_id}/trajectory/chart"): "submissions:read",
+    ("GET", "/v1/exports/runs/{export_id}"): "exports:read",
+    ("GET", "/v1/exports/{dataset}/datapackage.json"): "exports:read",
 }
 
 

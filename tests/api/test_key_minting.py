@@ -13,8 +13,7 @@ from models.base import utcnow
 from models.tenancy import ApiKey
 from services.kernel.auth import display_prefix, generate_key, hash_key
 from services.kernel.database import UnitOfWork
-from tests.conftest import TEST_SECRET
-from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect
+from tests.support import SYSTEM_KEY, TEST_SECRET, Attune, Tenant, bearer, expect
 
 
 async def _legacy_bound_key(app: FastAPI, tenant: Tenant, scopes: list[str], clinician: str) -> str:

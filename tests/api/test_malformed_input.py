@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from tests.api.test_instruments_api import LOCAL
 from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect, srs, submit
+from tests.support.instruments import LOCAL
 
 BAD_VALUES: list[Any] = [
     "bad\x00nul",

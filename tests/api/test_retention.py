@@ -22,8 +22,8 @@ from models.base import utcnow
 from models.submissions import IdempotencyRecord
 from services.retention import jobs as retention
 from services.webhooks.outbox import DELIVERIES, OUTBOX
-from tests.api.test_webhooks import drain, policy
 from tests.support import Attune, Tenant, expect, srs, submit
+from tests.support.webhooks import drain, policy
 
 ATTEMPTS = retention.ATTEMPTS
 RECORDS = IdempotencyRecord.__table__  # type: ignore[attr-defined]

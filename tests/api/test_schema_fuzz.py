@@ -6,7 +6,7 @@ keys answered 401.
 Requests carry a valid key (the `system` key on /v1/organizations, an org admin key elsewhere),
 so they reach the handlers; in about half the valid cases, path, query and body fields named like
 an object (`episode_id`, `client_id`, ...) are set to a real object's id, submissions answer a real
-instrument's items and instrument definitions are real ones (tests/api/fuzz_support.py), so that
+instrument's items and instrument definitions are real ones (tests/support/fuzz.py), so that
 handlers get past their lookups. Operations are read from the OpenAPI document: a new route is
 fuzzed without changes here.
 
@@ -33,7 +33,8 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from services.kernel.config import Settings
-from tests.api.fuzz_support import (
+from tests.support import Attune
+from tests.support.fuzz import (
     TARGET,
     BearerKeys,
     Case,
@@ -42,7 +43,6 @@ from tests.api.fuzz_support import (
     build_world,
     sometimes_aimed,
 )
-from tests.support import Attune
 
 _CONFIGURED = os.environ.get("ATTUNE_FUZZ_EXAMPLES")
 _ON_POSTGRES = os.environ.get("ATTUNE_TEST_DATABASE_URL", "").startswith("postgresql")

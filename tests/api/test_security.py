@@ -12,8 +12,7 @@ from sqlalchemy import text
 
 from api.app import create_app
 from services.kernel.config import Settings
-from tests.conftest import TEST_SECRET
-from tests.support import Attune, bearer, expect, srs, submit
+from tests.support import TEST_SECRET, Attune, bearer, expect, srs, submit
 
 API_HEADERS = {
     "x-content-type-options": "nosniff",

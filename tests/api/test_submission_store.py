@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.alerts.store import WRITTEN_ON_UPDATE, SeriesKey
+from models.base import utcnow
+from services.alerts.engine import settings_for
+from services.alerts.replay import history_needed
+from services.alerts.store import SETTINGS, WRITTEN_ON_UPDATE, SeriesKey
 from services.kernel.config import Settings
 from services.kernel.database import UnitOfWork, create_driver_pool, create_engine
-from services.submissions.store import SERIES_KEY, SubmissionStore
+from services.submissions.rows import SubmissionValues
+from services.submissions.store import SubmissionStore
 from services.submissions.store_pg import WRITE_ALERTS, PgSubmissionStore
 from services.submissions.store_sql import SqlSubmissionStore
 from tests.support import Attune, srs, submit
@@ -70,9 +74,12 @@ async def test_a_store_finds_the_valid_submission_holding_a_place_and_the_full_s
     episode = await tenant.episode()
     posted = await submit(tenant, episode["id"], "srs", 1, srs(3, 3, 3, 3))
     key = SeriesKey(uuid.UUID(tenant.org_id), uuid.UUID(episode["id"]), "srs", "client", "")
-    values = dict(
-        zip(SERIES_KEY, (key.org_id, key.episode_id, 1, "srs", "client", ""), strict=True)
-    )
+    values: SubmissionValues = {
+        "id": uuid.uuid4(), "org_id": key.org_id, "episode_id": key.episode_id,
+        "session_number": 1, "instrument": "srs", "instrument_version": "1",
+        "respondent": "client", "rater": "", "answers": {}, "status": "valid",
+        "occurred_at": None, "created_by_key_id": None,
+    }  # fmt: skip
 
     assert str(await store.existing_valid(values)) == posted["id"]
     assert await store.existing_valid({**values, "session_number": 2}) is None
@@ -88,3 +95,38 @@ def test_both_stores_update_the_same_alert_columns() -> None:
     updated = WRITE_ALERTS.split("DO UPDATE SET", 1)[1].split(")", 1)[0]
     assert [part.split("=")[0].strip() for part in updated.split(",")] == list(WRITTEN_ON_UPDATE)
     assert not {"acknowledged_at", "acknowledged_by_key_id", "note"} & set(WRITTEN_ON_UPDATE)
+
+
+# A stored override that no longer validates (a release tightened a range: k ≤ 10 here) gives way
+# to the rule's defaults (services/alerts/settings.settings_with_fallback), repair_window 3
+# included, whatever the stored body says about it: a smaller window or a larger one.
+@pytest.mark.parametrize("stored_window", [1, 52])
+async def test_a_store_reads_the_history_window_of_the_settings_in_force_not_the_stored_body(
+    attune: Attune, store: SubmissionStore, settings: Settings, stored_window: int
+) -> None:
+    fallen_back = {"alliance.rupture": {"params": {"k": 99, "repair_window": stored_window}}}
+    tenant = await attune.tenant()
+    episode = await tenant.episode()
+    for session in range(1, 19):
+        await submit(tenant, episode["id"], "srs", session, srs(8, 8, 8, 8))
+    key = SeriesKey(uuid.UUID(tenant.org_id), uuid.UUID(episode["id"]), "srs", "client", "")
+    engine = create_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                SETTINGS.insert().values(
+                    org_id=key.org_id,
+                    rule_id="alliance.rupture",
+                    body=fallen_back["alliance.rupture"],
+                    updated_at=utcnow(),
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    context = await store.context(key, None, None)
+    assert context is not None
+    window = history_needed(settings_for(fallen_back))
+    assert window == history_needed()  # the defaults' window
+    # The series' first score and the latest `window` sessions, as the settings in force ask.
+    assert [p.session_number for p in context.history] == [1, *range(19 - window, 19)]

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from models.submissions import SubmissionPublic
 from tests.support import (
     Attune,
     assert_audit_events_carry_no_content,
@@ -312,3 +313,15 @@ async def test_a_submission_reads_back_exactly_as_it_was_answered(attune: Attune
     assert {k: v for k, v in got.items() if k != "alerts"} == {
         k: v for k, v in posted.items() if k != "alerts"
     }
+
+
+async def test_a_created_submission_is_rendered_by_its_response_model(attune: Attune) -> None:
+    """What POST /v1/submissions sends is SubmissionPublic's rendering, alerts included: the
+    declared response_model is applied, not a hand-built dict beside it."""
+    tenant = await attune.tenant()
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    posted = await submit(tenant, eid, "srs", 2, srs(2, 2, 2, 2))
+    assert posted["alerts"]
+    rendered = SubmissionPublic.model_validate(posted).model_dump(mode="json")
+    assert posted == rendered

@@ -27,9 +27,9 @@ from services.alerts import sweep as alert_sweep
 from services.kernel.config import Settings
 from services.webhooks import delivery as webhook_delivery
 from services.webhooks.outbox import DELIVERIES, OUTBOX
-from tests.api.test_alerts_api import raise_concern
-from tests.api.test_webhooks import Receiver, drain, endpoint, policy
-from tests.support import Attune, Tenant, expect, items, srs, submit
+from tests.support import Attune, Tenant, expect, phq9, srs, submit
+from tests.support.alerts import raise_concern
+from tests.support.webhooks import Receiver, drain, endpoint, policy
 
 
 @pytest.fixture
@@ -49,10 +49,6 @@ def later(**delta: float) -> datetime:
 async def alerts_of(tenant: Tenant, **filters: str) -> list[dict[str, Any]]:
     response = await tenant.http.get("/v1/alerts", params=filters, headers=tenant.admin)
     return expect(response, 200)["items"]  # type: ignore[no-any-return]
-
-
-def phq9(q9: int) -> dict[str, float]:
-    return items("q", 0, 0, 0, 0, 0, 0, 0, 0, q9)
 
 
 # ----- escalation ---------------------------------------------------------------------------------

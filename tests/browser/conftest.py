@@ -29,8 +29,7 @@ from api.app import create_app
 from models.base import utcnow
 from models.invitations import Invitation
 from services.kernel.config import Settings
-from tests.conftest import TEST_SECRET
-from tests.support import SYSTEM_KEY, bearer, expect
+from tests.support import SYSTEM_KEY, TEST_SECRET, bearer, expect
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 

@@ -25,8 +25,7 @@ from api.app import create_app
 from api.cli import migrate
 from scripts.harness import Cluster
 from services.kernel.config import Settings
-from tests.conftest import TEST_SECRET
-from tests.support import SYSTEM_KEY, Attune, Tenant, srs, submit
+from tests.support import SYSTEM_KEY, TEST_SECRET, Attune, Tenant, srs, submit
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("ATTUNE_TEST_DATABASE_URL") is None

@@ -7,7 +7,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from services.alerts import SeriesPoint, settings_with_fallback, validate_override
 from services.alerts.engine import SeriesContext, derive_full, evaluate_new
+from services.alerts.model import AlertRow
 from services.alerts.reconcile import Change
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import SeriesKey
@@ -37,7 +38,7 @@ def ctx_for(code: str, **overrides: Any) -> SeriesContext:
 
 
 def apply(
-    store: dict[uuid.UUID, dict[str, Any]], writes: Sequence[tuple[Change, dict[str, Any]]]
+    store: dict[uuid.UUID, dict[str, Any]], writes: Sequence[tuple[Change, AlertRow]]
 ) -> None:
     for change, row in writes:
         if change == "created":
@@ -56,12 +57,17 @@ def history_for(points: Sequence[SeriesPoint], ctx: SeriesContext) -> list[Serie
     return tail
 
 
-def rows_for_a_submission(store: dict[uuid.UUID, dict[str, Any]]) -> list[dict[str, Any]]:
+def table_rows(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertRow]:
+    """The simulated table's rows, as a store hands them out (the test mutates them freely)."""
+    return [cast("AlertRow", r) for r in store.values()]
+
+
+def rows_for_a_submission(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertRow]:
     """What the service reads of the series' alerts before a new submission (services/alerts/
     store.load_alert_rows, services/submissions/store_pg.SUBMISSION_CONTEXT)."""
     return [
         r
-        for r in store.values()
+        for r in table_rows(store)
         if r["status"] != "resolved"
         or (r["resolved_by_key_id"] is not None and r["type"] in EVENT_RULES)
     ]
@@ -167,7 +173,7 @@ def test_one_by_one_then_recompute_changes_nothing(
     code, points = series
     ctx = ctx_for(code)
     store = one_by_one(ctx, points, sorted(resolves), sorted(acknowledges))
-    assert derive_full(ctx, points, list(store.values()), NOW) == []
+    assert derive_full(ctx, points, table_rows(store), NOW) == []
     opened = Counter((r["type"], r["subscale"]) for r in store.values() if r["status"] == "open")
     assert all(n == 1 for n in opened.values())
 
@@ -222,7 +228,7 @@ def test_a_longer_repair_window_reads_a_longer_history() -> None:
     store = one_by_one(ctx, points)
     bond = [r for r in store.values() if r["subscale"] == "bond"]
     assert [(r["status"], r["resolution"]) for r in bond] == [("resolved", "repaired")]
-    assert derive_full(ctx, points, list(store.values()), NOW) == []
+    assert derive_full(ctx, points, table_rows(store), NOW) == []
 
 
 def test_a_late_entry_is_left_to_a_recompute() -> None:
@@ -238,7 +244,7 @@ def test_voided_trigger_is_retracted_and_a_persons_note_stays() -> None:
     store = one_by_one(ctx, points)
     (low,) = [r for r in store.values() if r["type"] == "alliance.low"]
     low.update(status="acknowledged", note="talked about it")
-    writes = derive_full(ctx, points[:1], list(store.values()), NOW)
+    writes = derive_full(ctx, points[:1], table_rows(store), NOW)
     changed = {row["type"]: (change, row) for change, row in writes}
     change, row = changed["alliance.low"]
     assert change == "resolved"
@@ -255,7 +261,7 @@ def test_a_persons_resolution_is_never_changed_by_a_recompute() -> None:
     store = one_by_one(ctx, points)
     (risk,) = store.values()
     risk.update(status="resolved", resolution="referred", resolved_by_key_id=PERSON)
-    assert derive_full(ctx, [], list(store.values()), NOW) == []
+    assert derive_full(ctx, [], table_rows(store), NOW) == []
 
 
 def test_voiding_the_clearing_score_reopens_the_alert_and_keeps_its_acknowledgement() -> None:
@@ -265,7 +271,7 @@ def test_voiding_the_clearing_score_reopens_the_alert_and_keeps_its_acknowledgem
     (low,) = store.values()
     assert (low["status"], low["resolution"]) == ("resolved", "condition_cleared")
     low["acknowledged_at"] = NOW
-    (write,) = derive_full(ctx, points[:1], list(store.values()), NOW)
+    (write,) = derive_full(ctx, points[:1], table_rows(store), NOW)
     assert write[0] == "updated"
     assert (write[1]["status"], write[1]["resolution"], write[1]["resolved_at"]) == (
         "acknowledged", None, None,
@@ -297,7 +303,7 @@ def test_a_stored_raised_risk_threshold_is_ignored_and_the_alert_stays() -> None
         "adult",
         {str(k): v for k, v in settings.items()},
     )
-    assert derive_full(ctx, points, list(store.values()), NOW) == []
+    assert derive_full(ctx, points, table_rows(store), NOW) == []
 
 
 def test_voiding_the_risk_answer_keeps_its_critical_alert_for_a_person() -> None:
@@ -306,20 +312,20 @@ def test_voiding_the_risk_answer_keeps_its_critical_alert_for_a_person() -> None
     ctx = ctx_for("phq-9")
     points = phq_points([(12.0, 1)], [1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
+    ((change, row),) = derive_full(ctx, [], table_rows(store), NOW)
     assert (change, row["type"], row["status"], row["resolution"]) == (
         "updated", "risk.item", "open", None,
     )  # fmt: skip
     assert row["evidence"]["source_voided"] is True
     apply(store, [(change, row)])
-    assert derive_full(ctx, [], list(store.values()), NOW) == []
+    assert derive_full(ctx, [], table_rows(store), NOW) == []
 
 
 def test_voiding_a_warning_still_retracts_it() -> None:
     ctx = ctx_for("srs")
     points = srs_points([35.0], [1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, [], list(store.values()), NOW)
+    ((change, row),) = derive_full(ctx, [], table_rows(store), NOW)
     assert (change, row["type"], row["resolution"]) == ("resolved", "alliance.low", "retracted")
 
 
@@ -375,20 +381,20 @@ def test_a_cleared_alert_is_written_as_resolved_when_it_clears_and_not_again() -
     points = srs_points([35.0, 37.0], [1, 1])
     store: dict[uuid.UUID, dict[str, Any]] = {}
     apply(store, evaluate_new(ctx, [], points[0], [], NOW) or [])
-    ((change, row),) = evaluate_new(ctx, points[:1], points[1], list(store.values()), LATER) or []
+    ((change, row),) = evaluate_new(ctx, points[:1], points[1], table_rows(store), LATER) or []
     assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
         "resolved", "resolved", "condition_cleared", LATER,
     )  # fmt: skip
     apply(store, [(change, row)])
     # A recompute at a later time leaves the resolution and its time alone.
-    assert derive_full(ctx, points, list(store.values()), datetime(2027, 1, 1, tzinfo=UTC)) == []
+    assert derive_full(ctx, points, table_rows(store), datetime(2027, 1, 1, tzinfo=UTC)) == []
 
 
 def test_voiding_the_clearing_score_reopens_an_unacknowledged_alert_as_open() -> None:
     ctx = ctx_for("srs")
     points = srs_points([35.0, 37.0], [1, 1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, points[:1], list(store.values()), LATER)
+    ((change, row),) = derive_full(ctx, points[:1], table_rows(store), LATER)
     assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
         "updated", "open", None, None,
     )  # fmt: skip
@@ -398,7 +404,7 @@ def test_a_recompute_under_a_new_setting_writes_the_parameters_used() -> None:
     points = srs_points([33.0], [1])
     store = one_by_one(ctx_for("srs"), points)
     stricter = ctx_for("srs", **{"alliance.low": {"instruments": {"srs": {"cutoff": 34}}}})
-    ((change, row),) = derive_full(stricter, points, list(store.values()), LATER)
+    ((change, row),) = derive_full(stricter, points, table_rows(store), LATER)
     assert (change, row["rule_params"], row["rule_version"]) == ("updated", {"cutoff": 34.0}, "1")
 
 
@@ -410,11 +416,11 @@ def test_an_alert_the_engine_retracted_is_never_named_as_the_previous_one() -> N
     (drop,) = [r for r in store.values() if r["type"] == "alliance.drop"]
     drop.update(status="resolved", resolution="retracted", resolved_at=NOW)
     later = srs_points([39.0, 39.0, 39.0, 38.0], [1, 1, 1, 1])  # session 2 re-entered as 39
-    writes = derive_full(ctx, later, list(store.values()), LATER)
+    writes = derive_full(ctx, later, table_rows(store), LATER)
     created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
     assert [r["first_session_number"] for r in created] == [4]
     assert "previous_alert_id" not in created[0]["evidence"]
     drop["acknowledged_at"] = NOW
-    writes = derive_full(ctx, later, list(store.values()), LATER)
+    writes = derive_full(ctx, later, table_rows(store), LATER)
     created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
     assert created[0]["evidence"]["previous_alert_id"] == str(drop["id"])

@@ -23,17 +23,13 @@ from services.alerts import (
 from services.instruments import InstrumentDefinition, get_builtin
 from services.instruments.schema import Population
 from services.scoring.engine import score
+from tests.support import totals
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
 PHQ = get_builtin("phq-9")
 ORS = get_builtin("ors")
 CHECK = get_builtin("rupture-check")
-
-
-def totals(values: Sequence[float], sessions: Sequence[int] | None = None) -> list[SeriesPoint]:
-    numbers = sessions or range(1, len(values) + 1)
-    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in zip(numbers, values, strict=True)]
 
 
 def one_by_one(

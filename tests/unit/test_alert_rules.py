@@ -12,6 +12,7 @@ from services.alerts.rules import fmt, points
 from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.instruments.schema import Population
 from services.scoring.engine import score
+from tests.support import totals
 
 SRS = get_builtin("srs")
 ORS = get_builtin("ors")
@@ -26,11 +27,6 @@ WAI_EXAMPLE = [48.0, 50.0, 51.0, 49.0, 41.0, 50.0, 52.0]
 def variant(defn: InstrumentDefinition, changes: Mapping[str, object]) -> InstrumentDefinition:
     """An organisation's instrument shaped like a built-in (validated, unlike ``model_copy``)."""
     return InstrumentDefinition.model_validate({**defn.model_dump(), **changes})
-
-
-def totals(values: Sequence[float], sessions: Sequence[int] | None = None) -> list[SeriesPoint]:
-    numbers = sessions or range(1, len(values) + 1)
-    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in zip(numbers, values, strict=True)]
 
 
 def answered(

@@ -77,26 +77,90 @@ class A:
     ]
 
 
-# Use cases that reach the database through a store or the unit of work's connection only.
-USE_CASES = (
-    "services/submissions/service.py",
-    "services/alerts/engine.py",
-    "services/alerts/lifecycle.py",
-    "services/care/clients.py",
-    "services/care/episodes.py",
-    "services/care/clinicians.py",
-)
+# The storage seams: the only modules under services/ that may know which database they are on.
+# Every other module is a use case (or pure) and reaches the database through them.
+STORES = {
+    "services/kernel/config.py",  # the settings say which database is configured
+    "services/kernel/database.py",  # the engine, the driver pool and the unit of work
+    "services/kernel/store.py",
+    "services/submissions/store.py",
+    "services/submissions/store_sql.py",
+    "services/submissions/store_pg.py",
+    "services/alerts/sweep_store.py",
+    "services/exports/store.py",
+    "services/exports/ndjson_pg.py",
+    "services/webhooks/delivery_store.py",
+}
 DATABASE_QUESTIONS = {"driver", "driver_transaction", "has_driver", "dialect", "is_sqlite"}
 
 
-def test_use_cases_never_ask_which_database_they_are_on() -> None:
-    """The storage choice lives behind the store (services/submissions/store.py): no ``if
-    driver`` and no dialect check in a use case."""
-    found = [
+def _database_questions(path: str) -> list[str]:
+    tree = ast.parse((ROOT / path).read_text(), path)
+    return [
         f"{path}:{node.lineno}: {ast.unparse(node)}"
-        for path in USE_CASES
-        for node in ast.walk(ast.parse((ROOT / path).read_text(), path))
+        for node in ast.walk(tree)
         if (isinstance(node, ast.Attribute) and node.attr in DATABASE_QUESTIONS)
         or (isinstance(node, ast.Name) and node.id in DATABASE_QUESTIONS)
+        or (
+            isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("sqlalchemy.dialects")
+        )
     ]
-    assert found == []
+
+
+def test_use_cases_never_ask_which_database_they_are_on() -> None:
+    """The storage choice lives behind the stores (services/submissions/store.py and the other
+    seams above): no ``if driver``, no dialect check and no dialect's statements in any other
+    module under services/."""
+    use_cases = sorted(
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "services").rglob("*.py")
+        if str(path.relative_to(ROOT)) not in STORES
+    )
+    assert len(use_cases) > 50
+    assert [found for path in use_cases for found in _database_questions(path)] == []
+
+
+def test_the_database_question_check_sees_what_it_must() -> None:
+    """The check above finds a driver branch, a dialect check and a dialect's insert."""
+    assert len(_database_questions("services/submissions/store_sql.py")) >= 2
+    assert _database_questions("services/kernel/store.py")
+
+
+# PUT /v1/clients/{external_id} answers in one of two shapes (ClientPublic, or ClientWritten for
+# a key that may not read clients), each rendered by its model.
+TWO_SHAPED = {"api.routes.clients.upsert_client"}
+
+
+def test_routes_that_declare_a_response_model_return_it_rather_than_a_response() -> None:
+    """A route returning a Response bypasses its declared ``response_model``: FastAPI neither
+    checks nor renders it, and the OpenAPI then documents a shape nobody enforces."""
+    import inspect
+    from collections.abc import Iterator, Sequence
+
+    from fastapi.routing import APIRoute
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
+    from api.app import create_app
+    from services.kernel.config import Settings
+
+    def api_routes(routes: Sequence[BaseRoute]) -> Iterator[APIRoute]:
+        for route in routes:
+            if isinstance(route, APIRoute):
+                yield route
+            included = getattr(route, "original_router", None)  # an included router
+            if included is not None:
+                yield from api_routes(included.routes)
+
+    app = create_app(Settings(database_url="sqlite+aiosqlite:///:memory:"))
+    declaring = [r for r in api_routes(app.routes) if r.response_model is not None]
+    assert len(declaring) > 10
+    bypassing = [
+        name
+        for route in declaring
+        if (name := f"{route.endpoint.__module__}.{route.endpoint.__name__}") not in TWO_SHAPED
+        and inspect.isclass(returned := inspect.signature(route.endpoint).return_annotation)
+        and issubclass(returned, Response)
+    ]
+    assert bypassing == []

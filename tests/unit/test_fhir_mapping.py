@@ -13,6 +13,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
+from models.alerts import AlertPublic
 from services.fhir import capability, outcome, resources, search
 from services.fhir.codes import CS_SCORE, EXT_EPISODE, EXT_SESSION_NUMBER, LOINC
 from services.fhir.questionnaire import to_questionnaire
@@ -227,12 +228,16 @@ def test_alert_status_maps_onto_detected_issue_status(
 
 
 def test_a_critical_alert_is_a_high_severity_detected_issue() -> None:
-    alert = {
+    alert = AlertPublic.model_validate({
         "id": uuid.uuid4(), "type": "risk.item", "severity": "critical", "status": "resolved",
-        "resolution": "referred", "client_id": uuid.uuid4(), "submission_id": uuid.uuid4(),
-        "message": "Item 9 was answered 2.", "created_at": WHEN, "updated_at": WHEN,
-        "acknowledged_at": None, "resolved_at": WHEN,
-    }  # fmt: skip
+        "resolution": "referred", "episode_id": uuid.uuid4(), "client_id": uuid.uuid4(),
+        "clinician_id": uuid.uuid4(), "instrument": "phq-9", "respondent": "client",
+        "rater": None, "subscale": None, "session_number": 2, "submission_id": uuid.uuid4(),
+        "message": "Item 9 was answered 2.", "evidence": {},
+        "rule": {"id": "risk.item", "version": "1", "params": {}},
+        "created_at": WHEN, "updated_at": WHEN, "acknowledged_at": None, "resolved_at": WHEN,
+        "note": None,
+    })  # fmt: skip
     issue = resources.detected_issue(alert, evidence_observation="x-total")
     DetectedIssue.model_validate(issue)
     assert issue["severity"] == "high"

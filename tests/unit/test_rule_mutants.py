@@ -8,14 +8,11 @@ from collections.abc import Mapping
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
 from services.instruments import InstrumentDefinition, get_builtin
 from services.scoring.engine import score
+from tests.support import totals
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
 PHQ = get_builtin("phq-9")
-
-
-def totals(values: list[float]) -> list[SeriesPoint]:
-    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in enumerate(values, start=1)]
 
 
 def alerts(

@@ -22,6 +22,7 @@ from services.alerts.settings import (
 from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
 from services.scoring import score
 from services.trajectory import build_trajectory
+from tests.support import totals
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
@@ -63,10 +64,6 @@ def problems_of(rule_id: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def fields_of(rule_id: str, body: Mapping[str, Any]) -> set[str]:
     return {field for field, _ in problems_of(rule_id, body)}
-
-
-def totals(values: Sequence[float]) -> list[SeriesPoint]:
-    return [SeriesPoint(n, f"sub-{n}", v, {}, {}) for n, v in enumerate(values, start=1)]
 
 
 def alerts(defn: InstrumentDefinition, series: Sequence[SeriesPoint], rule: str, **bodies: Any):  # type: ignore[no-untyped-def]

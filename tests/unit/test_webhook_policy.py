@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.alerts.model import AlertRow
 from services.webhooks import events
 from services.webhooks.delivery import backoff_seconds, verdict
 from services.webhooks.targets import is_public
@@ -106,12 +107,16 @@ def test_an_ipv6_form_of_an_ipv4_address_is_never_more_public_than_the_address(
 
 def test_alert_event_summarises_without_message_evidence_or_note() -> None:
     at = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    row = {
+    row: AlertRow = {
         "id": uuid.uuid4(), "org_id": uuid.uuid4(), "episode_id": uuid.uuid4(),
         "type": "alliance.low", "severity": "warning", "status": "acknowledged",
-        "resolution": None, "instrument": "srs", "subscale": "", "session_number": 3,
-        "submission_id": uuid.uuid4(), "message": "Marker-message: SRS total 31.987",
-        "evidence": {"total": 31.987}, "note": "Marker-note", "updated_at": at,
+        "resolution": None, "instrument": "srs", "respondent": "client", "rater": "",
+        "subscale": "", "session_number": 3, "submission_id": uuid.uuid4(),
+        "first_session_number": 3, "message": "Marker-message: SRS total 31.987",
+        "evidence": {"total": 31.987}, "rule_version": "1", "rule_params": {},
+        "created_at": at, "updated_at": at, "acknowledged_at": at,
+        "acknowledged_by_key_id": None, "resolved_at": None, "resolved_by_key_id": None,
+        "note": "Marker-note", "escalated_at": None,
     }  # fmt: skip
     event = events.alert_changed("updated", row, uuid.uuid4(), uuid.uuid4())
     assert event["type"] == "alert.updated"

@@ -10,6 +10,7 @@ import httpx
 from services.kernel.config import Settings
 
 SYSTEM_KEY = "att_test-system-key-0123456789abcdefghijkl"
+TEST_SECRET = "test-secret-key-0123456789abcdef"
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -112,22 +113,6 @@ class Attune:
             201,
         )
         return Tenant(http=self.http, org_id=org["id"], slug=slug, admin_key=key["key"])
-
-
-SRS_ITEMS = ("relationship", "goals_topics", "approach_method", "overall")
-ORS_ITEMS = ("individually", "interpersonally", "socially", "overall")
-
-
-def srs(*values: float) -> dict[str, float]:
-    return dict(zip(SRS_ITEMS, values, strict=True))
-
-
-def ors(*values: float) -> dict[str, float]:
-    return dict(zip(ORS_ITEMS, values, strict=True))
-
-
-def items(prefix: str, *values: float) -> dict[str, float]:
-    return {f"{prefix}{i}": v for i, v in enumerate(values, start=1)}
 
 
 async def submit(
