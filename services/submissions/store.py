@@ -14,6 +14,7 @@ from services.alerts.engine import Writes
 from services.alerts.model import SeriesPoint
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.kernel.database import UnitOfWork
+from services.trajectory.etr import ExpectedResponse
 
 # One valid submission per (session, instrument, respondent, rater) of an episode.
 SERIES_KEY = ("org_id", "episode_id", "session_number", "instrument", "respondent", "rater")
@@ -22,12 +23,14 @@ SERIES_KEY = ("org_id", "episode_id", "session_number", "instrument", "responden
 @dataclass(frozen=True, slots=True)
 class SubmissionContext:
     """What a new submission is judged against: the episode, the series' first score and latest
-    sessions (in session order), its unresolved alerts and the organisation's alert settings."""
+    sessions (in session order), its unresolved alerts, the organisation's alert settings and its
+    expected-response model for the series (DESIGN.md §10.5)."""
 
     facts: EpisodeFacts
     history: list[SeriesPoint]
     open_alerts: list[dict[str, Any]]
     overrides: dict[str, Any]
+    expected: ExpectedResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,13 @@ import orjson
 
 from models.base import new_id
 from services.alerts import SeriesPoint
-from services.alerts.engine import Writes
+from services.alerts.engine import Writes, expected_for
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, point
 from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.store import SERIES_KEY, NewSubmission, SubmissionContext
+from services.trajectory.etr import ExpectedResponse
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 from services.webhooks import outbox
 
@@ -61,8 +62,8 @@ async def key_by_hash(driver: Driver, digest: str) -> tuple[Any, ...] | None:
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
 # default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
 # ignores a NULL) and its first score, its unresolved alerts (and the alerts of discrete events a
-# person resolved: services/alerts/store.load_alert_rows), and the organisation's alert
-# settings. No lock: the
+# person resolved: services/alerts/store.load_alert_rows), the organisation's alert
+# settings and its expected-response model for the instrument. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
     SELECT ($9::uuid IS NULL
@@ -94,7 +95,9 @@ SUBMISSION_CONTEXT = """
                 AND a.type IN ($EVENT_TYPES)))
            AND a.type <> 'concern.reported'),
         (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
-         WHERE r.org_id = $1)
+         WHERE r.org_id = $1),
+        (SELECT m.body FROM expected_response_models m
+         WHERE m.org_id = $1 AND m.instrument = $4)
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
 """.replace("$EVENT_TYPES", ", ".join(f"'{rule}'" for rule in sorted(EVENT_RULES)))
@@ -152,10 +155,19 @@ async def submission_context(
     *,
     default_window: int,
     extra: int,
-) -> tuple[EpisodeFacts, list[SeriesPoint], list[dict[str, Any]], dict[str, Any]] | None:
-    """(episode, first score and latest sessions in session order, unresolved alerts, settings),
-    or None when there is no such episode for the actor. Raises :class:`Unauthorized` when the
-    API key was revoked."""
+) -> (
+    tuple[
+        EpisodeFacts,
+        list[SeriesPoint],
+        list[dict[str, Any]],
+        dict[str, Any],
+        ExpectedResponse | None,
+    ]
+    | None
+):
+    """(episode, first score and latest sessions in session order, unresolved alerts, settings,
+    expected-response model), or None when there is no such episode for the actor. Raises
+    :class:`Unauthorized` when the API key was revoked."""
     row = await driver.fetchrow(
         SUBMISSION_CONTEXT, key.org_id, key.episode_id, clinician_id, key.instrument,
         key.respondent, key.rater, default_window, extra, api_key_id,
@@ -166,7 +178,8 @@ async def submission_context(
     if row is None:
         return None
     _, status, population, client_id, clinician, alert_seq, *series = row.values()
-    tail, first, alerts, overrides = (json_value(v) for v in series)
+    *rest, expected = series
+    tail, first, alerts, overrides = (json_value(v) for v in rest)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
     by_session = {p.session_number: p for p in map(_point, [*([first] if first else []), *tail])}
@@ -179,7 +192,8 @@ async def submission_context(
         uuid.UUID(bytes=clinician.bytes),
         alert_seq,
     )
-    return facts, history, [alert_row(a) for a in alerts], overrides or {}
+    model = expected_for(key, expected)  # parsed once per distinct stored text
+    return facts, history, [alert_row(a) for a in alerts], overrides or {}, model
 
 
 FULL_SERIES = f"""
