@@ -1,0 +1,95 @@
+"""Expected-response models per organisation and instrument (DESIGN.md §10.5)."""
+
+from typing import Annotated, Any
+
+from fastapi import Body, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import AdminActor, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_target
+from api.idempotent import IdempotencyKey, run_once
+from api.problems import responses
+from api.routing import router as api_router
+from services.trajectory import expected
+from services.trajectory.etr import MAX_BANDS, ExpectedResponse
+
+router = api_router(prefix="/v1/instruments", tags=["instruments"])
+
+Code = Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+_Bound = Annotated[float, Field(ge=-1_000_000, le=1_000_000, allow_inf_nan=False)]
+
+
+class IntakeRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    intake_min: _Bound
+    intake_max: _Bound
+
+
+class FitRequest(BaseModel):
+    """``intake_bands``: the bands to fit, tiling the total range; left out, the fit makes up to
+    four of about equal numbers of episodes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intake_bands: Annotated[list[IntakeRange], Field(min_length=1, max_length=MAX_BANDS)] | None = (
+        None
+    )
+
+
+@router.get("/{code}/etr", responses=responses(401, 403, 404, 422))
+async def get_expected_response(
+    code: Code, request: Request, actor: SubmissionsRead, session: SessionDep
+) -> ExpectedResponse:
+    """The organisation's expected-response model for the instrument (404 when it has none)."""
+    audit_target(request, "etr.read", "instrument", None)
+    return await expected.get_model(session, actor=actor, code=code)
+
+
+@router.put("/{code}/etr", responses=responses(401, 403, 404, 422))
+async def put_expected_response(
+    code: Code, body: ExpectedResponse, request: Request, actor: AdminActor, session: SessionDep
+) -> ExpectedResponse:
+    """Upload a model: intake bands that cover the instrument's total range without gaps or
+    overlaps, sessions ascending, p10 ≤ p50 ≤ p90 on the instrument's scale. Replaces the one
+    before and re-derives the organisation's alerts (``outcome.not_on_track`` judges by it)."""
+    audit_target(request, "etr.update", "instrument", None)
+    return await expected.put_model(session, actor=actor, code=code, body=body)
+
+
+@router.post("/{code}/etr/fit", responses=responses(401, 403, 404, 422))
+async def fit_expected_response(
+    code: Code,
+    actor: AdminActor,
+    uow: UnitOfWorkDep,
+    session: SessionDep,
+    body: Annotated[FitRequest | None, Body()] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Fit the model from the organisation's closed episodes (client ratings): a log-linear
+    recovery curve per intake band (Finch, Lambert & Schaalje 2001) with percentile bands from its
+    residuals; the answer reports the episodes per band and the coverage of held-out episodes.
+    Too few closed episodes → 422 saying how many are needed."""
+    request = body or FitRequest()
+    bands = (
+        None
+        if request.intake_bands is None
+        else [(b.intake_min, b.intake_max) for b in request.intake_bands]
+    )
+
+    async def make() -> dict[str, Any]:
+        model = await expected.fit_model(session, actor=actor, code=code, intake_bands=bands)
+        return model.model_dump(mode="json")
+
+    return await run_once(
+        uow,
+        actor=actor,
+        key=idempotency_key,
+        method="POST",
+        path=f"/v1/instruments/{code}/etr/fit",
+        body=request.model_dump(mode="json"),
+        status=200,
+        make=make,
+        action="etr.fit",
+        resource_type="instrument",
+    )
