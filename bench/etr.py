@@ -11,6 +11,8 @@
    session of the first not-on-track alert for deteriorating clients with the fitted model and
    with the rule of DESIGN.md §10.3 (no model), and the false-alarm rate of each on clients who
    recover as expected (the share ever flagged), all among clients starting in the clinical range.
+3. Times the pure alert step of one submission with and without a model (what evaluating the
+   model adds per submission; the submission benchmark, `make bench`, measures whole requests).
 """
 
 import argparse
@@ -67,11 +69,36 @@ def figures() -> None:
         )
 
 
+def evaluation(repeats: int = 2000) -> None:
+    """What the model adds to the alert step of one submission (the pure part the submission path
+    runs): the same 12-session series, with and without a fitted model."""
+    from services.alerts import SeriesPoint, step
+
+    ors = get_builtin("ors")
+    model = etr.fit(ors, simulate(random.Random(16), 2000, deteriorate=False))
+    # A client below the band and in the clinical range: both rules raise an alert every session.
+    series = [SeriesPoint(s, f"s{s}", 18.0 - s / 10, {}, {}) for s in range(1, 13)]
+    timings = {"without": float("inf"), "with": float("inf")}
+    for _ in range(5):  # interleaved rounds, the fastest of each: less noise from a busy machine
+        for name, used in (("without", None), ("with", model)):
+            start = time.perf_counter()
+            for _ in range(repeats // 5):
+                step([], ors, series, "adult", expected=used)
+            took = (time.perf_counter() - start) / (repeats // 5)
+            timings[name] = min(timings[name], took)
+    added = timings["with"] - timings["without"]
+    print(
+        f"alert step of one submission: {timings['without'] * 1e6:.0f} us without a model, "
+        f"{timings['with'] * 1e6:.0f} us with one ({added * 1e6:+.0f} us per submission)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--episodes", type=int, default=10_000)
     args = parser.parse_args()
     timing(args.episodes)
+    evaluation()
     figures()
 
 
