@@ -15,6 +15,8 @@ from models.episodes import Episode
 from models.expected import ExpectedResponseModel, ExpectedSource
 from models.submissions import Submission
 from services.alerts import engine as alert_engine
+from services.alerts import store as alert_store
+from services.alerts.store import SeriesKey
 from services.instruments import InstrumentDefinition
 from services.instruments.catalog import resolve
 from services.kernel import audit
@@ -80,9 +82,10 @@ async def get_model(session: AsyncSession, *, actor: Actor, code: str) -> Expect
 async def _store(
     session: AsyncSession, actor: Actor, code: str, model: ExpectedResponse, source: ExpectedSource
 ) -> None:
-    """Insert or replace the model, then re-derive the organisation's alerts: its
-    ``outcome.not_on_track`` now judges by the model (alerts are a function of the history, the
-    settings and the model, DESIGN.md §2)."""
+    """Insert or replace the model, then re-derive the alerts of every series it applies to (the
+    organisation's client ratings on the instrument): their ``outcome.not_on_track`` now judges by
+    the model (alerts are a function of the history, the settings and the model, DESIGN.md
+    §2)."""
     conn = await session.connection()
     values: dict[str, Any] = {
         "source": source,
@@ -97,7 +100,27 @@ async def _store(
     )
     if changed.rowcount == 0:
         await conn.execute(_MODELS.insert().values(org_id=actor.org_id, instrument=code, **values))
-    await alert_engine.recompute_organization(conn, actor.org_id)
+    await _recompute_client_series(conn, actor.org_id, code)
+
+
+async def _recompute_client_series(conn: AsyncConnection, org_id: uuid.UUID, code: str) -> None:
+    """Only the series a model applies to, each under its episode's lock (as every writer of an
+    episode's alerts takes it), in episode order."""
+    s = _SUBMISSIONS
+    episodes = await conn.scalars(
+        select(s.c.episode_id)
+        .distinct()
+        .where(s.c.org_id == org_id, s.c.instrument == code)
+        .where(s.c.respondent == "client", s.c.rater == "")
+        .order_by(s.c.episode_id)
+    )
+    settings = alert_engine.settings_for(await alert_store.load_overrides(conn, org_id))
+    for episode_id in list(episodes):
+        facts = await alert_store.lock_episode(conn, org_id, episode_id)
+        if facts is None:
+            continue
+        key = SeriesKey(org_id, episode_id, code, "client", "")
+        await alert_engine.recompute_series(conn, key, facts=facts, settings=settings)
 
 
 async def put_model(
