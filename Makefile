@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test check lint format bench bench-export bench-sweep mutate clean
+.PHONY: run test check lint format bench bench-export bench-sweep bench-etr mutate clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -47,6 +47,10 @@ bench-export: $(BIN)/attune
 ## Sweep benchmark on PostgreSQL: one sweep of 100,000 active episodes (goal: within 10 s).
 bench-sweep: $(BIN)/attune
 	$(BIN)/python bench/sweep.py
+
+## Expected-response fit of 10,000 episodes (goal: under 5 s) and the simulation figures.
+bench-etr: $(BIN)/attune
+	$(BIN)/python bench/etr.py
 
 ## Mutation testing of the pure core with mutmut (configured in pyproject.toml [tool.mutmut]);
 ## slow, so outside CI. MUTATE_CHILDREN sets how many mutants run at once (default 2).
