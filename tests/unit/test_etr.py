@@ -8,7 +8,7 @@ import math
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.instruments import get_builtin as builtin
@@ -233,3 +233,53 @@ def test_simulated_band_covers_80_percent_of_held_out_scores_per_session() -> No
     assert set(check.by_session) == set(range(2, SESSIONS + 1))
     for session, share in check.by_session.items():
         assert share == pytest.approx(0.80, abs=0.03), session
+
+
+# ----- properties ---------------------------------------------------------------------------------
+
+_phq_scores = st.integers(0, 27).map(float)
+
+
+@st.composite
+def phq_episodes(draw: st.DrawFn) -> list[list[tuple[int, float]]]:
+    n = draw(st.integers(etr.MIN_EPISODES_PER_BAND, 70))
+    return [
+        [(s, draw(_phq_scores)) for s in range(1, draw(st.integers(2, 6)) + 1)] for _ in range(n)
+    ]
+
+
+@settings(max_examples=30)
+@given(phq_episodes())
+def test_any_fitted_model_is_a_valid_upload_with_ordered_percentiles(
+    episodes: list[list[tuple[int, float]]],
+) -> None:
+    phq = builtin("phq-9")
+    fitted = etr.fit(phq, episodes)
+    assert model_problems(phq, fitted) == []
+    assert fitted.n_episodes == len(episodes)
+    assert fitted.coverage is None or 0 <= fitted.coverage <= 1
+    for band in fitted.bands:
+        assert band.sessions[0].session == 1
+        assert all(0 <= p.p10 <= p.p50 <= p.p90 <= 27 for p in band.sessions)
+
+
+@given(
+    st.lists(st.integers(1, 26), unique=True, max_size=5).map(sorted),
+    st.integers(0, 27),
+    st.integers(1, 40),
+)
+def test_every_intake_finds_its_band_and_every_later_session_a_row(
+    cuts: list[int], intake: int, session: int
+) -> None:
+    starts = [0, *cuts]
+    ends = [*(c - 1 for c in cuts), 27]
+    row = [{"session": 1, "p10": 1, "p50": 2, "p90": 3}]
+    m = ExpectedResponse.model_validate(
+        {"bands": [{"intake_min": lo, "intake_max": hi, "sessions": row}
+                   for lo, hi in zip(starts, ends, strict=True)]}
+    )  # fmt: skip
+    assert model_problems(builtin("phq-9"), m) == []
+    band = etr.band_for(m, intake)
+    assert band is not None
+    assert band.intake_min <= intake <= band.intake_max
+    assert expected_at(m, intake, session) == Expected(1, 2, 3)
