@@ -9,8 +9,8 @@ Usage:
     attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
                                 (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks and sweep every ATTUNE_SWEEP_SECONDS until
-                                stopped (SIGTERM or Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS and run
+                                queued expected-response fits until stopped (SIGTERM or Ctrl-C)
     attune sweep [--now ISO-8601] [--org-id ID]
                                 run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -227,6 +227,7 @@ def _instant(text: str) -> datetime:
 
 async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
     from services.alerts import sweep as alert_sweep
+    from services.trajectory import fit_worker
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -238,6 +239,7 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
         await asyncio.gather(
             webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
             alert_sweep.run(engine, settings, stop, org_ids=org_ids),
+            fit_worker.run(engine, settings, stop, org_ids=org_ids),
         )
     finally:
         await engine.dispose()

@@ -1,4 +1,5 @@
-"""Expected-response models per organisation and instrument (DESIGN.md §10.5, issue 16)
+"""Expected-response models per organisation and instrument, and the worker's fits of them
+(DESIGN.md §10.5, issue 16)
 
 Revision ID: 16a1e7c0d5f2
 Revises: 3e7d1a9c5b20
@@ -45,5 +46,44 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "expected_response_fits",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("org_id", sa.Uuid(), nullable=False),
+        sa.Column("instrument", auto_string(64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("stage", auto_string(32), nullable=True),
+        sa.Column("progress", sa.Float(), nullable=False),
+        sa.Column(
+            "intake_bands", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True
+        ),
+        sa.Column("error", auto_string(1000), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by_key_id", sa.Uuid(), nullable=True),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'failed')",
+            name=op.f("ck_expected_response_fits_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_expected_response_fits_org_id_organizations"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_expected_response_fits")),
+    )
+    with op.batch_alter_table("expected_response_fits", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_expected_response_fits_status_created_at", ["status", "created_at"], unique=False
+        )
+
+
+def auto_string(length: int) -> sa.types.TypeEngine[str]:
+    return sqlmodel.sql.sqltypes.AutoString(length=length)
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("expected_response_fits", schema=None) as batch_op:
+        batch_op.drop_index("ix_expected_response_fits_status_created_at")
+    op.drop_table("expected_response_fits")
     op.drop_table("expected_response_models")

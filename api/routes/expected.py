@@ -1,15 +1,24 @@
 """Expected-response models per organisation and instrument (DESIGN.md §10.5)."""
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminActor, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_target
+from api.deps import (
+    AdminActor,
+    SessionDep,
+    SettingsDep,
+    SubmissionsRead,
+    UnitOfWorkDep,
+    audit_target,
+)
 from api.idempotent import IdempotencyKey, run_once
 from api.problems import responses
 from api.routing import router as api_router
+from models.expected import ExpectedResponseFitPublic
 from services.trajectory import expected
 from services.trajectory.etr import MAX_BANDS, ExpectedResponse
 
@@ -57,19 +66,29 @@ async def put_expected_response(
     return await expected.put_model(session, actor=actor, code=code, body=body)
 
 
-@router.post("/{code}/etr/fit", responses=responses(401, 403, 404, 422))
+@router.post(
+    "/{code}/etr/fit",
+    responses={
+        **responses(401, 403, 404, 422),
+        202: {"model": ExpectedResponseFitPublic, "description": "queued for the worker"},
+    },
+    response_model=ExpectedResponse,
+)
 async def fit_expected_response(
     code: Code,
     actor: AdminActor,
     uow: UnitOfWorkDep,
     session: SessionDep,
+    settings: SettingsDep,
     body: Annotated[FitRequest | None, Body()] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Fit the model from the organisation's closed episodes (client ratings): a log-linear
     recovery curve per intake band (Finch, Lambert & Schaalje 2001) with percentile bands from its
     residuals; the answer reports the episodes per band and the coverage of held-out episodes.
-    Too few closed episodes → 422 saying how many are needed."""
+    Too few closed episodes → 422 saying how many are needed. Over
+    `ATTUNE_ETR_FIT_INLINE_MAX_EPISODES` closed episodes the worker fits it: 202 with the job,
+    whose progress `GET .../etr/fits/{fit_id}` reports."""
     request = body or FitRequest()
     bands = (
         None
@@ -77,9 +96,16 @@ async def fit_expected_response(
         else [(b.intake_min, b.intake_max) for b in request.intake_bands]
     )
 
+    # Decided before the fit, so that a replay of the Idempotency-Key answers the same status.
+    queued = await expected.fit_runs_in_worker(
+        session, actor=actor, code=code, inline_max_episodes=settings.etr_fit_inline_max_episodes
+    )
+
     async def make() -> dict[str, Any]:
-        model = await expected.fit_model(session, actor=actor, code=code, intake_bands=bands)
-        return model.model_dump(mode="json")
+        result = await expected.fit_model(
+            session, actor=actor, code=code, intake_bands=bands, queue=queued
+        )
+        return result.model_dump(mode="json")
 
     return await run_once(
         uow,
@@ -88,8 +114,18 @@ async def fit_expected_response(
         method="POST",
         path=f"/v1/instruments/{code}/etr/fit",
         body=request.model_dump(mode="json"),
-        status=200,
+        status=202 if queued else 200,
         make=make,
         action="etr.fit",
         resource_type="instrument",
     )
+
+
+@router.get("/{code}/etr/fits/{fit_id}", responses=responses(401, 403, 404, 422))
+async def get_expected_response_fit(
+    code: Code, fit_id: uuid.UUID, request: Request, actor: AdminActor, session: SessionDep
+) -> ExpectedResponseFitPublic:
+    """A fit queued for the worker: `status` (queued, running, done, failed), `stage`, `progress`
+    (0-1) and, for a failed one, `error`. Once done, `GET .../etr` returns the model."""
+    audit_target(request, "etr.fit_read", "instrument", fit_id)
+    return await expected.get_fit(session, actor=actor, code=code, fit_id=fit_id)

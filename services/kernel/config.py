@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=20, ge=1, le=500)
     # The worker's sweep of time-based alert checks (services/alerts/sweep.py), every so often.
     sweep_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # An expected-response fit over more closed episodes than this runs in the worker
+    # (services/trajectory/fit_worker.py), and POST .../etr/fit answers 202 with the job.
+    etr_fit_inline_max_episodes: int = Field(default=2000, ge=0)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
     # Ports webhook URLs may name outside development (services/webhooks/targets.py).

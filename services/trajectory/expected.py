@@ -7,12 +7,18 @@ import uuid
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlmodel import col
 
 from models.base import utcnow
 from models.episodes import Episode
-from models.expected import ExpectedResponseModel, ExpectedSource
+from models.expected import (
+    ExpectedResponseFit,
+    ExpectedResponseFitPublic,
+    ExpectedResponseModel,
+    ExpectedSource,
+)
 from models.submissions import Submission
 from services.alerts import engine as alert_engine
 from services.alerts import store as alert_store
@@ -79,28 +85,32 @@ async def get_model(session: AsyncSession, *, actor: Actor, code: str) -> Expect
     return model
 
 
-async def _store(
-    session: AsyncSession, actor: Actor, code: str, model: ExpectedResponse, source: ExpectedSource
+async def store_model(
+    conn: AsyncConnection,
+    org_id: uuid.UUID,
+    key_id: uuid.UUID | None,
+    code: str,
+    model: ExpectedResponse,
+    source: ExpectedSource,
 ) -> None:
     """Insert or replace the model, then re-derive the alerts of every series it applies to (the
     organisation's client ratings on the instrument): their ``outcome.not_on_track`` now judges by
     the model (alerts are a function of the history, the settings and the model, DESIGN.md
     §2)."""
-    conn = await session.connection()
     values: dict[str, Any] = {
         "source": source,
         "body": model.model_dump(mode="json"),
         "updated_at": utcnow(),
-        "updated_by_key_id": actor.principal.key_id,
+        "updated_by_key_id": key_id,
     }
     changed = await conn.execute(
         _MODELS.update()
-        .where(_MODELS.c.org_id == actor.org_id, _MODELS.c.instrument == code)
+        .where(_MODELS.c.org_id == org_id, _MODELS.c.instrument == code)
         .values(**values)
     )
     if changed.rowcount == 0:
-        await conn.execute(_MODELS.insert().values(org_id=actor.org_id, instrument=code, **values))
-    await _recompute_client_series(conn, actor.org_id, code)
+        await conn.execute(_MODELS.insert().values(org_id=org_id, instrument=code, **values))
+    await _recompute_client_series(conn, org_id, code)
 
 
 async def _recompute_client_series(conn: AsyncConnection, org_id: uuid.UUID, code: str) -> None:
@@ -137,7 +147,10 @@ async def put_model(
         bands=[b.model_copy(update={"n_episodes": None, "coverage": None}) for b in body.bands],
         source="uploaded",
     )
-    await _store(session, actor, definition.code, model, "uploaded")
+    conn = await session.connection()
+    await store_model(
+        conn, actor.org_id, actor.principal.key_id, definition.code, model, "uploaded"
+    )
     audit.record(session, actor, action="etr.update", resource_type="instrument")
     return model
 
@@ -166,15 +179,56 @@ async def closed_series(
     return series
 
 
+def too_few(exc: etr.TooFewEpisodes, bands_given: bool) -> InvalidInput:
+    return InvalidInput(
+        str(exc),
+        errors=[
+            {
+                "field": "body.intake_bands" if bands_given else "body",
+                "message": f"at least {exc.needed} closed episodes per intake band are needed; "
+                f"by band: {exc.have}",
+                "type": "too_few_episodes",
+                "needed": exc.needed,
+                "have": exc.have,
+            }
+        ],
+    )
+
+
+async def count_closed(conn: AsyncConnection, org_id: uuid.UUID, instrument: str) -> int:
+    s, e = _SUBMISSIONS, _EPISODES
+    found = await conn.scalar(
+        select(func.count(distinct(s.c.episode_id)))
+        .join(e, (e.c.org_id == s.c.org_id) & (e.c.id == s.c.episode_id))
+        .where(s.c.org_id == org_id, s.c.instrument == instrument)
+        .where(s.c.respondent == "client", s.c.rater == "", s.c.status == "valid")
+        .where(e.c.status == "closed")
+    )
+    return int(found or 0)
+
+
+async def fit_runs_in_worker(
+    session: AsyncSession, *, actor: Actor, code: str, inline_max_episodes: int
+) -> bool:
+    """Whether the organisation has more closed episodes on the instrument than a request should
+    fit (``ATTUNE_ETR_FIT_INLINE_MAX_EPISODES``)."""
+    definition = await _definition(session, actor, code)
+    conn = await session.connection()
+    return await count_closed(conn, actor.org_id, definition.code) > inline_max_episodes
+
+
 async def fit_model(
     session: AsyncSession,
     *,
     actor: Actor,
     code: str,
     intake_bands: list[tuple[float, float]] | None,
-) -> ExpectedResponse:
+    queue: bool,
+) -> ExpectedResponse | ExpectedResponseFitPublic:
     """Fit the model from the organisation's closed episodes (client ratings) and store it; 422
-    when the bands are invalid or hold too few episodes, saying how many are needed."""
+    when the bands are invalid or hold too few episodes, saying how many are needed. ``queue``
+    (:func:`fit_runs_in_worker`): queue the fit for the worker instead
+    (services/trajectory/fit_worker.py) and return the job."""
     definition = await _definition(session, actor, code)
     problems = etr.scale_problems(definition)
     if not problems and intake_bands is not None:
@@ -182,23 +236,37 @@ async def fit_model(
     if problems:
         raise _invalid(problems)
     conn = await session.connection()
+    audit.record(session, actor, action="etr.fit", resource_type="instrument")
+    if queue:
+        job = ExpectedResponseFit(
+            org_id=actor.org_id,
+            instrument=definition.code,
+            intake_bands=None if intake_bands is None else [list(b) for b in intake_bands],
+            created_by_key_id=actor.principal.key_id,
+        )
+        session.add(job)
+        await session.flush()
+        return ExpectedResponseFitPublic.model_validate(job)
     episodes = await closed_series(conn, actor.org_id, definition.code)
     try:
         model = etr.fit(definition, episodes, intake_bands)
     except etr.TooFewEpisodes as exc:
-        raise InvalidInput(
-            str(exc),
-            errors=[
-                {
-                    "field": "body.intake_bands" if intake_bands is not None else "body",
-                    "message": f"at least {exc.needed} closed episodes per intake band are "
-                    f"needed; by band: {exc.have}",
-                    "type": "too_few_episodes",
-                    "needed": exc.needed,
-                    "have": exc.have,
-                }
-            ],
-        ) from None
-    await _store(session, actor, definition.code, model, "fitted")
-    audit.record(session, actor, action="etr.fit", resource_type="instrument")
+        raise too_few(exc, intake_bands is not None) from None
+    await store_model(conn, actor.org_id, actor.principal.key_id, definition.code, model, "fitted")
     return model
+
+
+async def get_fit(
+    session: AsyncSession, *, actor: Actor, code: str, fit_id: uuid.UUID
+) -> ExpectedResponseFitPublic:
+    """A queued fit of the organisation's (404 for another's)."""
+    job = await session.scalar(
+        select(ExpectedResponseFit).where(
+            col(ExpectedResponseFit.org_id) == actor.org_id,
+            col(ExpectedResponseFit.id) == fit_id,
+            col(ExpectedResponseFit.instrument) == code,
+        )
+    )
+    if job is None:
+        raise NotFound("fit not found")
+    return ExpectedResponseFitPublic.model_validate(job)

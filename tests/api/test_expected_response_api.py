@@ -153,9 +153,8 @@ async def test_a_collateral_series_is_not_judged_by_the_clients_model(attune: At
     expect(await put_model(tenant, ors_model, code="ors"), 200)
     eid = (await tenant.episode())["id"]
     answers = {"individually": 4, "interpersonally": 4, "socially": 4, "overall": 4}
-    extra = {"respondent": "collateral", "rater": "mother"}
-    await submit(tenant, eid, "ors", 1, answers, **extra)
-    second = await submit(tenant, eid, "ors", 2, answers, **extra)
+    await submit(tenant, eid, "ors", 1, answers, respondent="collateral", rater="mother")
+    second = await submit(tenant, eid, "ors", 2, answers, respondent="collateral", rater="mother")
     assert not_on_track(second["alerts"]) == []
     traj = expect(
         await attune.http.get(
