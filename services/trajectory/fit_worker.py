@@ -37,6 +37,7 @@ async def _claim(engine: AsyncEngine, org_ids: Collection[uuid.UUID] | None) -> 
     f = _FITS
     stmt = (
         select(f.c.id, f.c.org_id, f.c.instrument, f.c.intake_bands, f.c.created_by_key_id)
+        .add_columns(f.c.status, f.c.updated_at)
         .where(
             or_(
                 f.c.status == "queued",
@@ -52,13 +53,15 @@ async def _claim(engine: AsyncEngine, org_ids: Collection[uuid.UUID] | None) -> 
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update(skip_locked=True)
         job = (await conn.execute(stmt)).first()
-        if job is not None:
-            await conn.execute(
-                update(f)
-                .where(f.c.id == job.id)
-                .values(status="running", stage="reading", progress=0.05, updated_at=now)
-            )
-        return job
+        if job is None:
+            return None
+        # Only if no other worker took it since the read (SQLite has no SKIP LOCKED).
+        taken = await conn.execute(
+            update(f)
+            .where(f.c.id == job.id, f.c.status == job.status, f.c.updated_at == job.updated_at)
+            .values(status="running", stage="reading", progress=0.05, updated_at=now)
+        )
+        return job if taken.rowcount == 1 else None
 
 
 async def _report(engine: AsyncEngine, job_id: uuid.UUID, **values: Any) -> None:
