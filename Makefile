@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chromium check lint format bench bench-export bench-sweep bench-chart mutate clean
+.PHONY: run test chromium check lint format bench bench-export bench-sweep bench-chart bench-etr mutate clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -64,6 +64,10 @@ bench-sweep: $(BIN)/attune
 ## Chart benchmark: a 40-session episode's chart built and rendered (goal: SVG under 50 ms p50).
 bench-chart: $(BIN)/attune
 	$(BIN)/python bench/chart.py
+
+## Expected-response fit of 10,000 episodes (goal: under 5 s) and the simulation figures.
+bench-etr: $(BIN)/attune
+	$(BIN)/python bench/etr.py
 
 ## Mutation testing of the pure core with mutmut (configured in pyproject.toml [tool.mutmut]);
 ## slow, so outside CI. MUTATE_CHILDREN sets how many mutants run at once (default 2).

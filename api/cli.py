@@ -11,10 +11,10 @@ Usage:
     attune rotate-secrets       encrypt every stored secret under the current ATTUNE_SECRET_KEY
                                 (after a rotation; ATTUNE_SECRET_KEYS_OLD lists the previous)
     attune serve                serve the API (honours ATTUNE_HOST, ATTUNE_PORT)
-    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS, purge old
-                                rows every ATTUNE_RETENTION_INTERVAL_SECONDS and serve /healthz
-                                and /metrics on ATTUNE_WORKER_PORT, until stopped (SIGTERM or
-                                Ctrl-C)
+    attune worker [--org-id ID] deliver webhooks, sweep every ATTUNE_SWEEP_SECONDS, run queued
+                                expected-response fits, purge old rows every
+                                ATTUNE_RETENTION_INTERVAL_SECONDS and serve /healthz and /metrics
+                                on ATTUNE_WORKER_PORT, until stopped (SIGTERM or Ctrl-C)
     attune sweep [--now ISO-8601] [--org-id ID]
                                 run the time-based alert checks once, as of now or the time given
     attune run                  migrate, seed-demo, start a worker (unless ATTUNE_WORKER=false),
@@ -335,6 +335,7 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
     from services.alerts import sweep as alert_sweep
     from services.kernel import metrics
     from services.retention import jobs as retention
+    from services.trajectory import fit_worker
     from services.webhooks import delivery as webhook_delivery
 
     stop = asyncio.Event()
@@ -347,6 +348,7 @@ async def _work(settings: Settings, org_ids: list[uuid.UUID] | None) -> None:
         webhook_delivery.run(engine, settings, stop, org_ids=org_ids),
         alert_sweep.run(engine, settings, stop, org_ids=org_ids),
         retention.run(engine, settings, stop),
+        fit_worker.run(engine, settings, stop, org_ids=org_ids),
     ]
     if settings.worker_port:
         app = worker_server.create_app(engine, org_ids)

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.base import new_id, utcnow
+from models.expected import ExpectedResponseModel
 from models.submissions import StoredInstrument, Submission
 from services.alerts import (
     RULES,
@@ -39,6 +40,7 @@ from services.alerts.replay import history_needed
 from services.alerts.store import EpisodeFacts, SeriesKey
 from services.instruments import InstrumentDefinition, builtin_instruments
 from services.instruments.schema import Population
+from services.trajectory.etr import ExpectedResponse
 
 log = logging.getLogger("attune.alerts")
 
@@ -113,6 +115,8 @@ class SeriesContext:
     definition: InstrumentDefinition
     population: Population
     settings: Settings = field(default_factory=lambda: _DEFAULTS)
+    # The organisation's expected-response model for the series (DESIGN.md §10.5), if any.
+    expected: ExpectedResponse | None = None
 
     def row_columns(self) -> SeriesColumns:
         return self.key.columns()
@@ -146,7 +150,9 @@ def evaluate_new(
     closed = closed_by_person(open_rows)
     population = ctx.population
     try:
-        after = step(states, ctx.definition, series, population, ctx.settings, closed)
+        after = step(
+            states, ctx.definition, series, population, ctx.settings, closed, expected=ctx.expected
+        )
     except Exception as exc:
         # Risk answers must raise their alert whatever else fails (DESIGN.md §6).
         _rules_failed(exc, ctx)
@@ -166,7 +172,9 @@ def derive_full(
     population = ctx.population
     closed = closed_by_person(rows)
     try:
-        derived = replay(ctx.definition, points, population, ctx.settings, closed, late)
+        derived = replay(
+            ctx.definition, points, population, ctx.settings, closed, late, expected=ctx.expected
+        )
     except Exception as exc:
         _rules_failed(exc, ctx)
         derived = replay(ctx.definition, points, population, _risk_only(), closed, late)
@@ -182,6 +190,32 @@ def derive_full(
 
 
 # ----- recompute from the database ----------------------------------------------------------------
+
+_MODELS = ExpectedResponseModel.__table__  # type: ignore[attr-defined]
+
+
+def expected_for(key: SeriesKey, body: dict[str, object] | str | None) -> ExpectedResponse | None:
+    """The stored model (``body``, as a value or as JSON text) as it applies to the series: models
+    are of client ratings (fitted from them, DESIGN.md §10.5), so another respondent's series has
+    none (norms belong to a respondent, §10.3.5). Parsed once per distinct body."""
+    if body is None or key.respondent != "client" or key.rater:
+        return None
+    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    return _expected_from_json(text)
+
+
+@lru_cache(maxsize=256)
+def _expected_from_json(text: str) -> ExpectedResponse:
+    return ExpectedResponse.model_validate_json(text)
+
+
+async def load_expected(conn: AsyncConnection, key: SeriesKey) -> ExpectedResponse | None:
+    body = await conn.scalar(
+        select(_MODELS.c.body).where(
+            _MODELS.c.org_id == key.org_id, _MODELS.c.instrument == key.instrument
+        )
+    )
+    return expected_for(key, body)
 
 
 async def definition_for(
@@ -215,7 +249,13 @@ async def recompute_series(
     if definition is None:
         return []
     # The respondent's norms (DESIGN.md §10.3.5): a collateral series is not judged on the client's.
-    ctx = SeriesContext(key, definition.for_respondent(key.respondent), facts.population, settings)
+    ctx = SeriesContext(
+        key,
+        definition.for_respondent(key.respondent),
+        facts.population,
+        settings,
+        await load_expected(conn, key),
+    )
     points = await alert_store.load_points(conn, key)
     rows = await alert_store.load_alert_rows(conn, key, unresolved_only=False)
     writes = derive_full(ctx, points, rows, now or utcnow(), late)

@@ -31,6 +31,7 @@ from services.alerts.settings import (
     resolve_settings,
 )
 from services.instruments.schema import InstrumentDefinition, Population
+from services.trajectory.etr import ExpectedResponse
 from services.trajectory.ruptures import MAX_DECLINE_STEPS, SD_WINDOW
 
 
@@ -149,11 +150,14 @@ def replay(
     settings: Mapping[str, RuleSetting] | None = None,
     closed_by_person: ClosedByPerson | None = None,
     late_submissions: Collection[str] = (),
+    *,
+    expected: ExpectedResponse | None = None,
 ) -> list[AlertState]:
     """The alerts of a whole series (one instrument, one respondent), computed at once: every rule
-    over the full history, then the lifecycle in session order. Deterministic."""
+    over the full history, then the lifecycle in session order. Deterministic. ``expected``: the
+    organisation's expected-response model for the series (:func:`rule_events`)."""
     _check_series(series)
-    events = rule_events(defn, series, population, settings)
+    events = rule_events(defn, series, population, settings, expected=expected)
     return apply_events([], events, closed_by_person, late_submissions)
 
 
@@ -164,6 +168,8 @@ def step(
     population: Population = "adult",
     settings: Mapping[str, RuleSetting] | None = None,
     closed_by_person: ClosedByPerson | None = None,
+    *,
+    expected: ExpectedResponse | None = None,
 ) -> list[AlertState]:
     """The alerts after the latest submission of ``series_so_far``: ``states`` (this series' alerts
     after the previous session; alerts of other instruments pass through unchanged) updated with
@@ -172,7 +178,7 @@ def step(
     if not series_so_far:
         return list(states)
     latest = series_so_far[-1].session_number
-    events = rule_events(defn, series_so_far, population, settings, latest)
+    events = rule_events(defn, series_so_far, population, settings, latest, expected=expected)
     return apply_events(states, events, closed_by_person)
 
 

@@ -41,6 +41,12 @@ from services.alerts.settings import risk_thresholds as bounded_risk_thresholds
 from services.instruments.registry import builtin_instruments
 from services.instruments.schema import Direction, InstrumentDefinition, Population, dec
 from services.scoring.engine import cutoff_for, in_clinical_range, population_value
+from services.trajectory.etr import (
+    ExpectedResponse,
+    curve_session,
+    expected_at,
+    worse_than_expected,
+)
 from services.trajectory.reliable_change import healthy_change, reliable_direction
 from services.trajectory.ruptures import find_ruptures
 
@@ -501,16 +507,21 @@ def outcome_not_on_track(
     population: Population,
     params: NotOnTrackParams,
     since: int = 0,
+    *,
+    expected: ExpectedResponse | None = None,
 ) -> list[Event]:
-    """First score in the clinical range (cut-off for the population, direction-aware) and, from
-    the ``min_session``-th observed score of the series on (the first score counts as 1), neither
-    reliably improved from the first score nor out of the clinical range → warning (high from the
-    ``high_from_session``-th score). DESIGN.md §10.3.4: time on track is counted in observed
-    scores, not session numbers, so an instrument first entered at session 9 is not judged on its
-    first score (psychometrics.md "Not on track": no reliable improvement by the 4th measurement;
-    early change predicts outcome best). Cleared when the client has improved reliably **or** is
-    no longer in the clinical range; a later score back in it without reliable improvement raises
-    it again."""
+    """With the organisation's expected-response model for the instrument, see
+    :func:`_not_on_track_by_model`. Otherwise: first score in the clinical range (cut-off for the
+    population, direction-aware) and, from the ``min_session``-th observed score of the series on
+    (the first score counts as 1), neither reliably improved from the first score nor out of the
+    clinical range → warning (high from the ``high_from_session``-th score). DESIGN.md §10.3.4:
+    time on track is counted in observed scores, not session numbers, so an instrument first
+    entered at session 9 is not judged on its first score (psychometrics.md "Not on track": no
+    reliable improvement by the 4th measurement; early change predicts outcome best). Cleared when
+    the client has improved reliably **or** is no longer in the clinical range; a later score back
+    in it without reliable improvement raises it again."""
+    if expected is not None:
+        return _not_on_track_by_model(defn, series, population, params, since, expected)
     direction = defn.direction
     rc = defn.reliable_change_points
     cutoff = cutoff_for(defn, population)
@@ -543,6 +554,73 @@ def outcome_not_on_track(
                     "first": _num(first), "current": _num(total), "improvement": change,
                     "reliable_change": rc, "cutoff": _num(cutoff), "population": population,
                     "direction": direction,
+                    "sessions": [first_point.session_number, p.session_number],
+                },
+                params=used,
+            )
+        )  # fmt: skip
+    return events
+
+
+# [D] With a model, a score can be judged from the second of the series on: the first is the
+# intake that picks the band (Lambert's OQ system gives feedback from the second session).
+MODEL_FROM_SCORE = 2
+
+
+def _not_on_track_by_model(
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: NotOnTrackParams,
+    since: int,
+    model: ExpectedResponse,
+) -> list[Event]:
+    """Worse than the failure boundary of the expected response for the client's intake band
+    (Finch, Lambert & Schaalje 2001: outside the tolerance band around the expected recovery
+    curve; below p10 for higher-is-better, above p90 for lower-is-better, Attune's boundary [D];
+    DESIGN.md §10.5) → warning, high from the ``high_from_session``-th observed score. Time is
+    still counted in observed scores (DESIGN.md §10.3.4: from the 2nd score here, the 1st being
+    the intake), and the alert still clears when the client has improved reliably **or** is no
+    longer in the clinical range, whatever the model says, as in the rule without a model."""
+    direction = defn.direction
+    observed = _observed(series, None)
+    if direction is None or not observed:
+        return []
+    rc = defn.reliable_change_points
+    cutoff = cutoff_for(defn, population)
+    first_point, first = observed[0]
+    label = series_label(defn, None)
+    used: dict[str, JsonValue] = params.model_dump()
+    boundary_name = "p10" if direction == "higher_is_better" else "p90"
+    side = "below" if direction == "higher_is_better" else "above"
+    events = []
+    for count, (p, total) in enumerate(observed, start=1):
+        if count < MODEL_FROM_SCORE or p.session_number < since:
+            continue
+        at = curve_session(p.session_number, first_point.session_number)
+        exp = expected_at(model, first, at)
+        if (
+            exp is None
+            or not worse_than_expected(total, exp, direction)
+            or (rc is not None and reliable_direction(first, total, rc, direction) == "improved")
+            or (cutoff is not None and not in_clinical_range(total, cutoff, direction))
+        ):
+            events.append(_clear("outcome.not_on_track", defn, p))
+            continue
+        boundary = exp.p10 if direction == "higher_is_better" else exp.p90
+        high = count >= params.high_from_session
+        events.append(
+            _raise(
+                "outcome.not_on_track", defn, p, severity="high" if high else "warning",
+                message=f"{label} is {fmt(total)} at session {p.session_number}, {side} the "
+                f"{boundary_name} of {fmt(boundary, 2)} expected for clients who started at "
+                f"{fmt(first)} (median {fmt(exp.p50, 2)}). Not on track.",
+                evidence={
+                    "first": _num(first), "current": _num(total), "basis": "expected_response",
+                    "expected": {"p10": exp.p10, "p50": exp.p50, "p90": exp.p90},
+                    "boundary": boundary, "curve_session": at,
+                    "cutoff": None if cutoff is None else _num(cutoff), "population": population,
+                    "direction": direction, "model_source": model.source,
                     "sessions": [first_point.session_number, p.session_number],
                 },
                 params=used,
@@ -596,11 +674,14 @@ def rule_events(
     population: Population,
     settings: Mapping[str, RuleSetting] | None = None,
     since: int = 0,
+    *,
+    expected: ExpectedResponse | None = None,
 ) -> list[Event]:
     """Every event of every applicable, enabled rule over the series, ordered by session and, within
     a session, by rule (registry order) and by the rule's own order. ``risk.item`` runs even when a
     setting says disabled. ``since``: only the events of sessions from that number on (the rules
-    still read the earlier history; they just do not describe it)."""
+    still read the earlier history; they just do not describe it). ``expected``: the
+    organisation's expected-response model for the series, if any (``outcome.not_on_track``)."""
     resolved = resolve_settings(settings)
     events: list[Event] = []
     for rule_id, spec in RULES.items():
@@ -613,5 +694,11 @@ def rule_events(
         params = params_for(setting, defn)  # this instrument's values (DESIGN.md §10.2)
         if params is None:
             continue  # the instrument takes no part in this rule
+        if rule_id == "outcome.not_on_track" and expected is not None:
+            assert isinstance(params, NotOnTrackParams)
+            events += outcome_not_on_track(
+                defn, series, population, params, since, expected=expected
+            )
+            continue
         events += rule(defn, series, population, params, since)
     return sorted(events, key=lambda e: e.session_number)  # stable: rule order within a session

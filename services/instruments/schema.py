@@ -184,6 +184,31 @@ class ReliableChangeFromNorms(BaseModel):
     reliability: Number
 
 
+class NormGroup(BaseModel):
+    """Mean and SD of a reference group's totals."""
+
+    model_config = _MODEL_CONFIG
+
+    mean: Number
+    sd: Number
+
+    @model_validator(mode="after")
+    def _positive_sd(self) -> NormGroup:
+        if dec(self.sd) <= 0:
+            raise ValueError("sd must be positive")
+        return self
+
+
+class Norms(BaseModel):
+    """Totals of a clinical (dysfunctional) and a functional (healthy) reference group, from which
+    Jacobson & Truax (1991) derive the cut-offs a, b and c; either may be missing."""
+
+    model_config = _MODEL_CONFIG
+
+    clinical: NormGroup | None = None
+    functional: NormGroup | None = None
+
+
 # A cut-off: one number, or a map by population (``{"adult": 25, "child": 32}``).
 Cutoff = Number | dict[str, Number]
 # A reliable change: points, or SD and reliability.
@@ -228,6 +253,8 @@ class InstrumentDefinition(BaseModel):
     cutoff: Cutoff | dict[str, Cutoff] | None = None
     bands: list[Band] = Field(default_factory=list)
     reliable_change: ReliableChange | dict[Respondent, ReliableChange] | None = None
+    # The client's self-report norms, for the Jacobson & Truax cut-offs (DESIGN.md §10.5, §7).
+    norms: Norms | None = None
     risk_items: list[RiskItem] = Field(default_factory=list)
     citation: Annotated[str, Field(min_length=1)]
     license: Annotated[str, Field(min_length=1)]
@@ -288,6 +315,12 @@ class InstrumentDefinition(BaseModel):
     @property
     def respondent_reliable_change(self) -> ReliableChange | None:
         return cast("ReliableChange | None", self._norm_for(self.reliable_change))
+
+    @property
+    def respondent_norms(self) -> Norms | None:
+        """The reference-group norms, which are the client's self-report norms: ``None`` for
+        another respondent's ratings unless the client does not rate the instrument."""
+        return self.norms if self.plain_norm_applies else None
 
     # ----- derived values -------------------------------------------------------------------------
 

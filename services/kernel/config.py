@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     retention_interval_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
     retention_outbox_days: int = Field(default=7, ge=1, le=3650)
     retention_delivery_log_days: int = Field(default=30, ge=1, le=3650)
+    # An expected-response fit over more closed episodes than this runs in the worker
+    # (services/trajectory/fit_worker.py), and POST .../etr/fit answers 202 with the job.
+    etr_fit_inline_max_episodes: int = Field(default=2000, ge=0)
     # Webhook targets on private, loopback or link-local addresses: development and tests only.
     webhook_allow_private: bool = False
     # Ports webhook URLs may name outside development (services/webhooks/targets.py).

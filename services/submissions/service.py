@@ -146,7 +146,11 @@ async def create_submission(
         values["total"] = scores.total
         values["created_at"] = now
         ctx = alert_engine.SeriesContext(
-            key, rated, facts.population, alert_engine.settings_for(context.overrides)
+            key,
+            rated,
+            facts.population,
+            alert_engine.settings_for(context.overrides),
+            context.expected,
         )
         new = alert_store.point(
             data.session_number, values["id"], scores.total, scores.subscales, data.answers

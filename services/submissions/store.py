@@ -17,6 +17,7 @@ from services.alerts.store import EpisodeFacts, SeriesKey
 from services.kernel.audit import AuditValues
 from services.kernel.database import UnitOfWork
 from services.submissions.rows import SubmissionValues
+from services.trajectory.etr import ExpectedResponse
 from services.webhooks.events import EventRow
 
 # One valid submission per (session, instrument, respondent, rater) of an episode.
@@ -28,12 +29,14 @@ series_key_of = itemgetter(*SERIES_KEY)
 @dataclass(frozen=True, slots=True)
 class SubmissionContext:
     """What a new submission is judged against: the episode, the series' first score and latest
-    sessions (in session order), its unresolved alerts and the organisation's alert settings."""
+    sessions (in session order), its unresolved alerts, the organisation's alert settings and its
+    expected-response model for the series (DESIGN.md §10.5)."""
 
     facts: EpisodeFacts
     history: list[SeriesPoint]
     open_alerts: list[AlertRow]
     overrides: dict[str, dict[str, object]]
+    expected: ExpectedResponse | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import orjson
 from models.base import new_id
 from services.alerts import SeriesPoint
 from services.alerts import engine as alert_engine
-from services.alerts.engine import Writes
+from services.alerts.engine import Writes, expected_for
 from services.alerts.model import AlertRow
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import WRITTEN_ON_UPDATE, EpisodeFacts, SeriesKey, as_alert_row, point
@@ -28,6 +28,7 @@ from services.kernel.database import Driver, UnitOfWork
 from services.kernel.errors import Unauthorized
 from services.submissions.rows import SubmissionValues
 from services.submissions.store import NewSubmission, SubmissionContext, series_key_of
+from services.trajectory.etr import ExpectedResponse
 from services.trajectory.ruptures import DEFAULT_REPAIR_WINDOW
 from services.webhooks import outbox
 from services.webhooks.events import EventRow
@@ -49,8 +50,8 @@ def json_value(value: Any) -> Any:
 # sessions (as many as history_needed asks: the rupture repair window, the organisation's or the
 # default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
 # ignores a NULL) and its first score, its unresolved alerts (and the alerts of discrete events a
-# person resolved: services/alerts/store.load_alert_rows), and the organisation's alert
-# settings. No lock: the
+# person resolved: services/alerts/store.load_alert_rows), the organisation's alert
+# settings and its expected-response model for the instrument. No lock: the
 # store below writes only if alert_seq is still what this read saw.
 SUBMISSION_CONTEXT = """
     SELECT ($9::uuid IS NULL
@@ -82,7 +83,9 @@ SUBMISSION_CONTEXT = """
                 AND a.type IN ($EVENT_TYPES)))
            AND a.type <> 'concern.reported'),
         (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
-         WHERE r.org_id = $1)
+         WHERE r.org_id = $1),
+        (SELECT m.body FROM expected_response_models m
+         WHERE m.org_id = $1 AND m.instrument = $4)
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
 """.replace("$EVENT_TYPES", ", ".join(f"'{rule}'" for rule in sorted(EVENT_RULES)))
@@ -143,6 +146,7 @@ class ContextRow:
     latest: list[SeriesPoint]
     alerts: list[AlertRow]
     overrides: dict[str, dict[str, object]]
+    expected: ExpectedResponse | None
 
 
 async def submission_context(
@@ -166,7 +170,8 @@ async def submission_context(
     if row is None:
         return None
     _, status, population, client_id, clinician, alert_seq, *series = row.values()
-    tail, first, alerts, overrides = (json_value(v) for v in series)
+    *rest, expected = series
+    tail, first, alerts, overrides = (json_value(v) for v in rest)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
     # uuid.UUID rather than asyncpg's subclass: these ids go into JSON responses.
@@ -183,6 +188,7 @@ async def submission_context(
         [_point(raw) for raw in tail],
         [alert_row(a) for a in alerts],
         overrides or {},
+        expected_for(key, expected),  # parsed once per distinct stored text
     )
 
 
@@ -439,7 +445,9 @@ class PgSubmissionStore:
         if stored_may_differ and len(latest) < window:
             latest = await latest_points(driver, key, window)  # one statement more, then only
         history = judged_history(found.first, latest, window)
-        return SubmissionContext(found.facts, history, found.alerts, found.overrides)
+        return SubmissionContext(
+            found.facts, history, found.alerts, found.overrides, found.expected
+        )
 
     async def lock_episode(self, key: SeriesKey) -> None:
         await lock_alert_seq(await self._in_transaction(), key.org_id, key.episode_id)

@@ -78,7 +78,8 @@ class SqlSubmissionStore:
             conn, key, tail=history_needed(alert_engine.settings_for(overrides))
         )
         rows = await alert_store.load_alert_rows(conn, key, unresolved_only=True)
-        return SubmissionContext(alert_store.EpisodeFacts(*row), history, rows, overrides)
+        expected = await alert_engine.load_expected(conn, key)
+        return SubmissionContext(alert_store.EpisodeFacts(*row), history, rows, overrides, expected)
 
     async def lock_episode(self, key: SeriesKey) -> None:
         await alert_store.lock_episode(await self.uow.connection(), key.org_id, key.episode_id)

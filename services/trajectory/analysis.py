@@ -12,10 +12,20 @@ from pydantic import BaseModel, ConfigDict
 
 from services.instruments.schema import Cutoff, InstrumentDefinition, Population, dec
 from services.scoring.engine import cutoff_for, in_clinical_range, population_value
+from services.trajectory.etr import (
+    Expected,
+    ExpectedResponse,
+    curve_session,
+    expected_at,
+    worse_than_expected,
+)
+from services.trajectory.pairs import PairedOutcome
 from services.trajectory.reliable_change import (
     Classification,
+    clinical_cutoffs,
     jacobson_truax,
     reliable_direction,
+    standard_errors,
 )
 from services.trajectory.ruptures import (
     DEFAULT_K,
@@ -45,6 +55,24 @@ ObservationLike = (
 )
 
 
+class ExpectedOut(BaseModel):
+    model_config = _CONFIG
+
+    p10: float
+    p50: float
+    p90: float
+
+
+class CutoffsOut(BaseModel):
+    """Jacobson & Truax (1991) cut-offs a, b, c; each null without the norms it needs."""
+
+    model_config = _CONFIG
+
+    a: float | None
+    b: float | None
+    c: float | None
+
+
 class TrajectoryPoint(BaseModel):
     model_config = _CONFIG
 
@@ -58,6 +86,12 @@ class TrajectoryPoint(BaseModel):
     # Reliable change from the first score: null when the instrument has no reliable-change points.
     reliable_change: Literal["improved", "deteriorated", "none"] | None
     clinical: bool | None
+    # Reliable-change index from the first score, (score - first) / S_diff (Jacobson & Truax
+    # 1991); null without a reliable-change norm.
+    rci: float | None = None
+    # The expected response at this session for the client's intake band (DESIGN.md §10.5); null
+    # without a model that applies.
+    expected: ExpectedOut | None = None
 
 
 class SuddenChangeOut(BaseModel):
@@ -87,6 +121,15 @@ class TrajectorySummary(BaseModel):
     first_session: int | None
     latest_session: int | None
     n_points: int
+    # The latest score against the expected response (not worse than the failure boundary: p10
+    # for higher-is-better, p90 for lower-is-better); null without a model or a second score.
+    on_track: bool | None = None
+    # Standard error of measurement and of a difference (Jacobson & Truax 1991).
+    se: float | None = None
+    s_diff: float | None = None
+    cutoffs: CutoffsOut | None = None
+    # PHQ-9 with GAD-7 in one episode (NHS Talking Therapies), on either's trajectory.
+    paired_caseness: PairedOutcome | None = None
 
 
 class Trajectory(BaseModel):
@@ -105,10 +148,15 @@ def _diff(a: float, b: float) -> float:
 
 
 def _points(
-    defn: InstrumentDefinition, observations: Sequence[Observation], cutoff: float | None
+    defn: InstrumentDefinition,
+    observations: Sequence[Observation],
+    cutoff: float | None,
+    expected: ExpectedResponse | None,
 ) -> list[TrajectoryPoint]:
     rc_points = defn.reliable_change_points
+    errors = standard_errors(defn.respondent_reliable_change)
     first: float | None = None
+    first_session = 0
     previous: float | None = None
     points = []
     for obs in observations:
@@ -127,7 +175,9 @@ def _points(
         )
         if total is not None and defn.direction is not None:
             if first is None:
-                first = total
+                first, first_session = total, obs.session_number
+            at = curve_session(obs.session_number, first_session)
+            band = None if expected is None else expected_at(expected, first, at)
             point = point.model_copy(
                 update={
                     "change_from_first": _diff(total, first),
@@ -137,11 +187,29 @@ def _points(
                     "clinical": None
                     if cutoff is None
                     else in_clinical_range(total, cutoff, defn.direction),
+                    "rci": None
+                    if errors is None
+                    else round(_diff(total, first) / errors.s_diff, 4),
+                    "expected": None if band is None else ExpectedOut(**band._asdict()),
                 }
             )
             previous = total
         points.append(point)
     return points
+
+
+def _on_track(defn: InstrumentDefinition, scored: Sequence[TrajectoryPoint]) -> bool | None:
+    """The latest score within or better than the expected band's failure boundary (Finch,
+    Lambert & Schaalje 2001; p10/p90 [D]); ``None`` without a model for it or a second score."""
+    if len(scored) < 2 or defn.direction is None:
+        return None
+    latest = scored[-1]
+    if latest.expected is None or latest.total is None:
+        return None
+    band = latest.expected
+    return not worse_than_expected(
+        latest.total, Expected(band.p10, band.p50, band.p90), defn.direction
+    )
 
 
 def _ruptures(
@@ -193,6 +261,8 @@ def build_trajectory(
     repair_window: int = DEFAULT_REPAIR_WINDOW,
     min_drops: Mapping[str | None, float | None] | None = None,
     as_of_session: int | None = None,
+    expected: ExpectedResponse | None = None,
+    paired: PairedOutcome | None = None,
 ) -> Trajectory:
     """Trajectory of one series (one episode, instrument, respondent). ``min_drops`` overrides
     :func:`default_min_drop` by subscale (``None`` = total; a ``None`` floor: that scale is not
@@ -201,7 +271,9 @@ def build_trajectory(
     has gone, for rupture repair windows (default: the last observation). ``cutoff`` (a number or
     a population map) judges the clinical range in place of the definition's for the rating
     respondent: the organisation's ``alliance.low`` cut-off, so the trajectory agrees with the
-    alerts (DESIGN.md §10.2)."""
+    alerts (DESIGN.md §10.2). ``expected``: the organisation's expected-response model for the
+    series (DESIGN.md §10.5); ``paired``: the episode's PHQ-9 + GAD-7 outcome
+    (:func:`services.trajectory.pairs.paired_outcome`)."""
     obs = sorted((Observation(*o) for o in observations), key=lambda o: o.session_number)
     sessions = [o.session_number for o in obs]
     if len(set(sessions)) != len(sessions):
@@ -211,7 +283,7 @@ def build_trajectory(
     used_cutoff = (
         cutoff_for(defn, population) if cutoff is None else population_value(cutoff, population)
     )
-    points = _points(defn, obs, used_cutoff)
+    points = _points(defn, obs, used_cutoff, expected)
     scored = [p for p in points if p.total is not None]
     rc_points = defn.reliable_change_points
     classification: Classification | None = None
@@ -230,6 +302,9 @@ def build_trajectory(
         g, lo = find_sudden_changes(by_session, direction=defn.direction, cutoff=rc_points)
         gains = [SuddenChangeOut(**vars(c)) for c in g]
         losses = [SuddenChangeOut(**vars(c)) for c in lo]
+    errors = standard_errors(defn.respondent_reliable_change)
+    norms = defn.respondent_norms
+    cutoffs = None if defn.direction is None else clinical_cutoffs(norms, defn.direction)
     ruptures = _ruptures(
         defn,
         obs,
@@ -250,5 +325,10 @@ def build_trajectory(
             first_session=sessions[0] if sessions else None,
             latest_session=sessions[-1] if sessions else None,
             n_points=len(points),
+            on_track=_on_track(defn, scored),
+            se=None if errors is None else round(errors.se, 6),
+            s_diff=None if errors is None else round(errors.s_diff, 6),
+            cutoffs=None if cutoffs is None else CutoffsOut(**cutoffs._asdict()),
+            paired_caseness=paired,
         ),
     )

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from services.instruments.schema import RC_Z, Direction, dec
+from services.instruments.schema import (
+    RC_Z,
+    Direction,
+    Norms,
+    ReliableChange,
+    ReliableChangeFromNorms,
+    dec,
+)
 from services.scoring.engine import in_clinical_range
 
 Classification = Literal["recovered", "improved", "unchanged", "deteriorated"]
@@ -74,3 +81,47 @@ def jacobson_truax(
     ):
         return "recovered"
     return "improved"
+
+
+class StandardErrors(NamedTuple):
+    se: float
+    s_diff: float
+
+
+def standard_errors(rc: ReliableChange | None) -> StandardErrors | None:
+    """``S_E`` and ``S_diff`` of an instrument's reliable-change norm: from SD and reliability
+    (Jacobson & Truax 1991), or, when only reliable-change points are given, the ``S_diff`` they
+    imply, ``points / 1.96`` (so that a change of exactly those points has ``|RC| = 1.96``), and
+    ``S_E = S_diff / √2`` [D]. ``None`` without a norm."""
+    if rc is None:
+        return None
+    if isinstance(rc, ReliableChangeFromNorms):
+        sd, r = float(rc.sd), float(rc.reliability)
+        return StandardErrors(s_e(sd, r), s_diff(sd, r))
+    diff = float(rc) / RC_Z
+    return StandardErrors(diff / math.sqrt(2), diff)
+
+
+class Cutoffs(NamedTuple):
+    a: float | None
+    b: float | None
+    c: float | None
+
+
+def clinical_cutoffs(norms: Norms | None, direction: Direction) -> Cutoffs | None:
+    """Jacobson & Truax (1991) cut-offs, for higher-is-better (flipped for lower-is-better):
+    ``a = M_dys + 2·SD_dys`` (beyond the clinical group's range), ``b = M_func - 2·SD_func``
+    (within the functional group's range), ``c = (SD_func·M_dys + SD_dys·M_func) / (SD_func +
+    SD_dys)`` (nearer the functional mean than the clinical one); ``a`` needs the clinical norm,
+    ``b`` the functional one, ``c`` both (reference/psychometrics.md)."""
+    if norms is None or (norms.clinical is None and norms.functional is None):
+        return None
+    sign = 1.0 if direction == "higher_is_better" else -1.0
+    dys, func = norms.clinical, norms.functional
+    a = None if dys is None else float(dys.mean) + sign * 2 * float(dys.sd)
+    b = None if func is None else float(func.mean) - sign * 2 * float(func.sd)
+    c = None
+    if dys is not None and func is not None:
+        sd_dys, sd_func = float(dys.sd), float(func.sd)
+        c = (sd_func * float(dys.mean) + sd_dys * float(func.mean)) / (sd_func + sd_dys)
+    return Cutoffs(a, b, c)

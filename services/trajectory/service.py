@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from models.base import UTCDateTime
@@ -13,12 +13,16 @@ from models.submissions import CareSession, Submission
 from services.alerts import engine as alert_engine
 from services.alerts import store as alert_store
 from services.alerts.settings import alliance_cutoff, rupture_scales
+from services.alerts.store import SeriesKey
 from services.care.episodes import load_episode
 from services.instruments.catalog import resolve_named
 from services.instruments.schema import InstrumentDefinition
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.trajectory import Trajectory, build_trajectory
+from services.trajectory.pairs import PAIR, PairedOutcome, paired_outcome
+
+_SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ async def load_series_trajectory(
     # issue 13 finding 7): a rupture listed here is one alliance.rupture would raise, and an
     # alliance instrument's clinical range is the one alliance.low judges by.
     conn = await session.connection()
+    key = SeriesKey(actor.org_id, episode_id, definition.code, respondent, rater or "")
+    expected = await alert_engine.load_expected(conn, key)  # client ratings only
+    paired = await _paired(conn, key)
     settings = alert_engine.settings_for(await alert_store.load_overrides(conn, actor.org_id))
     rupture = rupture_scales(settings["alliance.rupture"], rated)
     cutoff = (
@@ -84,6 +91,8 @@ async def load_series_trajectory(
         k=rupture.k,
         repair_window=rupture.repair_window,
         min_drops=rupture.min_drops,
+        expected=expected,
+        paired=paired,
     )
     return SeriesTrajectory(definition=rated, trajectory=trajectory)
 
@@ -109,3 +118,21 @@ async def episode_trajectory(
         session, actor, action="trajectory.read", resource_type="episode", resource_id=episode_id
     )
     return loaded.trajectory
+
+
+async def _paired(conn: AsyncConnection, key: SeriesKey) -> PairedOutcome | None:
+    """The episode's PHQ-9 + GAD-7 outcome (NHS Talking Therapies), on either's client
+    trajectory when the episode has both."""
+    if key.instrument not in PAIR or key.respondent != "client" or key.rater:
+        return None
+    s = _SUBMISSIONS
+    rows = await conn.execute(
+        select(s.c.instrument, s.c.session_number, s.c.total)
+        .where(s.c.org_id == key.org_id, s.c.episode_id == key.episode_id)
+        .where(s.c.instrument.in_(PAIR), s.c.respondent == "client", s.c.rater == "")
+        .where(s.c.status == "valid", s.c.total.is_not(None))
+    )
+    by_instrument: dict[str, dict[int, float]] = {code: {} for code in PAIR}
+    for instrument, session_number, total in rows:
+        by_instrument[instrument][session_number] = float(total)
+    return paired_outcome(by_instrument[PAIR[0]], by_instrument[PAIR[1]])

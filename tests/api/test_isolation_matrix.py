@@ -92,6 +92,23 @@ MATRIX: dict[tuple[str, str], Probe] = {
         "object", body={"resolution": "dismissed"}, caseload=True
     ),
     ("GET", "/v1/instruments/{code}"): Probe("object"),  # A's own instrument; built-ins shared
+    ("GET", "/v1/instruments/{code}/etr"): Probe("object"),
+    ("PUT", "/v1/instruments/{code}/etr"): Probe(
+        "object",
+        body={
+            "bands": [
+                {
+                    "intake_min": 0,
+                    "intake_max": 40,
+                    "sessions": [{"session": 1, "p10": 30, "p50": 34, "p90": 38}],
+                }
+            ]
+        },
+    ),
+    ("POST", "/v1/instruments/{code}/etr/fit"): Probe("object"),
+    # No fit is queued in this world (fits below the worker's threshold run in the request):
+    # another organisation's real fit is 404 in tests/api/test_expected_response_worker.py.
+    ("GET", "/v1/instruments/{code}/etr/fits/{fit_id}"): Probe("object"),
     ("POST", "/v1/episodes/{episode_id}/invitations"): Probe(
         "object", body={"instruments": ["srs"], "session_number": 9}, caseload=True
     ),
@@ -295,6 +312,7 @@ async def build_org(attune: Attune, name: str) -> Org:
             issue_id=alerts[0]["id"],
             job_id=job_id,
             export_id=export_id,
+            fit_id=str(uuid.uuid4()),
             file_name="Observation.ndjson",
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
@@ -789,6 +807,10 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/v1/episodes/{episode_id}/trajectory/chart"): "submissions:read",
     ("GET", "/v1/exports/runs/{export_id}"): "exports:read",
     ("GET", "/v1/exports/{dataset}/datapackage.json"): "exports:read",
+    ("GET", "/v1/instruments/{code}/etr"): "submissions:read",
+    ("PUT", "/v1/instruments/{code}/etr"): "admin",
+    ("POST", "/v1/instruments/{code}/etr/fit"): "admin",
+    ("GET", "/v1/instruments/{code}/etr/fits/{fit_id}"): "admin",
 }
 
 

@@ -64,6 +64,7 @@ async def _fixture_ids(tenant: Tenant) -> dict[str, str]:
         "submission_id": submission["id"],
         "org_id": tenant.org_id,
         "external_id": "MRN-1",
+        "code": "phq-9",
         "invitation_token": expect(
             await tenant.http.post(
                 f"/v1/episodes/{episode['id']}/invitations",
@@ -119,6 +120,13 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
         ("POST", "/v1/webhooks"): {
             "url": "https://ehr.example.org/hooks", "event_types": ["alert.created"],
             "description": "EHR",
+        },
+        ("PUT", "/v1/instruments/{code}/etr"): {
+            "bands": [{"intake_min": 0, "intake_max": 27,
+                       "sessions": [{"session": 1, "p10": 12, "p50": 15.5, "p90": 19}]}],
+        },
+        ("POST", "/v1/instruments/{code}/etr/fit"): {
+            "intake_bands": [{"intake_min": 0, "intake_max": 27}],
         },
     }  # fmt: skip
     return copy.deepcopy(bodies[(method, template)])

@@ -28,6 +28,8 @@ CHECKED = sorted(
 
 def test_every_status_column_is_checked() -> None:
     assert set(CHECKED) >= {
+        ("expected_response_fits", "status"),
+        ("expected_response_models", "source"),
         ("alerts", "severity"),
         ("alerts", "status"),
         ("alerts", "resolution"),
@@ -53,6 +55,12 @@ def test_the_check_lists_the_values_of_the_column_annotation() -> None:
         if isinstance(c, sa.CheckConstraint) and c.name == "ck_alerts_status"
     )
     assert all(f"'{value}'" in str(check.sqltext) for value in get_args(AlertStatus))
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # Every expected-response fit goes to the worker's queue, so that a fit row exists.
+    return settings.model_copy(update={"etr_fit_inline_max_episodes": 0})
 
 
 @pytest.fixture
@@ -93,6 +101,17 @@ async def one_row_in_each_checked_table(attune: Attune) -> uuid.UUID:
         "/fhir/$export", headers={**tenant.admin, "Prefer": "respond-async"}
     )
     assert kicked.status_code == 202, kicked.text
+    row = {"session": 1, "p10": 30, "p50": 34, "p90": 38}
+    model = {"bands": [{"intake_min": 0, "intake_max": 40, "sessions": [row]}]}
+    expect(await tenant.http.put("/v1/instruments/srs/etr", json=model, headers=tenant.admin), 200)
+    expect(
+        await tenant.http.patch(
+            f"/v1/episodes/{episode['id']}", json={"status": "closed"}, headers=tenant.admin
+        ),
+        200,
+    )
+    fit = await tenant.http.post("/v1/instruments/srs/etr/fit", headers=tenant.admin)
+    assert fit.status_code == 202, fit.text  # queued: one closed episode is over the limit of 0
     return uuid.UUID(tenant.org_id)
 
 

@@ -9,30 +9,17 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from services.charts import AlertMarker, trajectory_chart
 from services.instruments import get_builtin as builtin
 from services.trajectory import build_trajectory
-from services.trajectory.analysis import TrajectoryPoint
+from services.trajectory.analysis import ExpectedOut
 
 NO_SUBSCALES: Mapping[str, float] = {}
 
 
 def layers(spec: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {layer["name"]: layer["data"]["values"] for layer in spec["layer"]}
-
-
-class Expected(BaseModel):
-    p10: float
-    p50: float
-    p90: float
-
-
-class PointWithExpected(TrajectoryPoint):
-    """A point as an expected-response model makes it (DESIGN.md §10.5)."""
-
-    expected: Expected | None = None
 
 
 def test_a_symptom_scales_clinical_zone_lies_at_and_above_its_cutoff() -> None:
@@ -55,8 +42,8 @@ def test_the_expected_band_is_drawn_only_when_points_carry_one() -> None:
     with_band = plain.model_copy(
         update={
             "points": [
-                PointWithExpected(
-                    **p.model_dump(), expected=Expected(p10=17.0 + i, p50=20.0 + i, p90=23.0 + i)
+                p.model_copy(
+                    update={"expected": ExpectedOut(p10=17.0 + i, p50=20.0 + i, p90=23.0 + i)}
                 )
                 for i, p in enumerate(plain.points)
             ]

@@ -151,6 +151,8 @@ def test_json_shape_matches_the_design() -> None:
         "change_from_first",
         "reliable_change",
         "clinical",
+        "rci",
+        "expected",
     }
     assert set(dumped["summary"]) == {
         "classification",
@@ -160,4 +162,9 @@ def test_json_shape_matches_the_design() -> None:
         "first_session",
         "latest_session",
         "n_points",
+        "on_track",
+        "se",
+        "s_diff",
+        "cutoffs",
+        "paired_caseness",
     }
