@@ -22,7 +22,7 @@ from models.tenancy import ORG_SCOPES, ApiKey
 from services.kernel.config import KEY_PREFIX
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Forbidden, Unauthorized
-from services.kernel.store import kernel_store
+from services.kernel.store import kernel_store, session_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +159,16 @@ async def ensure_bootstrap_key(session: AsyncSession, *, key: str, secret: str) 
     ).all()
     if any("system" in scopes for _, scopes in existing):
         return False
-    session.add(
-        ApiKey(
-            org_id=None,
-            name="bootstrap system key",
-            prefix=display_prefix(key),
-            key_hash=hash_key(key, secret),
-            scopes=["system"],
-        )
+    row = ApiKey(
+        org_id=None,
+        name="bootstrap system key",
+        prefix=display_prefix(key),
+        key_hash=hash_key(key, secret),
+        scopes=["system"],
     )
-    await session.flush()
-    return True
+    # Insert-if-absent: replicas starting together all find no system key, and all but one
+    # then find the same key inserted (key_hash is unique) instead of failing to start.
+    return await session_store(session).insert_if_absent(
+        ApiKey.__table__,  # type: ignore[attr-defined]
+        row.model_dump(),
+    )
