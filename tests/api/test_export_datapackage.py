@@ -39,16 +39,19 @@ async def export(tenant: Tenant, dataset: str, fmt: str, identified: bool) -> by
     return response.content
 
 
-async def fields_of(tenant: Tenant, dataset: str, identified: bool) -> list[dict[str, Any]]:
-    package = expect(
-        await tenant.http.get(
-            f"/v1/exports/{dataset}/datapackage.json",
-            params={"identified": str(identified).lower()},
-            headers=tenant.admin,
-        ),
-        200,
+async def package_of(tenant: Tenant, dataset: str, identified: bool) -> dict[str, Any]:
+    params = {"identified": str(identified).lower()}
+    path = f"/v1/exports/{dataset}/datapackage.json"
+    package: dict[str, Any] = expect(
+        await tenant.http.get(path, params=params, headers=tenant.admin), 200
     )
-    fields: list[dict[str, Any]] = package["resources"][0]["schema"]["fields"]
+    return package
+
+
+async def fields_of(tenant: Tenant, dataset: str, identified: bool) -> list[dict[str, Any]]:
+    fields: list[dict[str, Any]] = (await package_of(tenant, dataset, identified))["resources"][0][
+        "schema"
+    ]["fields"]
     return fields
 
 
@@ -180,14 +183,7 @@ async def test_frictionless_validates_a_csv_export_against_its_data_package(
     for identified in (False, True):
         folder = tmp_path / str(identified)
         folder.mkdir()
-        package = expect(
-            await tenant.http.get(
-                f"/v1/exports/{dataset}/datapackage.json",
-                params={"identified": str(identified).lower()},
-                headers=tenant.admin,
-            ),
-            200,
-        )
+        package = await package_of(tenant, dataset, identified)
         (folder / "datapackage.json").write_text(json.dumps(package))
         csv = await export(tenant, dataset, "csv", identified)
         (folder / package["resources"][0]["path"]).write_bytes(csv)

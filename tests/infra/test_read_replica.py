@@ -9,19 +9,17 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from api.app import create_app
 from api.cli import migrate
 from scripts.harness import Cluster
 from services.kernel.config import Settings
@@ -60,6 +58,7 @@ def database_url(clusters: tuple[Cluster, Cluster]) -> str:
     return primary.url
 
 
+# tests/conftest.py's app and http fixtures take these: the primary and its standby.
 @pytest.fixture
 def settings(database_url: str, clusters: tuple[Cluster, Cluster]) -> Settings:
     return Settings(
@@ -72,20 +71,6 @@ def settings(database_url: str, clusters: tuple[Cluster, Cluster]) -> Settings:
         export_settle_seconds=0,
         rate_limit_auth_failures="1000000/hour",
     )
-
-
-@pytest.fixture
-async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
-    async with httpx.AsyncClient(transport=transport, base_url="http://attune.test") as client:
-        yield client
 
 
 async def sql(url: str, statement: str) -> Any:
