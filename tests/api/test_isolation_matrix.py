@@ -30,6 +30,8 @@ import httpx
 from fastapi import FastAPI
 
 from tests.fhir_support import questionnaire_response
+from tests.smart_support import new_key
+from tests.smart_support import register as smart_register
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 
 Kind = Literal["object", "list", "fhir-search", "body", "own", "token", "export", "exempt"]
@@ -95,6 +97,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
+    ("DELETE", "/v1/smart-clients/{smart_client_id}"): Probe("object"),
     # Lists.
     ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
     ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
@@ -115,6 +118,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/alert-rules"): Probe("list"),
     ("GET", "/v1/instruments"): Probe("list"),
     ("GET", "/v1/webhooks"): Probe("list"),
+    ("GET", "/v1/smart-clients"): Probe("list"),
     # FHIR searches.
     ("GET", "/fhir/Questionnaire"): Probe(
         "fhir-search", filters=("url=https://w3id.org/attune/fhir/Questionnaire/{code}",)
@@ -130,6 +134,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("POST", "/v1/episodes"): Probe("body", caseload=True),
     ("POST", "/v1/api-keys"): Probe("body"),
     ("POST", "/fhir/QuestionnaireResponse"): Probe("body", caseload=True),
+    ("POST", "/v1/smart-clients"): Probe("body"),
     # Create or set the caller's own things; A must not see them or change.
     ("POST", "/v1/clinicians"): Probe("own", body={"display_name": "Dr B", "external_id": "X"}),
     ("POST", "/v1/clients"): Probe("own", body={"population": "child"}),
@@ -156,6 +161,17 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/docs/oauth2-redirect"): Probe("exempt", reason="Swagger UI helper"),
     ("GET", "/redoc"): Probe("exempt", reason="ReDoc, no tenant data"),
     ("GET", "/fhir/metadata"): Probe("exempt", reason="public CapabilityStatement, no tenant data"),
+    ("GET", "/.well-known/smart-configuration"): Probe(
+        "exempt", reason="public SMART discovery document, no tenant data"
+    ),
+    ("GET", "/fhir/.well-known/smart-configuration"): Probe(
+        "exempt", reason="public SMART discovery document, no tenant data"
+    ),
+    ("POST", "/auth/token"): Probe(
+        "exempt",
+        reason="OAuth token endpoint: the caller is the client its signed assertion names "
+        "(tests/api/test_smart.py)",
+    ),
     ("GET", "/fhir/$export"): Probe(
         "exempt",
         reason="starts an export of the caller's own organization; its status and files are "
@@ -225,6 +241,7 @@ async def build_org(attune: Attune, name: str) -> Org:
         201,
     )
     kick_off = await http.get("/fhir/$export", headers=h)
+    smart_client = await smart_register(tenant, "clients:read")
     job_id = kick_off.headers["content-location"].rsplit("/", 1)[-1]
     for values, label in ((org.x, "x"), (org.y, "y")):
         staff = f"staff-{label}-{uuid.uuid4().hex[:8]}"
@@ -271,6 +288,7 @@ async def build_org(attune: Attune, name: str) -> Org:
             issue_id=alerts[0]["id"],
             job_id=job_id,
             file_name="Observation.ndjson",
+            smart_client_id=smart_client.client_id,
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
     keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
@@ -390,6 +408,17 @@ def body_probes(
             "clinician_id",
         ),
         (
+            "POST",
+            "/v1/smart-clients",
+            {
+                "name": "probe",
+                "jwks": {"keys": [new_key("ES384").as_dict(private=False)]},
+                "scopes": ["clients:read"],
+                "clinician_id": victim["clinician_id"],
+            },
+            "clinician_id",
+        ),
+        (
             "PATCH",
             fill("/v1/episodes/{episode_id}", own),
             {"clinician_id": victim["clinician_id"]},
@@ -480,7 +509,7 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     # Ids inside the body: B with A's ids, X's key with Y's ids → 404 or 422 naming the field.
     for victim, headers, own in ((a.x, b_admin, b.x), (a.y, bound, a.x)):
         for method, path, body, name in body_probes(victim, own):
-            if headers is bound and path == "/v1/api-keys":
+            if headers is bound and path in ("/v1/api-keys", "/v1/smart-clients"):
                 continue  # admin scope; the bound key gets 403 before any lookup
             response = await http.request(method, path, json=body, headers=headers)
             if headers is bound and "/v1/episodes" in path and name == "clinician_id":
