@@ -59,8 +59,9 @@ def _step(item: Item) -> list[dict[str, Any]]:
     step = dec(item.step)
     if step == step.to_integral_value():
         return [{"url": EXT_SLIDER_STEP, "valueInteger": int(step)}]
-    places = -step.normalize().as_tuple().exponent
-    assert isinstance(places, int)
+    exponent = step.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite number (the schema refuses others)
+    places = -exponent
     if step.normalize() == Decimal(1).scaleb(-places):  # 0.1, 0.01, …
         return [{"url": EXT_MAX_DECIMAL_PLACES, "valueInteger": places}]
     return [
