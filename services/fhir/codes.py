@@ -38,3 +38,10 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 
 SEARCHABLE = ("QuestionnaireResponse", "Observation", "DetectedIssue")
 EXPORTABLE = ("QuestionnaireResponse", "Observation", "DetectedIssue")
+
+# Patients and practitioners: their external id (the EHR's, e.g. an MRN) as an identifier. Attune
+# keeps the value only, so a search by identifier matches the value whatever system it names.
+SID_CLIENT = f"{CANONICAL}/sid/client-external-id"
+SID_CLINICIAN = f"{CANONICAL}/sid/clinician-external-id"
+IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"  # MR: medical record number
+EXT_POPULATION = f"{CANONICAL}/StructureDefinition/population"  # valueCode adult|adolescent|child

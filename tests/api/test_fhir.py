@@ -254,7 +254,7 @@ async def test_auth_and_routing_errors_under_fhir_are_operation_outcomes(attune:
     assert outcome(response, 401)["issue"][0]["code"] == "login"
     assert response.headers["www-authenticate"] == "Bearer"
     assert outcome(await attune.http.get("/fhir/Observation", headers=reader), 403)
-    assert outcome(await attune.http.get("/fhir/Patient", headers=tenant.admin), 404)
+    assert outcome(await attune.http.get("/fhir/Encounter", headers=tenant.admin), 404)
     missing = f"/fhir/QuestionnaireResponse/{uuid.uuid4()}"
     assert outcome(await attune.http.get(missing, headers=tenant.admin), 404)
     assert outcome(await attune.http.get("/fhir/Observation/x", headers=tenant.admin), 404)

@@ -94,6 +94,9 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir/QuestionnaireResponse/{response_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/Observation/{observation_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/DetectedIssue/{issue_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Patient/{client_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Practitioner/{clinician_id}"): Probe("object"),
+    ("GET", "/fhir/EpisodeOfCare/{episode_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
@@ -128,6 +131,22 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ),
     ("GET", "/fhir/DetectedIssue"): Probe(
         "fhir-search", caseload=True, filters=("patient={client_id}",)
+    ),
+    ("GET", "/fhir/Patient"): Probe(
+        "fhir-search", caseload=True, filters=("identifier={external_id}", "_id={client_id}")
+    ),
+    ("GET", "/fhir/Practitioner"): Probe(
+        "fhir-search", filters=("identifier={clinician_external_id}", "_id={clinician_id}")
+    ),
+    ("GET", "/fhir/EpisodeOfCare"): Probe(
+        "fhir-search",
+        caseload=True,
+        filters=("patient={client_id}", "patient:identifier={external_id}", "_id={episode_id}"),
+    ),
+    ("GET", "/fhir/QuestionnaireResponse"): Probe(
+        "fhir-search",
+        caseload=True,
+        filters=("patient={client_id}", "patient:identifier={external_id}", "_id={response_id}"),
     ),
     # Ids inside the body.
     ("POST", "/v1/submissions"): Probe("body", caseload=True),
