@@ -22,7 +22,10 @@ async def test_capability_statement_is_public_and_lists_the_resources(attune: At
     body = fhir(await attune.http.get("/fhir/metadata"), 200)
     assert body["fhirVersion"] == "4.0.1"
     types = {r["type"] for r in body["rest"][0]["resource"]}
-    assert types == {"Questionnaire", "QuestionnaireResponse", "Observation", "DetectedIssue"}
+    assert types == {
+        "Patient", "Practitioner", "EpisodeOfCare", "Questionnaire", "QuestionnaireResponse",
+        "Observation", "DetectedIssue",
+    }  # fmt: skip
     assert body["rest"][0]["operation"][0]["name"] == "export"
 
 
