@@ -2,6 +2,7 @@
 endpoint with signed assertions (RS384, ES384), scopes, expiry, replay protection, and the access
 token standing in for an API key."""
 
+import asyncio
 import base64
 import time
 import uuid
@@ -15,6 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 from sqlalchemy import update
 
+from api.app import create_app
 from models.base import utcnow
 from models.smart import SmartAccessToken
 from services.kernel.config import Settings
@@ -341,3 +343,23 @@ async def test_token_issuance_is_audited_without_the_token(attune: Attune) -> No
     assert issued[0]["resource_id"] == signer.client_id
     assert issued[0]["details"]["scope"] == "system/Observation.rs"
     assert token not in str(events)
+
+
+async def test_one_assertion_sent_at_once_to_two_replicas_buys_one_token(
+    attune: Attune, settings: Settings
+) -> None:
+    """The database decides (DESIGN.md §2: no in-process state that matters): of the same
+    assertion posted concurrently to two app instances, exactly one is accepted."""
+    tenant = await attune.tenant()
+    signer = await register(tenant)
+    form = token_form(signer.assertion())
+    other = create_app(settings)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, client=("203.0.113.8", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://b.test") as second:
+            answers = await asyncio.gather(
+                *(client.post("/auth/token", data=form) for client in [attune.http, second] * 3)
+            )
+    assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401, 401]
+    for refused in (a for a in answers if a.status_code == 401):
+        assert refused.json()["error"] == "invalid_client"
