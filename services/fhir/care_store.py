@@ -247,7 +247,11 @@ async def search_responses(
     total = None
     if want_total:
         total = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    rows = (await session.execute(sorted_from(stmt, sort, start).limit(count + 1))).mappings().all()
+    rows = (
+        (await session.execute(sorted_from(stmt, sort, start, actor.org_id).limit(count + 1)))
+        .mappings()
+        .all()
+    )
     defs = await definitions(session, actor)
     found = [submission_row(r) for r in rows]
     audit.record(session, actor, action="submission.search", resource_type="submission")

@@ -18,21 +18,24 @@ def effective() -> ColumnElement[Any]:
     return func.coalesce(SUBMISSIONS.c.occurred_at, SUBMISSIONS.c.created_at)
 
 
-def sorted_from(stmt: Select[Any], sort: Sort | None, start: uuid.UUID | None) -> Select[Any]:
+def sorted_from(
+    stmt: Select[Any], sort: Sort | None, start: uuid.UUID | None, org_id: uuid.UUID
+) -> Select[Any]:
     """``stmt`` in the order of ``sort`` (by effective time, ties by id; None: by id) from the
-    row ``start`` on (inclusive), as keyset pagination: later writes never shift a page."""
+    row ``start`` on (inclusive), as keyset pagination: later writes never shift a page. A
+    cursor naming a row of another organisation (``org_id`` is the caller's) starts nowhere."""
     if sort is None:
         if start is not None:
             stmt = stmt.where(SUBMISSIONS.c.id >= start)
         return stmt.order_by(SUBMISSIONS.c.id)
     key = tuple_(effective(), SUBMISSIONS.c.id)
     if start is not None:
-        at = (
-            select(effective().label("moment"), SUBMISSIONS.c.id)
-            .where(SUBMISSIONS.c.id == start)
-            .subquery()
+        moment = (
+            select(effective())
+            .where(SUBMISSIONS.c.org_id == org_id, SUBMISSIONS.c.id == start)
+            .scalar_subquery()
         )
-        bound = tuple_(select(at.c.moment).scalar_subquery(), start)
+        bound = tuple_(moment, start)
         stmt = stmt.where(key <= bound if sort.descending else key >= bound)
     if sort.descending:
         return stmt.order_by(effective().desc(), SUBMISSIONS.c.id.desc())

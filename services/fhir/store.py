@@ -476,7 +476,7 @@ async def search_observations(
     start, skip = cursor if cursor is not None else (None, 0)
     found: list[tuple[uuid.UUID, int, dict[str, Any]]] = []
     while len(found) <= count:
-        batch = sorted_from(stmt, sort, start)
+        batch = sorted_from(stmt, sort, start, actor.org_id)
         rows = (await session.execute(batch.limit(count + 1))).mappings().all()
         for raw in rows:
             row = submission_row(raw)
