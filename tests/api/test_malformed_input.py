@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.api.test_instruments_api import LOCAL
+from tests.smart_support import new_key
 from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect, srs, submit
 
 BAD_VALUES: list[Any] = [
@@ -119,6 +120,10 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
         ("POST", "/v1/webhooks"): {
             "url": "https://ehr.example.org/hooks", "event_types": ["alert.created"],
             "description": "EHR",
+        },
+        ("POST", "/v1/smart-clients"): {
+            "name": "EHR", "jwks": {"keys": [new_key("ES384").as_dict(private=False)]},
+            "scopes": ["clients:read"],
         },
     }  # fmt: skip
     return copy.deepcopy(bodies[(method, template)])
