@@ -82,6 +82,9 @@ async def issue(
 ) -> Issued:
     assertion, requested = _check_request(fields)
     claimed = assertions.claimed_client(assertion)
+    if fields.get("client_id", str(claimed.client_id)) != str(claimed.client_id):
+        # RFC 7521 §4.2: a client_id sent beside the assertion must name the same client.
+        raise invalid_client("client_id is not the client the assertion is from")
     found = (
         await session.execute(
             select(SmartClient, col(ApiKey.clinician_id))

@@ -363,3 +363,16 @@ async def test_one_assertion_sent_at_once_to_two_replicas_buys_one_token(
     assert sorted(a.status_code for a in answers) == [200, 401, 401, 401, 401, 401]
     for refused in (a for a in answers if a.status_code == 401):
         assert refused.json()["error"] == "invalid_client"
+
+
+async def test_a_client_id_sent_beside_the_assertion_must_be_the_same_client(
+    attune: Attune,
+) -> None:
+    """RFC 7521 §4.2: a client_id parameter, when sent, names the client the assertion is from."""
+    tenant = await attune.tenant()
+    signer = await register(tenant)
+    same = token_form(signer.assertion(), client_id=signer.client_id)
+    expect(await request_token(attune.http, same), 200)
+    other = token_form(signer.assertion(), client_id=str(uuid.uuid4()))
+    described = oauth_error(await request_token(attune.http, other), 401, "invalid_client")
+    assert "client_id" in described
