@@ -31,6 +31,7 @@ from api.routes import (
     invitations,
     organizations,
     rating_page,
+    smart,
     submissions,
     webhooks,
 )
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = PrincipalCache()
     problems.install(app)
     fhir_responses.install(app)
+    smart.install(app)
     # Routes are matched in order: the busiest (submissions) first.
     for router in (
         submissions.router,
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         exports.router,
         fhir.router,
         fhir_export.router,
+        smart.router,
     ):
         app.include_router(router)
     # Outermost last: AccessLog (logs, metrics, security headers) sees every answer below it.

@@ -7,7 +7,7 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.routing import UOW_STATE
-from services.kernel.auth import Actor, authenticate
+from services.kernel.auth import Actor, authenticate, authenticate_access_token, is_access_token
 from services.kernel.config import Settings
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Unauthorized
@@ -67,13 +67,18 @@ def require(scope: str, *, key_rechecked: bool = False) -> Any:
         token = bearer_token(request, "API key")
         settings: Settings = request.app.state.settings
         cache = request.app.state.key_cache if key_rechecked and uow.dialect != "sqlite" else None
-        principal = await authenticate(
-            uow,
-            token=token,
-            secret=settings.secret_key.get_secret_value(),
-            cache=cache,
-            old_secrets=settings.old_secrets(),
-        )
+        if is_access_token(token):  # SMART Backend Services (services/smart/)
+            principal = await authenticate_access_token(
+                uow, token=token, secret=settings.secret_key.get_secret_value()
+            )
+        else:
+            principal = await authenticate(
+                uow,
+                token=token,
+                secret=settings.secret_key.get_secret_value(),
+                cache=cache,
+                old_secrets=settings.old_secrets(),
+            )
         actor = Actor(principal=principal, client_address=_client_address(request))
         if scope:
             principal.require(scope)

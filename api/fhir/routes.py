@@ -1,4 +1,5 @@
-"""FHIR R4 routes: metadata, Questionnaire, QuestionnaireResponse, Observation, DetectedIssue.
+"""FHIR R4 routes: metadata, Patient, Practitioner, EpisodeOfCare, Questionnaire,
+QuestionnaireResponse, Observation, DetectedIssue.
 
 Thin, as every route: parse, authorise, call `services.fhir`, shape the answer. The routes are
 left out of the OpenAPI document: FHIR clients read the CapabilityStatement instead, and the
@@ -14,11 +15,19 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from pydantic import ValidationError
 from starlette.datastructures import URL
 
-from api.deps import OrgKey, SessionDep, SubmissionsRead, UnitOfWorkDep, audit_target, require
+from api.deps import (
+    ClientsRead,
+    OrgKey,
+    SessionDep,
+    SubmissionsRead,
+    UnitOfWorkDep,
+    audit_target,
+    require,
+)
 from api.fhir.responses import BadResource, FhirResponse, SearchRefused
 from api.routing import router as api_router
 from models.base import utcnow
-from services.fhir import capability, search, store
+from services.fhir import capability, care_store, parameters, search, store
 from services.fhir.questionnaire import to_questionnaire
 from services.fhir.resources import QR, instant, parse_questionnaire_ref, questionnaire_response
 from services.fhir.search import SearchError
@@ -56,6 +65,9 @@ def _searchset(
     applied: search.Search,
     found: list[dict[str, Any]],
     next_token: str | None,
+    *,
+    included: list[dict[str, Any]] | None = None,
+    total: int | None = None,
 ) -> FhirResponse:
     """The Bundle, its ``self`` link naming exactly the parameters applied (DESIGN.md §10.6)."""
     here = f"{base_url(request)}/{resource_type}"
@@ -65,24 +77,46 @@ def _searchset(
         following = [*applied.applied(without=["_cursor"]), ("_cursor", next_token)]
         next_url = here + search.query_string(following)
     return FhirResponse(
-        capability.searchset(base_url(request), found, self_url=self_url, next_url=next_url)
+        capability.searchset(
+            base_url(request),
+            found,
+            self_url=self_url,
+            next_url=next_url,
+            included=included or [],
+            total=total,
+        )
     )
 
 
-def _search(request: Request, supported: dict[str, search.Param]) -> search.Search:
+def _search(request: Request, resource_type: str) -> search.Search:
+    """The request's search, judged by what `services.fhir.parameters` says the type supports
+    (the same list the CapabilityStatement shows)."""
     return search.Search(
         request.query_params.multi_items(),
-        supported,
+        parameters.supported(resource_type),
         lenient=search.is_lenient(request.headers.get("prefer")),
     )
 
 
-def _once() -> search.Param:
-    return search.Param(repeats=False)
+def _wants_total(given: search.Search) -> bool:
+    return given.first("_total", lambda _, value: search.total(value)) in ("estimate", "accurate")
 
 
-def _patient() -> search.Param:
-    return search.Param(modifiers=frozenset({"Patient"}))
+def _start(given: search.Search) -> uuid.UUID | None:
+    cursor = given.first("_cursor", _cursor)
+    return cursor[0] if cursor else None
+
+
+def _ids(given: search.Search) -> list[uuid.UUID] | None:
+    return given.first("_id", lambda _, value: search.ids("_id", value))
+
+
+def _identifiers(given: search.Search) -> list[tuple[str, str]] | None:
+    return given.first("identifier", lambda _, value: search.identifiers("identifier", value))
+
+
+def _patients(given: search.Search, *names: str) -> list[search.PatientRef]:
+    return [ref for name in names for ref in given.take(name, search.patient_ref(name))]
 
 
 def _count(modifier: str | None, value: str) -> int:
@@ -108,7 +142,7 @@ async def search_questionnaires(
     request: Request, actor: OrgKey, session: SessionDep
 ) -> FhirResponse:
     try:
-        query = _search(request, {"url": _once()})
+        query = _search(request, "Questionnaire")
         url = query.first("url", lambda _, value: value)
     except SearchError as exc:
         raise _refused(exc) from None
@@ -232,31 +266,44 @@ async def search_observations(
     request: Request, actor: SubmissionsRead, session: SessionDep
 ) -> FhirResponse:
     try:
-        given = _search(
-            request,
-            {"subject": _patient(), "patient": _patient(), "code": _once(),
-             "date": search.Param(), "_count": _once(), "_cursor": _once()},
-        )  # fmt: skip
-        query = store.ObservationQuery(
-            subjects=[
-                *given.take("subject", search.patient_reference("subject")),
-                *given.take("patient", search.patient_reference("patient")),
-            ],
-            codes=[
-                c for codes in given.take("code", lambda _, v: search.score_codes(v)) for c in codes
-            ],
-            dates=given.take("date", lambda _, value: search.date_range("date", value)),
+        given = _search(request, "Observation")
+        subjects = _patients(given, "subject", "patient")
+        codes = [
+            c for codes in given.take("code", lambda _, v: search.score_codes(v)) for c in codes
+        ]
+        dates = given.take("date", lambda _, value: search.date_range("date", value))
+        sort = given.first("_sort", lambda _, value: search.sort("_sort", value, ["date"]))
+        include = given.first(
+            "_include",
+            lambda _, value: search.include(value, [parameters.INCLUDE_DERIVED_FROM]),
         )
+        want_total = _wants_total(given)
         count = given.first("_count", _count) or search.DEFAULT_COUNT
         cursor = given.first("_cursor", _cursor)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "observation.search", "submission", None)
+    query = store.ObservationQuery(
+        subjects=await care_store.resolve(session, actor, subjects), codes=codes, dates=dates
+    )
     found, following = await store.search_observations(
-        session, actor=actor, query=query, count=count, cursor=cursor
+        session, actor=actor, query=query, count=count, cursor=cursor, sort=sort
+    )
+    included = None
+    if include is not None:
+        sources = {
+            uuid.UUID(ref["reference"].rpartition("/")[2])
+            for observation in found
+            for ref in observation.get("derivedFrom", [])
+        }
+        included = await care_store.responses_by_id(
+            session, actor=actor, submission_ids=sorted(sources)
+        )
+    total = (
+        await store.count_observations(session, actor=actor, query=query) if want_total else None
     )
     token = search.encode_cursor(*following) if following else None
-    return _searchset(request, "Observation", given, found, token)
+    return _searchset(request, "Observation", given, found, token, included=included, total=total)
 
 
 @router.get("/Observation/{observation_id}")
@@ -274,15 +321,8 @@ async def search_detected_issues(
     request: Request, actor: AlertsRead, session: SessionDep
 ) -> FhirResponse:
     try:
-        given = _search(
-            request,
-            {"patient": _patient(), "subject": _patient(), "code": _once(), "status": _once(),
-             "_count": _once(), "_cursor": _once()},
-        )  # fmt: skip
-        patients = [
-            *given.take("patient", search.patient_reference("patient")),
-            *given.take("subject", search.patient_reference("subject")),
-        ]
+        given = _search(request, "DetectedIssue")
+        patient_refs = _patients(given, "patient", "subject")
         types = [
             t for found in given.take("code", lambda _, v: search.alert_types(v)) for t in found
         ]
@@ -292,6 +332,7 @@ async def search_detected_issues(
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "alert.list", "alert", None)
+    patients = await care_store.resolve(session, actor, patient_refs)
     found, last = await store.search_issues(
         session,
         actor=actor,
@@ -312,3 +353,148 @@ async def read_detected_issue(
     alert_id = _uuid(issue_id, "DetectedIssue")
     audit_target(request, "alert.read", "alert", alert_id)
     return FhirResponse(await store.read_issue(session, actor=actor, alert_id=alert_id))
+
+
+# Patient, Practitioner, EpisodeOfCare: clients, clinicians and episodes (scope clients:read,
+# as GET /v1/clients, /v1/clinicians, /v1/episodes; a clinician-bound key: its caseload).
+
+
+@router.get("/Patient")
+async def search_patients(
+    request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    try:
+        given = _search(request, "Patient")
+        ids, identifiers = _ids(given), _identifiers(given)
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        start, want_total = _start(given), _wants_total(given)
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "client.list", "client", None)
+    page = await care_store.search_patients(
+        session, actor=actor, ids=ids, identifiers=identifiers, count=count, start=start,
+        want_total=want_total,
+    )  # fmt: skip
+    return _page(request, "Patient", given, page)
+
+
+@router.get("/Patient/{client_id}")
+async def read_patient(
+    client_id: ResourceId, request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    found = _uuid(client_id, "Patient")
+    audit_target(request, "client.read", "client", found)
+    return FhirResponse(await care_store.read_patient(session, actor=actor, client_id=found))
+
+
+@router.get("/Practitioner")
+async def search_practitioners(
+    request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    try:
+        given = _search(request, "Practitioner")
+        ids, identifiers = _ids(given), _identifiers(given)
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        start, want_total = _start(given), _wants_total(given)
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "clinician.list", "clinician", None)
+    page = await care_store.search_practitioners(
+        session, actor=actor, ids=ids, identifiers=identifiers, count=count, start=start,
+        want_total=want_total,
+    )  # fmt: skip
+    return _page(request, "Practitioner", given, page)
+
+
+@router.get("/Practitioner/{clinician_id}")
+async def read_practitioner(
+    clinician_id: ResourceId, request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    found = _uuid(clinician_id, "Practitioner")
+    audit_target(request, "clinician.read", "clinician", found)
+    return FhirResponse(
+        await care_store.read_practitioner(session, actor=actor, clinician_id=found)
+    )
+
+
+@router.get("/EpisodeOfCare")
+async def search_episodes(
+    request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    try:
+        given = _search(request, "EpisodeOfCare")
+        ids, refs = _ids(given), _patients(given, "patient")
+        status = given.first("status", lambda _, value: _episode_status(value))
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        start, want_total = _start(given), _wants_total(given)
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "episode.list", "episode", None)
+    page = await care_store.search_episodes(
+        session, actor=actor, ids=ids, patients=await care_store.resolve(session, actor, refs),
+        status=status, count=count, start=start, want_total=want_total,
+    )  # fmt: skip
+    return _page(request, "EpisodeOfCare", given, page)
+
+
+def _episode_status(value: str) -> str:
+    if value not in ("active", "finished"):
+        raise SearchError("status", "active or finished")
+    return value
+
+
+@router.get("/EpisodeOfCare/{episode_id}")
+async def read_episode(
+    episode_id: ResourceId, request: Request, actor: ClientsRead, session: SessionDep
+) -> FhirResponse:
+    found = _uuid(episode_id, "EpisodeOfCare")
+    audit_target(request, "episode.read", "episode", found)
+    return FhirResponse(await care_store.read_episode(session, actor=actor, episode_id=found))
+
+
+@router.get("/QuestionnaireResponse")
+async def search_questionnaire_responses(
+    request: Request, actor: SubmissionsRead, session: SessionDep
+) -> FhirResponse:
+    try:
+        given = _search(request, QR)
+        ids, refs = _ids(given), _patients(given, "patient", "subject")
+        questionnaire = given.first("questionnaire", lambda _, value: _questionnaire(value))
+        authored = given.take("authored", lambda _, value: search.date_range("authored", value))
+        identifier = given.first("identifier", lambda _, value: _one_identifier(value))
+        sort = given.first("_sort", lambda _, value: search.sort("_sort", value, ["authored"]))
+        count = given.first("_count", _count) or search.DEFAULT_COUNT
+        start, want_total = _start(given), _wants_total(given)
+    except SearchError as exc:
+        raise _refused(exc) from None
+    audit_target(request, "submission.search", "submission", None)
+    query = care_store.ResponseQuery(
+        ids=ids, patients=await care_store.resolve(session, actor, refs),
+        questionnaire=questionnaire, authored=authored, identifier=identifier,
+    )  # fmt: skip
+    page = await care_store.search_responses(
+        session, actor=actor, query=query, sort=sort, count=count, start=start,
+        want_total=want_total,
+    )  # fmt: skip
+    return _page(request, QR, given, page)
+
+
+def _questionnaire(value: str) -> tuple[str, str | None]:
+    found = parse_questionnaire_ref(value)
+    if found is None:
+        raise SearchError("questionnaire", "the canonical URL of a Questionnaire [|version]")
+    return found
+
+
+def _one_identifier(value: str) -> tuple[str, str]:
+    found = search.identifiers("identifier", value)
+    if len(found) != 1:
+        raise SearchError("identifier", "one identifier, [system|]value")
+    return found[0]
+
+
+def _page(
+    request: Request, resource_type: str, given: search.Search, page: care_store.Page
+) -> FhirResponse:
+    token = search.encode_cursor(page.next_start) if page.next_start else None
+    return _searchset(request, resource_type, given, page.resources, token, total=page.total)

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
+from services.fhir import parameters
 from services.fhir.codes import (
     CANONICAL,
     CS_ALERT_TYPE,
@@ -15,32 +16,67 @@ from services.fhir.codes import (
 )
 
 _DOC = (
-    "Attune's FHIR R4 facade. Authenticate with 'Authorization: Bearer <Attune API key>'. "
-    "A QuestionnaireResponse is scored like POST /v1/submissions: subject Patient/{client id}; "
-    f"the episode and session are the extensions {EXT_EPISODE} (valueReference "
-    f"EpisodeOfCare/{{episode id}}) and {EXT_SESSION_NUMBER} (valuePositiveInt); source "
+    "Attune's FHIR R4 facade. Authenticate with a SMART Backend Services access token or an "
+    "Attune API key ('Authorization: Bearer …'). Clients are Patients (identifier: the EHR's "
+    "external id, an MRN; no names), clinicians Practitioners, episodes EpisodeOfCare. A "
+    "QuestionnaireResponse is scored like POST /v1/submissions: subject Patient/{client id}, or "
+    "the client's MRN as subject.identifier or Patient?identifier=system|value; the episode "
+    f"and session are the extensions {EXT_EPISODE} (valueReference EpisodeOfCare/{{episode "
+    "id}; optional when the subject has one active episode) and "
+    f"{EXT_SESSION_NUMBER} (valuePositiveInt); source "
     "Patient (or none) = client, Practitioner = clinician, RelatedPerson (display = rater) = "
     "collateral; one identifier makes the create idempotent (the same identifier again answers "
     "200 with the response it created to a key that may read it, else 409). Searches are "
     "strict: an unknown parameter or modifier, or a value that cannot be applied, is a 400 "
     "OperationOutcome naming it, unless 'Prefer: handling=lenient' asks to leave it out; the "
     "Bundle's self link lists exactly the parameters applied. Reference parameters take the "
-    ":Patient modifier. Scores are Observations (category survey, LOINC where "
+    ":Patient and :identifier modifiers. Scores are Observations (category survey, LOINC where "
     f"one exists, else {CS_SCORE}); alerts are DetectedIssues (code system {CS_ALERT_TYPE}; "
     "open = preliminary, acknowledged or resolved = final with a mitigation, retracted = "
     "entered-in-error). Voided submissions and their Observations are entered-in-error."
 )
 
 
-def _param(name: str, kind: str, doc: str) -> dict[str, Any]:
-    return {"name": name, "type": kind, "documentation": doc}
+_SMART_SERVICE = {
+    "coding": [
+        {
+            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+            "code": "SMART-on-FHIR",
+        }
+    ],
+    "text": "SMART Backend Services (client_credentials with a signed assertion), or API keys",
+}
+_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+# What each resource type does beyond search (read everywhere; QuestionnaireResponse: create).
+_INTERACTIONS: dict[str, tuple[str, ...]] = {
+    "Patient": ("read", "search-type"),
+    "Practitioner": ("read", "search-type"),
+    "EpisodeOfCare": ("read", "search-type"),
+    "Questionnaire": ("read", "search-type"),
+    "QuestionnaireResponse": ("read", "search-type", "create"),
+    "Observation": ("read", "search-type"),
+    "DetectedIssue": ("read", "search-type"),
+}
 
 
-_COUNT = _param("_count", "number", "page size, 1 to 500 (default 50); pages follow 'next' links")
+def _resource(resource_type: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in _INTERACTIONS[resource_type]],
+        "searchParam": [
+            {"name": spec.name, "type": spec.type, "documentation": spec.documentation}
+            for spec in parameters.SEARCH[resource_type]
+        ],
+    }
+    if resource_type == "QuestionnaireResponse":
+        out |= {"conditionalCreate": True, "versioning": "no-version"}
+    if resource_type == "Observation":
+        out["searchInclude"] = [parameters.INCLUDE_DERIVED_FROM]
+    return out
 
 
 def capability_statement(base: str, date: str) -> dict[str, Any]:
-    read = [{"code": "read"}]
+    root = base.removesuffix("/fhir")
     return {
         "resourceType": "CapabilityStatement",
         "url": f"{CANONICAL}/CapabilityStatement/attune",
@@ -60,55 +96,25 @@ def capability_statement(base: str, date: str) -> dict[str, Any]:
                 "documentation": _DOC,
                 "security": {
                     "cors": False,
-                    "description": "Bearer API keys with Attune's scopes (submissions:read, "
-                    "submissions:write, alerts:read, exports:identified or admin for $export); "
-                    "a key bound to a clinician sees its caseload only.",
+                    "service": [_SMART_SERVICE],
+                    "extension": [
+                        {
+                            "url": _OAUTH_URIS,
+                            "extension": [
+                                {"url": "token", "valueUri": f"{root}/auth/token"},
+                            ],
+                        }
+                    ],
+                    "description": "SMART Backend Services: POST a client_credentials grant with "
+                    "a signed assertion (RS384 or ES384) to the token URL "
+                    "(/.well-known/smart-configuration) and send the access token as a Bearer "
+                    "token; system/*.rs-style scopes map onto Attune's. Or Bearer API keys with "
+                    "Attune's scopes (clients:read for Patient, Practitioner, EpisodeOfCare; "
+                    "submissions:read, submissions:write, alerts:read, exports:identified or "
+                    "admin for $export). A key or client bound to a clinician sees its caseload "
+                    "only.",
                 },
-                "resource": [
-                    {
-                        "type": "Questionnaire",
-                        "interaction": [*read, {"code": "search-type"}],
-                        "searchParam": [_param("url", "uri", "canonical URL")],
-                    },
-                    {
-                        "type": "QuestionnaireResponse",
-                        "interaction": [*read, {"code": "create"}],
-                        "conditionalCreate": True,
-                        "versioning": "no-version",
-                    },
-                    {
-                        "type": "Observation",
-                        "interaction": [*read, {"code": "search-type"}],
-                        "searchParam": [
-                            _param("subject", "reference", "Patient/{client id} or the id"),
-                            _param("patient", "reference", "same as subject"),
-                            _param(
-                                "code",
-                                "token",
-                                f"http://loinc.org|44261-6, {CS_SCORE}|phq-9.total, "
-                                "or phq-9 (every score of an instrument)",
-                            ),
-                            _param("date", "date", "effective time, with prefixes ge gt le lt eq"),
-                            _COUNT,
-                        ],
-                    },
-                    {
-                        "type": "DetectedIssue",
-                        "interaction": [*read, {"code": "search-type"}],
-                        "searchParam": [
-                            _param("patient", "reference", "Patient/{client id} or the id"),
-                            _param("subject", "reference", "same as patient"),
-                            _param("code", "token", f"{CS_ALERT_TYPE}|alliance.rupture"),
-                            _param(
-                                "status",
-                                "token",
-                                "preliminary (open), final (acknowledged or resolved), "
-                                "entered-in-error (retracted); comma-separated for any of them",
-                            ),
-                            _COUNT,
-                        ],
-                    },
-                ],
+                "resource": [_resource(t) for t in _INTERACTIONS],
                 "operation": [
                     {
                         "name": "export",
@@ -129,20 +135,25 @@ def searchset(
     *,
     self_url: str,
     next_url: str | None,
+    included: Sequence[dict[str, Any]] = (),
+    total: int | None = None,
 ) -> dict[str, Any]:
+    """``included``: resources ``_include`` adds (search mode ``include``); ``total``: the number
+    of matches, when ``_total`` asks for it."""
     links = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
-                "resource": r,
-                "search": {"mode": "match"},
-            }
-            for r in found
-        ],
-    }
+    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+    if total is not None:
+        out["total"] = total
+    out["link"] = links
+    out["entry"] = [
+        {
+            "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "search": {"mode": mode},
+        }
+        for mode, group in (("match", found), ("include", included))
+        for r in group
+    ]
+    return out

@@ -1,19 +1,25 @@
 """An instrument definition as a FHIR Questionnaire.
 
 Items keep their ids as ``linkId``; a numeric item is ``integer`` when its range and step are
-whole numbers, else ``decimal``, with its range as HL7's ``minValue``/``maxValue`` extensions and
-its step as Attune's ``step`` extension. LOINC codes of items (PHQ-9, GAD-7) are item codes; a
-conditional item (``when``) becomes ``enableWhen``. Licensed instruments carry only their short
-neutral labels (DESIGN.md §5), as everywhere else.
+whole numbers, else ``decimal``, drawn as a slider (HL7's ``questionnaire-itemControl``) over its
+range (``minValue``/``maxValue``) in its steps: ``questionnaire-sliderStepValue`` for a whole step,
+``maxDecimalPlaces`` for a step of 0.1, 0.01, … (sliderStepValue is an integer), and Attune's
+``step`` extension only for a grid neither can say. LOINC codes of items (PHQ-9, GAD-7) are
+item codes; a conditional item (``when``) becomes ``enableWhen``. Licensed instruments carry only
+their short neutral labels (DESIGN.md §5), as everywhere else.
 """
 
 from decimal import Decimal
 from typing import Any
 
 from services.fhir.codes import (
+    EXT_ITEM_CONTROL,
+    EXT_MAX_DECIMAL_PLACES,
     EXT_MAX_VALUE,
     EXT_MIN_VALUE,
+    EXT_SLIDER_STEP,
     EXT_STEP,
+    ITEM_CONTROL_SYSTEM,
     LOINC,
     QUESTIONNAIRE,
 )
@@ -41,6 +47,29 @@ def typed_value(item: Item, value: int | float | Decimal) -> dict[str, Any]:
     return {"valueDecimal": float(number)}
 
 
+_SLIDER = {
+    "url": EXT_ITEM_CONTROL,
+    "valueCodeableConcept": {
+        "coding": [{"system": ITEM_CONTROL_SYSTEM, "code": "slider", "display": "Slider"}]
+    },
+}
+
+
+def _step(item: Item) -> list[dict[str, Any]]:
+    step = dec(item.step)
+    if step == step.to_integral_value():
+        return [{"url": EXT_SLIDER_STEP, "valueInteger": int(step)}]
+    exponent = step.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite number (the schema refuses others)
+    places = -exponent
+    if step.normalize() == Decimal(1).scaleb(-places):  # 0.1, 0.01, …
+        return [{"url": EXT_MAX_DECIMAL_PLACES, "valueInteger": places}]
+    return [
+        {"url": EXT_MAX_DECIMAL_PLACES, "valueInteger": places},
+        {"url": EXT_STEP, "valueDecimal": float(step)},
+    ]
+
+
 def _item(definition: InstrumentDefinition, item: Item) -> dict[str, Any]:
     kind = "integer" if is_whole(item) else "decimal"
     value_key = "valueInteger" if kind == "integer" else "valueDecimal"
@@ -54,9 +83,10 @@ def _item(definition: InstrumentDefinition, item: Item) -> dict[str, Any]:
         "type": kind,
         "required": item.required and item.when is None,
         "extension": [
+            _SLIDER,
             {"url": EXT_MIN_VALUE, value_key: bound(item.min)},
             {"url": EXT_MAX_VALUE, value_key: bound(item.max)},
-            {"url": EXT_STEP, "valueDecimal": float(dec(item.step))},
+            *_step(item),
         ],
     }
     if item.loinc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import parse_qs
 
 from models.alerts import AlertPublic
 from services.fhir.codes import (
@@ -300,7 +301,7 @@ class Coded:
 class ParsedResponse:
     code: str
     version: str | None
-    episode_id: uuid.UUID
+    episode_id: uuid.UUID | None  # None: the subject's one active episode (the store finds it)
     session_number: int
     occurred_at: datetime | None
     respondent: str
@@ -308,6 +309,9 @@ class ParsedResponse:
     answers: dict[str, Any]
     subject: uuid.UUID | None
     identifier: tuple[str, str] | None
+    # The client named by its external id (an MRN): ``subject.identifier`` (a logical reference)
+    # or ``Patient?identifier=system|value`` (a conditional one), DESIGN.md §10.6.
+    subject_identifier: tuple[str, str] | None = None
 
 
 def _reference_id(reference: object, resource_type: str) -> uuid.UUID | None:
@@ -391,19 +395,29 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
         problems.append((f"{QR}.questionnaire", "the canonical URL of an Attune Questionnaire"))
     episode_ext = _extension(resource, EXT_EPISODE)
     episode = _reference_id((episode_ext or {}).get("valueReference"), "EpisodeOfCare")
-    if episode is None:
-        problems.append(
-            (f"{QR}.extension('{EXT_EPISODE}')", "valueReference EpisodeOfCare/{episode id}")
-        )
     session_ext = _extension(resource, EXT_SESSION_NUMBER)
     session = (session_ext or {}).get("valuePositiveInt")
     if not isinstance(session, int) or isinstance(session, bool) or not 1 <= session <= 100_000:
         problems.append((f"{QR}.extension('{EXT_SESSION_NUMBER}')", "valuePositiveInt"))
-    subject = None
+    subject, subject_identifier = None, None
     if resource.get("subject") is not None:
-        subject = _reference_id(resource["subject"], "Patient")
-        if subject is None:
-            problems.append((f"{QR}.subject", "a reference Patient/{client id}"))
+        subject_identifier = subject_by_identifier(resource["subject"])
+        if subject_identifier is None:
+            subject = _reference_id(resource["subject"], "Patient")
+        if subject is None and subject_identifier is None:
+            problems.append(
+                (
+                    f"{QR}.subject",
+                    "Patient/{client id}, Patient?identifier=system|value, or an identifier",
+                )
+            )
+    if episode is None and (episode_ext is not None or (subject or subject_identifier) is None):
+        problems.append(
+            (
+                f"{QR}.extension('{EXT_EPISODE}')",
+                "valueReference EpisodeOfCare/{episode id}, or a subject with one active episode",
+            )
+        )
     occurred_at = None
     authored = resource.get("authored")
     if authored is not None:
@@ -443,7 +457,6 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     if problems:
         raise FhirInputError(problems)
     assert questionnaire is not None
-    assert episode is not None
     assert isinstance(session, int)
     return ParsedResponse(
         code=questionnaire[0],
@@ -456,7 +469,32 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
         answers=answers,
         subject=subject,
         identifier=identifier,
+        subject_identifier=subject_identifier,
     )
+
+
+def subject_by_identifier(subject: Any) -> tuple[str, str] | None:
+    """(system, value) of a subject that names the client by identifier: a logical reference
+    ``{"identifier": {"system", "value"}}`` or a conditional one
+    ``{"reference": "Patient?identifier=system|value"}``; None for any other subject."""
+    if not isinstance(subject, dict):
+        return None
+    reference = subject.get("reference")
+    if isinstance(reference, str) and reference.startswith("Patient?"):
+        query = parse_qs(reference.removeprefix("Patient?"), keep_blank_values=True)
+        values = query.get("identifier", [])
+        if len(query) != 1 or len(values) != 1:
+            return None
+        system, bar, value = values[0].partition("|")
+        system, value = (system, value) if bar else ("", values[0])
+    elif reference is None and isinstance(subject.get("identifier"), dict):
+        system = subject["identifier"].get("system") or ""
+        value = subject["identifier"].get("value")
+    else:
+        return None
+    if not _identifier_text(value) or not (system == "" or _identifier_text(system)):
+        return None
+    return str(system), str(value)
 
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

@@ -291,3 +291,82 @@ def decode_cursor(value: str) -> tuple[uuid.UUID, int]:
         return uuid.UUID(bytes=raw[:16]), raw[16] if len(raw) == 17 else 0
     except (binascii.Error, ValueError):
         raise SearchError("_cursor", "a page token this server issued") from None
+
+
+# Parameters of every search: ids, identifiers, sorting, totals, includes (issue 17).
+
+
+def ids(parameter: str, value: str) -> list[uuid.UUID]:
+    """``_id=a,b``: any of these ids (every id of this server is a UUID)."""
+    out = []
+    for token in _printable(parameter, value).split(","):
+        try:
+            out.append(uuid.UUID(token))
+        except ValueError:
+            raise SearchError(parameter, "ids of this server (UUIDs), comma-separated") from None
+    return out
+
+
+def identifiers(parameter: str, value: str) -> list[tuple[str, str]]:
+    """``identifier=[system|]value,…`` as (system, value) pairs ('' for no system)."""
+    pairs = []
+    for token in _printable(parameter, value).split(","):
+        system, sep, code = token.partition("|")
+        if sep and not code:
+            raise SearchError(parameter, "system|value or value")
+        pairs.append((system, code) if sep else ("", token))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Sort:
+    key: str
+    descending: bool
+
+
+def sort(parameter: str, value: str, keys: Iterable[str]) -> Sort:
+    """``_sort=key`` or ``_sort=-key`` (newest first for dates), on one of ``keys``."""
+    allowed = set(keys)
+    descending = value.startswith("-")
+    key = value[1:] if descending else value
+    if key not in allowed or "," in value:
+        raise SearchError(parameter, "one of " + ", ".join(sorted(allowed)) + " (- for descending)")
+    return Sort(key, descending)
+
+
+TOTALS = ("none", "estimate", "accurate")
+
+
+def total(value: str) -> str:
+    if value not in TOTALS:
+        raise SearchError("_total", "none, estimate or accurate")
+    return value
+
+
+def include(value: str, allowed: Iterable[str]) -> str:
+    if value not in set(allowed):
+        raise SearchError("_include", "one of " + ", ".join(sorted(allowed)))
+    return value
+
+
+@dataclass(frozen=True)
+class PatientRef:
+    """A reference search value: a client id, or (``:identifier``) the client's external id."""
+
+    id: uuid.UUID | None = None
+    identifier: tuple[str, str] | None = None
+
+
+def patient_ref(parameter: str) -> Callable[[str | None, str], PatientRef]:
+    """`patient_reference`, and with the ``:identifier`` modifier one ``[system|]value``."""
+    by_id = patient_reference(parameter)
+
+    def parse(modifier: str | None, value: str) -> PatientRef:
+        if modifier == "identifier":
+            found = identifiers(parameter, value)
+            if len(found) != 1:
+                raise SearchError(parameter, "one identifier, [system|]value")
+            return PatientRef(identifier=found[0])
+        return PatientRef(id=by_id(modifier, value))
+
+    return parse

@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.episodes import Episode
 from models.fhir import FhirIdentifier
+from models.people import Client
 from models.submissions import Submission, SubmissionCreate
 from services.alerts import lifecycle as alert_lifecycle
 from services.alerts.store import ALERTS
 from services.fhir import resources
+from services.fhir.codes import EXT_EPISODE
+from services.fhir.ordering import sorted_from
 from services.fhir.resources import QR, FhirInputError, SubmissionRow
-from services.fhir.search import DateRange, ScoreCode
+from services.fhir.search import DateRange, ScoreCode, Sort
 from services.instruments import InstrumentDefinition
 from services.instruments import catalog as instrument_catalog
 from services.kernel import audit, visibility
@@ -32,6 +35,7 @@ from services.submissions import service as submissions
 SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 EPISODES = Episode.__table__  # type: ignore[attr-defined]
 IDENTIFIERS = FhirIdentifier.__table__  # type: ignore[attr-defined]
+CLIENTS = Client.__table__  # type: ignore[attr-defined]
 Definitions = Mapping[str, InstrumentDefinition]
 
 
@@ -180,6 +184,52 @@ async def _readable_submission(
     )
 
 
+async def subject_client(
+    conn: AsyncConnection, actor: Actor, identifier: tuple[str, str]
+) -> uuid.UUID:
+    """The client a subject names by identifier (its external id, whatever the system: Attune
+    keeps the value the EHR gave, unique in the organisation), among those the actor may see."""
+    found: uuid.UUID | None = await conn.scalar(
+        select(CLIENTS.c.id).where(
+            visibility.visible_clients(actor), CLIENTS.c.external_id == identifier[1]
+        )
+    )
+    if found is None:
+        raise input_error(
+            [(f"{QR}.subject", "no client of this organization has this identifier")],
+            "the subject names no known client",
+        )
+    return found
+
+
+async def only_active_episode(
+    conn: AsyncConnection, actor: Actor, client_id: uuid.UUID
+) -> uuid.UUID:
+    """A response that names no episode belongs to its subject's one active episode (visible to
+    the actor); with none or several, the EHR must name one."""
+    found = (
+        await conn.scalars(
+            select(EPISODES.c.id)
+            .where(visibility.visible_episodes(actor))
+            .where(EPISODES.c.client_id == client_id, EPISODES.c.status == "active")
+            .limit(2)
+        )
+    ).all()
+    if len(found) != 1:
+        raise input_error(
+            [
+                (
+                    f"{QR}.extension('{EXT_EPISODE}')",
+                    "the subject has no active episode"
+                    if not found
+                    else "the subject has several active episodes: name one",
+                )
+            ],
+            "the QuestionnaireResponse names no episode of care",
+        )
+    return uuid.UUID(str(found[0]))
+
+
 @dataclass(frozen=True)
 class Posted:
     row: SubmissionRow
@@ -219,13 +269,20 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
             [(f"{QR}.questionnaire", f"version {definition.version} is the one scored")],
             f"Questionnaire {parsed.code} version {parsed.version} is not served",
         )
+    subject = parsed.subject
+    if parsed.subject_identifier is not None:
+        subject = await subject_client(conn, actor, parsed.subject_identifier)
+    episode_id = parsed.episode_id
+    if episode_id is None:
+        assert subject is not None  # parse_response wants an episode or a subject
+        episode_id = await only_active_episode(conn, actor, subject)
     # The episode as the actor may see it (a key bound to a clinician: its caseload only), so
     # that the subject check below discloses nothing about other episodes.
     visible = select(EPISODES.c.client_id, EPISODES.c.clinician_id).where(
-        visibility.visible_episodes(actor), EPISODES.c.id == parsed.episode_id
+        visibility.visible_episodes(actor), EPISODES.c.id == episode_id
     )
     episode = (await conn.execute(visible)).one_or_none()
-    if episode is not None and parsed.subject is not None and parsed.subject != episode[0]:
+    if episode is not None and subject is not None and subject != episode[0]:
         raise input_error(
             [(f"{QR}.subject", "the episode's client")],
             "the subject is not the client of the episode",
@@ -233,7 +290,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
     try:
         data = SubmissionCreate.model_validate(
             {
-                "episode_id": parsed.episode_id,
+                "episode_id": episode_id,
                 "instrument": definition.code,
                 "session_number": parsed.session_number,
                 "occurred_at": parsed.occurred_at,
@@ -403,22 +460,18 @@ async def search_observations(
     query: ObservationQuery,
     count: int,
     cursor: tuple[uuid.UUID, int] | None,
+    sort: Sort | None = None,
 ) -> tuple[list[dict[str, Any]], tuple[uuid.UUID, int] | None]:
-    """A page of Observations in submission order, and where the next page starts (the first
-    submission of it, and how many of its Observations were sent already)."""
+    """A page of Observations in submission order (or by date with ``sort``), and where the next
+    page starts (the first submission of it, and how many of its Observations were sent
+    already)."""
     defs = await definitions(session, actor)
     stmt = observation_filter(visible_submissions(actor), query, defs)
     start, skip = cursor if cursor is not None else (None, 0)
     found: list[tuple[uuid.UUID, int, dict[str, Any]]] = []
     while len(found) <= count:
-        batch = stmt
-        if start is not None:
-            batch = batch.where(SUBMISSIONS.c.id >= start)
-        rows = (
-            (await session.execute(batch.order_by(SUBMISSIONS.c.id).limit(count + 1)))
-            .mappings()
-            .all()
-        )
+        batch = sorted_from(stmt, sort, start, actor.org_id)
+        rows = (await session.execute(batch.limit(count + 1))).mappings().all()
         for raw in rows:
             row = submission_row(raw)
             for position, resource in enumerate(expand(row, defs, query.codes)):
@@ -436,6 +489,17 @@ async def search_observations(
         submission_id, position, _ = found[count]
         return page, (submission_id, position)
     return page, None
+
+
+async def count_observations(
+    session: AsyncSession, *, actor: Actor, query: ObservationQuery
+) -> int:
+    """How many Observations a search matches (``_total``): a submission gives one per score the
+    code filter selects, so its rows are expanded as the search does."""
+    defs = await definitions(session, actor)
+    stmt = observation_filter(visible_submissions(actor), query, defs)
+    rows = (await session.execute(stmt)).mappings().all()
+    return sum(len(expand(submission_row(raw), defs, query.codes)) for raw in rows)
 
 
 # DetectedIssue.

@@ -14,12 +14,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from models.base import utcnow
+from models.smart import SmartAccessToken
 from models.tenancy import ORG_SCOPES, ApiKey
-from services.kernel.config import KEY_PREFIX
+from services.kernel.config import ACCESS_TOKEN_PREFIX, KEY_PREFIX
 from services.kernel.database import UnitOfWork
 from services.kernel.errors import Forbidden, Unauthorized
 from services.kernel.store import kernel_store, session_store
@@ -143,6 +145,39 @@ async def _look_up(uow: UnitOfWork, digest: str) -> Principal:
         raise Unauthorized("invalid or revoked API key")
     return Principal(
         key_id=row.id, org_id=row.org_id, scopes=row.scopes, clinician_id=row.clinician_id
+    )
+
+
+_KEYS = ApiKey.__table__  # type: ignore[attr-defined]
+_TOKENS = SmartAccessToken.__table__  # type: ignore[attr-defined]
+_TOKEN_BY_HASH = (
+    select(_TOKENS.c.api_key_id, _TOKENS.c.org_id, _TOKENS.c.scopes, _KEYS.c.clinician_id)
+    .join(_KEYS, _KEYS.c.id == _TOKENS.c.api_key_id)
+    .where(_TOKENS.c.token_hash == bindparam("token_hash"))
+    .where(_TOKENS.c.expires_at > bindparam("now"))
+    .where(_KEYS.c.revoked_at.is_(None))
+)
+
+
+def is_access_token(token: str) -> bool:
+    return token.startswith(ACCESS_TOKEN_PREFIX)
+
+
+async def authenticate_access_token(uow: UnitOfWork, *, token: str, secret: str) -> Principal:
+    """A SMART Backend Services access token (services/smart/tokens.py), looked up by its keyed
+    hash: unexpired, and its client's key not revoked (deleting the client revokes it). It acts
+    as that key, with the scopes granted to the token."""
+    if not is_access_token(token) or len(token) > 200:
+        raise Unauthorized("invalid access token")
+    conn = await uow.connection()
+    row = (
+        await conn.execute(_TOKEN_BY_HASH, {"token_hash": hash_key(token, secret), "now": utcnow()})
+    ).one_or_none()
+    if row is None:
+        raise Unauthorized("invalid or expired access token")
+    key_id, org_id, scopes, clinician_id = row
+    return Principal(
+        key_id=key_id, org_id=org_id, scopes=frozenset(scopes), clinician_id=clinician_id
     )
 
 

@@ -14,6 +14,8 @@ from services.kernel.crypto import SecretBox
 
 # The prefix of every API key (services/kernel/auth.py imports it from here).
 KEY_PREFIX = "att_"
+# SMART Backend Services access tokens (services/smart/tokens.py): told apart from API keys.
+ACCESS_TOKEN_PREFIX = "ats_"  # noqa: S105  (a prefix, not a secret)
 DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///./var/attune.db"
 # Placeholders that ship in docs and examples; a real deployment must never run on them.
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "dev-secret-key", "secret"})
@@ -106,6 +108,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
     # Addresses (or networks) of reverse proxies whose X-Forwarded-For / -Proto are believed.
     trusted_proxies: Annotated[list[str], NoDecode] = []
+    # Lifetime of a SMART Backend Services access token (SMART recommends five minutes).
+    smart_token_seconds: int = Field(default=300, ge=30, le=3600)
 
     @field_validator("rate_limit_auth_failures", "rate_limit_per_key")
     @classmethod

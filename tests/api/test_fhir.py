@@ -22,7 +22,10 @@ async def test_capability_statement_is_public_and_lists_the_resources(attune: At
     body = fhir(await attune.http.get("/fhir/metadata"), 200)
     assert body["fhirVersion"] == "4.0.1"
     types = {r["type"] for r in body["rest"][0]["resource"]}
-    assert types == {"Questionnaire", "QuestionnaireResponse", "Observation", "DetectedIssue"}
+    assert types == {
+        "Patient", "Practitioner", "EpisodeOfCare", "Questionnaire", "QuestionnaireResponse",
+        "Observation", "DetectedIssue",
+    }  # fmt: skip
     assert body["rest"][0]["operation"][0]["name"] == "export"
 
 
@@ -254,7 +257,7 @@ async def test_auth_and_routing_errors_under_fhir_are_operation_outcomes(attune:
     assert outcome(response, 401)["issue"][0]["code"] == "login"
     assert response.headers["www-authenticate"] == "Bearer"
     assert outcome(await attune.http.get("/fhir/Observation", headers=reader), 403)
-    assert outcome(await attune.http.get("/fhir/Patient", headers=tenant.admin), 404)
+    assert outcome(await attune.http.get("/fhir/Encounter", headers=tenant.admin), 404)
     missing = f"/fhir/QuestionnaireResponse/{uuid.uuid4()}"
     assert outcome(await attune.http.get(missing, headers=tenant.admin), 404)
     assert outcome(await attune.http.get("/fhir/Observation/x", headers=tenant.admin), 404)

@@ -45,7 +45,7 @@ def _issues(bundle: dict[str, Any]) -> list[str]:
         ("subject=Patient/not-a-uuid", "subject"),
         ("_count=0", "_count"),
         ("_count=5&_count=6", "_count"),
-        ("_sort=date", "_sort"),
+        ("_sort=code", "_sort"),
     ],
 )
 async def test_observation_search_refuses_what_it_cannot_apply(

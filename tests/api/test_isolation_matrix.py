@@ -39,6 +39,8 @@ from fastapi import FastAPI
 
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
 from tests.support.fhir import questionnaire_response
+from tests.support.smart import new_key
+from tests.support.smart import register as smart_register
 
 Kind = Literal["object", "list", "fhir-search", "body", "own", "token", "export", "exempt"]
 
@@ -120,10 +122,14 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir/QuestionnaireResponse/{response_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/Observation/{observation_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/DetectedIssue/{issue_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Patient/{client_id}"): Probe("object", caseload=True),
+    ("GET", "/fhir/Practitioner/{clinician_id}"): Probe("object"),
+    ("GET", "/fhir/EpisodeOfCare/{episode_id}"): Probe("object", caseload=True),
     ("GET", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("GET", "/v1/exports/runs/{export_id}"): Probe("object"),  # A's admin key's export
     ("DELETE", "/fhir/$export-status/{job_id}"): Probe("object"),
     ("GET", "/fhir/$export-files/{job_id}/{file_name}"): Probe("object"),
+    ("DELETE", "/v1/smart-clients/{smart_client_id}"): Probe("object"),
     # Lists.
     ("GET", "/v1/clients"): Probe("list", caseload=True, filters=("external_id={external_id}",)),
     ("GET", "/v1/clinicians"): Probe("list", filters=("external_id={clinician_external_id}",)),
@@ -144,6 +150,7 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/v1/alert-rules"): Probe("list"),
     ("GET", "/v1/instruments"): Probe("list"),
     ("GET", "/v1/webhooks"): Probe("list"),
+    ("GET", "/v1/smart-clients"): Probe("list"),
     # FHIR searches.
     ("GET", "/fhir/Questionnaire"): Probe(
         "fhir-search", filters=("url=https://w3id.org/attune/fhir/Questionnaire/{code}",)
@@ -154,11 +161,28 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/fhir/DetectedIssue"): Probe(
         "fhir-search", caseload=True, filters=("patient={client_id}",)
     ),
+    ("GET", "/fhir/Patient"): Probe(
+        "fhir-search", caseload=True, filters=("identifier={external_id}", "_id={client_id}")
+    ),
+    ("GET", "/fhir/Practitioner"): Probe(
+        "fhir-search", filters=("identifier={clinician_external_id}", "_id={clinician_id}")
+    ),
+    ("GET", "/fhir/EpisodeOfCare"): Probe(
+        "fhir-search",
+        caseload=True,
+        filters=("patient={client_id}", "patient:identifier={external_id}", "_id={episode_id}"),
+    ),
+    ("GET", "/fhir/QuestionnaireResponse"): Probe(
+        "fhir-search",
+        caseload=True,
+        filters=("patient={client_id}", "patient:identifier={external_id}", "_id={response_id}"),
+    ),
     # Ids inside the body.
     ("POST", "/v1/submissions"): Probe("body", caseload=True),
     ("POST", "/v1/episodes"): Probe("body", caseload=True),
     ("POST", "/v1/api-keys"): Probe("body"),
     ("POST", "/fhir/QuestionnaireResponse"): Probe("body", caseload=True),
+    ("POST", "/v1/smart-clients"): Probe("body"),
     # Create or set the caller's own things; A must not see them or change.
     ("POST", "/v1/clinicians"): Probe("own", body={"display_name": "Dr B", "external_id": "X"}),
     ("POST", "/v1/clients"): Probe("own", body={"population": "child"}),
@@ -195,6 +219,17 @@ MATRIX: dict[tuple[str, str], Probe] = {
     ("GET", "/r/rating.css"): Probe("exempt", reason="the rating page's style, no tenant data"),
     ("GET", "/r/icon.svg"): Probe("exempt", reason="the rating page's icon, no tenant data"),
     ("GET", "/fhir/metadata"): Probe("exempt", reason="public CapabilityStatement, no tenant data"),
+    ("GET", "/.well-known/smart-configuration"): Probe(
+        "exempt", reason="public SMART discovery document, no tenant data"
+    ),
+    ("GET", "/fhir/.well-known/smart-configuration"): Probe(
+        "exempt", reason="public SMART discovery document, no tenant data"
+    ),
+    ("POST", "/auth/token"): Probe(
+        "exempt",
+        reason="OAuth token endpoint: the caller is the client its signed assertion names "
+        "(tests/api/test_smart.py)",
+    ),
     ("GET", "/fhir/$export"): Probe(
         "exempt",
         reason="starts an export of the caller's own organization; its status and files are "
@@ -264,6 +299,7 @@ async def build_org(attune: Attune, name: str) -> Org:
         201,
     )
     kick_off = await http.get("/fhir/$export", headers=h)
+    smart_client = await smart_register(tenant, "clients:read")
     job_id = kick_off.headers["content-location"].rsplit("/", 1)[-1]
     pulled = await http.get("/v1/exports/alerts", headers=h)
     export_id = pulled.headers["attune-export-id"]
@@ -314,6 +350,7 @@ async def build_org(attune: Attune, name: str) -> Org:
             export_id=export_id,
             fit_id=str(uuid.uuid4()),
             file_name="Observation.ndjson",
+            smart_client_id=smart_client.client_id,
         )
     org.bound_key = await tenant.key(*SCOPES, clinician_id=org.x["clinician_id"])
     keys = expect(await http.get("/v1/api-keys", headers=h), 200)["items"]
@@ -433,6 +470,17 @@ def body_probes(
             "clinician_id",
         ),
         (
+            "POST",
+            "/v1/smart-clients",
+            {
+                "name": "probe",
+                "jwks": {"keys": [new_key("ES384").as_dict(private=False)]},
+                "scopes": ["clients:read"],
+                "clinician_id": victim["clinician_id"],
+            },
+            "clinician_id",
+        ),
+        (
             "PATCH",
             fill("/v1/episodes/{episode_id}", own),
             {"clinician_id": victim["clinician_id"]},
@@ -523,7 +571,7 @@ async def test_tenant_isolation_matrix(attune: Attune) -> None:
     # Ids inside the body: B with A's ids, X's key with Y's ids → 404 or 422 naming the field.
     for victim, headers, own in ((a.x, b_admin, b.x), (a.y, bound, a.x)):
         for method, path, body, name in body_probes(victim, own):
-            if headers is bound and path == "/v1/api-keys":
+            if headers is bound and path in ("/v1/api-keys", "/v1/smart-clients"):
                 continue  # admin scope; the bound key gets 403 before any lookup
             response = await http.request(method, path, json=body, headers=headers)
             if headers is bound and "/v1/episodes" in path and name == "clinician_id":
@@ -811,6 +859,19 @@ NEEDS: dict[tuple[str, str], str] = {
     ("PUT", "/v1/instruments/{code}/etr"): "admin",
     ("POST", "/v1/instruments/{code}/etr/fit"): "admin",
     ("GET", "/v1/instruments/{code}/etr/fits/{fit_id}"): "admin",
+    ("GET", "/fhir/Patient/{client_id}"): "clients:read",
+    ("GET", "/fhir/Practitioner/{clinician_id}"): "clients:read",
+    ("GET", "/fhir/EpisodeOfCare/{episode_id}"): "clients:read",
+    ("GET", "/fhir/Patient"): "clients:read",
+    ("GET", "/fhir/Practitioner"): "clients:read",
+    ("GET", "/fhir/EpisodeOfCare"): "clients:read",
+    ("GET", "/fhir/QuestionnaireResponse"): "submissions:read",
+    ("DELETE", "/v1/smart-clients/{smart_client_id}"): "admin",
+    ("GET", "/v1/smart-clients"): "admin",
+    ("POST", "/v1/smart-clients"): "admin",
+    ("GET", "/.well-known/smart-configuration"): "public",
+    ("GET", "/fhir/.well-known/smart-configuration"): "public",
+    ("POST", "/auth/token"): "public",
 }
 
 

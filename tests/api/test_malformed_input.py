@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from tests.support import SYSTEM_KEY, Attune, Tenant, bearer, expect, srs, submit
 from tests.support.instruments import LOCAL
+from tests.support.smart import new_key
 
 BAD_VALUES: list[Any] = [
     "bad\x00nul",
@@ -127,6 +128,10 @@ def _valid_body(method: str, template: str, ids: dict[str, str]) -> dict[str, An
         },
         ("POST", "/v1/instruments/{code}/etr/fit"): {
             "intake_bands": [{"intake_min": 0, "intake_max": 27}],
+        },
+        ("POST", "/v1/smart-clients"): {
+            "name": "EHR", "jwks": {"keys": [new_key("ES384").as_dict(private=False)]},
+            "scopes": ["clients:read"],
         },
     }  # fmt: skip
     return copy.deepcopy(bodies[(method, template)])

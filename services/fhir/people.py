@@ -1,0 +1,64 @@
+"""Clients as Patients, clinicians as Practitioners, episodes as EpisodeOfCare. Pure: rows in,
+FHIR JSON out.
+
+- Patient: the client's ``external_id`` (the EHR's, an MRN) as an ``MR`` identifier; Attune holds no
+  names (clients are pseudonymous, DESIGN.md §3); ``birthDate`` is the birth year when known;
+  the population (which picks cut-offs) is an extension.
+- Practitioner: the display name as ``name.text``, the external id as identifier.
+- EpisodeOfCare: ``status`` active or finished (closed), ``patient``, ``careManager`` (the
+  treating clinician), ``period`` from ``started_on`` to ``ended_on``.
+"""
+
+from typing import Any
+
+from models.episodes import Episode
+from models.people import Client, Clinician
+from services.fhir.codes import EXT_POPULATION, IDENTIFIER_TYPE, SID_CLIENT, SID_CLINICIAN
+from services.fhir.resources import instant
+
+_MR = {"coding": [{"system": IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]}
+
+
+def patient(row: Client) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.updated_at)},
+        "extension": [{"url": EXT_POPULATION, "valueCode": row.population}],
+        "active": True,
+    }
+    if row.external_id is not None:
+        out["identifier"] = [
+            {"use": "usual", "type": _MR, "system": SID_CLIENT, "value": row.external_id}
+        ]
+    if row.birth_year is not None:
+        out["birthDate"] = f"{row.birth_year:04d}"
+    return out
+
+
+def practitioner(row: Clinician) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.created_at)},
+        "active": True,
+        "name": [{"text": row.display_name}],
+    }
+    if row.external_id is not None:
+        out["identifier"] = [{"system": SID_CLINICIAN, "value": row.external_id}]
+    return out
+
+
+def episode_of_care(row: Episode) -> dict[str, Any]:
+    period: dict[str, str] = {"start": row.started_on.isoformat()}
+    if row.ended_on is not None:
+        period["end"] = row.ended_on.isoformat()
+    return {
+        "resourceType": "EpisodeOfCare",
+        "id": str(row.id),
+        "meta": {"lastUpdated": instant(row.updated_at)},
+        "status": "active" if row.status == "active" else "finished",
+        "patient": {"reference": f"Patient/{row.client_id}"},
+        "careManager": {"reference": f"Practitioner/{row.clinician_id}"},
+        "period": period,
+    }
