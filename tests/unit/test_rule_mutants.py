@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
+from services.alerts.rules import SERIES_RULES
+from services.alerts.settings import AllianceLowParams, RiskItemParams
 from services.instruments import InstrumentDefinition, get_builtin
 from services.scoring.engine import score
 
@@ -105,3 +109,16 @@ def test_the_latest_session_alone_is_judged_after_a_submission() -> None:
     ]
     assert rule_events(CHECK, series, "adult", since=2) == []
     assert [e.session_number for e in rule_events(CHECK, series, "adult")] == [1]
+
+
+def test_a_rule_given_another_rules_parameters_refuses_them() -> None:
+    """Mutants of the check that each rule gets its own parameter model: a wrong model must fail
+    loudly, naming both, rather than run a rule on another rule's thresholds."""
+    with pytest.raises(TypeError, match="expected AllianceLowParams, got RiskItemParams"):
+        SERIES_RULES["alliance.low"](SRS, totals([30.0]), "adult", RiskItemParams(), 0)
+    events = SERIES_RULES["alliance.low"](
+        SRS, totals([30.0]), "adult", AllianceLowParams(cutoff=36), 0
+    )
+    assert [(e.rule_id, e.action, e.session_number) for e in events] == [
+        ("alliance.low", "raise", 1)
+    ]

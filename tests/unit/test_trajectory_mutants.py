@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.instruments import InstrumentDefinition, get_builtin
-from services.scoring.engine import validate_answers
+from services.scoring.engine import InvalidAnswers, score, validate_answers
 from services.trajectory import SuddenChange, build_trajectory, find_sudden_changes
 
 ORS = get_builtin("ors")
@@ -105,3 +105,43 @@ def test_every_item_after_an_unexpected_or_absent_one_is_still_checked() -> None
     ]
     after_absent = validate_answers(CHECK, {"tension": 0, "resolution": 3})
     assert [(p.item, p.code) for p in after_absent] == [("resolution", "unexpected")]
+
+
+def test_refused_answers_read_as_one_message_naming_each_item() -> None:
+    """Mutants of InvalidAnswers' text: what a log line or a CLI shows of a refused submission."""
+    with pytest.raises(InvalidAnswers) as info:
+        score(ORS, {"individually": 11.0, "interpersonally": 5.0, "socially": 5.0})
+    assert str(info.value) == (
+        "individually: 11.0 is outside the range 0-10; overall: a required answer is missing"
+    )
+
+
+def test_two_observations_of_one_session_are_refused_even_when_they_are_the_same() -> None:
+    """Mutant: sorting the observations as whole tuples compared their subscale maps on a tie,
+    a TypeError instead of the refusal."""
+    same = (2, 30.0, {"task": 10.0})
+    with pytest.raises(ValueError, match="one observation per session"):
+        build_trajectory(WAI, [(1, 32.0, {"task": 11.0}), same, same])
+
+
+def test_a_rupture_of_the_total_is_listed_before_those_of_its_subscales() -> None:
+    """Mutant: the sort key of the total ("" → "XXXX") put it after a subscale whose name sorts
+    before it; the order a reader sees is total first, then each subscale."""
+    defn = InstrumentDefinition.model_validate(
+        {
+            **WAI.model_dump(),
+            "code": "alliance-local",
+            "name": "Local alliance",
+            "subscales": {"1_agreement": WAI.subscales["task"] + WAI.subscales["goal"],
+                          "bond": WAI.subscales["bond"]},
+        }
+    )  # fmt: skip
+    steady = {"1_agreement": 30.0, "bond": 15.0}
+    fallen = {"1_agreement": 20.0, "bond": 10.0}
+    observations = [(n, 45.0, steady) for n in (1, 2, 3, 4)] + [(5, 30.0, fallen)]
+    ruptures = build_trajectory(
+        defn, observations, min_drops={None: 4.0, "1_agreement": 2.0, "bond": 2.0}
+    ).summary.ruptures
+    assert [(r.session_number, r.subscale) for r in ruptures] == [
+        (5, None), (5, "1_agreement"), (5, "bond"),
+    ]  # fmt: skip

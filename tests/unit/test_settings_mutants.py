@@ -1,0 +1,197 @@
+"""What surviving mutants of services/alerts/settings.py changed without any other test noticing
+(issue 13 acceptance: `make mutate`): the fields a refused setting names, the effective values and
+sources `GET /v1/alert-rules` lists, the stored settings an organisation's own instruments keep,
+and the rupture parameters the trajectory runs with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from services.alerts import SettingsProblems, validate_override
+from services.alerts.settings import (
+    RuptureScales,
+    effective_instruments,
+    effective_settings,
+    resolve_settings,
+    rupture_scales,
+    settings_with_fallback,
+)
+from services.instruments import InstrumentDefinition, builtin_instruments, get_builtin
+
+SRS = get_builtin("srs")
+WAI = get_builtin("wai-sr")
+
+# An organisation's symptom measure whose risk item may be made more sensitive (3 → 2).
+OWN_RISK = InstrumentDefinition.model_validate(
+    {
+        "code": "mood-local", "version": "1", "name": "Local mood", "kind": "symptom",
+        "respondents": ["client"],
+        "items": [
+            {"id": "score", "label": "score", "min": 0, "max": 30, "step": 1},
+            {"id": "harm", "label": "harm", "min": 0, "max": 4, "step": 1, "in_total": False},
+        ],
+        "direction": "lower_is_better",
+        "risk_items": [{"item": "harm", "threshold": 3, "label": "Harm"}],
+        "citation": "test", "license": "test",
+    }
+)  # fmt: skip
+# An organisation's alliance instrument (0-20), which has no default rupture floor.
+OWN_ALLIANCE = InstrumentDefinition.model_validate(
+    {
+        "code": "bond-local", "version": "1", "name": "Local bond scale", "kind": "alliance",
+        "respondents": ["client"],
+        "items": [{"id": i, "label": i, "min": 0, "max": 10, "step": 1} for i in ("a", "b")],
+        "direction": "higher_is_better", "citation": "test", "license": "test",
+    }
+)  # fmt: skip
+CATALOG = {**builtin_instruments(), OWN_RISK.code: OWN_RISK, OWN_ALLIANCE.code: OWN_ALLIANCE}
+
+
+def problems_of(rule_id: str, body: Mapping[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(SettingsProblems) as info:
+        validate_override(rule_id, body)
+    return info.value.problems
+
+
+# ----- the field a 422 names (DESIGN.md §10.2: "422 naming the field") ----------------------------
+
+
+def test_a_cutoff_of_the_wrong_type_is_named_without_the_unions_branch_names() -> None:
+    """Mutants: the union branches (``float``, ``dict[str,float]``) leaked into the field name."""
+    assert problems_of("alliance.low", {"instruments": {"srs": {"cutoff": "abc"}}}) == [
+        ("instruments.srs.cutoff", "Input should be a valid number"),
+        ("instruments.srs.cutoff", "Input should be a valid dictionary"),
+    ]
+
+
+def test_a_nested_subscale_floor_of_the_wrong_type_is_named_by_its_dotted_path() -> None:
+    body = {"instruments": {"wai-sr": {"subscales": {"bond": {"min_drop": "x"}}}}}
+    assert problems_of("alliance.rupture", body) == [
+        ("instruments.wai-sr.subscales.bond.min_drop", "Input should be a valid number")
+    ]
+
+
+def test_an_instrument_entry_that_is_not_an_object_is_named_by_the_instrument() -> None:
+    """Mutant: a problem of the whole entry was named ``instruments.srs.`` (a trailing dot)."""
+    assert problems_of("alliance.low", {"instruments": {"srs": 5}}) == [
+        ("instruments.srs", "Input should be a valid dictionary or instance of CutoffOverride")
+    ]
+
+
+def test_a_wrong_type_and_a_failed_check_each_say_what_is_wrong() -> None:
+    """Mutants: the message of a type error was lost (``None``), and a check's own message."""
+    assert problems_of("alliance.rupture", {"params": {"k": "x"}}) == [
+        ("params.k", "Input should be a valid number")
+    ]
+    body = {"params": {"min_session": 6, "high_from_session": 5}}
+    assert problems_of("outcome.not_on_track", body) == [
+        ("params.high_from_session", "must be at least min_session (6)")
+    ]
+
+
+# ----- stored settings --------------------------------------------------------------------------
+
+
+def test_stored_values_for_an_organisations_own_instrument_are_kept() -> None:
+    """Mutant: stored settings were checked against the built-ins only (``known_only=True``), so an
+    organisation's rupture floor for its own instrument was dropped for the defaults."""
+    body = {"params": {"k": 2.0}, "instruments": {"bond-local": {"min_drop": 3}}}
+    settings, problems = settings_with_fallback({"alliance.rupture": body})
+    assert problems == []
+    rupture = settings["alliance.rupture"]
+    assert rupture.public_params()["k"] == 2.0
+    assert rupture.public_instruments() == {"bond-local": {"min_drop": 3.0}}
+    assert effective_settings({"alliance.rupture": body})["alliance.rupture"] == rupture
+
+
+def test_every_stored_setting_that_no_longer_validates_is_reported() -> None:
+    """Mutant: ``problems +=`` → ``problems =`` reported only the last rule's problems."""
+    _, problems = settings_with_fallback(
+        {"alliance.low": {"params": {"nope": 1}}, "alliance.rupture": {"params": {"k": -1}}}
+    )
+    assert [field for field, _ in problems] == [
+        "alliance.low.params.nope",
+        "alliance.rupture.params.k",
+    ]
+
+
+def test_a_stored_setting_that_no_longer_validates_is_refused_on_its_own() -> None:
+    """Mutant: ``or`` → ``and`` raised only when an unknown rule came with an invalid one."""
+    with pytest.raises(SettingsProblems) as invalid:
+        effective_settings({"alliance.rupture": {"params": {"k": -1}}})
+    assert [field for field, _ in invalid.value.problems] == ["alliance.rupture.params.k"]
+    with pytest.raises(SettingsProblems) as unknown:
+        effective_settings({"alliance.nope": {}})
+    assert unknown.value.problems == [("alliance.nope", "unknown rule")]
+
+
+# ----- what GET /v1/alert-rules lists ------------------------------------------------------------
+
+
+def test_the_listed_organisation_values_leave_out_what_it_did_not_set() -> None:
+    """Mutants: ``exclude_none`` / ``exclude_defaults`` off listed unset floors as null and an
+    empty ``subscales``."""
+    total_only = validate_override("alliance.rupture", {"instruments": {"srs": {"min_drop": 3}}})
+    assert total_only.public_instruments() == {"srs": {"min_drop": 3.0}}
+    bond_only = validate_override(
+        "alliance.rupture", {"instruments": {"wai-sr": {"subscales": {"bond": {"min_drop": 3}}}}}
+    )
+    assert bond_only.public_instruments() == {"wai-sr": {"subscales": {"bond": {"min_drop": 3.0}}}}
+
+
+def test_alliance_drop_lists_the_srs_default_and_no_floor_elsewhere() -> None:
+    """DESIGN.md §10.2: ``alliance.drop`` runs on the SRS (1 point, OpenFIT) and on another alliance
+    instrument only once the organisation gives it a ``min_drop``."""
+    default = resolve_settings(None)["alliance.drop"]
+    assert effective_instruments(default, CATALOG) == (
+        {"bond-local": {"min_drop": None}, "srs": {"min_drop": 1.0}, "wai-sr": {"min_drop": None}},
+        {
+            "instruments.bond-local.min_drop": "default",
+            "instruments.srs.min_drop": "default",
+            "instruments.wai-sr.min_drop": "default",
+        },
+    )
+    own = validate_override("alliance.drop", {"instruments": {"wai-sr": {"min_drop": 4}}})
+    values, sources = effective_instruments(own, CATALOG)
+    assert values["wai-sr"] == {"min_drop": 4.0}
+    assert sources["instruments.wai-sr.min_drop"] == "organization"
+
+
+def test_risk_thresholds_are_listed_for_every_instrument_with_risk_items_and_say_who_set_them() -> (
+    None
+):
+    default = resolve_settings(None)["risk.item"]
+    assert effective_instruments(default, CATALOG) == (
+        {"mood-local": {"thresholds": {"harm": 3.0}}, "phq-9": {"thresholds": {"q9": 1.0}}},
+        {
+            "instruments.mood-local.thresholds.harm": "default",
+            "instruments.phq-9.thresholds.q9": "default",
+        },
+    )
+    lowered = validate_override(
+        "risk.item", {"instruments": {"mood-local": {"thresholds": {"harm": 2}}}}, CATALOG
+    )
+    values, sources = effective_instruments(lowered, CATALOG)
+    assert values["mood-local"] == {"thresholds": {"harm": 2.0}}
+    assert sources["instruments.mood-local.thresholds.harm"] == "organization"
+    assert sources["instruments.phq-9.thresholds.q9"] == "default"
+
+
+# ----- the rupture parameters the trajectory runs with (issue 13 finding 7) ----------------------
+
+
+def test_the_trajectory_runs_with_the_organisations_k_and_repair_window() -> None:
+    setting = validate_override(
+        "alliance.rupture", {"params": {"k": 2.0, "repair_window": 5}}, CATALOG
+    )
+    assert rupture_scales(setting, WAI) == RuptureScales(
+        k=2.0,
+        repair_window=5,
+        min_drops={None: 4.0, "task": 2.0, "bond": 2.0, "goal": 2.0},
+    )
+    # A switched-off rule: no scale takes part, and the rule-wide values are still the org's.
+    off = validate_override("alliance.rupture", {"enabled": False, "params": {"k": 2.0}})
+    assert rupture_scales(off, SRS) == RuptureScales(k=2.0, repair_window=3, min_drops={None: None})
