@@ -417,7 +417,9 @@ def _min_drop_problems(
 ) -> list[tuple[str, str]]:
     lo, hi = span
     if value is not None and not 0 < dec(value) <= hi - lo:
-        return [(field, f"must be above 0 and at most the range of the scores ({hi - lo})")]
+        # A mean scale's range is exact to 4 places: say 6, not 6.0000.
+        widest = format((hi - lo).normalize(), "f")
+        return [(field, f"must be above 0 and at most the range of the scores ({widest})")]
     return []
 
 
@@ -504,8 +506,7 @@ def validate_override(
             problems.append((str(key), "unknown field"))
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
-        problems.append(("enabled", "must be true or false"))
-        enabled = True
+        problems.append(("enabled", "must be true or false"))  # refused below: never used
     elif not enabled and not spec.can_disable:
         problems.append(
             (

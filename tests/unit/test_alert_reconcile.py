@@ -418,3 +418,16 @@ def test_an_alert_the_engine_retracted_is_never_named_as_the_previous_one() -> N
     writes = derive_full(ctx, later, list(store.values()), LATER)
     created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
     assert created[0]["evidence"]["previous_alert_id"] == str(drop["id"])
+
+
+def test_a_critical_alert_already_resolved_is_not_kept_open_by_a_recompute() -> None:
+    """DESIGN.md §10.3.3 keeps *unresolved* critical alerts that the history no longer derives; a
+    critical row already resolved without a person (as no current rule does) is retracted like
+    any other, not marked as a voided source and left as it was."""
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, phq_points([(12.0, 1)], [1]))
+    (row,) = store.values()
+    row.update(status="resolved", resolution="condition_cleared", resolved_at=NOW)
+    ((change, after),) = derive_full(ctx, [], list(store.values()), NOW)
+    assert (change, after["status"], after["resolution"]) == ("updated", "resolved", "retracted")
+    assert "source_voided" not in after["evidence"]

@@ -195,3 +195,193 @@ def test_the_trajectory_runs_with_the_organisations_k_and_repair_window() -> Non
     # A switched-off rule: no scale takes part, and the rule-wide values are still the org's.
     off = validate_override("alliance.rupture", {"enabled": False, "params": {"k": 2.0}})
     assert rupture_scales(off, SRS) == RuptureScales(k=2.0, repair_window=3, min_drops={None: None})
+
+
+# ----- each value checked against its instrument's scale (DESIGN.md §10.2) -----------------------
+
+
+def own(
+    code: str, kind: str, items: list[tuple[str, int, int]], **extra: Any
+) -> InstrumentDefinition:
+    """An organisation's instrument: ``items`` as (id, min, max), whole steps."""
+    in_total = extra.get("scoring", {}).get("method") != "none"
+    return InstrumentDefinition.model_validate(
+        {
+            "code": code, "version": "1", "name": code, "kind": kind, "respondents": ["client"],
+            "items": [{"id": i, "label": i, "min": lo, "max": hi, "step": 1, "in_total": in_total}
+                      for i, lo, hi in items],
+            "citation": "test", "license": "test", **extra,
+        }
+    )  # fmt: skip
+
+
+# Four 1-7 items scored as a mean: the total and the pair subscale run 1-7, a range of 6.
+MEAN_ALLIANCE = own(
+    "mean-alliance", "alliance", [(i, 1, 7) for i in "abcd"],
+    scoring={"method": "mean"}, subscales={"pair": ["a", "b"]}, direction="higher_is_better",
+)  # fmt: skip
+# An alliance measure whose items are reported one by one: no total to judge.
+UNTOTALLED = own("untotalled", "alliance", [("a", 0, 10)], scoring={"method": "none"})
+# Items reported one by one (no total), one of them a risk item.
+NO_TOTAL_RISK = own(
+    "no-total-risk", "symptom", [("a", 0, 3), ("harm", 0, 3)], scoring={"method": "none"},
+    risk_items=[{"item": "harm", "threshold": 2, "label": "Harm"}],
+)  # fmt: skip
+SCALES = {**CATALOG, **{d.code: d for d in (MEAN_ALLIANCE, UNTOTALLED, NO_TOTAL_RISK)}}
+
+
+def problems_on(rule_id: str, code: str, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    try:
+        validate_override(rule_id, {"instruments": {code: values}}, SCALES)
+    except SettingsProblems as error:
+        return error.problems
+    return []
+
+
+def test_a_floor_may_be_the_whole_range_of_its_scale_and_no_more() -> None:
+    """``0 < min_drop ≤ max - min`` of the scale: WAI-SR total 12-60 (48), a WAI-SR subscale 4-20
+    (16); the message gives the range, not the sum of its ends."""
+    assert problems_on("alliance.rupture", "wai-sr", {"min_drop": 48}) == []
+    assert problems_on("alliance.rupture", "wai-sr", {"min_drop": 49}) == [
+        ("instruments.wai-sr.min_drop", "must be above 0 and at most the range of the scores (48)")
+    ]
+    assert (
+        problems_on("alliance.rupture", "wai-sr", {"subscales": {"bond": {"min_drop": 16}}}) == []
+    )
+    assert problems_on(
+        "alliance.rupture", "wai-sr", {"subscales": {"bond": {"min_drop": 16.5}}}
+    ) == [
+        (
+            "instruments.wai-sr.subscales.bond.min_drop",
+            "must be above 0 and at most the range of the scores (16)",
+        )
+    ]
+
+
+def test_a_subscale_of_a_mean_scored_instrument_is_checked_on_the_mean_scale() -> None:
+    """Two 1-7 items scored as a mean run 1-7 (a range of 6), not 2-14."""
+    assert (
+        problems_on("alliance.rupture", "mean-alliance", {"subscales": {"pair": {"min_drop": 6}}})
+        == []
+    )
+    assert problems_on(
+        "alliance.rupture", "mean-alliance", {"subscales": {"pair": {"min_drop": 6.5}}}
+    ) == [
+        (
+            "instruments.mean-alliance.subscales.pair.min_drop",
+            "must be above 0 and at most the range of the scores (6)",
+        )
+    ]
+
+
+def test_a_cutoff_may_lie_at_either_end_of_the_totals_range() -> None:
+    assert problems_on("alliance.low", "srs", {"cutoff": 0}) == []
+    assert problems_on("alliance.low", "srs", {"cutoff": 40}) == []
+    assert problems_on("alliance.low", "srs", {"cutoff": 40.1}) == [
+        ("instruments.srs.cutoff", "outside the total's range 0-40")
+    ]
+
+
+def test_a_cutoff_map_needs_known_populations() -> None:
+    assert problems_on("alliance.low", "srs", {"cutoff": {}}) == [
+        ("instruments.srs.cutoff", "a cut-off map needs at least one population")
+    ]
+    assert problems_on("alliance.low", "srs", {"cutoff": {"elder": 30}}) == [
+        (
+            "instruments.srs.cutoff.elder",
+            "unknown population (expected one of adult, adolescent, child)",
+        )
+    ]
+
+
+def test_every_bad_subscale_and_risk_item_is_named_at_once() -> None:
+    """Mutants: ``continue`` → ``break`` stopped at the first unknown name, and ``problems =``
+    kept only the last subscale's."""
+    subscales = {
+        "nope": {"min_drop": 1},
+        "bond": {"min_drop": 0},
+        "task": {"min_drop": 99},
+        "x": {},
+    }
+    assert problems_on("alliance.rupture", "wai-sr", {"subscales": subscales}) == [
+        ("instruments.wai-sr.subscales.nope", "'wai-sr' has no subscale 'nope'"),
+        (
+            "instruments.wai-sr.subscales.bond.min_drop",
+            "must be above 0 and at most the range of the scores (16)",
+        ),
+        (
+            "instruments.wai-sr.subscales.task.min_drop",
+            "must be above 0 and at most the range of the scores (16)",
+        ),
+        ("instruments.wai-sr.subscales.x", "'wai-sr' has no subscale 'x'"),
+    ]
+    thresholds = {"q1": 1, "q9": 2, "q2": 1}
+    assert problems_on("risk.item", "phq-9", {"thresholds": thresholds}) == [
+        ("instruments.phq-9.thresholds.q1", "not a risk item of 'phq-9'"),
+        (
+            "instruments.phq-9.thresholds.q9",
+            "must lie above the item's minimum (0) and at most the definition's threshold (1): a "
+            "risk threshold may only be lowered",
+        ),
+        ("instruments.phq-9.thresholds.q2", "not a risk item of 'phq-9'"),
+    ]
+
+
+def test_score_rules_need_a_total_but_risk_thresholds_do_not() -> None:
+    assert problems_on("alliance.low", "untotalled", {"cutoff": 5}) == [
+        ("instruments.untotalled", "alliance.low needs an instrument with a total")
+    ]
+    assert problems_on("risk.item", "no-total-risk", {"thresholds": {"harm": 1}}) == []
+
+
+# ----- the body as a whole ------------------------------------------------------------------------
+
+
+def test_a_body_that_is_not_an_object_is_refused_as_the_body() -> None:
+    assert problems_of("alliance.low", []) == [("body", "must be an object")]  # type: ignore[arg-type]
+
+
+def test_refusing_to_switch_off_risk_points_to_lowering_its_thresholds() -> None:
+    assert problems_of("risk.item", {"enabled": False}) == [
+        ("enabled", "risk.item cannot be switched off; lower instruments.<code>.thresholds instead")
+    ]
+    assert problems_of("concern.reported", {"enabled": False}) == [
+        ("enabled", "concern.reported cannot be switched off")
+    ]
+
+
+def test_every_problem_is_in_the_errors_text() -> None:
+    error = SettingsProblems([("params.k", "too big"), ("enabled", "must be true or false")])
+    assert str(error) == "params.k: too big; enabled: must be true or false"
+
+
+def test_each_value_the_organisation_set_is_sourced_by_its_own_path() -> None:
+    """A cut-off map is one value; subscale floors and risk thresholds one each."""
+    low = validate_override(
+        "alliance.low", {"instruments": {"srs": {"cutoff": {"adult": 30, "child": 28}}}}
+    )
+    assert low.sources == {"enabled": "default", "instruments.srs.cutoff": "organization"}
+    floors = {"min_drop": 5, "subscales": {"bond": {"min_drop": 3}, "goal": {"min_drop": 2.5}}}
+    body = {"instruments": {"wai-sr": floors}}
+    rupture = validate_override("alliance.rupture", body)
+    assert {k: v for k, v in rupture.sources.items() if k.startswith("instruments.")} == {
+        "instruments.wai-sr.min_drop": "organization",
+        "instruments.wai-sr.subscales.bond.min_drop": "organization",
+        "instruments.wai-sr.subscales.goal.min_drop": "organization",
+    }
+    two = own(
+        "two-risks", "symptom", [("a", 0, 3), ("harm", 0, 4), ("plan", 0, 4)],
+        direction="lower_is_better",
+        risk_items=[{"item": "harm", "threshold": 3, "label": "Harm"},
+                    {"item": "plan", "threshold": 3, "label": "Plan"}],
+    )  # fmt: skip
+    risk = validate_override(
+        "risk.item", {"instruments": {"two-risks": {"thresholds": {"harm": 2, "plan": 1}}}},
+        {"two-risks": two},
+    )  # fmt: skip
+    assert risk.sources == {
+        "enabled": "default",
+        "params.escalate_after_hours": "default",
+        "instruments.two-risks.thresholds.harm": "organization",
+        "instruments.two-risks.thresholds.plan": "organization",
+    }
