@@ -431,3 +431,40 @@ def test_a_critical_alert_already_resolved_is_not_kept_open_by_a_recompute() -> 
     ((change, after),) = derive_full(ctx, [], list(store.values()), NOW)
     assert (change, after["status"], after["resolution"]) == ("updated", "resolved", "retracted")
     assert "source_voided" not in after["evidence"]
+
+
+def test_a_gradual_ruptures_repair_at_the_end_of_its_window_is_seen_one_submission_at_a_time() -> (
+    None
+):
+    """The longest history a new submission needs (:func:`history_needed`): a six-step decline
+    ends in a rupture at session 14, judged on the SD of sessions 4-8, and is repaired at 17, the
+    last session of its window. Read one submission at a time, the history must reach back to
+    session 4, or the repair is missed and the rupture left open (mutants shortened it)."""
+    ctx = ctx_for("srs")
+    totals = [30.0, *[38.0] * 7, 37.65, 37.3, 36.95, 36.6, 36.25, 35.9, 36.0, 37.0, 38.0]
+    points = srs_points(totals, [1] * 17)
+    store = one_by_one(ctx, points)
+    ruptures = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert [
+        (r["first_session_number"], r["evidence"]["pattern"], r["status"], r["resolution"])
+        for r in ruptures
+    ] == [(14, "gradual", "resolved", "repaired")]
+    assert derive_full(ctx, points, list(store.values()), NOW) == []
+
+
+def test_a_recompute_relabels_a_resolution_the_history_now_explains_otherwise() -> None:
+    """A row the engine had retracted (its trigger voided, or a setting changed) that the history
+    derives again as cleared is relabelled ``condition_cleared`` with the rule version that
+    derived it (mutants kept the old label, and the old version)."""
+    ctx = ctx_for("srs")
+    points = srs_points([30.0, 38.0], [1, 1])
+    store = one_by_one(ctx, points)
+    (row,) = store.values()
+    assert (row["type"], row["status"], row["resolution"]) == (
+        "alliance.low", "resolved", "condition_cleared",
+    )  # fmt: skip
+    row.update(resolution="retracted", rule_version="0")
+    ((change, after),) = derive_full(ctx, points, list(store.values()), NOW)
+    assert (change, after["status"], after["resolution"], after["rule_version"]) == (
+        "updated", "resolved", "condition_cleared", "1",
+    )  # fmt: skip
