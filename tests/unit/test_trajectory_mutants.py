@@ -145,3 +145,14 @@ def test_a_rupture_of_the_total_is_listed_before_those_of_its_subscales() -> Non
     assert [(r.session_number, r.subscale) for r in ruptures] == [
         (5, None), (5, "1_agreement"), (5, "bond"),
     ]  # fmt: skip
+
+
+def test_a_mean_difference_exactly_at_the_critical_t_is_no_sudden_gain() -> None:
+    """Tang & DeRubeis criterion 3 wants the difference of the window means *larger than* critical
+    t x pooled SD (reference/psychometrics.md): 11 - 8.224 = 2.776 x 1.0 exactly is not; a little
+    more is."""
+    at_t = [10.0, 11.0, 12.0, 7.224, 8.224, 9.224]
+    assert find_sudden_changes(at_t, direction="lower_is_better", cutoff=4) == ([], [])
+    beyond = [10.0, 11.0, 12.0, 7.2, 8.2, 9.2]
+    gains, _ = find_sudden_changes(beyond, direction="lower_is_better", cutoff=4)
+    assert gains == [SuddenChange(from_session=3, to_session=4, change=-4.8)]
