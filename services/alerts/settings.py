@@ -387,7 +387,8 @@ def _pydantic_problems(error: ValidationError, prefix: str) -> list[tuple[str, s
         if err["type"] == "extra_forbidden":
             message = "unknown parameter"
         elif err["type"] == "value_error":
-            message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+            # pydantic puts a validator's own ValueError in ctx: its message without "Value error, ".
+            message = str(err["ctx"]["error"])
         else:
             message = err["msg"]
         if (field, message) not in problems:
