@@ -468,3 +468,52 @@ def test_a_recompute_relabels_a_resolution_the_history_now_explains_otherwise() 
     assert (change, after["status"], after["resolution"], after["rule_version"]) == (
         "updated", "resolved", "condition_cleared", "1",
     )  # fmt: skip
+
+
+def test_voiding_the_first_of_two_risk_answers_leaves_one_open_alert_on_the_second() -> None:
+    """DESIGN.md §10.3.3 with one open alert per key: the open critical alert (raised at 1, last
+    triggered at 2) follows the answer that still stands instead of a second alert being raised
+    beside it."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(12.0, 1), (12.0, 1)], [1, 1])
+    store = one_by_one(ctx, points)
+    assert [(r["first_session_number"], r["session_number"]) for r in store.values()] == [(1, 2)]
+    assert derive_full(ctx, points[1:], list(store.values()), NOW) == []
+
+
+def test_a_new_row_holds_every_column_of_an_alert() -> None:
+    """The row a rule creates, column by column (mutants renamed columns or mixed up the times);
+    one that is already cleared when it is created is resolved at the same time."""
+    ctx = ctx_for("srs")
+    ((change, row),) = derive_full(ctx, srs_points([30.0, 38.0], [1, 1]), [], NOW)
+    assert change == "created"
+    assert {k: v for k, v in row.items() if k not in ("id", "message", "evidence")} == {
+        **ctx.row_columns(),
+        "type": "alliance.low", "severity": "warning", "status": "resolved",
+        "resolution": "condition_cleared", "instrument": "srs", "subscale": "",
+        "session_number": 1, "submission_id": uuid.UUID(int=10_001), "first_session_number": 1,
+        "rule_version": "1", "rule_params": {"cutoff": 36.0}, "created_at": NOW,
+        "updated_at": NOW, "acknowledged_at": None, "acknowledged_by_key_id": None,
+        "resolved_at": NOW, "resolved_by_key_id": None, "note": None,
+    }  # fmt: skip
+    ((_, still_open),) = derive_full(ctx, srs_points([30.0], [1]), [], NOW)
+    assert (still_open["status"], still_open["resolution"], still_open["resolved_at"]) == (
+        "open", None, None,
+    )  # fmt: skip
+
+
+def test_an_organisations_longer_repair_window_is_read_back_far_enough() -> None:
+    """:func:`history_needed` reads the organisation's ``repair_window``, not the default: a
+    gradual rupture at 14 repaired at 23, the end of a 9-session window, needs 19 sessions before
+    the repair (a mutant read the default window and missed the repair)."""
+    ctx = ctx_for("srs", **{"alliance.rupture": {"params": {"repair_window": 9}}})
+    decline = [37.65, 37.3, 36.95, 36.6, 36.25, 35.9]
+    totals = [30.0, *[38.0] * 7, *decline, *[36.0, 36.5, 37.0, 36.5] * 2, 38.0]
+    points = srs_points(totals, [1] * 23)
+    assert len(points) == len(totals) == 23
+    store = one_by_one(ctx, points)
+    ruptures = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert [(r["first_session_number"], r["status"], r["resolution"]) for r in ruptures] == [
+        (14, "resolved", "repaired")
+    ]
+    assert derive_full(ctx, points, list(store.values()), NOW) == []
