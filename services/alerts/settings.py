@@ -387,7 +387,7 @@ def _pydantic_problems(error: ValidationError, prefix: str) -> list[tuple[str, s
         if err["type"] == "extra_forbidden":
             message = "unknown parameter"
         elif err["type"] == "value_error":
-            # pydantic puts a validator's own ValueError in ctx: its message without "Value error, ".
+            # pydantic keeps a validator's ValueError in ctx: its text without "Value error, ".
             message = str(err["ctx"]["error"])
         else:
             message = err["msg"]
