@@ -18,9 +18,11 @@ from services.alerts.engine import SeriesContext, derive_full, evaluate_new
 from services.alerts.reconcile import Change
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import SeriesKey
+from services.instruments import InstrumentDefinition
 from services.instruments.registry import builtin_instruments
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+LATER = datetime(2026, 11, 26, tzinfo=UTC)
 KEY = SeriesKey(uuid.uuid4(), uuid.uuid4(), "srs", "client", "")
 PERSON = uuid.uuid4()
 _ids = itertools.count(1)
@@ -464,10 +466,11 @@ def test_a_recompute_relabels_a_resolution_the_history_now_explains_otherwise() 
         "alliance.low", "resolved", "condition_cleared",
     )  # fmt: skip
     row.update(resolution="retracted", rule_version="0")
-    ((change, after),) = derive_full(ctx, points, list(store.values()), NOW)
+    ((change, after),) = derive_full(ctx, points, list(store.values()), LATER)
     assert (change, after["status"], after["resolution"], after["rule_version"]) == (
         "updated", "resolved", "condition_cleared", "1",
     )  # fmt: skip
+    assert (after["resolved_at"], after["updated_at"], after["created_at"]) == (LATER, LATER, NOW)
 
 
 def test_voiding_the_first_of_two_risk_answers_leaves_one_open_alert_on_the_second() -> None:
@@ -517,3 +520,51 @@ def test_an_organisations_longer_repair_window_is_read_back_far_enough() -> None
         (14, "resolved", "repaired")
     ]
     assert derive_full(ctx, points, list(store.values()), NOW) == []
+
+
+def test_a_critical_alert_a_setting_no_longer_raises_is_left_as_it_is() -> None:
+    """DESIGN.md §10.3.3: an organisation lowered a risk threshold (3 to 2), an answer of 2 raised
+    a critical alert, and the setting went back. The answer still stands, so the alert stays as
+    it is, not marked as voided (a mutant checked the answer against the derived alerts only)."""
+    defn = InstrumentDefinition.model_validate(
+        {
+            "code": "mood-local", "version": "1", "name": "Local mood", "kind": "symptom",
+            "respondents": ["client"],
+            "items": [{"id": "score", "label": "score", "min": 0, "max": 30, "step": 1},
+                      {"id": "harm", "label": "harm", "min": 0, "max": 4, "step": 1,
+                       "in_total": False}],
+            "direction": "lower_is_better",
+            "risk_items": [{"item": "harm", "threshold": 3, "label": "Harm"}],
+            "citation": "test", "license": "test",
+        }
+    )  # fmt: skip
+    key = SeriesKey(KEY.org_id, KEY.episode_id, defn.code, "client", "")
+    lowered = {
+        "risk.item": validate_override(
+            "risk.item", {"instruments": {"mood-local": {"thresholds": {"harm": 2}}}},
+            {defn.code: defn},
+        )
+    }  # fmt: skip
+    points = [SeriesPoint(1, str(uuid.UUID(int=10_001)), 12.0, {}, {"score": 12.0, "harm": 2.0})]
+    store = one_by_one(SeriesContext(key, defn, "adult", lowered), points)
+    assert [(r["type"], r["status"]) for r in store.values()] == [("risk.item", "open")]
+    assert (
+        derive_full(SeriesContext(key, defn, "adult", {}), points, list(store.values()), NOW) == []
+    )
+
+
+def test_voiding_a_later_trigger_retracts_its_alert_and_leaves_the_earlier_one() -> None:
+    """Every row the history no longer derives is retracted, not just those before the first one
+    it still derives (a mutant stopped at that one); a second recompute changes nothing."""
+    ctx = ctx_for("srs")
+    points = srs_points([30.0, 38.0, 30.0], [1, 1, 1])
+    store = one_by_one(ctx, points)
+    writes = derive_full(ctx, points[:2], list(store.values()), LATER)
+    assert sorted(
+        (c, r["type"], r["first_session_number"], r["resolution"]) for c, r in writes
+    ) == [
+        ("resolved", "alliance.drop", 3, "retracted"),
+        ("resolved", "alliance.low", 3, "retracted"),
+    ]
+    apply(store, writes)
+    assert derive_full(ctx, points[:2], list(store.values()), LATER) == []

@@ -385,3 +385,56 @@ def test_each_value_the_organisation_set_is_sourced_by_its_own_path() -> None:
         "instruments.two-risks.thresholds.harm": "organization",
         "instruments.two-risks.thresholds.plan": "organization",
     }
+
+
+def test_a_drop_floor_is_checked_on_the_totals_range() -> None:
+    """SRS 0-40: the message names the range as a plain number (40, not 4E+1)."""
+    assert problems_on("alliance.drop", "srs", {"min_drop": 40}) == []
+    assert problems_on("alliance.drop", "srs", {"min_drop": 41}) == [
+        ("instruments.srs.min_drop", "must be above 0 and at most the range of the scores (40)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rule_id", "body", "problem"),
+    [
+        ("alliance.rupture", {"params": 3}, ("params", "must be an object")),
+        ("alliance.low", {"instruments": [1]}, ("instruments", "must be an object")),
+        (
+            "rupture.reported",
+            {"instruments": {"rupture-check": {}}},
+            ("instruments", "rupture.reported has no per-instrument parameters"),
+        ),
+        (
+            "alliance.low",
+            {"instruments": {"nope": {"cutoff": 3}}},
+            ("instruments.nope", "unknown instrument"),
+        ),
+    ],
+)
+def test_each_part_of_the_body_that_is_not_what_it_should_be_is_named(
+    rule_id: str, body: Mapping[str, Any], problem: tuple[str, str]
+) -> None:
+    assert problems_of(rule_id, body) == [problem]
+
+
+def test_problems_of_every_part_and_every_instrument_are_listed_together() -> None:
+    """Mutants stopped at the first bad instrument (``break``) or kept only the last part's
+    problems (``problems =``), so a setting could be refused for one reason and then again."""
+    body = {
+        "params": {"k": -1},
+        "instruments": {
+            "nope": {"min_drop": 1},
+            "srs": {"min_drop": "x"},
+            "wai-sr": {"min_drop": 99},
+            "bond-local": {"min_drop": 3},
+        },
+    }
+    with pytest.raises(SettingsProblems) as info:
+        validate_override("alliance.rupture", body, CATALOG)
+    assert [field for field, _ in info.value.problems] == [
+        "params.k",
+        "instruments.nope",
+        "instruments.srs.min_drop",
+        "instruments.wai-sr.min_drop",
+    ]
