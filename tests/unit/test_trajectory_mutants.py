@@ -116,12 +116,13 @@ def test_refused_answers_read_as_one_message_naming_each_item() -> None:
     )
 
 
-def test_two_observations_of_one_session_are_refused_even_when_they_are_the_same() -> None:
+def test_two_observations_of_one_session_with_the_same_total_are_refused() -> None:
     """Mutant: sorting the observations as whole tuples compared their subscale maps on a tie,
     a TypeError instead of the refusal."""
-    same = (2, 30.0, {"task": 10.0})
     with pytest.raises(ValueError, match="one observation per session"):
-        build_trajectory(WAI, [(1, 32.0, {"task": 11.0}), same, same])
+        build_trajectory(
+            WAI, [(1, 32.0, {"task": 11.0}), (2, 30.0, {"task": 10.0}), (2, 30.0, {"task": 9.0})]
+        )
 
 
 def test_a_rupture_of_the_total_is_listed_before_those_of_its_subscales() -> None:
