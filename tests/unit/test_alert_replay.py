@@ -327,3 +327,31 @@ def test_deterioration_says_how_far_from_the_first_score_and_against_what() -> N
         "Local distress total rose from 10 at the first session to 19 — 9 points worse, at least "
         "the 8.68 points of reliable change."
     )
+
+
+def test_a_repeat_trigger_records_the_parameters_it_was_judged_by() -> None:
+    """The organisation moved the SRS cut-off from 32 to 36 while an ``alliance.low`` alert was
+    open: the next low score updates the alert with the cut-off that judged it (a mutant kept
+    the old parameters)."""
+    strict = {
+        "alliance.low": validate_override("alliance.low", {"instruments": {"srs": {"cutoff": 32}}})
+    }
+    (opened,) = replay(SRS, totals([30.0]), settings=strict)
+    assert opened.params == {"cutoff": 32.0}
+    (updated,) = step([opened], SRS, totals([30.0, 31.0]))
+    assert (updated.session_number, updated.params) == (2, {"cutoff": 36.0})
+
+
+def test_one_step_judges_on_adult_norms_unless_told_otherwise() -> None:
+    states = one_by_one(ORS, totals([20.0, 20.0, 20.0]))
+    (alert,) = step(states, ORS, totals([20.0, 20.0, 20.0, 21.0]))
+    assert (alert.rule_id, alert.evidence["population"]) == ("outcome.not_on_track", "adult")
+
+
+def test_a_series_out_of_order_or_before_session_1_is_refused_saying_why() -> None:
+    with pytest.raises(
+        ValueError, match=r"^a series holds one submission per session, in session order$"
+    ):
+        replay(SRS, totals([30.0, 31.0], [2, 1]))
+    with pytest.raises(ValueError, match=r"^session numbers start at 1$"):
+        replay(SRS, totals([30.0], [0]))
