@@ -12,10 +12,13 @@ import pytest
 
 from services.alerts import SettingsProblems, validate_override
 from services.alerts.settings import (
+    AllianceRuptureParams,
     RuptureScales,
     effective_instruments,
     effective_settings,
+    params_for,
     resolve_settings,
+    risk_thresholds,
     rupture_scales,
     settings_with_fallback,
 )
@@ -438,3 +441,50 @@ def test_problems_of_every_part_and_every_instrument_are_listed_together() -> No
         "instruments.srs.min_drop",
         "instruments.wai-sr.min_drop",
     ]
+
+
+def test_a_stored_value_that_no_longer_fits_its_instrument_gives_way_to_the_default() -> None:
+    """A later version of an organisation's instrument may have another range: a stored rupture
+    floor of 15 means nothing on a 0-10 scale, so the instrument takes no part again (mutants
+    used the stale value)."""
+    stored, _ = settings_with_fallback(
+        {"alliance.rupture": {"instruments": {"bond-local": {"min_drop": 15}}}}
+    )
+    narrower = own(
+        "bond-local", "alliance", [("a", 0, 5), ("b", 0, 5)], direction="higher_is_better"
+    )
+    assert params_for(stored["alliance.rupture"], OWN_ALLIANCE) is not None  # 0-20: 15 fits
+    assert params_for(stored["alliance.rupture"], narrower) is None
+
+
+def test_an_instrument_with_subscale_floors_alone_takes_part_in_ruptures() -> None:
+    setting = validate_override(
+        "alliance.rupture",
+        {"instruments": {"mean-alliance": {"subscales": {"pair": {"min_drop": 1}}}}},
+        SCALES,
+    )
+    params = params_for(setting, MEAN_ALLIANCE)
+    assert isinstance(params, AllianceRuptureParams)
+    assert (params.min_drop, params.subscale_min_drop) == (None, {"pair": 1.0})
+
+
+def test_a_stored_risk_threshold_at_the_items_minimum_is_not_used() -> None:
+    """DESIGN.md §10.3.1: a threshold at the minimum would flag every answer; whatever is
+    stored, PHQ-9 item 9 stays at 1."""
+    assert risk_thresholds(get_builtin("phq-9"), {"q9": 0}) == {"q9": 1.0}
+    assert risk_thresholds(OWN_RISK, {"harm": 0}) == {"harm": 3.0}
+    assert risk_thresholds(OWN_RISK, {"harm": 1}) == {"harm": 1.0}
+
+
+def test_the_listed_cutoffs_say_who_set_them() -> None:
+    setting = validate_override("alliance.low", {"instruments": {"srs": {"cutoff": 34}}})
+    values, sources = effective_instruments(setting, CATALOG)
+    assert (values["srs"], values["wai-sr"]) == ({"cutoff": 34.0}, {"cutoff": None})
+    assert (sources["instruments.srs.cutoff"], sources["instruments.wai-sr.cutoff"]) == (
+        "organization", "default",
+    )  # fmt: skip
+
+
+def test_parameters_of_another_model_are_refused_naming_the_rule() -> None:
+    with pytest.raises(TypeError, match=r"alliance\.low: params are not AllianceRuptureParams"):
+        resolve_settings(None)["alliance.low"].params_as(AllianceRuptureParams)
