@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypedDict, cast
 
+from pydantic import JsonValue
 from sqlalchemy import RowMapping, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -251,6 +252,12 @@ async def raise_concern(
         raise NotFound("episode not found")
     now = utcnow()
     about = f" ({category})" if category else ""
+    evidence: dict[str, JsonValue] = {"category": category, "session_number": session_number}
+    # Every concern is its own alert; one after a concern a person has handled names it
+    # (DESIGN.md §10.3.2), so the reader knows the client has raised one before.
+    previous = await alert_store.latest_handled_alert_id(conn, org_id, episode_id, CONCERN)
+    if previous is not None:
+        evidence["previous_alert_id"] = str(previous)
     row: AlertRow = {
         "id": new_id(),
         "org_id": org_id,
@@ -268,7 +275,7 @@ async def raise_concern(
         "first_session_number": None,
         "message": f"The client raised a concern about their care{about}. A supervisor should "
         "read it and follow up; it is not shown to the treating clinician.",
-        "evidence": {"category": category, "session_number": session_number},
+        "evidence": evidence,
         "rule_version": "1",
         "rule_params": {},
         "created_at": now,

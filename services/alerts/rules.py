@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from functools import partial
 from itertools import pairwise
 from typing import Any, TypeVar
 
@@ -639,32 +640,30 @@ _Rule = Callable[
 P = TypeVar("P", bound=BaseModel)
 
 
-def _typed(
+def _checked(
     fn: Callable[[InstrumentDefinition, Sequence[SeriesPoint], Population, P, int], list[Event]],
     model: type[P],
-) -> _Rule:
-    def run(
-        defn: InstrumentDefinition,
-        series: Sequence[SeriesPoint],
-        population: Population,
-        params: BaseModel,
-        since: int,
-    ) -> list[Event]:
-        if not isinstance(params, model):
-            raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
-        return fn(defn, series, population, params, since)
-
-    return run
+    defn: InstrumentDefinition,
+    series: Sequence[SeriesPoint],
+    population: Population,
+    params: BaseModel,
+    since: int,
+) -> list[Event]:
+    """``fn`` over the series, once ``params`` is known to be its rule's model. Checked on each
+    call (not once when the table below is built), so mutation testing can reach it too."""
+    if not isinstance(params, model):
+        raise TypeError(f"expected {model.__name__}, got {type(params).__name__}")
+    return fn(defn, series, population, params, since)
 
 
 SERIES_RULES: dict[RuleId, _Rule] = {
-    "alliance.low": _typed(alliance_low, AllianceLowParams),
-    "alliance.drop": _typed(alliance_drop, AllianceDropParams),
-    "alliance.rupture": _typed(alliance_rupture, AllianceRuptureParams),
-    "rupture.reported": _typed(rupture_reported, RuptureReportedParams),
-    "risk.item": _typed(risk_item, RiskItemParams),
-    "outcome.deterioration": _typed(outcome_deterioration, NoParams),
-    "outcome.not_on_track": _typed(outcome_not_on_track, NotOnTrackParams),
+    "alliance.low": partial(_checked, alliance_low, AllianceLowParams),
+    "alliance.drop": partial(_checked, alliance_drop, AllianceDropParams),
+    "alliance.rupture": partial(_checked, alliance_rupture, AllianceRuptureParams),
+    "rupture.reported": partial(_checked, rupture_reported, RuptureReportedParams),
+    "risk.item": partial(_checked, risk_item, RiskItemParams),
+    "outcome.deterioration": partial(_checked, outcome_deterioration, NoParams),
+    "outcome.not_on_track": partial(_checked, outcome_not_on_track, NotOnTrackParams),
 }
 
 

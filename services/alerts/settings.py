@@ -387,7 +387,8 @@ def _pydantic_problems(error: ValidationError, prefix: str) -> list[tuple[str, s
         if err["type"] == "extra_forbidden":
             message = "unknown parameter"
         elif err["type"] == "value_error":
-            message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+            # pydantic keeps a validator's ValueError in ctx: its text without "Value error, ".
+            message = str(err["ctx"]["error"])
         else:
             message = err["msg"]
         if (field, message) not in problems:
@@ -417,7 +418,9 @@ def _min_drop_problems(
 ) -> list[tuple[str, str]]:
     lo, hi = span
     if value is not None and not 0 < dec(value) <= hi - lo:
-        return [(field, f"must be above 0 and at most the range of the scores ({hi - lo})")]
+        # A mean scale's range is exact to 4 places: say 6, not 6.0000.
+        widest = format((hi - lo).normalize(), "f")
+        return [(field, f"must be above 0 and at most the range of the scores ({widest})")]
     return []
 
 
@@ -504,8 +507,7 @@ def validate_override(
             problems.append((str(key), "unknown field"))
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
-        problems.append(("enabled", "must be true or false"))
-        enabled = True
+        problems.append(("enabled", "must be true or false"))  # refused below: never used
     elif not enabled and not spec.can_disable:
         problems.append(
             (
@@ -566,7 +568,11 @@ def validate_override(
         for path in _value_paths(override.model_dump(exclude_none=True, exclude_defaults=True)):
             sources[f"instruments.{code}.{path}"] = "organization"
     return RuleSetting(
-        rule_id=spec.id, enabled=enabled, params=params, instruments=instruments, sources=sources
+        rule_id=spec.id,
+        enabled=enabled is True,  # a bool by now: anything else was refused above
+        params=params,
+        instruments=instruments,
+        sources=sources,
     )
 
 

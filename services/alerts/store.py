@@ -156,6 +156,27 @@ def as_alert_row(row: RowMapping | Mapping[str, object]) -> AlertRow:
     return cast("AlertRow", dict(row))
 
 
+async def latest_handled_alert_id(
+    conn: AsyncConnection, org_id: uuid.UUID, episode_id: uuid.UUID, rule_id: str
+) -> uuid.UUID | None:
+    """The episode's latest alert of ``rule_id`` (by creation) that a person acknowledged or
+    resolved: a new alert of a discrete event names it in ``evidence.previous_alert_id``
+    (DESIGN.md §10.3.2)."""
+    handled = ALERTS.c.acknowledged_at.is_not(None) | ALERTS.c.resolved_by_key_id.is_not(None)
+    found = await conn.scalar(
+        select(ALERTS.c.id)
+        .where(
+            ALERTS.c.org_id == org_id,
+            ALERTS.c.episode_id == episode_id,
+            ALERTS.c.type == rule_id,
+            handled,
+        )
+        .order_by(ALERTS.c.id.desc())
+        .limit(1)
+    )
+    return None if found is None else uuid.UUID(str(found))
+
+
 async def load_overrides(conn: AsyncConnection, org_id: uuid.UUID) -> dict[str, dict[str, object]]:
     rows = (
         await conn.execute(

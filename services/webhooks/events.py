@@ -120,6 +120,8 @@ def alert_changed(
     if summary["submission_id"] is not None:
         summary["submission_id"] = str(summary["submission_id"])
     data = {"id": str(row["id"]), **_people(row["episode_id"], client_id, clinician_id), **summary}
+    # The handled alert a new alert of a discrete event follows (DESIGN.md §10.3.2), or None.
+    data["previous_alert_id"] = (row["evidence"] or {}).get("previous_alert_id")
     return _event(
         row["org_id"],
         row["episode_id"],

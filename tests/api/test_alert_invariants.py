@@ -11,9 +11,12 @@ databases (on PostgreSQL a submission takes the hot path, services/submissions/s
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from pytest_httpserver import HTTPServer
 
 from api.cli import _recompute_alerts
 from services.kernel.config import Settings
+from tests.api.test_webhooks import report_concern
 from tests.support import Attune, Tenant, ors, phq9, srs, submit
 from tests.support.alerts import (
     acknowledge,
@@ -24,6 +27,7 @@ from tests.support.alerts import (
     resolve,
     void,
 )
+from tests.support.webhooks import Receiver, drain, endpoint
 
 STRONG_UNRESOLVED = {"tension": 1, "intensity": 5, "resolution": 1}
 
@@ -116,6 +120,47 @@ async def test_a_reported_rupture_after_an_acknowledged_one_opens_a_new_alert(
     assert changed(again["alerts"]) == [("rupture.reported", "high", "open", "created", None, 2)]
     assert again["alerts"][0]["evidence"]["previous_alert_id"] == first["id"]
     await _recompute_leaves(settings, tenant, eid)
+
+
+async def test_a_concern_after_a_handled_one_names_it_in_the_alert_and_its_webhook(
+    attune: Attune, app: FastAPI, httpserver: HTTPServer
+) -> None:
+    """DESIGN.md §10.3.2 for ``concern.reported``: every concern opens its own alert; one raised
+    after a person acknowledged or resolved an earlier concern of the episode names that alert in
+    ``evidence.previous_alert_id`` and in its webhook's ``previous_alert_id``, so whoever reads it
+    knows the client has raised a concern before and what was done about it."""
+    tenant = await attune.tenant()
+    hook = Receiver(httpserver)
+    secret = (await endpoint(tenant, hook.url, event_types=["alert.created"]))["secret"]
+    eid = (await tenant.episode())["id"]
+
+    async def concern_alerts() -> list[dict[str, Any]]:
+        return await alert_list(tenant, episode_id=eid, type="concern.reported")
+
+    await report_concern(tenant, eid, 1)
+    (first,) = await concern_alerts()
+    assert "previous_alert_id" not in first["evidence"]
+    # Open and not yet seen by anyone: a second concern does not name it.
+    await report_concern(tenant, eid, 2)
+    second = (await concern_alerts())[0]
+    assert second["id"] != first["id"]
+    assert "previous_alert_id" not in second["evidence"]
+
+    await acknowledge(tenant, first["id"], "called the client")
+    await report_concern(tenant, eid, 3)
+    third = (await concern_alerts())[0]
+    assert (third["status"], third["evidence"]["previous_alert_id"]) == ("open", first["id"])
+
+    await resolve(tenant, second["id"], "discussed")
+    await report_concern(tenant, eid, 4)
+    fourth = (await concern_alerts())[0]
+    assert fourth["evidence"]["previous_alert_id"] == second["id"]  # the latest one handled
+
+    await drain(app, tenant)
+    sent = {e["data"]["id"]: e["data"] for e in hook.verified(secret)}
+    assert [sent[a["id"]]["previous_alert_id"] for a in (first, second, third, fourth)] == [
+        None, None, first["id"], second["id"],
+    ]  # fmt: skip
 
 
 async def test_recomputes_after_a_void_or_a_setting_change_keep_the_handled_and_the_new_alert(

@@ -5,7 +5,7 @@ rows, also when people resolve alerts along the way."""
 import itertools
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -19,9 +19,11 @@ from services.alerts.model import AlertRow
 from services.alerts.reconcile import Change
 from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import SeriesKey
+from services.instruments import InstrumentDefinition
 from services.instruments.registry import builtin_instruments
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
+LATER = datetime(2026, 11, 26, tzinfo=UTC)
 KEY = SeriesKey(uuid.uuid4(), uuid.uuid4(), "srs", "client", "")
 PERSON = uuid.uuid4()
 _ids = itertools.count(1)
@@ -38,7 +40,7 @@ def ctx_for(code: str, **overrides: Any) -> SeriesContext:
 
 
 def apply(
-    store: dict[uuid.UUID, dict[str, Any]], writes: Sequence[tuple[Change, AlertRow]]
+    store: dict[uuid.UUID, dict[str, Any]], writes: Sequence[tuple[Change, Mapping[str, Any]]]
 ) -> None:
     for change, row in writes:
         if change == "created":
@@ -57,9 +59,9 @@ def history_for(points: Sequence[SeriesPoint], ctx: SeriesContext) -> list[Serie
     return tail
 
 
-def table_rows(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertRow]:
-    """The simulated table's rows, as a store hands them out (the test mutates them freely)."""
-    return [cast("AlertRow", r) for r in store.values()]
+def stored_rows(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertRow]:
+    """The stored rows, as the stores type them."""
+    return cast("list[AlertRow]", list(store.values()))
 
 
 def rows_for_a_submission(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertRow]:
@@ -67,7 +69,7 @@ def rows_for_a_submission(store: dict[uuid.UUID, dict[str, Any]]) -> list[AlertR
     store.load_alert_rows, services/submissions/store_pg.SUBMISSION_CONTEXT)."""
     return [
         r
-        for r in table_rows(store)
+        for r in stored_rows(store)
         if r["status"] != "resolved"
         or (r["resolved_by_key_id"] is not None and r["type"] in EVENT_RULES)
     ]
@@ -173,7 +175,7 @@ def test_one_by_one_then_recompute_changes_nothing(
     code, points = series
     ctx = ctx_for(code)
     store = one_by_one(ctx, points, sorted(resolves), sorted(acknowledges))
-    assert derive_full(ctx, points, table_rows(store), NOW) == []
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
     opened = Counter((r["type"], r["subscale"]) for r in store.values() if r["status"] == "open")
     assert all(n == 1 for n in opened.values())
 
@@ -228,7 +230,7 @@ def test_a_longer_repair_window_reads_a_longer_history() -> None:
     store = one_by_one(ctx, points)
     bond = [r for r in store.values() if r["subscale"] == "bond"]
     assert [(r["status"], r["resolution"]) for r in bond] == [("resolved", "repaired")]
-    assert derive_full(ctx, points, table_rows(store), NOW) == []
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
 
 
 def test_a_late_entry_is_left_to_a_recompute() -> None:
@@ -244,7 +246,7 @@ def test_voided_trigger_is_retracted_and_a_persons_note_stays() -> None:
     store = one_by_one(ctx, points)
     (low,) = [r for r in store.values() if r["type"] == "alliance.low"]
     low.update(status="acknowledged", note="talked about it")
-    writes = derive_full(ctx, points[:1], table_rows(store), NOW)
+    writes = derive_full(ctx, points[:1], stored_rows(store), NOW)
     changed = {row["type"]: (change, row) for change, row in writes}
     change, row = changed["alliance.low"]
     assert change == "resolved"
@@ -261,7 +263,7 @@ def test_a_persons_resolution_is_never_changed_by_a_recompute() -> None:
     store = one_by_one(ctx, points)
     (risk,) = store.values()
     risk.update(status="resolved", resolution="referred", resolved_by_key_id=PERSON)
-    assert derive_full(ctx, [], table_rows(store), NOW) == []
+    assert derive_full(ctx, [], stored_rows(store), NOW) == []
 
 
 def test_voiding_the_clearing_score_reopens_the_alert_and_keeps_its_acknowledgement() -> None:
@@ -271,7 +273,7 @@ def test_voiding_the_clearing_score_reopens_the_alert_and_keeps_its_acknowledgem
     (low,) = store.values()
     assert (low["status"], low["resolution"]) == ("resolved", "condition_cleared")
     low["acknowledged_at"] = NOW
-    (write,) = derive_full(ctx, points[:1], table_rows(store), NOW)
+    (write,) = derive_full(ctx, points[:1], stored_rows(store), NOW)
     assert write[0] == "updated"
     assert (write[1]["status"], write[1]["resolution"], write[1]["resolved_at"]) == (
         "acknowledged", None, None,
@@ -303,7 +305,7 @@ def test_a_stored_raised_risk_threshold_is_ignored_and_the_alert_stays() -> None
         "adult",
         {str(k): v for k, v in settings.items()},
     )
-    assert derive_full(ctx, points, table_rows(store), NOW) == []
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
 
 
 def test_voiding_the_risk_answer_keeps_its_critical_alert_for_a_person() -> None:
@@ -312,20 +314,20 @@ def test_voiding_the_risk_answer_keeps_its_critical_alert_for_a_person() -> None
     ctx = ctx_for("phq-9")
     points = phq_points([(12.0, 1)], [1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, [], table_rows(store), NOW)
+    ((change, row),) = derive_full(ctx, [], stored_rows(store), NOW)
     assert (change, row["type"], row["status"], row["resolution"]) == (
         "updated", "risk.item", "open", None,
     )  # fmt: skip
     assert row["evidence"]["source_voided"] is True
     apply(store, [(change, row)])
-    assert derive_full(ctx, [], table_rows(store), NOW) == []
+    assert derive_full(ctx, [], stored_rows(store), NOW) == []
 
 
 def test_voiding_a_warning_still_retracts_it() -> None:
     ctx = ctx_for("srs")
     points = srs_points([35.0], [1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, [], table_rows(store), NOW)
+    ((change, row),) = derive_full(ctx, [], stored_rows(store), NOW)
     assert (change, row["type"], row["resolution"]) == ("resolved", "alliance.low", "retracted")
 
 
@@ -381,20 +383,20 @@ def test_a_cleared_alert_is_written_as_resolved_when_it_clears_and_not_again() -
     points = srs_points([35.0, 37.0], [1, 1])
     store: dict[uuid.UUID, dict[str, Any]] = {}
     apply(store, evaluate_new(ctx, [], points[0], [], NOW) or [])
-    ((change, row),) = evaluate_new(ctx, points[:1], points[1], table_rows(store), LATER) or []
+    ((change, row),) = evaluate_new(ctx, points[:1], points[1], stored_rows(store), LATER) or []
     assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
         "resolved", "resolved", "condition_cleared", LATER,
     )  # fmt: skip
     apply(store, [(change, row)])
     # A recompute at a later time leaves the resolution and its time alone.
-    assert derive_full(ctx, points, table_rows(store), datetime(2027, 1, 1, tzinfo=UTC)) == []
+    assert derive_full(ctx, points, stored_rows(store), datetime(2027, 1, 1, tzinfo=UTC)) == []
 
 
 def test_voiding_the_clearing_score_reopens_an_unacknowledged_alert_as_open() -> None:
     ctx = ctx_for("srs")
     points = srs_points([35.0, 37.0], [1, 1])
     store = one_by_one(ctx, points)
-    ((change, row),) = derive_full(ctx, points[:1], table_rows(store), LATER)
+    ((change, row),) = derive_full(ctx, points[:1], stored_rows(store), LATER)
     assert (change, row["status"], row["resolution"], row["resolved_at"]) == (
         "updated", "open", None, None,
     )  # fmt: skip
@@ -404,7 +406,7 @@ def test_a_recompute_under_a_new_setting_writes_the_parameters_used() -> None:
     points = srs_points([33.0], [1])
     store = one_by_one(ctx_for("srs"), points)
     stricter = ctx_for("srs", **{"alliance.low": {"instruments": {"srs": {"cutoff": 34}}}})
-    ((change, row),) = derive_full(stricter, points, table_rows(store), LATER)
+    ((change, row),) = derive_full(stricter, points, stored_rows(store), LATER)
     assert (change, row["rule_params"], row["rule_version"]) == ("updated", {"cutoff": 34.0}, "1")
 
 
@@ -416,11 +418,157 @@ def test_an_alert_the_engine_retracted_is_never_named_as_the_previous_one() -> N
     (drop,) = [r for r in store.values() if r["type"] == "alliance.drop"]
     drop.update(status="resolved", resolution="retracted", resolved_at=NOW)
     later = srs_points([39.0, 39.0, 39.0, 38.0], [1, 1, 1, 1])  # session 2 re-entered as 39
-    writes = derive_full(ctx, later, table_rows(store), LATER)
+    writes = derive_full(ctx, later, stored_rows(store), LATER)
     created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
     assert [r["first_session_number"] for r in created] == [4]
     assert "previous_alert_id" not in created[0]["evidence"]
     drop["acknowledged_at"] = NOW
-    writes = derive_full(ctx, later, table_rows(store), LATER)
+    writes = derive_full(ctx, later, stored_rows(store), LATER)
     created = [r for c, r in writes if c == "created" and r["type"] == "alliance.drop"]
     assert created[0]["evidence"]["previous_alert_id"] == str(drop["id"])
+
+
+def test_a_critical_alert_already_resolved_is_not_kept_open_by_a_recompute() -> None:
+    """DESIGN.md §10.3.3 keeps *unresolved* critical alerts that the history no longer derives; a
+    critical row already resolved without a person (as no current rule does) is retracted like
+    any other, not marked as a voided source and left as it was."""
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, phq_points([(12.0, 1)], [1]))
+    (row,) = store.values()
+    row.update(status="resolved", resolution="condition_cleared", resolved_at=NOW)
+    ((change, after),) = derive_full(ctx, [], stored_rows(store), NOW)
+    assert (change, after["status"], after["resolution"]) == ("updated", "resolved", "retracted")
+    assert "source_voided" not in after["evidence"]
+
+
+def test_a_gradual_ruptures_repair_at_the_end_of_its_window_is_seen_one_submission_at_a_time() -> (
+    None
+):
+    """The longest history a new submission needs (:func:`history_needed`): a six-step decline
+    ends in a rupture at session 14, judged on the SD of sessions 4-8, and is repaired at 17, the
+    last session of its window. Read one submission at a time, the history must reach back to
+    session 4, or the repair is missed and the rupture left open (mutants shortened it)."""
+    ctx = ctx_for("srs")
+    totals = [30.0, *[38.0] * 7, 37.65, 37.3, 36.95, 36.6, 36.25, 35.9, 36.0, 37.0, 38.0]
+    points = srs_points(totals, [1] * 17)
+    store = one_by_one(ctx, points)
+    ruptures = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert [
+        (r["first_session_number"], r["evidence"]["pattern"], r["status"], r["resolution"])
+        for r in ruptures
+    ] == [(14, "gradual", "resolved", "repaired")]
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_a_recompute_relabels_a_resolution_the_history_now_explains_otherwise() -> None:
+    """A row the engine had retracted (its trigger voided, or a setting changed) that the history
+    derives again as cleared is relabelled ``condition_cleared`` with the rule version that
+    derived it (mutants kept the old label, and the old version)."""
+    ctx = ctx_for("srs")
+    points = srs_points([30.0, 38.0], [1, 1])
+    store = one_by_one(ctx, points)
+    (row,) = store.values()
+    assert (row["type"], row["status"], row["resolution"]) == (
+        "alliance.low", "resolved", "condition_cleared",
+    )  # fmt: skip
+    row.update(resolution="retracted", rule_version="0")
+    ((change, after),) = derive_full(ctx, points, stored_rows(store), LATER)
+    assert (change, after["status"], after["resolution"], after["rule_version"]) == (
+        "updated", "resolved", "condition_cleared", "1",
+    )  # fmt: skip
+    assert (after["resolved_at"], after["updated_at"], after["created_at"]) == (LATER, LATER, NOW)
+
+
+def test_voiding_the_first_of_two_risk_answers_leaves_one_open_alert_on_the_second() -> None:
+    """DESIGN.md §10.3.3 with one open alert per key: the open critical alert (raised at 1, last
+    triggered at 2) follows the answer that still stands instead of a second alert being raised
+    beside it."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(12.0, 1), (12.0, 1)], [1, 1])
+    store = one_by_one(ctx, points)
+    assert [(r["first_session_number"], r["session_number"]) for r in store.values()] == [(1, 2)]
+    assert derive_full(ctx, points[1:], stored_rows(store), NOW) == []
+
+
+def test_a_new_row_holds_every_column_of_an_alert() -> None:
+    """The row a rule creates, column by column (mutants renamed columns or mixed up the times);
+    one that is already cleared when it is created is resolved at the same time."""
+    ctx = ctx_for("srs")
+    ((change, row),) = derive_full(ctx, srs_points([30.0, 38.0], [1, 1]), [], NOW)
+    assert change == "created"
+    assert {k: v for k, v in row.items() if k not in ("id", "message", "evidence")} == {
+        **ctx.row_columns(),
+        "type": "alliance.low", "severity": "warning", "status": "resolved",
+        "resolution": "condition_cleared", "instrument": "srs", "subscale": "",
+        "session_number": 1, "submission_id": uuid.UUID(int=10_001), "first_session_number": 1,
+        "rule_version": "1", "rule_params": {"cutoff": 36.0}, "created_at": NOW,
+        "updated_at": NOW, "acknowledged_at": None, "acknowledged_by_key_id": None,
+        "resolved_at": NOW, "resolved_by_key_id": None, "note": None, "escalated_at": None,
+    }  # fmt: skip
+    ((_, still_open),) = derive_full(ctx, srs_points([30.0], [1]), [], NOW)
+    assert (still_open["status"], still_open["resolution"], still_open["resolved_at"]) == (
+        "open", None, None,
+    )  # fmt: skip
+
+
+def test_an_organisations_longer_repair_window_is_read_back_far_enough() -> None:
+    """:func:`history_needed` reads the organisation's ``repair_window``, not the default: a
+    gradual rupture at 14 repaired at 23, the end of a 9-session window, needs 19 sessions before
+    the repair (a mutant read the default window and missed the repair)."""
+    ctx = ctx_for("srs", **{"alliance.rupture": {"params": {"repair_window": 9}}})
+    decline = [37.65, 37.3, 36.95, 36.6, 36.25, 35.9]
+    totals = [30.0, *[38.0] * 7, *decline, *[36.0, 36.5, 37.0, 36.5] * 2, 38.0]
+    points = srs_points(totals, [1] * 23)
+    assert len(points) == len(totals) == 23
+    store = one_by_one(ctx, points)
+    ruptures = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert [(r["first_session_number"], r["status"], r["resolution"]) for r in ruptures] == [
+        (14, "resolved", "repaired")
+    ]
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_a_critical_alert_a_setting_no_longer_raises_is_left_as_it_is() -> None:
+    """DESIGN.md §10.3.3: an organisation lowered a risk threshold (3 to 2), an answer of 2 raised
+    a critical alert, and the setting went back. The answer still stands, so the alert stays as
+    it is, not marked as voided (a mutant checked the answer against the derived alerts only)."""
+    defn = InstrumentDefinition.model_validate(
+        {
+            "code": "mood-local", "version": "1", "name": "Local mood", "kind": "symptom",
+            "respondents": ["client"],
+            "items": [{"id": "score", "label": "score", "min": 0, "max": 30, "step": 1},
+                      {"id": "harm", "label": "harm", "min": 0, "max": 4, "step": 1,
+                       "in_total": False}],
+            "direction": "lower_is_better",
+            "risk_items": [{"item": "harm", "threshold": 3, "label": "Harm"}],
+            "citation": "test", "license": "test",
+        }
+    )  # fmt: skip
+    key = SeriesKey(KEY.org_id, KEY.episode_id, defn.code, "client", "")
+    lowered = {
+        "risk.item": validate_override(
+            "risk.item", {"instruments": {"mood-local": {"thresholds": {"harm": 2}}}},
+            {defn.code: defn},
+        )
+    }  # fmt: skip
+    points = [SeriesPoint(1, str(uuid.UUID(int=10_001)), 12.0, {}, {"score": 12.0, "harm": 2.0})]
+    store = one_by_one(SeriesContext(key, defn, "adult", lowered), points)
+    assert [(r["type"], r["status"]) for r in store.values()] == [("risk.item", "open")]
+    assert derive_full(SeriesContext(key, defn, "adult", {}), points, stored_rows(store), NOW) == []
+
+
+def test_voiding_a_later_trigger_retracts_its_alert_and_leaves_the_earlier_one() -> None:
+    """Every row the history no longer derives is retracted, not just those before the first one
+    it still derives (a mutant stopped at that one); a second recompute changes nothing."""
+    ctx = ctx_for("srs")
+    points = srs_points([30.0, 38.0, 30.0], [1, 1, 1])
+    store = one_by_one(ctx, points)
+    writes = derive_full(ctx, points[:2], stored_rows(store), LATER)
+    assert sorted(
+        (c, r["type"], r["first_session_number"], r["resolution"]) for c, r in writes
+    ) == [
+        ("resolved", "alliance.drop", 3, "retracted"),
+        ("resolved", "alliance.low", 3, "retracted"),
+    ]
+    apply(store, writes)
+    assert derive_full(ctx, points[:2], stored_rows(store), LATER) == []

@@ -253,3 +253,101 @@ def test_alerts_are_the_same_one_by_one_or_all_at_once(
         assert alert.first_session_number <= alert.session_number
         if alert.rule_id == "risk.item":
             assert alert.severity == "critical"
+
+
+# ----- survivors of `make mutate` (issue 13) ------------------------------------------------------
+
+
+def q9(session: int, answer: float) -> SeriesPoint:
+    answers = {f"q{i}": 0.0 for i in range(1, 9)} | {"q9": answer}
+    return SeriesPoint(session, f"sub-{session}", answer, {}, answers)
+
+
+def test_a_late_risk_answer_before_a_handled_alert_opens_an_alert_of_its_own() -> None:
+    """DESIGN.md §10.3.2: the person acknowledged the risk alert (first raised at session 1, last
+    triggered at 3); session 2 is entered afterwards with q9 = 3. The recompute lets the person's
+    alert go and the late answer opens a new critical alert, instead of being folded into the one
+    the person has already seen (a mutant dropped ``late_submissions`` from replay)."""
+    series = [q9(1, 1.0), q9(2, 3.0), q9(3, 1.0)]
+    closed: dict[tuple[str, str, str | None, int], int] = {("risk.item", "phq-9", None, 1): 3}
+    alerts = replay(PHQ, series, closed_by_person=closed, late_submissions={"sub-2"})
+    assert [(a.first_session_number, a.status, a.resolution, a.severity) for a in alerts] == [
+        (1, "resolved", None, "critical"),  # the person's: left with them
+        (2, "open", None, "critical"),
+    ]
+    # Not entered late: every answer up to session 3 is one the person has seen.
+    (seen,) = replay(PHQ, series, closed_by_person=closed)
+    assert (seen.first_session_number, seen.status) == (1, "open")
+
+
+def test_a_series_is_judged_on_adult_norms_unless_told_otherwise() -> None:
+    """ORS adult cut-off 25 (reference/psychometrics.md): a first score of 20 is in the clinical
+    range, so no reliable improvement by the 4th score is not on track."""
+    alerts = replay(ORS, totals([20.0, 20.0, 20.0, 21.0]))
+    assert [(a.rule_id, a.evidence["population"]) for a in alerts] == [
+        ("outcome.not_on_track", "adult")
+    ]
+    # 26 is above the adult cut-off, below the child one (32).
+    assert replay(ORS, totals([26.0, 26.0, 26.0, 26.0])) == []
+    assert len(replay(ORS, totals([26.0, 26.0, 26.0, 26.0]), "child")) == 1
+
+
+def test_deterioration_says_how_far_from_the_first_score_and_against_what() -> None:
+    """The evidence and message of ``outcome.deterioration`` (mutants renamed its keys and the
+    rounding of the reliable-change points unnoticed). An organisation's measure whose reliable
+    change comes from SD and reliability: 1.96 · √2 · 7 · √(1 - .8) = 8.677 points."""
+    own = InstrumentDefinition.model_validate(
+        {
+            "code": "distress-local", "version": "1", "name": "Local distress", "kind": "symptom",
+            "respondents": ["client"],
+            "items": [{"id": "score", "label": "score", "min": 0, "max": 40, "step": 1}],
+            "direction": "lower_is_better",
+            "reliable_change": {"sd": 7, "reliability": 0.8},
+            "citation": "test", "license": "test",
+        }
+    )  # fmt: skip
+    rc = own.reliable_change_points
+    assert rc is not None
+    assert round(rc, 3) == 8.677
+    (alert,) = replay(own, totals([10.0, 14.0, 19.0], [2, 3, 5]))
+    assert (alert.rule_id, alert.severity, alert.status) == (
+        "outcome.deterioration",
+        "high",
+        "open",
+    )
+    assert alert.evidence == {
+        "first": 10.0, "current": 19.0, "worse_by": 9.0, "reliable_change": rc,
+        "direction": "lower_is_better", "sessions": [2, 5],
+    }  # fmt: skip
+    assert alert.message == (
+        "Local distress total rose from 10 at the first session to 19 — 9 points worse, at least "
+        "the 8.68 points of reliable change."
+    )
+
+
+def test_a_repeat_trigger_records_the_parameters_it_was_judged_by() -> None:
+    """The organisation moved the SRS cut-off from 32 to 36 while an ``alliance.low`` alert was
+    open: the next low score updates the alert with the cut-off that judged it (a mutant kept
+    the old parameters)."""
+    strict = {
+        "alliance.low": validate_override("alliance.low", {"instruments": {"srs": {"cutoff": 32}}})
+    }
+    (opened,) = replay(SRS, totals([30.0]), settings=strict)
+    assert opened.params == {"cutoff": 32.0}
+    (updated,) = step([opened], SRS, totals([30.0, 31.0]))
+    assert (updated.session_number, updated.params) == (2, {"cutoff": 36.0})
+
+
+def test_one_step_judges_on_adult_norms_unless_told_otherwise() -> None:
+    states = one_by_one(ORS, totals([20.0, 20.0, 20.0]))
+    (alert,) = step(states, ORS, totals([20.0, 20.0, 20.0, 21.0]))
+    assert (alert.rule_id, alert.evidence["population"]) == ("outcome.not_on_track", "adult")
+
+
+def test_a_series_out_of_order_or_before_session_1_is_refused_saying_why() -> None:
+    with pytest.raises(
+        ValueError, match=r"^a series holds one submission per session, in session order$"
+    ):
+        replay(SRS, totals([30.0, 31.0], [2, 1]))
+    with pytest.raises(ValueError, match=r"^session numbers start at 1$"):
+        replay(SRS, totals([30.0], [0]))

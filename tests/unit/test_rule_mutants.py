@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import pytest
+
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
+from services.alerts.rules import SERIES_RULES
+from services.alerts.settings import AllianceLowParams, RiskItemParams, RuptureReportedParams
 from services.instruments import InstrumentDefinition, get_builtin
 from services.scoring.engine import score
 from tests.support import totals
@@ -102,3 +106,31 @@ def test_the_latest_session_alone_is_judged_after_a_submission() -> None:
     ]
     assert rule_events(CHECK, series, "adult", since=2) == []
     assert [e.session_number for e in rule_events(CHECK, series, "adult")] == [1]
+
+
+def test_a_rule_given_another_rules_parameters_refuses_them() -> None:
+    """Mutants of the check that each rule gets its own parameter model: a wrong model must fail
+    loudly, naming both, rather than run a rule on another rule's thresholds."""
+    with pytest.raises(TypeError, match="expected AllianceLowParams, got RiskItemParams"):
+        SERIES_RULES["alliance.low"](SRS, totals([30.0]), "adult", RiskItemParams(), 0)
+    events = SERIES_RULES["alliance.low"](
+        SRS, totals([30.0]), "adult", AllianceLowParams(cutoff=36), 0
+    )
+    assert [(e.rule_id, e.action, e.session_number) for e in events] == [
+        ("alliance.low", "raise", 1)
+    ]
+
+
+def test_a_reported_rupture_with_an_unanswered_part_says_so_in_its_evidence() -> None:
+    """An organisation's rupture check may leave intensity or resolution unanswered: the alert is
+    still raised on the part that was answered, and the evidence says the other is missing (a
+    mutant read the missing answer as a number and failed)."""
+    unresolved = SeriesPoint(1, "sub-1", None, {}, {"tension": 1.0, "resolution": 2.0})
+    strong = SeriesPoint(2, "sub-2", None, {}, {"tension": 1.0, "intensity": 4.0})
+    events = SERIES_RULES["rupture.reported"](
+        CHECK, [unresolved, strong], "adult", RuptureReportedParams(), 0
+    )
+    assert [(e.severity, e.evidence["intensity"], e.evidence["resolution"]) for e in events] == [
+        ("warning", None, 2.0),
+        ("warning", 4.0, None),
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.instruments import InstrumentDefinition, get_builtin
-from services.scoring.engine import validate_answers
+from services.scoring.engine import InvalidAnswers, score, validate_answers
 from services.trajectory import SuddenChange, build_trajectory, find_sudden_changes
 
 ORS = get_builtin("ors")
@@ -105,3 +105,55 @@ def test_every_item_after_an_unexpected_or_absent_one_is_still_checked() -> None
     ]
     after_absent = validate_answers(CHECK, {"tension": 0, "resolution": 3})
     assert [(p.item, p.code) for p in after_absent] == [("resolution", "unexpected")]
+
+
+def test_refused_answers_read_as_one_message_naming_each_item() -> None:
+    """Mutants of InvalidAnswers' text: what a log line or a CLI shows of a refused submission."""
+    with pytest.raises(InvalidAnswers) as info:
+        score(ORS, {"individually": 11.0, "interpersonally": 5.0, "socially": 5.0})
+    assert str(info.value) == (
+        "individually: 11.0 is outside the range 0-10; overall: a required answer is missing"
+    )
+
+
+def test_two_observations_of_one_session_with_the_same_total_are_refused() -> None:
+    """Mutant: sorting the observations as whole tuples compared their subscale maps on a tie,
+    a TypeError instead of the refusal."""
+    with pytest.raises(ValueError, match="one observation per session"):
+        build_trajectory(
+            WAI, [(1, 32.0, {"task": 11.0}), (2, 30.0, {"task": 10.0}), (2, 30.0, {"task": 9.0})]
+        )
+
+
+def test_a_rupture_of_the_total_is_listed_before_those_of_its_subscales() -> None:
+    """Mutant: the sort key of the total ("" → "XXXX") put it after a subscale whose name sorts
+    before it; the order a reader sees is total first, then each subscale."""
+    defn = InstrumentDefinition.model_validate(
+        {
+            **WAI.model_dump(),
+            "code": "alliance-local",
+            "name": "Local alliance",
+            "subscales": {"1_agreement": WAI.subscales["task"] + WAI.subscales["goal"],
+                          "bond": WAI.subscales["bond"]},
+        }
+    )  # fmt: skip
+    steady = {"1_agreement": 30.0, "bond": 15.0}
+    fallen = {"1_agreement": 20.0, "bond": 10.0}
+    observations = [(n, 45.0, steady) for n in (1, 2, 3, 4)] + [(5, 30.0, fallen)]
+    ruptures = build_trajectory(
+        defn, observations, min_drops={None: 4.0, "1_agreement": 2.0, "bond": 2.0}
+    ).summary.ruptures
+    assert [(r.session_number, r.subscale) for r in ruptures] == [
+        (5, None), (5, "1_agreement"), (5, "bond"),
+    ]  # fmt: skip
+
+
+def test_a_mean_difference_exactly_at_the_critical_t_is_no_sudden_gain() -> None:
+    """Tang & DeRubeis criterion 3 wants the difference of the window means *larger than* critical
+    t x pooled SD (reference/psychometrics.md): 11 - 8.224 = 2.776 x 1.0 exactly is not; a little
+    more is."""
+    at_t = [10.0, 11.0, 12.0, 7.224, 8.224, 9.224]
+    assert find_sudden_changes(at_t, direction="lower_is_better", cutoff=4) == ([], [])
+    beyond = [10.0, 11.0, 12.0, 7.2, 8.2, 9.2]
+    gains, _ = find_sudden_changes(beyond, direction="lower_is_better", cutoff=4)
+    assert gains == [SuddenChange(from_session=3, to_session=4, change=-4.8)]
