@@ -5,72 +5,29 @@ own; PostgreSQL in a schema of its own in the test database."""
 
 import asyncio
 import json
-import os
 import secrets
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
-from api.cli import PROJECT_ROOT
+from tests.support.migrations import alembic_config, execute, revision_before
 
 REVISION = "9d3b8e4f5a61"
 
 
-@pytest.fixture
-def blank_database(tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(url, PostgreSQL schema or None): an empty database for this test alone."""
-    url = os.environ.get("ATTUNE_TEST_DATABASE_URL")
-    if url is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}", None
-        return
-    schema = f"migrate_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(url, None, f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield url, schema
-    finally:
-        asyncio.run(_execute(url, None, f'DROP SCHEMA "{schema}" CASCADE'))
-
-
 def _config(url: str, schema: str | None) -> Config:
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes["database_url"] = url
-    config.attributes["configure_logger"] = False
-    if schema is not None:
-        config.attributes["search_path"] = schema
-    return config
+    return alembic_config(url, schema)
 
 
 def _previous(config: Config) -> str:
-    down = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-    assert isinstance(down, str)
-    return down
-
-
-async def _execute(url: str, schema: str | None, *statements: Any) -> list[Any]:
-    engine = create_async_engine(url)
-    results: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            if schema is not None:
-                await conn.exec_driver_sql(f'SET search_path TO "{schema}"')
-            for statement in statements:
-                query = text(statement) if isinstance(statement, str) else statement
-                result = await conn.execute(query)
-                results.append(result.all() if result.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return results
+    return revision_before(config, REVISION)
 
 
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -115,12 +72,12 @@ def _store(
                 definition=definition, created_at=now,
             )
         )  # fmt: skip
-    asyncio.run(_execute(url, schema, *statements))
+    asyncio.run(execute(url, schema, *statements))
 
 
 def _bodies(url: str, schema: str | None) -> dict[tuple[str, str], Any]:
     (rows,) = asyncio.run(
-        _execute(
+        execute(
             url, schema,
             "SELECT o.slug, s.rule_id, s.body FROM alert_rule_settings s "
             "JOIN organizations o ON o.id = s.org_id",

@@ -3,22 +3,14 @@ fixed (DESIGN.md §10.8: admin is never bound to a clinician), run for real on t
 database kind: SQLite in a file of its own; PostgreSQL in a schema of its own."""
 
 import asyncio
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
-from api.cli import PROJECT_ROOT
+from tests.support.migrations import alembic_config, execute, revision_before
 
 REVISION = "14d8b2f6a913"
 _JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -49,46 +41,12 @@ CASELOAD = [
 ]  # fmt: skip
 
 
-@pytest.fixture
-def blank_database(tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(url, PostgreSQL schema or None): an empty database for this test alone."""
-    url = os.environ.get("ATTUNE_TEST_DATABASE_URL")
-    if url is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}", None
-        return
-    schema = f"migrate_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(url, None, sa.text(f'CREATE SCHEMA "{schema}"')))
-    try:
-        yield url, schema
-    finally:
-        asyncio.run(_execute(url, None, sa.text(f'DROP SCHEMA "{schema}" CASCADE')))
-
-
-async def _execute(url: str, schema: str | None, *statements: Any) -> list[Any]:
-    engine = create_async_engine(url)
-    results: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            if schema is not None:
-                await conn.exec_driver_sql(f'SET search_path TO "{schema}"')
-            for statement in statements:
-                result = await conn.execute(statement)
-                results.append(result.all() if result.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return results
-
-
 def test_bound_admin_keys_lose_admin_keep_their_caseload_and_are_audited(
     blank_database: tuple[str, str | None],
 ) -> None:
     url, schema = blank_database
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes.update(database_url=url, configure_logger=False)
-    if schema is not None:
-        config.attributes["search_path"] = schema
-    previous = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-    assert isinstance(previous, str)
+    config = alembic_config(url, schema)
+    previous = revision_before(config, REVISION)
     command.upgrade(config, previous)
     org_id, clinician_id, now = uuid.uuid4(), uuid.uuid4(), datetime.now(UTC)
     keys = {  # name: (scopes, bound)
@@ -99,7 +57,7 @@ def test_bound_admin_keys_lose_admin_keep_their_caseload_and_are_audited(
     }
     ids = {name: uuid.uuid4() for name in keys}
     asyncio.run(
-        _execute(
+        execute(
             url,
             schema,
             _ORGS.insert().values(
@@ -126,7 +84,7 @@ def test_bound_admin_keys_lose_admin_keep_their_caseload_and_are_audited(
 
     command.upgrade(config, REVISION)
     rows, events = asyncio.run(
-        _execute(
+        execute(
             url,
             schema,
             sa.select(_KEYS.c.id, _KEYS.c.scopes),
@@ -146,5 +104,5 @@ def test_bound_admin_keys_lose_admin_keep_their_caseload_and_are_audited(
         assert (uuid.UUID(str(event.org_id)), event.action) == (org_id, "api_key.narrowed")
         assert event.details["removed"] == ["admin"]
     command.downgrade(config, previous)  # leaves them narrowed
-    (rows,) = asyncio.run(_execute(url, schema, sa.select(_KEYS.c.id, _KEYS.c.scopes)))
+    (rows,) = asyncio.run(execute(url, schema, sa.select(_KEYS.c.id, _KEYS.c.scopes)))
     assert {uuid.UUID(str(key_id)): value for key_id, value in rows} == scopes

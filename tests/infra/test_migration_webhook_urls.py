@@ -4,23 +4,15 @@ credential in it no longer readable from the table), and opened again by the dow
 in a file of its own; PostgreSQL in a schema of its own in the test database."""
 
 import asyncio
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-import pytest
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
-from api.cli import PROJECT_ROOT
 from services.kernel.config import Settings
+from tests.support.migrations import alembic_config, execute, revision_before
 
 REVISION = "14c3a9e1f207"
 SECRET = "migration-test-secret-0123456789"
@@ -41,52 +33,18 @@ _HOOKS = sa.table(
 )  # fmt: skip
 
 
-@pytest.fixture
-def blank_database(tmp_path: Path) -> Iterator[tuple[str, str | None]]:
-    """(url, PostgreSQL schema or None): an empty database for this test alone."""
-    url = os.environ.get("ATTUNE_TEST_DATABASE_URL")
-    if url is None:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'migrate.db'}", None
-        return
-    schema = f"migrate_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(url, None, sa.text(f'CREATE SCHEMA "{schema}"')))
-    try:
-        yield url, schema
-    finally:
-        asyncio.run(_execute(url, None, sa.text(f'DROP SCHEMA "{schema}" CASCADE')))
-
-
-async def _execute(url: str, schema: str | None, *statements: Any) -> list[Any]:
-    engine = create_async_engine(url)
-    results: list[Any] = []
-    try:
-        async with engine.begin() as conn:
-            if schema is not None:
-                await conn.exec_driver_sql(f'SET search_path TO "{schema}"')
-            for statement in statements:
-                result = await conn.execute(statement)
-                results.append(result.all() if result.returns_rows else None)
-    finally:
-        await engine.dispose()
-    return results
-
-
 def test_the_upgrade_seals_stored_webhook_urls_and_the_downgrade_opens_them(
     blank_database: tuple[str, str | None],
 ) -> None:
     url, schema = blank_database
     settings = Settings(database_url=url, secret_key=SecretStr(SECRET))
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.attributes.update(database_url=url, settings=settings, configure_logger=False)
-    if schema is not None:
-        config.attributes["search_path"] = schema
-    previous = ScriptDirectory.from_config(config).get_revision(REVISION).down_revision
-    assert isinstance(previous, str)
+    config = alembic_config(url, schema, settings=settings)
+    previous = revision_before(config, REVISION)
     command.upgrade(config, previous)
     org_id, now = uuid.uuid4(), datetime.now(UTC)
     hooks = {uuid.uuid4(): URL, uuid.uuid4(): LONGEST}
     asyncio.run(
-        _execute(
+        execute(
             url,
             schema,
             _ORGS.insert().values(
@@ -109,7 +67,7 @@ def test_the_upgrade_seals_stored_webhook_urls_and_the_downgrade_opens_them(
     )
 
     def stored() -> dict[uuid.UUID, str]:
-        (rows,) = asyncio.run(_execute(url, schema, sa.select(_HOOKS.c.id, _HOOKS.c.url)))
+        (rows,) = asyncio.run(execute(url, schema, sa.select(_HOOKS.c.id, _HOOKS.c.url)))
         return {uuid.UUID(str(row_id)): value for row_id, value in rows}
 
     command.upgrade(config, REVISION)
