@@ -107,6 +107,12 @@ def _start(given: search.Search) -> uuid.UUID | None:
     return cursor[0] if cursor else None
 
 
+def _offset_paging(given: search.Search) -> tuple[int, uuid.UUID | None, bool]:
+    """A page of a people or response search: its size, the row it starts at, and whether the
+    Bundle's total is asked for."""
+    return given.first("_count", _count) or search.DEFAULT_COUNT, _start(given), _wants_total(given)
+
+
 def _ids(given: search.Search) -> list[uuid.UUID] | None:
     return given.first("_id", lambda _, value: search.ids("_id", value))
 
@@ -366,8 +372,7 @@ async def search_patients(
     try:
         given = _search(request, "Patient")
         ids, identifiers = _ids(given), _identifiers(given)
-        count = given.first("_count", _count) or search.DEFAULT_COUNT
-        start, want_total = _start(given), _wants_total(given)
+        count, start, want_total = _offset_paging(given)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "client.list", "client", None)
@@ -394,8 +399,7 @@ async def search_practitioners(
     try:
         given = _search(request, "Practitioner")
         ids, identifiers = _ids(given), _identifiers(given)
-        count = given.first("_count", _count) or search.DEFAULT_COUNT
-        start, want_total = _start(given), _wants_total(given)
+        count, start, want_total = _offset_paging(given)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "clinician.list", "clinician", None)
@@ -425,8 +429,7 @@ async def search_episodes(
         given = _search(request, "EpisodeOfCare")
         ids, refs = _ids(given), _patients(given, "patient")
         status = given.first("status", lambda _, value: _episode_status(value))
-        count = given.first("_count", _count) or search.DEFAULT_COUNT
-        start, want_total = _start(given), _wants_total(given)
+        count, start, want_total = _offset_paging(given)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "episode.list", "episode", None)
@@ -463,8 +466,7 @@ async def search_questionnaire_responses(
         authored = given.take("authored", lambda _, value: search.date_range("authored", value))
         identifier = given.first("identifier", lambda _, value: _one_identifier(value))
         sort = given.first("_sort", lambda _, value: search.sort("_sort", value, ["authored"]))
-        count = given.first("_count", _count) or search.DEFAULT_COUNT
-        start, want_total = _start(given), _wants_total(given)
+        count, start, want_total = _offset_paging(given)
     except SearchError as exc:
         raise _refused(exc) from None
     audit_target(request, "submission.search", "submission", None)
