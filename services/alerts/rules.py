@@ -71,9 +71,10 @@ def display_name(defn: InstrumentDefinition) -> str:
     if short is None:
         return defn.name
     builtin = builtin_instruments().get(defn.code)
-    if builtin is defn or builtin == defn:  # identity first: comparing definitions is costly
-        return short
-    if builtin is not None and builtin.for_respondent(defn.rated_by) is defn:  # a respondent view
+    if builtin is None:
+        return defn.name
+    # Identity first, the built-in or its view for a respondent: comparing definitions is costly.
+    if builtin is defn or builtin.for_respondent(defn.rated_by) is defn or builtin == defn:
         return short
     return defn.name
 

@@ -274,21 +274,30 @@ class InstrumentDefinition(BaseModel):
         definition has none for them, so a collateral rating is never judged on the client's
         self-report norms (reference/psychometrics.md, "Safety invariants"). Views are cached, so
         a built-in's view is always the same object."""
-        base = self if self._rated_by is None else self._base()
-        view = base._views.get(respondent)
+        base = self if self._read_private("_rated_by") is None else self._base()
+        views = cast("_Views", base._read_private("_views"))
+        view = views.get(respondent)
         if view is None:
             view = base.model_copy()
             view._rated_by = respondent  # type: ignore[assignment]
             view._views = _Views({"": base})
-            base._views[respondent] = view
+            views[respondent] = view
         return view
 
+    def _read_private(self, name: str) -> object:
+        # Straight from pydantic's store: read as an attribute, a private attribute goes through
+        # a failed lookup and pydantic's __getattr__, and these are read several times for every
+        # submission.
+        private = self.__pydantic_private__
+        assert private is not None  # set by pydantic for a model with private attributes
+        return private[name]
+
     def _base(self) -> InstrumentDefinition:
-        return self._views[""]
+        return cast("_Views", self._read_private("_views"))[""]
 
     @property
     def rated_by(self) -> Respondent:
-        return self._rated_by or "client"
+        return cast("Respondent | None", self._read_private("_rated_by")) or "client"
 
     @property
     def plain_norm_applies(self) -> bool:

@@ -5,9 +5,10 @@ the PostgreSQL hot path). The store is chosen once per unit of work, here; the u
 which database it is on (tests/unit/test_codebase.py reads it for that)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from operator import itemgetter
 from typing import Protocol
 
@@ -99,8 +100,14 @@ class SubmissionStore(Protocol):
 
 def submission_store(uow: UnitOfWork) -> SubmissionStore:
     """The unit of work's store: asyncpg when it has a driver pool (PostgreSQL), else Core."""
-    # Imported here: each store imports this module for its types.
+    return _stores()[0 if uow.has_driver else 1](uow)
+
+
+@cache
+def _stores() -> tuple[Callable[[UnitOfWork], SubmissionStore], ...]:
+    # Imported on first use (each store imports this module for its types), then kept: an
+    # import statement in the function ran on every submission.
     from services.submissions.store_pg import PgSubmissionStore
     from services.submissions.store_sql import SqlSubmissionStore
 
-    return PgSubmissionStore(uow) if uow.has_driver else SqlSubmissionStore(uow)
+    return PgSubmissionStore, SqlSubmissionStore
