@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import pytest
 
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
-from services.alerts.rules import SERIES_RULES
+from services.alerts.rules import SERIES_RULES, alliance_low, rupture_reported, subscale_label
 from services.alerts.settings import AllianceLowParams, RiskItemParams, RuptureReportedParams
 from services.instruments import InstrumentDefinition, get_builtin
 from services.scoring.engine import score
@@ -134,3 +134,43 @@ def test_a_reported_rupture_with_an_unanswered_part_says_so_in_its_evidence() ->
         ("warning", None, 2.0),
         ("warning", 4.0, None),
     ]
+
+
+def _alliance_lower_is_better(cutoff: object) -> InstrumentDefinition:
+    """An organisation's alliance scale on which a higher total is worse."""
+    return InstrumentDefinition.model_validate(
+        {**SRS.model_dump(), "code": "org-strain", "name": "Strain scale",
+         "direction": "lower_is_better", "cutoff": cutoff}
+    )  # fmt: skip
+
+
+def test_a_low_alliance_on_a_lower_is_better_scale_is_at_or_above_its_cutoff() -> None:
+    """Mutants: the message said "below" (or garbled "at or above") for a scale where higher is
+    worse, telling the clinician the opposite of what was found."""
+    strain = _alliance_lower_is_better(10)
+    (event,) = alliance_low(strain, totals([12.0]), "adult", AllianceLowParams(cutoff=10))
+    assert event.message.startswith("Strain scale total 12 is at or above the cut-off of 10:")
+
+
+def test_no_low_alliance_alert_for_a_population_without_a_cutoff() -> None:
+    """Mutant: a cut-off given for adults only was read for a child's series as no cut-off at all
+    and the rule ran on, judging against nothing."""
+    adults_only = AllianceLowParams(cutoff={"adult": 36})
+    assert alliance_low(SRS, totals([20.0]), "child", adults_only) == []
+    assert len(alliance_low(SRS, totals([20.0]), "adult", adults_only)) == 1
+
+
+def test_a_subscale_with_a_two_word_name_is_labelled_in_words() -> None:
+    """Mutants: ``low_mood`` kept its underscore in alert messages."""
+    assert subscale_label("low_mood") == "Low mood"
+    assert subscale_label("bond") == "Bond"
+
+
+def test_a_reported_rupture_after_a_mild_resolved_one_is_still_raised() -> None:
+    """Mutant: ``continue`` → ``break`` in rupture_reported stopped at the first session whose
+    reported tension was mild and resolved, so later strong ruptures raised nothing."""
+    mild = {"tension": 1.0, "intensity": 1.0, "resolution": 5.0}
+    strong = {"tension": 1.0, "intensity": 5.0, "resolution": 5.0}
+    series = [SeriesPoint(1, "sub-1", None, {}, mild), SeriesPoint(2, "sub-2", None, {}, strong)]
+    events = rupture_reported(CHECK, series, "adult", RuptureReportedParams())
+    assert [(e.session_number, e.severity) for e in events] == [(2, "warning")]
