@@ -8,8 +8,19 @@ from collections.abc import Mapping
 import pytest
 
 from services.alerts import AlertState, RuleSetting, SeriesPoint, replay, validate_override
-from services.alerts.rules import SERIES_RULES, alliance_low, rupture_reported, subscale_label
-from services.alerts.settings import AllianceLowParams, RiskItemParams, RuptureReportedParams
+from services.alerts.rules import (
+    SERIES_RULES,
+    alliance_low,
+    alliance_rupture,
+    rupture_reported,
+    subscale_label,
+)
+from services.alerts.settings import (
+    AllianceLowParams,
+    AllianceRuptureParams,
+    RiskItemParams,
+    RuptureReportedParams,
+)
 from services.instruments import InstrumentDefinition, get_builtin
 from services.scoring.engine import score
 from tests.support import totals
@@ -174,3 +185,37 @@ def test_a_reported_rupture_after_a_mild_resolved_one_is_still_raised() -> None:
     series = [SeriesPoint(1, "sub-1", None, {}, mild), SeriesPoint(2, "sub-2", None, {}, strong)]
     events = rupture_reported(CHECK, series, "adult", RuptureReportedParams())
     assert [(e.session_number, e.severity) for e in events] == [(2, "warning")]
+
+
+def test_a_low_alliance_alert_carries_its_direction_and_session_as_evidence() -> None:
+    """Mutants: the evidence keys ``direction`` and ``sessions`` renamed (the alert's evidence is
+    part of the API contract and of what the clinician sees)."""
+    (_, low) = alliance_low(SRS, totals([38.0, 35.0]), "adult", AllianceLowParams(cutoff=36))
+    assert low.evidence == {
+        "current": 35.0,
+        "cutoff": 36.0,
+        "population": "adult",
+        "direction": "higher_is_better",
+        "sessions": [2],
+    }
+
+
+def test_a_subscale_with_a_floor_is_watched_when_the_total_and_other_subscales_have_none() -> None:
+    """Mutant: ``continue`` → ``break`` in alliance_rupture stopped at the first scale without a
+    ``min_drop`` (here the WAI-SR total and Task), so the Bond floor was never checked."""
+    bond_only = AllianceRuptureParams(min_drop=None, subscale_min_drop={"bond": 2.0})
+    series = [
+        SeriesPoint(n, f"sub-{n}", None, {"bond": b}, {})
+        for n, b in enumerate([16.0, 16.0, 16.0, 16.0, 12.0], 1)
+    ]
+    (event,) = alliance_rupture(WAI, series, "adult", bond_only)
+    assert (event.subscale, event.session_number) == ("bond", 5)
+
+
+def test_a_gradual_rupture_is_described_from_the_level_before_the_decline() -> None:
+    """Mutant: a gradual decline described from the score before its last step (50 → 47), not
+    from where it began (51), so message and evidence named the wrong level and sessions."""
+    series = totals([50.0, 50.0, 51.0, 50.0, 47.0])
+    (event,) = alliance_rupture(WAI, series, "adult", AllianceRuptureParams(min_drop=4.0))
+    assert event.message.startswith("WAI-SR total fell from 51 to 47 over 2 sessions — 4 points")
+    assert (event.evidence["previous"], event.evidence["sessions"]) == (51.0, [3, 4, 5])
