@@ -219,3 +219,20 @@ def test_a_gradual_rupture_is_described_from_the_level_before_the_decline() -> N
     (event,) = alliance_rupture(WAI, series, "adult", AllianceRuptureParams(min_drop=4.0))
     assert event.message.startswith("WAI-SR total fell from 51 to 47 over 2 sessions — 4 points")
     assert (event.evidence["previous"], event.evidence["sessions"]) == (51.0, [3, 4, 5])
+
+
+def test_a_rupture_reports_its_threshold_and_sd_to_four_places_and_its_repair_window() -> None:
+    """Mutants: threshold or SD rounded to a whole number or to five places, the evidence key
+    ``repair_window`` renamed. SD of 48, 50, 51 is 1.527525…, of 48, 50, 51, 49 1.290994…"""
+    series = totals([48.0, 50.0, 51.0, 49.0, 47.0])
+    events = alliance_rupture(WAI, series, "adult", AllianceRuptureParams(min_drop=1.0))
+    assert [e.evidence for e in events] == [
+        {
+            "previous": 51.0, "current": 49.0, "drop": 2.0, "threshold": 1.5275,
+            "earlier_sd": 1.5275, "pattern": "sudden", "sessions": [3, 4], "repair_window": 3,
+        },
+        {
+            "previous": 49.0, "current": 47.0, "drop": 2.0, "threshold": 1.291,
+            "earlier_sd": 1.291, "pattern": "sudden", "sessions": [4, 5], "repair_window": 3,
+        },
+    ]  # fmt: skip
