@@ -16,7 +16,8 @@ import pytest
 
 from services.alerts import AlertState, SeriesPoint, replay, step
 from services.alerts.engine import expected_for
-from services.alerts.rules import rule_events
+from services.alerts.rules import outcome_not_on_track, rule_events
+from services.alerts.settings import NotOnTrackParams
 from services.alerts.store import SeriesKey
 from services.instruments import InstrumentDefinition, get_builtin
 from services.trajectory import etr
@@ -225,3 +226,21 @@ def test_false_alarm_rate_of_the_model_on_recovering_clients_is_bounded(seed: in
     # A client ever below p10 while still in the clinical range: well under half of those who
     # recover as expected (bench/etr.py reports the figure, README "Expected treatment response").
     assert false_alarms < 0.5
+
+
+def test_no_series_no_alert_with_a_model() -> None:
+    """Mutant: ``or`` → ``and`` read the first score of an empty series."""
+    assert outcome_not_on_track(PHQ, [], "adult", NotOnTrackParams(), expected=PHQ_MODEL) == []
+
+
+def test_with_a_model_the_clinical_range_is_the_clients_populations() -> None:
+    """Mutant: the cut-off looked up for no population (none found, so nothing left the clinical
+    range). ORS 26 is below the expected p10 of 28 but not clinical for an adult (cut-off 25)."""
+    model = ExpectedResponse.model_validate(
+        {"bands": [{"intake_min": 0, "intake_max": 40,
+                    "sessions": [{"session": 1, "p10": 22, "p50": 24, "p90": 26},
+                                 {"session": 2, "p10": 28, "p50": 30, "p90": 32}]}]}
+    )  # fmt: skip
+    assert not_on_track(totals([24, 26]), model=model, defn=ORS) == []
+    [alert] = not_on_track(totals([24, 24.5]), model=model, defn=ORS)
+    assert alert.message.startswith("ORS total is 24.5 at session 2, below the p10 of 28")

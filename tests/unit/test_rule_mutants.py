@@ -12,12 +12,14 @@ from services.alerts.rules import (
     SERIES_RULES,
     alliance_low,
     alliance_rupture,
+    outcome_not_on_track,
     rupture_reported,
     subscale_label,
 )
 from services.alerts.settings import (
     AllianceLowParams,
     AllianceRuptureParams,
+    NotOnTrackParams,
     RiskItemParams,
     RuptureReportedParams,
 )
@@ -236,3 +238,46 @@ def test_a_rupture_reports_its_threshold_and_sd_to_four_places_and_its_repair_wi
             "earlier_sd": 1.291, "pattern": "sudden", "sessions": [4, 5], "repair_window": 3,
         },
     ]  # fmt: skip
+
+
+def test_an_unrepaired_subscale_rupture_escalates_to_high_at_the_end_of_its_window() -> None:
+    """Mutants of the escalation event: its action, its subscale or its ``only_if_session``
+    dropped or garbled (no unit test looked at the event itself)."""
+    series = [
+        SeriesPoint(n, f"sub-{n}", None, {"bond": b}, {})
+        for n, b in enumerate([16.0, 16.0, 16.0, 16.0, 12.0, 12.0, 12.0, 12.0], 1)
+    ]
+    bond_only = AllianceRuptureParams(min_drop=None, subscale_min_drop={"bond": 2.0})
+    (_, escalation) = alliance_rupture(WAI, series, "adult", bond_only)
+    assert (
+        escalation.session_number, escalation.action, escalation.subscale, escalation.severity,
+        escalation.only_if_session, escalation.evidence,
+    ) == (
+        8, "escalate", "bond", "high", 5, {"unrepaired": True, "repair_window_end": 8}
+    )  # fmt: skip
+    assert escalation.message.endswith("Not back to the earlier level of 16 within 3 sessions.")
+
+
+def test_an_earlier_ruptures_escalation_leaves_a_later_rupture_at_warning() -> None:
+    """Mutant: the escalation without ``only_if_session`` raised to high the alert that a later
+    rupture (session 7, its window still open) had taken over."""
+    series = totals([38.0, 38.0, 38.0, 38.0, 34.0, 34.0, 30.0, 30.0])
+    (rupture,) = [a for a in alerts(SRS, series) if a.rule_id == "alliance.rupture"]
+    assert (rupture.session_number, rupture.severity, rupture.status) == (7, "warning", "open")
+
+
+@pytest.mark.parametrize(
+    ("latest", "words"),
+    [
+        (15.0, "15 at session 4, no change from the first score of 15"),
+        (17.0, "17 at session 4, 2 points worse than the first score of 15"),
+        (14.5, "14.5 at session 4, 0.5 points better than the first score of 15"),
+    ],
+)
+def test_not_on_track_says_how_far_from_the_first_score(latest: float, words: str) -> None:
+    """Mutants of ``_change_text``: no change read as better or worse, half a point as no change,
+    a worsening given a minus sign, the words garbled."""
+    events = outcome_not_on_track(
+        PHQ, totals([15.0, 15.0, 15.0, latest]), "adult", NotOnTrackParams()
+    )
+    assert events[-1].message.startswith(f"PHQ-9 total is {words} and still in the clinical range")
