@@ -244,3 +244,39 @@ def test_with_a_model_the_clinical_range_is_the_clients_populations() -> None:
     assert not_on_track(totals([24, 26]), model=model, defn=ORS) == []
     [alert] = not_on_track(totals([24, 24.5]), model=model, defn=ORS)
     assert alert.message.startswith("ORS total is 24.5 at session 2, below the p10 of 28")
+
+
+FRACTIONAL = ExpectedResponse.model_validate(
+    {"bands": [{"intake_min": 0, "intake_max": 40,
+                "sessions": [{"session": 1, "p10": 22, "p50": 24, "p90": 26},
+                             {"session": 2, "p10": 27.456, "p50": 29.123, "p90": 31}]}]}
+)  # fmt: skip
+
+
+def test_a_model_alert_gives_boundary_and_median_to_two_places_and_its_whole_evidence() -> None:
+    """Mutants: boundary or median rounded to a whole number or three places in the message, the
+    median replaced by 2, evidence keys renamed, the cut-off left out of the evidence."""
+    (event,) = outcome_not_on_track(
+        ORS, totals([24, 24.5]), "adult", NotOnTrackParams(), expected=FRACTIONAL
+    )
+    assert event.message == (
+        "ORS total is 24.5 at session 2, below the p10 of 27.46 expected for clients who "
+        "started at 24 (median 29.12). Not on track."
+    )
+    assert event.evidence == {
+        "first": 24.0, "current": 24.5, "basis": "expected_response",
+        "expected": {"p10": 27.456, "p50": 29.123, "p90": 31.0}, "boundary": 27.456,
+        "curve_session": 2, "cutoff": 25.0, "population": "adult",
+        "direction": "higher_is_better", "model_source": "uploaded", "sessions": [1, 2],
+    }  # fmt: skip
+
+
+def test_a_model_alert_on_an_instrument_without_a_cutoff_has_none_in_its_evidence() -> None:
+    """Mutant: the cut-off read as a number whatever it was (no cut-off: a crash)."""
+    no_cutoff = InstrumentDefinition.model_validate(
+        {**ORS.model_dump(), "code": "org-outcome", "name": "Outcome", "cutoff": None}
+    )
+    (event,) = outcome_not_on_track(
+        no_cutoff, totals([24, 24.5]), "adult", NotOnTrackParams(), expected=FRACTIONAL
+    )
+    assert event.evidence["cutoff"] is None
