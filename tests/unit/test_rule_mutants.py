@@ -12,6 +12,7 @@ from services.alerts.rules import (
     SERIES_RULES,
     alliance_low,
     alliance_rupture,
+    outcome_deterioration,
     outcome_not_on_track,
     rupture_reported,
     subscale_label,
@@ -19,6 +20,7 @@ from services.alerts.rules import (
 from services.alerts.settings import (
     AllianceLowParams,
     AllianceRuptureParams,
+    NoParams,
     NotOnTrackParams,
     RiskItemParams,
     RuptureReportedParams,
@@ -28,6 +30,7 @@ from services.scoring.engine import score
 from tests.support import totals
 
 SRS = get_builtin("srs")
+ORS = get_builtin("ors")
 WAI = get_builtin("wai-sr")
 PHQ = get_builtin("phq-9")
 
@@ -281,3 +284,37 @@ def test_not_on_track_says_how_far_from_the_first_score(latest: float, words: st
         PHQ, totals([15.0, 15.0, 15.0, latest]), "adult", NotOnTrackParams()
     )
     assert events[-1].message.startswith(f"PHQ-9 total is {words} and still in the clinical range")
+
+
+def _mood(reliable_change: object) -> InstrumentDefinition:
+    """An organisation's copy of the PHQ-9 with reliable change of its own."""
+    return InstrumentDefinition.model_validate(
+        {**PHQ.model_dump(), "code": "org-mood", "name": "Mood", "reliable_change": reliable_change}
+    )
+
+
+def test_not_on_track_gives_reliable_change_to_two_places_and_its_whole_evidence() -> None:
+    """Mutants: the reliable change of 5.747681 (SD 10.5, r .961) written as 6 or 5.748, an
+    evidence key renamed."""
+    series = totals([15.0, 15.0, 15.0, 17.0])
+    (*_, event) = outcome_not_on_track(
+        _mood({"sd": 10.5, "reliability": 0.961}), series, "adult", NotOnTrackParams()
+    )
+    assert event.message.endswith("a reliable improvement needs 5.75 points. Not on track.")
+    assert event.evidence == {
+        "first": 15.0, "current": 17.0, "improvement": -2.0, "reliable_change": 5.747681202015299,
+        "cutoff": 10.0, "population": "adult", "direction": "lower_is_better", "sessions": [1, 4],
+    }  # fmt: skip
+
+
+def test_no_not_on_track_alert_without_reliable_change() -> None:
+    """Mutant: ``or`` → ``and`` ran the rule on an instrument without reliable change."""
+    series = totals([15.0, 15.0, 15.0, 17.0])
+    assert outcome_not_on_track(_mood(None), series, "adult", NotOnTrackParams()) == []
+
+
+def test_deterioration_on_a_higher_is_better_scale_is_counted_as_points_worse() -> None:
+    """Mutant: the direction left out, so an ORS fall of 6 read as minus 6 points worse."""
+    (_, event) = outcome_deterioration(ORS, totals([20.0, 14.0]), "adult", NoParams())
+    assert event.message.startswith("ORS total fell from 20 at the first session to 14 — 6 points")
+    assert event.evidence["worse_by"] == 6.0
