@@ -280,3 +280,12 @@ def test_a_model_alert_on_an_instrument_without_a_cutoff_has_none_in_its_evidenc
         no_cutoff, totals([24, 24.5]), "adult", NotOnTrackParams(), expected=FRACTIONAL
     )
     assert event.evidence["cutoff"] is None
+
+
+def test_with_a_model_the_other_rules_of_the_instrument_still_run() -> None:
+    """Mutant: ``+=`` → ``=`` in rule_events: with a model, not-on-track's events replaced those
+    of the rules before it, so a PHQ-9 risk answer raised nothing."""
+    answers = {f"q{i}": 2.0 for i in range(1, 10)}  # total 18, q9 = 2
+    series = [SeriesPoint(n, f"sub-{n}", 18.0, {}, answers) for n in (1, 2)]
+    raised = [e.rule_id for e in rule_events(PHQ, series, "adult", expected=PHQ_MODEL)]
+    assert raised.count("risk.item") == 2

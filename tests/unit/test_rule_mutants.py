@@ -14,6 +14,7 @@ from services.alerts.rules import (
     alliance_rupture,
     outcome_deterioration,
     outcome_not_on_track,
+    risk_item,
     rupture_reported,
     subscale_label,
 )
@@ -318,3 +319,28 @@ def test_deterioration_on_a_higher_is_better_scale_is_counted_as_points_worse() 
     (_, event) = outcome_deterioration(ORS, totals([20.0, 14.0]), "adult", NoParams())
     assert event.message.startswith("ORS total fell from 20 at the first session to 14 — 6 points")
     assert event.evidence["worse_by"] == 6.0
+
+
+def test_two_flagged_risk_items_are_both_named_even_without_a_total() -> None:
+    """Mutants: the two items' texts joined with a garbled separator, the evidence key
+    ``sessions`` renamed, a missing total read as a number (a crash: no risk alert at all)."""
+    two = InstrumentDefinition.model_validate(
+        {**PHQ.model_dump(), "code": "two-risks", "name": "Two risk items",
+         "risk_items": [{"item": "q8", "threshold": 3, "label": "First"},
+                        {"item": "q9", "threshold": 1, "label": "Second"}]}
+    )  # fmt: skip
+    answers = {f"q{i}": 0.0 for i in range(1, 10)} | {"q8": 3.0, "q9": 1.0}
+    params = RiskItemParams(thresholds={"q8": 3.0, "q9": 1.0})
+    (event,) = risk_item(two, [SeriesPoint(1, "sub-1", None, {}, answers)], "adult", params)
+    assert event.message == (
+        "Two risk items: First answered 3, at or above the risk threshold of 3; Second answered "
+        "1, at or above the risk threshold of 1. Follow up whatever the total score."
+    )
+    assert event.evidence == {
+        "items": [
+            {"item": "q8", "label": "First", "answer": 3.0, "threshold": 3.0},
+            {"item": "q9", "label": "Second", "answer": 1.0, "threshold": 1.0},
+        ],
+        "total": None,
+        "sessions": [1],
+    }
