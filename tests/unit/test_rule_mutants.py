@@ -12,6 +12,8 @@ from services.alerts.rules import (
     SERIES_RULES,
     alliance_low,
     alliance_rupture,
+    display_name,
+    fmt,
     outcome_deterioration,
     outcome_not_on_track,
     risk_item,
@@ -344,3 +346,19 @@ def test_two_flagged_risk_items_are_both_named_even_without_a_total() -> None:
         "total": None,
         "sessions": [1],
     }
+
+
+def test_alerts_name_a_builtin_by_its_short_name_and_an_organisations_copy_by_its_own() -> None:
+    """Mutants of display_name: an equal copy of a built-in, or a collateral view of it, named by
+    its long name; an organisation's instrument that reuses the code ``srs`` named "SRS"."""
+    ours = InstrumentDefinition.model_validate({**SRS.model_dump(), "name": "Our alliance scale"})
+    assert display_name(SRS) == "SRS"
+    assert display_name(SRS.model_copy()) == "SRS"
+    assert display_name(ORS.for_respondent("collateral")) == "ORS"
+    assert display_name(ours) == "Our alliance scale"
+
+
+def test_a_tiny_fraction_is_written_out_in_full() -> None:
+    """Mutant: ``format(d, "f")`` → ``format(d)`` wrote 1E-7."""
+    assert fmt(0.0000001) == "0.0000001"
+    assert fmt(35.9) == "35.9"
