@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,6 +23,20 @@ from api.app import create_app
 from api.cli import migrate
 from services.kernel.config import Settings
 from tests.support import SYSTEM_KEY, TEST_SECRET, Attune
+from tests.support.examples import MUTATION_EXAMPLES, MUTATION_RUN
+
+# Under mutmut every property runs for each mutant it reaches: few examples, a fixed seed, no
+# example database carried between mutants (tests/support/examples.py says why).
+hypothesis_settings.register_profile(
+    "mutation",
+    max_examples=MUTATION_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+if MUTATION_RUN:
+    hypothesis_settings.load_profile("mutation")
 
 
 async def _reset_postgres(url: str) -> None:

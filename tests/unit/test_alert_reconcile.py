@@ -21,6 +21,7 @@ from services.alerts.replay import EVENT_RULES, history_needed
 from services.alerts.store import SeriesKey
 from services.instruments import InstrumentDefinition
 from services.instruments.registry import builtin_instruments
+from tests.support.examples import examples
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 LATER = datetime(2026, 11, 26, tzinfo=UTC)
@@ -160,7 +161,7 @@ series_strategy = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     series=series_strategy,
     resolves=st.sets(st.integers(0, 25), max_size=4),
@@ -180,7 +181,7 @@ def test_one_by_one_then_recompute_changes_nothing(
     assert all(n == 1 for n in opened.values())
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     series=series_strategy,
     acknowledges=st.sets(st.integers(0, 25), max_size=6),
@@ -208,7 +209,7 @@ def test_an_event_after_a_person_acknowledged_its_alert_opens_a_new_one(
             assert row["session_number"] < later[0]["first_session_number"]
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(series=series_strategy)
 def test_rows_from_one_by_one_equal_rows_from_a_recompute_at_once(
     series: tuple[str, list[SeriesPoint]],
@@ -348,7 +349,7 @@ def test_a_failing_rule_does_not_stop_the_risk_alert(monkeypatch: pytest.MonkeyP
     ]  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.tuples(st.sampled_from([4.0, 12.0, 24.0]), st.integers(0, 3)), max_size=15),
     acknowledges=st.sets(st.integers(0, 15), max_size=6),

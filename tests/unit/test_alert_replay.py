@@ -24,6 +24,7 @@ from services.instruments import InstrumentDefinition, get_builtin
 from services.instruments.schema import Population
 from services.scoring.engine import score
 from tests.support import totals
+from tests.support.examples import examples
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
@@ -237,7 +238,7 @@ SETTINGS_VARIANTS: list[dict[str, dict[str, object]]] = [
 ]  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases(), variant=st.sampled_from(SETTINGS_VARIANTS))
 def test_alerts_are_the_same_one_by_one_or_all_at_once(
     case: tuple[InstrumentDefinition, list[SeriesPoint], Population],

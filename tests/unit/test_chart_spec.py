@@ -14,6 +14,7 @@ from services.charts import AlertMarker, trajectory_chart
 from services.instruments import get_builtin as builtin
 from services.trajectory import build_trajectory
 from services.trajectory.analysis import ExpectedOut
+from tests.support.examples import examples
 
 NO_SUBSCALES: Mapping[str, float] = {}
 
@@ -92,7 +93,7 @@ def test_an_instrument_without_a_total_has_no_chart() -> None:
         trajectory_chart(check, build_trajectory(check, [(1, None, NO_SUBSCALES)]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     code=st.sampled_from(["srs", "ors", "wai-sr", "phq-9", "gad-7", "chs"]),
     data=st.data(),

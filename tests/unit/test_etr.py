@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from services.instruments import get_builtin as builtin
 from services.trajectory import etr
 from services.trajectory.etr import Expected, ExpectedResponse, expected_at, model_problems
+from tests.support.examples import examples
 
 L2 = math.log(2)
 
@@ -248,7 +249,7 @@ def phq_episodes(draw: st.DrawFn) -> list[list[tuple[int, float]]]:
     ]
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(phq_episodes())
 def test_any_fitted_model_is_a_valid_upload_with_ordered_percentiles(
     episodes: list[list[tuple[int, float]]],

@@ -16,7 +16,8 @@ import pytest
 
 from services.alerts import AlertState, SeriesPoint, replay, step
 from services.alerts.engine import expected_for
-from services.alerts.rules import rule_events
+from services.alerts.rules import outcome_not_on_track, rule_events
+from services.alerts.settings import NotOnTrackParams
 from services.alerts.store import SeriesKey
 from services.instruments import InstrumentDefinition, get_builtin
 from services.trajectory import etr
@@ -225,3 +226,66 @@ def test_false_alarm_rate_of_the_model_on_recovering_clients_is_bounded(seed: in
     # A client ever below p10 while still in the clinical range: well under half of those who
     # recover as expected (bench/etr.py reports the figure, README "Expected treatment response").
     assert false_alarms < 0.5
+
+
+def test_no_series_no_alert_with_a_model() -> None:
+    """Mutant: ``or`` → ``and`` read the first score of an empty series."""
+    assert outcome_not_on_track(PHQ, [], "adult", NotOnTrackParams(), expected=PHQ_MODEL) == []
+
+
+def test_with_a_model_the_clinical_range_is_the_clients_populations() -> None:
+    """Mutant: the cut-off looked up for no population (none found, so nothing left the clinical
+    range). ORS 26 is below the expected p10 of 28 but not clinical for an adult (cut-off 25)."""
+    model = ExpectedResponse.model_validate(
+        {"bands": [{"intake_min": 0, "intake_max": 40,
+                    "sessions": [{"session": 1, "p10": 22, "p50": 24, "p90": 26},
+                                 {"session": 2, "p10": 28, "p50": 30, "p90": 32}]}]}
+    )  # fmt: skip
+    assert not_on_track(totals([24, 26]), model=model, defn=ORS) == []
+    [alert] = not_on_track(totals([24, 24.5]), model=model, defn=ORS)
+    assert alert.message.startswith("ORS total is 24.5 at session 2, below the p10 of 28")
+
+
+FRACTIONAL = ExpectedResponse.model_validate(
+    {"bands": [{"intake_min": 0, "intake_max": 40,
+                "sessions": [{"session": 1, "p10": 22, "p50": 24, "p90": 26},
+                             {"session": 2, "p10": 27.456, "p50": 29.123, "p90": 31}]}]}
+)  # fmt: skip
+
+
+def test_a_model_alert_gives_boundary_and_median_to_two_places_and_its_whole_evidence() -> None:
+    """Mutants: boundary or median rounded to a whole number or three places in the message, the
+    median replaced by 2, evidence keys renamed, the cut-off left out of the evidence."""
+    (event,) = outcome_not_on_track(
+        ORS, totals([24, 24.5]), "adult", NotOnTrackParams(), expected=FRACTIONAL
+    )
+    assert event.message == (
+        "ORS total is 24.5 at session 2, below the p10 of 27.46 expected for clients who "
+        "started at 24 (median 29.12). Not on track."
+    )
+    assert event.evidence == {
+        "first": 24.0, "current": 24.5, "basis": "expected_response",
+        "expected": {"p10": 27.456, "p50": 29.123, "p90": 31.0}, "boundary": 27.456,
+        "curve_session": 2, "cutoff": 25.0, "population": "adult",
+        "direction": "higher_is_better", "model_source": "uploaded", "sessions": [1, 2],
+    }  # fmt: skip
+
+
+def test_a_model_alert_on_an_instrument_without_a_cutoff_has_none_in_its_evidence() -> None:
+    """Mutant: the cut-off read as a number whatever it was (no cut-off: a crash)."""
+    no_cutoff = InstrumentDefinition.model_validate(
+        {**ORS.model_dump(), "code": "org-outcome", "name": "Outcome", "cutoff": None}
+    )
+    (event,) = outcome_not_on_track(
+        no_cutoff, totals([24, 24.5]), "adult", NotOnTrackParams(), expected=FRACTIONAL
+    )
+    assert event.evidence["cutoff"] is None
+
+
+def test_with_a_model_the_other_rules_of_the_instrument_still_run() -> None:
+    """Mutant: ``+=`` → ``=`` in rule_events: with a model, not-on-track's events replaced those
+    of the rules before it, so a PHQ-9 risk answer raised nothing."""
+    answers = {f"q{i}": 2.0 for i in range(1, 10)}  # total 18, q9 = 2
+    series = [SeriesPoint(n, f"sub-{n}", 18.0, {}, answers) for n in (1, 2)]
+    raised = [e.rule_id for e in rule_events(PHQ, series, "adult", expected=PHQ_MODEL)]
+    assert raised.count("risk.item") == 2

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.instruments.schema import Direction
+from services.instruments.schema import Direction, NormGroup, Norms
 from services.trajectory import jacobson_truax, min_reliable_change, rci, s_diff, s_e
+from services.trajectory.reliable_change import Cutoffs, clinical_cutoffs
 
 
 def test_reference_example_sd_10_5_r_961() -> None:
@@ -45,3 +46,25 @@ def test_jacobson_truax_classes(
 ) -> None:
     rc_points = 5.0 if direction == "higher_is_better" else 6.0
     assert jacobson_truax(first, latest, rc_points, cutoff, direction) == expected
+
+
+def test_a_functional_norm_alone_gives_cutoff_b_only() -> None:
+    """Jacobson & Truax (1991): ``a`` needs the clinical group, ``c`` both groups, ``b`` only the
+    functional one (mutants: partial norms read as none, or ``a`` computed without a clinical
+    group)."""
+    functional = NormGroup(mean=30, sd=4)
+    assert clinical_cutoffs(Norms(functional=functional), "higher_is_better") == Cutoffs(
+        a=None, b=22.0, c=None
+    )
+    assert clinical_cutoffs(Norms(functional=functional), "lower_is_better") == Cutoffs(
+        a=None, b=38.0, c=None
+    )
+
+
+def test_a_clinical_norm_alone_gives_cutoff_a_only_and_no_norm_gives_none() -> None:
+    clinical = NormGroup(mean=20, sd=5)
+    assert clinical_cutoffs(Norms(clinical=clinical), "higher_is_better") == Cutoffs(
+        a=30.0, b=None, c=None
+    )
+    assert clinical_cutoffs(Norms(), "higher_is_better") is None
+    assert clinical_cutoffs(None, "higher_is_better") is None

@@ -23,6 +23,7 @@ from services.instruments import InstrumentDefinition, builtin_instruments, get_
 from services.scoring import score
 from services.trajectory import build_trajectory
 from tests.support import totals
+from tests.support.examples import examples
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
@@ -315,7 +316,7 @@ def risk_cases(draw: st.DrawFn) -> tuple[InstrumentDefinition, list[SeriesPoint]
     return defn, series, body
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=risk_cases(), others_off=st.booleans())
 def test_no_accepted_setting_silences_a_risk_answer(
     case: tuple[InstrumentDefinition, list[SeriesPoint], dict[str, Any]], others_off: bool

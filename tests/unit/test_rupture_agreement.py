@@ -9,12 +9,13 @@ from hypothesis import strategies as st
 from services.alerts import SeriesPoint, rule_events
 from services.instruments import get_builtin
 from services.trajectory import build_trajectory
+from tests.support.examples import examples
 
 SRS = get_builtin("srs")
 WAI = get_builtin("wai-sr")
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     totals=st.lists(st.integers(300, 400).map(lambda t: t / 10), max_size=20),
     gaps=st.lists(st.integers(1, 2), min_size=20, max_size=20),
@@ -40,7 +41,7 @@ def test_every_srs_rupture_in_the_trajectory_is_a_rupture_alert_and_back(
     assert {r.repaired_at_session for r in listed} - {None} == repaired
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.tuples(*[st.integers(4, 20)] * 3), max_size=14),
 )
