@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs
 
 from models.alerts import AlertPublic
@@ -37,6 +37,19 @@ from services.fhir.codes import (
     UCUM,
 )
 from services.fhir.questionnaire import typed_value, versioned_canonical
+from services.fhir.shapes import (
+    Answer,
+    Coding,
+    DetectedIssue,
+    Extension,
+    Identifier,
+    Mitigation,
+    Observation,
+    QuestionnaireResponse,
+    Reference,
+    RelatedPersonSource,
+    ResponseItem,
+)
 from services.instruments import InstrumentDefinition
 
 QR = "QuestionnaireResponse"
@@ -44,6 +57,34 @@ TOTAL = "total"
 # Longer subscale names would push an Observation id past FHIR's 64 characters: they are
 # numbered instead (their position among the submission's subscales, sorted by name).
 _MAX_SUBSCALE_ID = 64 - 37
+
+
+@dataclass(frozen=True)
+class ScoreValues:
+    """What the FHIR resources show of a submission's scores (its ``scores`` JSON column)."""
+
+    total: float | None
+    subscales: Mapping[str, float]
+    band: str | None
+
+    @classmethod
+    def of(cls, scores: Mapping[str, object]) -> "ScoreValues":
+        """The scores as the submission service stores them (`models.submissions.ScoresPublic`):
+        numbers and a band label; anything else there is left out."""
+        total, subscales, band = scores.get("total"), scores.get("subscales"), scores.get("band")
+        return cls(
+            total=float(total) if _is_number(total) else None,
+            subscales={
+                str(name): float(value)
+                for name, value in (subscales.items() if isinstance(subscales, dict) else ())
+                if _is_number(value)
+            },
+            band=band if isinstance(band, str) else None,
+        )
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -61,7 +102,7 @@ class SubmissionRow:
     rater: str
     status: str
     answers: Mapping[str, float]
-    scores: Mapping[str, Any]
+    scores: ScoreValues
     occurred_at: datetime | None
     created_at: datetime
     voided_at: datetime | None = None
@@ -76,14 +117,14 @@ def instant(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _place(row: SubmissionRow) -> list[dict[str, Any]]:
+def _place(row: SubmissionRow) -> list[Extension]:
     return [
         {"url": EXT_EPISODE, "valueReference": {"reference": f"EpisodeOfCare/{row.episode_id}"}},
         {"url": EXT_SESSION_NUMBER, "valuePositiveInt": row.session_number},
     ]
 
 
-def _source(row: SubmissionRow) -> dict[str, Any]:
+def _source(row: SubmissionRow) -> Reference | RelatedPersonSource:
     if row.respondent == "client":
         return {"reference": f"Patient/{row.client_id}"}
     if row.respondent == "clinician":
@@ -93,15 +134,16 @@ def _source(row: SubmissionRow) -> dict[str, Any]:
 
 def questionnaire_response(
     row: SubmissionRow, definition: InstrumentDefinition | None
-) -> dict[str, Any]:
+) -> QuestionnaireResponse:
     items_by_id = {i.id: i for i in definition.items} if definition else {}
     order = [i.id for i in definition.items] if definition else sorted(row.answers)
     answered = [linked for linked in order if linked in row.answers]
     answered += sorted(set(row.answers) - set(answered))
-    items = []
+    items: list[ResponseItem] = []
     for link_id in answered:
         value = row.answers[link_id]
         item = items_by_id.get(link_id)
+        answer: Answer
         if item is not None:
             answer = typed_value(item, value)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -109,8 +151,8 @@ def questionnaire_response(
         else:
             answer = {"valueDecimal": value}
         items.append({"linkId": link_id, "answer": [answer]})
-    out: dict[str, Any] = {
-        "resourceType": QR,
+    out: QuestionnaireResponse = {
+        "resourceType": "QuestionnaireResponse",
         "id": str(row.id),
         "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
         "extension": _place(row),
@@ -123,22 +165,22 @@ def questionnaire_response(
     }
     if row.identifier is not None:
         system, text = row.identifier
-        out["identifier"] = {"system": system, "value": text} if system else {"value": text}
+        identifier: Identifier = {"system": system, "value": text} if system else {"value": text}
+        out["identifier"] = identifier
     return out
 
 
 def score_suffixes(row: SubmissionRow) -> list[tuple[str, str | None, float]]:
     """(id suffix, subscale or None for the total, value) of every score of a submission."""
     out: list[tuple[str, str | None, float]] = []
-    total = row.scores.get("total")
-    if total is not None:
-        out.append((TOTAL, None, float(total)))
-    subscales: Mapping[str, float] = row.scores.get("subscales") or {}
+    if row.scores.total is not None:
+        out.append((TOTAL, None, row.scores.total))
+    subscales = row.scores.subscales
     for position, name in enumerate(sorted(subscales), start=1):
         suffix = name.replace("_", "-")
         if len(suffix) > _MAX_SUBSCALE_ID or suffix == TOTAL:
             suffix = f"s{position}"
-        out.append((suffix, name, float(subscales[name])))
+        out.append((suffix, name, subscales[name]))
     return out
 
 
@@ -161,9 +203,7 @@ def score_code(instrument: str, subscale: str | None) -> str:
     return f"{instrument}.{subscale or TOTAL}"
 
 
-def observations(
-    row: SubmissionRow, definition: InstrumentDefinition | None
-) -> list[dict[str, Any]]:
+def observations(row: SubmissionRow, definition: InstrumentDefinition | None) -> list[Observation]:
     return [
         _observation(row, definition, suffix, subscale, value)
         for suffix, subscale, value in score_suffixes(row)
@@ -176,13 +216,15 @@ def _observation(
     suffix: str,
     subscale: str | None,
     value: float,
-) -> dict[str, Any]:
+) -> Observation:
     name = definition.name if definition else row.instrument
     what = f"{name} {subscale.replace('_', ' ') if subscale else 'total'} score"
-    codings = [{"system": CS_SCORE, "code": score_code(row.instrument, subscale), "display": what}]
+    codings: list[Coding] = [
+        {"system": CS_SCORE, "code": score_code(row.instrument, subscale), "display": what}
+    ]
     if subscale is None and definition is not None and definition.total_loinc:
         codings.insert(0, {"system": LOINC, "code": definition.total_loinc})
-    out: dict[str, Any] = {
+    out: Observation = {
         "resourceType": "Observation",
         "id": observation_id(row.id, suffix),
         "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
@@ -198,7 +240,7 @@ def _observation(
         "valueQuantity": {"value": value, "unit": "score", "system": UCUM, "code": "{score}"},
         "derivedFrom": [{"reference": f"{QR}/{row.id}"}],
     }
-    band = row.scores.get("band")
+    band = row.scores.band
     if subscale is None and band:
         out["interpretation"] = [{"coding": [{"system": CS_BAND, "code": band}], "text": band}]
     return out
@@ -219,10 +261,10 @@ def issue_status(status: str, resolution: str | None) -> str:
     return "final"
 
 
-def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> dict[str, Any]:
+def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> DetectedIssue:
     """``alert`` as `services.alerts.lifecycle.public` shows it; ``evidence_observation``: the id
     of the Observation the alert is about, when its submission has that score."""
-    out: dict[str, Any] = {
+    out: DetectedIssue = {
         "resourceType": "DetectedIssue",
         "id": str(alert.id),
         "meta": {"lastUpdated": instant(alert.updated_at)},
@@ -237,14 +279,14 @@ def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> d
         "identifiedDateTime": instant(alert.created_at),
         "detail": alert.message,
     }
-    details = []
+    details: list[Reference] = []
     if evidence_observation is not None:
         details.append({"reference": f"Observation/{evidence_observation}"})
     if alert.submission_id is not None:
         details.append({"reference": f"{QR}/{alert.submission_id}"})
     if details:
         out["evidence"] = [{"detail": details}]
-    mitigation = []
+    mitigation: list[Mitigation] = []
     if alert.acknowledged_at is not None:
         mitigation.append(_action("acknowledged", alert.acknowledged_at))
     if alert.status == "resolved" and alert.resolved_at is not None:
@@ -254,7 +296,7 @@ def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> d
     return out
 
 
-def _action(code: str, when: datetime) -> dict[str, Any]:
+def _action(code: str, when: datetime) -> Mitigation:
     return {
         "action": {"coding": [{"system": CS_ALERT_ACTION, "code": code}], "text": code},
         "date": instant(when),

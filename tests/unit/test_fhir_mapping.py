@@ -17,7 +17,7 @@ from models.alerts import AlertPublic
 from services.fhir import capability, outcome, resources, search
 from services.fhir.codes import CS_SCORE, EXT_EPISODE, EXT_SESSION_NUMBER, LOINC
 from services.fhir.questionnaire import to_questionnaire
-from services.fhir.resources import Coded, FhirInputError, SubmissionRow
+from services.fhir.resources import Coded, FhirInputError, ScoreValues, SubmissionRow
 from services.instruments import builtin_instruments, get_builtin
 
 EPISODE = uuid.uuid4()
@@ -56,7 +56,8 @@ def _row(**changes: Any) -> SubmissionRow:
         "occurred_at": None,
         "created_at": WHEN,
     }
-    return SubmissionRow(**{**values, **changes})
+    merged = {**values, **changes}
+    return SubmissionRow(**{**merged, "scores": ScoreValues.of(merged["scores"])})
 
 
 def test_each_score_is_an_observation_derived_from_the_response() -> None:
