@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeGuard
+from typing import TypeGuard
 from urllib.parse import parse_qs
 
 from models.alerts import AlertPublic
@@ -321,6 +321,12 @@ def evidence_suffix(alert: AlertPublic, definition: InstrumentDefinition | None)
 
 
 # Reading a posted QuestionnaireResponse.
+#
+# The body is untrusted JSON: every element is narrowed (isinstance) where it is read, and
+# whatever does not have the shape FHIR gives it is named in a FhirInputError, never indexed
+# blindly. The route validates the body against the R4B model first, so in practice these checks
+# meet only what that model lets through (e.g. ``"valueInteger": "3"``, which the submission
+# schema then refuses naming the item).
 
 
 class FhirInputError(ValueError):
@@ -339,6 +345,11 @@ class Coded:
     code: str
 
 
+# An answer as posted: a `Coded`, or the valueInteger/valueDecimal as sent, any JSON value: the
+# submission schema judges it, so that a bad one is refused naming its item, as on POST /v1.
+PostedAnswer = object
+
+
 @dataclass(frozen=True)
 class ParsedResponse:
     code: str
@@ -348,7 +359,7 @@ class ParsedResponse:
     occurred_at: datetime | None
     respondent: str
     rater: str | None
-    answers: dict[str, Any]
+    answers: dict[str, PostedAnswer]
     subject: uuid.UUID | None
     identifier: tuple[str, str] | None
     # The client named by its external id (an MRN): ``subject.identifier`` (a logical reference)
@@ -356,11 +367,17 @@ class ParsedResponse:
     subject_identifier: tuple[str, str] | None = None
 
 
+def _object(value: object) -> Mapping[str, object] | None:
+    """A JSON object, or None for any other value."""
+    return value if isinstance(value, dict) else None
+
+
 def _reference_id(reference: object, resource_type: str) -> uuid.UUID | None:
     """The id of ``{"reference": "[base/]Type/{uuid}"}``, or None if it is not such a one."""
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+    text = (_object(reference) or {}).get("reference")
+    if not isinstance(text, str):
         return None
-    parts = reference["reference"].rstrip("/").split("/")
+    parts = text.rstrip("/").split("/")
     if len(parts) < 2 or parts[-2] != resource_type:
         return None
     try:
@@ -383,8 +400,11 @@ def parse_questionnaire_ref(value: object) -> tuple[str, str | None] | None:
 def _respondent(source: object) -> tuple[str, str | None]:
     if source is None:
         return "client", None
-    reference = source.get("reference") if isinstance(source, dict) else None
-    kind = source.get("type") if isinstance(source, dict) else None
+    found = _object(source)
+    if found is None:
+        raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
+    reference = found.get("reference")
+    kind = found.get("type")
     if isinstance(reference, str) and "/" in reference:
         kind = reference.rstrip("/").split("/")[-2]
     if kind in (None, "Patient"):
@@ -392,39 +412,86 @@ def _respondent(source: object) -> tuple[str, str | None]:
     if kind in ("Practitioner", "PractitionerRole"):
         return "clinician", None
     if kind == "RelatedPerson":
-        display = source.get("display") if isinstance(source, dict) else None
+        display = found.get("display")
         return "collateral", display if isinstance(display, str) and display.strip() else None
     raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
 
 
-def _answer(item: Mapping[str, Any], where: str) -> Any:
+def _answer(item: Mapping[str, object], where: str) -> PostedAnswer:
     answers = item.get("answer") or []
-    if len(answers) != 1:
+    if not isinstance(answers, list) or len(answers) != 1:
         raise FhirInputError([(f"{where}.answer", "exactly one answer per item")])
-    answer = answers[0]
+    answer = _object(answers[0])
+    if answer is None:
+        raise FhirInputError(
+            [(f"{where}.answer[0]", "valueInteger, valueDecimal or valueCoding expected")]
+        )
     if "valueInteger" in answer:
         return answer["valueInteger"]
     if "valueDecimal" in answer:
         value = answer["valueDecimal"]
         return float(value) if isinstance(value, Decimal) else value
     if "valueCoding" in answer:
-        coding = answer["valueCoding"] or {}
-        if not coding.get("code"):
+        coding = _object(answer["valueCoding"]) or {}
+        code, system = coding.get("code"), coding.get("system")
+        if not isinstance(code, str) or not code:
             raise FhirInputError([(f"{where}.answer[0].valueCoding.code", "required")])
-        return Coded(coding.get("system"), str(coding["code"]))
+        if system is not None and not isinstance(system, str):
+            raise FhirInputError([(f"{where}.answer[0].valueCoding.system", "a URI")])
+        return Coded(system, code)
     raise FhirInputError(
         [(f"{where}.answer[0]", "valueInteger, valueDecimal or valueCoding expected")]
     )
 
 
-def _extension(resource: Mapping[str, Any], url: str) -> Mapping[str, Any] | None:
-    for ext in resource.get("extension") or []:
-        if isinstance(ext, dict) and ext.get("url") == url:
-            return ext
+def _list(resource: Mapping[str, object], key: str) -> list[object]:
+    """The list under ``key`` (none when absent or not a list: the caller names what it
+    needed)."""
+    found = resource.get(key)
+    return found if isinstance(found, list) else []
+
+
+def _extension(resource: Mapping[str, object], url: str) -> Mapping[str, object] | None:
+    for ext in _list(resource, "extension"):
+        found = _object(ext)
+        if found is not None and found.get("url") == url:
+            return found
     return None
 
 
-def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
+def _answers(
+    resource: Mapping[str, object],
+) -> tuple[dict[str, PostedAnswer], list[tuple[str, str]]]:
+    """The answers by linkId, and what is wrong with the items."""
+    answers: dict[str, PostedAnswer] = {}
+    problems: list[tuple[str, str]] = []
+    raw_items = resource.get("item")
+    if raw_items is not None and not isinstance(raw_items, list):
+        return answers, [(f"{QR}.item", "a list of items")]
+    for index, raw in enumerate(raw_items or []):
+        where = f"{QR}.item[{index}]"
+        item = _object(raw)
+        if item is None:
+            problems.append((where, "an item with a linkId and one answer"))
+            continue
+        if item.get("item"):
+            problems.append((f"{where}.item", "nested items are not supported"))
+            continue
+        link_id = item.get("linkId")
+        if not isinstance(link_id, str):
+            problems.append((f"{where}.linkId", "required, a string"))
+            continue
+        if link_id in answers:
+            problems.append((f"{where}.linkId", "answered twice"))
+            continue
+        try:
+            answers[link_id] = _answer(item, where)
+        except FhirInputError as exc:
+            problems += exc.problems
+    return answers, problems
+
+
+def parse_response(resource: Mapping[str, object]) -> ParsedResponse:
     """A QuestionnaireResponse (already valid FHIR: see `api/fhir`) in a submission's terms;
     raises :class:`FhirInputError` naming everything that cannot be mapped."""
     problems: list[tuple[str, str]] = []
@@ -442,10 +509,11 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     if not isinstance(session, int) or isinstance(session, bool) or not 1 <= session <= 100_000:
         problems.append((f"{QR}.extension('{EXT_SESSION_NUMBER}')", "valuePositiveInt"))
     subject, subject_identifier = None, None
-    if resource.get("subject") is not None:
-        subject_identifier = subject_by_identifier(resource["subject"])
+    raw_subject = resource.get("subject")
+    if raw_subject is not None:
+        subject_identifier = subject_by_identifier(raw_subject)
         if subject_identifier is None:
-            subject = _reference_id(resource["subject"], "Patient")
+            subject = _reference_id(raw_subject, "Patient")
         if subject is None and subject_identifier is None:
             problems.append(
                 (
@@ -469,28 +537,16 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     identifier = None
     raw_identifier = resource.get("identifier")
     if raw_identifier is not None:
-        value = raw_identifier.get("value") if isinstance(raw_identifier, dict) else None
-        system = raw_identifier.get("system") if isinstance(raw_identifier, dict) else None
+        given = _object(raw_identifier) or {}
+        value, system = given.get("value"), given.get("system")
         if not _identifier_text(value) or not (system is None or _identifier_text(system)):
             problems.append(
                 (f"{QR}.identifier", "a value (and system) of 1 to 255 printable characters")
             )
         else:
             identifier = (str(system or ""), str(value))
-    answers: dict[str, Any] = {}
-    for index, item in enumerate(resource.get("item") or []):
-        where = f"{QR}.item[{index}]"
-        if item.get("item"):
-            problems.append((f"{where}.item", "nested items are not supported"))
-            continue
-        link_id = item.get("linkId")
-        if link_id in answers:
-            problems.append((f"{where}.linkId", "answered twice"))
-            continue
-        try:
-            answers[link_id] = _answer(item, where)
-        except FhirInputError as exc:
-            problems += exc.problems
+    answers, item_problems = _answers(resource)
+    problems += item_problems
     try:
         respondent, rater = _respondent(resource.get("source"))
     except FhirInputError as exc:
@@ -515,13 +571,16 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     )
 
 
-def subject_by_identifier(subject: Any) -> tuple[str, str] | None:
+def subject_by_identifier(subject: object) -> tuple[str, str] | None:
     """(system, value) of a subject that names the client by identifier: a logical reference
     ``{"identifier": {"system", "value"}}`` or a conditional one
     ``{"reference": "Patient?identifier=system|value"}``; None for any other subject."""
-    if not isinstance(subject, dict):
+    found = _object(subject)
+    if found is None:
         return None
-    reference = subject.get("reference")
+    reference = found.get("reference")
+    logical = _object(found.get("identifier"))
+    value: object
     if isinstance(reference, str) and reference.startswith("Patient?"):
         query = parse_qs(reference.removeprefix("Patient?"), keep_blank_values=True)
         values = query.get("identifier", [])
@@ -529,14 +588,16 @@ def subject_by_identifier(subject: Any) -> tuple[str, str] | None:
             return None
         system, bar, value = values[0].partition("|")
         system, value = (system, value) if bar else ("", values[0])
-    elif reference is None and isinstance(subject.get("identifier"), dict):
-        system = subject["identifier"].get("system") or ""
-        value = subject["identifier"].get("value")
+    elif reference is None and logical is not None:
+        given_system = logical.get("system") or ""
+        if not isinstance(given_system, str):
+            return None
+        system, value = given_system, logical.get("value")
     else:
         return None
     if not _identifier_text(value) or not (system == "" or _identifier_text(system)):
         return None
-    return str(system), str(value)
+    return system, str(value)
 
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -559,16 +620,18 @@ def _datetime(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def resolve_answers(definition: InstrumentDefinition, answers: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_answers(
+    definition: InstrumentDefinition, answers: Mapping[str, PostedAnswer]
+) -> dict[str, object]:
     """Answers with every Coding replaced by its number: a LOINC answer code the item lists
     (PHQ-9: LA6569-3 → 1), or a code that is the number itself. Unknown codes stay as text, for
-    the scoring engine to refuse naming the item."""
+    the scoring engine to refuse naming the item. Other answers are left as posted."""
     items = {i.id: i for i in definition.items}
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for link_id, value in answers.items():
         if isinstance(value, Coded):
             item = items.get(link_id)
-            found = None
+            found: int | float | None = None
             if item is not None and value.system == LOINC:
                 found = next((a.value for a in item.answer_loinc if a.loinc == value.code), None)
             if found is None and value.system != LOINC:
