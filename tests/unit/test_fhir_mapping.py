@@ -150,6 +150,46 @@ def test_every_unmappable_part_of_a_response_is_named() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("fields", "expression"),
+    [
+        ({"item": {"linkId": "q1"}}, "QuestionnaireResponse.item"),
+        ({"item": ["q1"]}, "QuestionnaireResponse.item[0]"),
+        ({"item": [{"answer": [{"valueInteger": 1}]}]}, "QuestionnaireResponse.item[0].linkId"),
+        ({"item": [{"linkId": 1, "answer": []}]}, "QuestionnaireResponse.item[0].linkId"),
+        (
+            {"item": [{"linkId": "q1", "answer": {"valueInteger": 1}}]},
+            "QuestionnaireResponse.item[0].answer",
+        ),
+        ({"item": [{"linkId": "q1", "answer": [2]}]}, "QuestionnaireResponse.item[0].answer[0]"),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": "LA6570-1"}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.code",
+        ),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": {"code": 1}}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.code",
+        ),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": {"system": 1, "code": "1"}}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.system",
+        ),
+        ({"source": "Patient/1"}, "QuestionnaireResponse.source"),
+        ({"identifier": "42"}, "QuestionnaireResponse.identifier"),
+        ({"extension": "x", "subject": None}, f"QuestionnaireResponse.extension('{EXT_EPISODE}')"),
+        ({"subject": {"identifier": {"system": 1, "value": "x"}}}, "QuestionnaireResponse.subject"),
+    ],
+)
+def test_a_malformed_response_is_refused_naming_the_element_not_raised_on(
+    fields: dict[str, Any], expression: str
+) -> None:
+    """The parser narrows every element it reads: called on a body the R4B model was not asked
+    about, it still names what is wrong instead of failing inside (TypeError, AttributeError)."""
+    with pytest.raises(FhirInputError) as caught:
+        resources.parse_response(_response(**fields))
+    assert expression in {w for w, _ in caught.value.problems}
+
+
 def test_coded_answers_become_numbers() -> None:
     phq = get_builtin("phq-9")
     answers = resources.resolve_answers(
