@@ -8,7 +8,7 @@ bodies are FHIR resources, not Attune schemas.
 
 import uuid
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import Path, Request
@@ -169,7 +169,7 @@ async def read_questionnaire(code: ResourceId, actor: OrgKey, session: SessionDe
     return FhirResponse(to_questionnaire(definition))
 
 
-def _json_body(raw: bytes, content_type: str) -> dict[str, Any]:
+def _json_body(raw: bytes, content_type: str) -> dict[str, object]:
     media = content_type.split(";")[0].strip().lower()
     if media and media not in _JSON_TYPES:
         raise BadResource(f"send {_JSON_TYPES[0]}, not {media}")
@@ -204,7 +204,7 @@ def _conditional_identifier(header: str | None) -> dict[str, str] | None:
     return {"system": system, "value": value} if system else {"value": value}
 
 
-def _validated_response(body: dict[str, Any]) -> None:
+def _validated_response(body: dict[str, object]) -> None:
     if body.get("resourceType") != QR:
         raise BadResource(
             f"expected a {QR}",
