@@ -8,6 +8,7 @@ bytes as they arrive stops it at the limit without buffering more. (FastAPI's ow
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -148,7 +149,7 @@ async def send_problem(
     from services.fhir.outcome import operation_outcome
 
     path = str(scope.get("path", ""))
-    content: dict[str, object]
+    content: Mapping[str, object]
     if path == "/fhir" or path.startswith("/fhir/"):
         content, media_type = operation_outcome(status, detail), FHIR_MEDIA_TYPE
     else:

@@ -7,7 +7,8 @@ bodies are FHIR resources, not Attune schemas.
 """
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated
 
 import orjson
 from fastapi import Path, Request
@@ -31,6 +32,7 @@ from services.fhir import capability, care_store, parameters, search, store
 from services.fhir.questionnaire import to_questionnaire
 from services.fhir.resources import QR, instant, parse_questionnaire_ref, questionnaire_response
 from services.fhir.search import SearchError
+from services.fhir.shapes import Resource
 from services.instruments import catalog as instrument_catalog
 from services.kernel.auth import Actor
 from services.kernel.config import Settings
@@ -63,10 +65,10 @@ def _searchset(
     request: Request,
     resource_type: str,
     applied: search.Search,
-    found: list[dict[str, Any]],
+    found: Sequence[Resource],
     next_token: str | None,
     *,
-    included: list[dict[str, Any]] | None = None,
+    included: Sequence[Resource] = (),
     total: int | None = None,
 ) -> FhirResponse:
     """The Bundle, its ``self`` link naming exactly the parameters applied (DESIGN.md §10.6)."""
@@ -82,7 +84,7 @@ def _searchset(
             found,
             self_url=self_url,
             next_url=next_url,
-            included=included or [],
+            included=included,
             total=total,
         )
     )
@@ -167,7 +169,7 @@ async def read_questionnaire(code: ResourceId, actor: OrgKey, session: SessionDe
     return FhirResponse(to_questionnaire(definition))
 
 
-def _json_body(raw: bytes, content_type: str) -> dict[str, Any]:
+def _json_body(raw: bytes, content_type: str) -> dict[str, object]:
     media = content_type.split(";")[0].strip().lower()
     if media and media not in _JSON_TYPES:
         raise BadResource(f"send {_JSON_TYPES[0]}, not {media}")
@@ -202,7 +204,7 @@ def _conditional_identifier(header: str | None) -> dict[str, str] | None:
     return {"system": system, "value": value} if system else {"value": value}
 
 
-def _validated_response(body: dict[str, Any]) -> None:
+def _validated_response(body: dict[str, object]) -> None:
     if body.get("resourceType") != QR:
         raise BadResource(
             f"expected a {QR}",
@@ -295,7 +297,7 @@ async def search_observations(
     found, following = await store.search_observations(
         session, actor=actor, query=query, count=count, cursor=cursor, sort=sort
     )
-    included = None
+    included: Sequence[Resource] = ()
     if include is not None:
         sources = {
             uuid.UUID(ref["reference"].rpartition("/")[2])

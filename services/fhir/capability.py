@@ -1,7 +1,7 @@
 """The CapabilityStatement (what the facade supports) and searchset Bundles."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Literal
 
 from services.fhir import parameters
 from services.fhir.codes import (
@@ -13,6 +13,15 @@ from services.fhir.codes import (
     EXT_SESSION_NUMBER,
     FHIR_VERSION,
     MEDIA_TYPE,
+)
+from services.fhir.shapes import (
+    Bundle,
+    BundleEntry,
+    BundleLink,
+    CapabilityStatement,
+    CodeableConcept,
+    Resource,
+    ResourceCapability,
 )
 
 _DOC = (
@@ -37,7 +46,7 @@ _DOC = (
 )
 
 
-_SMART_SERVICE = {
+_SMART_SERVICE: CodeableConcept = {
     "coding": [
         {
             "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
@@ -59,8 +68,8 @@ _INTERACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _resource(resource_type: str) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def _resource(resource_type: str) -> ResourceCapability:
+    out: ResourceCapability = {
         "type": resource_type,
         "interaction": [{"code": code} for code in _INTERACTIONS[resource_type]],
         "searchParam": [
@@ -69,13 +78,14 @@ def _resource(resource_type: str) -> dict[str, Any]:
         ],
     }
     if resource_type == "QuestionnaireResponse":
-        out |= {"conditionalCreate": True, "versioning": "no-version"}
+        out["conditionalCreate"] = True
+        out["versioning"] = "no-version"
     if resource_type == "Observation":
         out["searchInclude"] = [parameters.INCLUDE_DERIVED_FROM]
     return out
 
 
-def capability_statement(base: str, date: str) -> dict[str, Any]:
+def capability_statement(base: str, date: str) -> CapabilityStatement:
     root = base.removesuffix("/fhir")
     return {
         "resourceType": "CapabilityStatement",
@@ -131,29 +141,37 @@ def capability_statement(base: str, date: str) -> dict[str, Any]:
 
 def searchset(
     base: str,
-    found: Sequence[dict[str, Any]],
+    found: Sequence[Resource],
     *,
     self_url: str,
     next_url: str | None,
-    included: Sequence[dict[str, Any]] = (),
+    included: Sequence[Resource] = (),
     total: int | None = None,
-) -> dict[str, Any]:
+) -> Bundle:
     """``included``: resources ``_include`` adds (search mode ``include``); ``total``: the number
     of matches, when ``_total`` asks for it."""
-    links = [{"relation": "self", "url": self_url}]
+    links: list[BundleLink] = [{"relation": "self", "url": self_url}]
     if next_url is not None:
         links.append({"relation": "next", "url": next_url})
-    out: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if total is not None:
-        out["total"] = total
-    out["link"] = links
-    out["entry"] = [
+    groups: tuple[tuple[Literal["match", "include"], Sequence[Resource]], ...] = (
+        ("match", found),
+        ("include", included),
+    )
+    entries: list[BundleEntry] = [
         {
             "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
             "resource": r,
             "search": {"mode": mode},
         }
-        for mode, group in (("match", found), ("include", included))
+        for mode, group in groups
         for r in group
     ]
-    return out
+    if total is None:
+        return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": entries}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": entries,
+    }

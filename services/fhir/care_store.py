@@ -6,18 +6,26 @@ API's: `services.kernel.visibility` for clients and episodes, the organisation f
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col
+from sqlalchemy.orm import Mapped
+from sqlmodel import col
 
 from models.episodes import Episode
 from models.people import Client, Clinician
 from services.fhir import people, resources
-from services.fhir.ordering import effective, sorted_from
+from services.fhir.ordering import SubmissionSelect, effective, sorted_from
 from services.fhir.resources import QR
 from services.fhir.search import DateRange, PatientRef, Sort
+from services.fhir.shapes import (
+    EpisodeOfCare,
+    Patient,
+    Practitioner,
+    QuestionnaireResponse,
+    Resource,
+)
 from services.fhir.store import (
     EPISODES,
     IDENTIFIERS,
@@ -30,13 +38,19 @@ from services.kernel import audit, visibility
 from services.kernel.auth import Actor
 from services.kernel.errors import NotFound
 
-Row = TypeVar("Row", bound=SQLModel)
+
+class Identified(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=Identified)
 NOWHERE = uuid.UUID(int=0)  # a client id no row has: a reference that resolves to no one
 
 
 @dataclass(frozen=True)
 class Page:
-    resources: list[dict[str, Any]]
+    resources: Sequence[Resource]
     next_start: uuid.UUID | None  # the first row of the next page
     total: int | None = None
 
@@ -70,13 +84,13 @@ async def resolve(
 
 async def _page(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[Row],
     *,
-    id_column: Any,
+    id_column: Mapped[uuid.UUID],
     count: int,
     start: uuid.UUID | None,
     want_total: bool,
-) -> tuple[Sequence[Any], uuid.UUID | None, int | None]:
+) -> tuple[Sequence[Row], uuid.UUID | None, int | None]:
     total = None
     if want_total:
         total = int(await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
@@ -90,13 +104,11 @@ async def _page(
 # Patient.
 
 
-def _patients(actor: Actor) -> Select[Any]:
+def _patients(actor: Actor) -> Select[Client]:
     return select(Client).where(visibility.visible_clients(actor))
 
 
-async def read_patient(
-    session: AsyncSession, *, actor: Actor, client_id: uuid.UUID
-) -> dict[str, Any]:
+async def read_patient(session: AsyncSession, *, actor: Actor, client_id: uuid.UUID) -> Patient:
     row = await session.scalar(_patients(actor).where(col(Client.id) == client_id))
     if row is None:
         raise NotFound(f"Patient/{client_id} not found")
@@ -105,9 +117,9 @@ async def read_patient(
 
 
 def _by_ids_and_identifiers(
-    stmt: Select[Any], id_column: Any, external_id: Any, ids: Sequence[uuid.UUID] | None,
-    identifiers: Sequence[tuple[str, str]] | None,
-) -> Select[Any]:  # fmt: skip
+    stmt: Select[Row], id_column: Mapped[uuid.UUID], external_id: Mapped[str | None],
+    ids: Sequence[uuid.UUID] | None, identifiers: Sequence[tuple[str, str]] | None,
+) -> Select[Row]:  # fmt: skip
     if ids is not None:
         stmt = stmt.where(id_column.in_(list(ids)))
     if identifiers is not None:
@@ -133,13 +145,13 @@ async def search_patients(
 # Practitioner: every clinician of the organisation, as GET /v1/clinicians.
 
 
-def _practitioners(actor: Actor) -> Select[Any]:
+def _practitioners(actor: Actor) -> Select[Clinician]:
     return select(Clinician).where(col(Clinician.org_id) == actor.org_id)
 
 
 async def read_practitioner(
     session: AsyncSession, *, actor: Actor, clinician_id: uuid.UUID
-) -> dict[str, Any]:
+) -> Practitioner:
     row = await session.scalar(_practitioners(actor).where(col(Clinician.id) == clinician_id))
     if row is None:
         raise NotFound(f"Practitioner/{clinician_id} not found")
@@ -168,13 +180,13 @@ async def search_practitioners(
 # EpisodeOfCare.
 
 
-def _episodes(actor: Actor) -> Select[Any]:
+def _episodes(actor: Actor) -> Select[Episode]:
     return select(Episode).where(visibility.visible_episodes(actor))
 
 
 async def read_episode(
     session: AsyncSession, *, actor: Actor, episode_id: uuid.UUID
-) -> dict[str, Any]:
+) -> EpisodeOfCare:
     row = await session.scalar(_episodes(actor).where(col(Episode.id) == episode_id))
     if row is None:
         raise NotFound(f"EpisodeOfCare/{episode_id} not found")
@@ -216,7 +228,7 @@ class ResponseQuery:
     identifier: tuple[str, str] | None = None
 
 
-def _response_filter(stmt: Select[Any], query: ResponseQuery) -> Select[Any]:
+def _response_filter(stmt: SubmissionSelect, query: ResponseQuery) -> SubmissionSelect:
     if query.ids is not None:
         stmt = stmt.where(SUBMISSIONS.c.id.in_(list(query.ids)))
     for patient in query.patients:
@@ -264,7 +276,7 @@ async def search_responses(
 
 async def responses_by_id(
     session: AsyncSession, *, actor: Actor, submission_ids: Sequence[uuid.UUID]
-) -> list[dict[str, Any]]:
+) -> list[QuestionnaireResponse]:
     """The visible QuestionnaireResponses among ``submission_ids`` (for ``_include``)."""
     if not submission_ids:
         return []

@@ -14,9 +14,9 @@ with ``Retry-After``.
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Literal, TypedDict
 
 import orjson
 from sqlalchemy import or_, select, update
@@ -28,6 +28,7 @@ from services.alerts import lifecycle as alert_lifecycle
 from services.alerts.store import ALERTS
 from services.fhir import resources, store
 from services.fhir.codes import EXPORTABLE
+from services.fhir.shapes import DetectedIssue, Observation, QuestionnaireResponse, Resource
 from services.instruments import InstrumentDefinition
 from services.kernel import audit
 from services.kernel.auth import Actor
@@ -111,7 +112,22 @@ def retry_after(job: FhirExportJob, now: datetime) -> int | None:
     return max(1, math.ceil(remaining)) if remaining > 0 else None
 
 
-def manifest(job: FhirExportJob, base: str) -> dict[str, Any]:
+class OutputFile(TypedDict):
+    type: str
+    url: str
+
+
+class Manifest(TypedDict):
+    """The completed job's answer (Bulk Data IG, "Response - Complete Status")."""
+
+    transactionTime: str
+    request: str
+    requiresAccessToken: Literal[True]
+    output: list[OutputFile]
+    error: list[OutputFile]
+
+
+def manifest(job: FhirExportJob, base: str) -> Manifest:
     return {
         "transactionTime": resources.instant(job.transaction_time),
         "request": job.request_url,
@@ -142,7 +158,7 @@ class FileRequest:
 def as_of(row: resources.SubmissionRow, moment: datetime) -> resources.SubmissionRow:
     """The submission as it was at ``moment``: valid if it was voided only later."""
     if row.voided_at is not None and row.voided_at > moment:
-        return resources.SubmissionRow(**{**row.__dict__, "status": "valid", "voided_at": None})
+        return replace(row, status="valid", voided_at=None)
     return row
 
 
@@ -151,6 +167,7 @@ async def ndjson(
 ) -> AsyncIterator[bytes]:
     """One export file, in batches: one line per resource."""
     after: uuid.UUID | None = None
+    lines: Sequence[Resource]
     while True:
         async with sessionmaker() as session:
             if request.resource_type == "DetectedIssue":
@@ -167,7 +184,7 @@ async def ndjson(
 
 async def _submission_batch(
     session: AsyncSession, request: FileRequest, after: uuid.UUID | None
-) -> tuple[list[uuid.UUID], list[dict[str, Any]]]:
+) -> tuple[list[uuid.UUID], list[QuestionnaireResponse | Observation]]:
     job = request.job
     subs = store.SUBMISSIONS
     stmt = store.visible_submissions(request.actor).where(subs.c.created_at < job.transaction_time)
@@ -181,7 +198,7 @@ async def _submission_batch(
     if after is not None:
         stmt = stmt.where(subs.c.id > after)
     found = (await session.execute(stmt.order_by(subs.c.id).limit(BATCH))).mappings().all()
-    lines: list[dict[str, Any]] = []
+    lines: list[QuestionnaireResponse | Observation] = []
     for raw in found:
         row = as_of(store.submission_row(raw), job.transaction_time)
         definition = request.definitions.get(row.instrument)
@@ -194,7 +211,7 @@ async def _submission_batch(
 
 async def _issue_batch(
     session: AsyncSession, request: FileRequest, after: uuid.UUID | None
-) -> tuple[list[uuid.UUID], list[dict[str, Any]]]:
+) -> tuple[list[uuid.UUID], list[DetectedIssue]]:
     job = request.job
     stmt = alert_lifecycle.visible_alerts(request.actor).where(
         ALERTS.c.created_at < job.transaction_time

@@ -3,7 +3,7 @@ when the response was given (``_sort=date`` / ``-date``, ``authored`` / ``-autho
 keyset pagination that later writes never shift."""
 
 import uuid
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, func, select, tuple_
 
@@ -11,16 +11,19 @@ from models.submissions import Submission
 from services.fhir.search import Sort
 
 SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
+# A select of submission rows and whatever columns a search joins to them: the rows are read as
+# mappings by column name (`store.submission_row`), so their types are not tracked here.
+SubmissionSelect = Select[*tuple[object, ...]]
 
 
-def effective() -> ColumnElement[Any]:
+def effective() -> ColumnElement[datetime]:
     """When a response was given: the session's time, else when it was stored."""
     return func.coalesce(SUBMISSIONS.c.occurred_at, SUBMISSIONS.c.created_at)
 
 
 def sorted_from(
-    stmt: Select[Any], sort: Sort | None, start: uuid.UUID | None, org_id: uuid.UUID
-) -> Select[Any]:
+    stmt: SubmissionSelect, sort: Sort | None, start: uuid.UUID | None, org_id: uuid.UUID
+) -> SubmissionSelect:
     """``stmt`` in the order of ``sort`` (by effective time, ties by id; None: by id) from the
     row ``start`` on (inclusive), as keyset pagination: later writes never shift a page. A
     cursor naming a row of another organisation (``org_id`` is the caller's) starts nowhere."""

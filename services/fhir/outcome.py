@@ -1,7 +1,9 @@
 """OperationOutcome: every FHIR error, from the HTTP status and what went wrong."""
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+from services.fhir.shapes import Issue, OperationOutcome
 
 # HTTP status → OperationOutcome.issue.code (http://hl7.org/fhir/issue-type).
 _ISSUE_CODES = {
@@ -31,34 +33,38 @@ def operation_outcome(
     diagnostics: str | None,
     *,
     expressions: Iterable[tuple[str, str]] = (),
-) -> dict[str, Any]:
+) -> OperationOutcome:
     """One issue per ``(expression, message)``, or one for the whole request when there are
     none."""
-    severity = "fatal" if status >= 500 else "error"
+    severity: Literal["fatal", "error"] = "fatal" if status >= 500 else "error"
     code = issue_code(status)
-    issues: list[dict[str, Any]] = [
+    issues: list[Issue] = [
         {"severity": severity, "code": code, "diagnostics": message, "expression": [where]}
         for where, message in expressions
     ]
     if not issues:
-        issue: dict[str, Any] = {"severity": severity, "code": code}
+        issue: Issue = {"severity": severity, "code": code}
         if diagnostics:
             issue["diagnostics"] = diagnostics
         issues.append(issue)
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
-def from_problem(problem: dict[str, Any]) -> dict[str, Any]:
+def from_problem(problem: Mapping[str, object]) -> OperationOutcome:
     """The OperationOutcome of an RFC 9457 problem document as `api/problems.py` renders it:
     ``errors[].field`` become issue expressions (each with its message)."""
-    status = int(problem.get("status") or 500)
-    errors = problem.get("errors") or []
+    status = problem.get("status")
+    errors = problem.get("errors")
     return operation_outcome(
-        status,
-        problem.get("detail") or problem.get("title"),
+        status if isinstance(status, int) and not isinstance(status, bool) and status else 500,
+        _text(problem.get("detail")) or _text(problem.get("title")),
         expressions=[
             (str(e.get("field", "")), str(e.get("message", "")))
-            for e in errors
+            for e in (errors if isinstance(errors, list) else [])
             if isinstance(e, dict)
         ],
     )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -9,18 +9,19 @@ FHIR JSON out.
   treating clinician), ``period`` from ``started_on`` to ``ended_on``.
 """
 
-from typing import Any
-
 from models.episodes import Episode
 from models.people import Client, Clinician
 from services.fhir.codes import EXT_POPULATION, IDENTIFIER_TYPE, SID_CLIENT, SID_CLINICIAN
 from services.fhir.resources import instant
+from services.fhir.shapes import CodeableConcept, EpisodeOfCare, Patient, Period, Practitioner
 
-_MR = {"coding": [{"system": IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]}
+_MR: CodeableConcept = {
+    "coding": [{"system": IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]
+}
 
 
-def patient(row: Client) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def patient(row: Client) -> Patient:
+    out: Patient = {
         "resourceType": "Patient",
         "id": str(row.id),
         "meta": {"lastUpdated": instant(row.updated_at)},
@@ -36,8 +37,8 @@ def patient(row: Client) -> dict[str, Any]:
     return out
 
 
-def practitioner(row: Clinician) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def practitioner(row: Clinician) -> Practitioner:
+    out: Practitioner = {
         "resourceType": "Practitioner",
         "id": str(row.id),
         "meta": {"lastUpdated": instant(row.created_at)},
@@ -49,8 +50,8 @@ def practitioner(row: Clinician) -> dict[str, Any]:
     return out
 
 
-def episode_of_care(row: Episode) -> dict[str, Any]:
-    period: dict[str, str] = {"start": row.started_on.isoformat()}
+def episode_of_care(row: Episode) -> EpisodeOfCare:
+    period: Period = {"start": row.started_on.isoformat()}
     if row.ended_on is not None:
         period["end"] = row.ended_on.isoformat()
     return {

@@ -10,7 +10,7 @@ their short neutral labels (DESIGN.md §5), as everywhere else.
 """
 
 from decimal import Decimal
-from typing import Any
+from typing import Literal
 
 from services.fhir.codes import (
     EXT_ITEM_CONTROL,
@@ -22,6 +22,13 @@ from services.fhir.codes import (
     ITEM_CONTROL_SYSTEM,
     LOINC,
     QUESTIONNAIRE,
+)
+from services.fhir.shapes import (
+    Answer,
+    EnableWhen,
+    Extension,
+    Questionnaire,
+    QuestionnaireItem,
 )
 from services.instruments import InstrumentDefinition, Item
 from services.instruments.schema import dec
@@ -39,7 +46,7 @@ def is_whole(item: Item) -> bool:
     return all(dec(v) == dec(v).to_integral_value() for v in (item.min, item.max, item.step))
 
 
-def typed_value(item: Item, value: int | float | Decimal) -> dict[str, Any]:
+def typed_value(item: Item, value: int | float | Decimal) -> Answer:
     """``{"valueInteger": …}`` or ``{"valueDecimal": …}`` as the item's type says."""
     number = dec(value)
     if is_whole(item) and number == number.to_integral_value():
@@ -47,7 +54,7 @@ def typed_value(item: Item, value: int | float | Decimal) -> dict[str, Any]:
     return {"valueDecimal": float(number)}
 
 
-_SLIDER = {
+_SLIDER: Extension = {
     "url": EXT_ITEM_CONTROL,
     "valueCodeableConcept": {
         "coding": [{"system": ITEM_CONTROL_SYSTEM, "code": "slider", "display": "Slider"}]
@@ -55,7 +62,7 @@ _SLIDER = {
 }
 
 
-def _step(item: Item) -> list[dict[str, Any]]:
+def _step(item: Item) -> list[Extension]:
     step = dec(item.step)
     if step == step.to_integral_value():
         return [{"url": EXT_SLIDER_STEP, "valueInteger": int(step)}]
@@ -70,22 +77,31 @@ def _step(item: Item) -> list[dict[str, Any]]:
     ]
 
 
-def _item(definition: InstrumentDefinition, item: Item) -> dict[str, Any]:
-    kind = "integer" if is_whole(item) else "decimal"
-    value_key = "valueInteger" if kind == "integer" else "valueDecimal"
+def _bound(url: str, kind: Literal["integer", "decimal"], value: int | float) -> Extension:
+    """minValue or maxValue, typed as the item is."""
+    if kind == "integer":
+        return {"url": url, "valueInteger": int(dec(value))}
+    return {"url": url, "valueDecimal": float(dec(value))}
 
-    def bound(value: int | float) -> Any:
-        return int(dec(value)) if kind == "integer" else float(dec(value))
 
-    out: dict[str, Any] = {
+def _enable_when(question: str, answer: Answer) -> EnableWhen:
+    """``enableWhen`` on the trigger's answer, its value[x] named answer[x]."""
+    if "valueInteger" in answer:
+        return {"question": question, "operator": "=", "answerInteger": answer["valueInteger"]}
+    return {"question": question, "operator": "=", "answerDecimal": answer["valueDecimal"]}
+
+
+def _item(definition: InstrumentDefinition, item: Item) -> QuestionnaireItem:
+    kind: Literal["integer", "decimal"] = "integer" if is_whole(item) else "decimal"
+    out: QuestionnaireItem = {
         "linkId": item.id,
         "text": item.label,
         "type": kind,
         "required": item.required and item.when is None,
         "extension": [
             _SLIDER,
-            {"url": EXT_MIN_VALUE, value_key: bound(item.min)},
-            {"url": EXT_MAX_VALUE, value_key: bound(item.max)},
+            _bound(EXT_MIN_VALUE, kind, item.min),
+            _bound(EXT_MAX_VALUE, kind, item.max),
             *_step(item),
         ],
     }
@@ -93,17 +109,13 @@ def _item(definition: InstrumentDefinition, item: Item) -> dict[str, Any]:
         out["code"] = [{"system": LOINC, "code": item.loinc}]
     if item.when is not None:
         trigger = next(i for i in definition.items if i.id == item.when.item)
-        answer = typed_value(trigger, item.when.equals)
-        [(key, value)] = answer.items()
-        out["enableWhen"] = [
-            {"question": trigger.id, "operator": "=", key.replace("value", "answer"): value}
-        ]
+        out["enableWhen"] = [_enable_when(trigger.id, typed_value(trigger, item.when.equals))]
         out["required"] = item.required
     return out
 
 
-def to_questionnaire(definition: InstrumentDefinition) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def to_questionnaire(definition: InstrumentDefinition) -> Questionnaire:
+    out: Questionnaire = {
         "resourceType": "Questionnaire",
         "id": definition.code,
         "url": canonical(definition.code),

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TypeGuard
 from urllib.parse import parse_qs
 
 from models.alerts import AlertPublic
@@ -37,6 +37,19 @@ from services.fhir.codes import (
     UCUM,
 )
 from services.fhir.questionnaire import typed_value, versioned_canonical
+from services.fhir.shapes import (
+    Answer,
+    Coding,
+    DetectedIssue,
+    Extension,
+    Identifier,
+    Mitigation,
+    Observation,
+    QuestionnaireResponse,
+    Reference,
+    RelatedPersonSource,
+    ResponseItem,
+)
 from services.instruments import InstrumentDefinition
 
 QR = "QuestionnaireResponse"
@@ -44,6 +57,34 @@ TOTAL = "total"
 # Longer subscale names would push an Observation id past FHIR's 64 characters: they are
 # numbered instead (their position among the submission's subscales, sorted by name).
 _MAX_SUBSCALE_ID = 64 - 37
+
+
+@dataclass(frozen=True)
+class ScoreValues:
+    """What the FHIR resources show of a submission's scores (its ``scores`` JSON column)."""
+
+    total: float | None
+    subscales: Mapping[str, float]
+    band: str | None
+
+    @classmethod
+    def of(cls, scores: Mapping[str, object]) -> "ScoreValues":
+        """The scores as the submission service stores them (`models.submissions.ScoresPublic`):
+        numbers and a band label; anything else there is left out."""
+        total, subscales, band = scores.get("total"), scores.get("subscales"), scores.get("band")
+        return cls(
+            total=float(total) if _is_number(total) else None,
+            subscales={
+                str(name): float(value)
+                for name, value in (subscales.items() if isinstance(subscales, dict) else ())
+                if _is_number(value)
+            },
+            band=band if isinstance(band, str) else None,
+        )
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -61,7 +102,7 @@ class SubmissionRow:
     rater: str
     status: str
     answers: Mapping[str, float]
-    scores: Mapping[str, Any]
+    scores: ScoreValues
     occurred_at: datetime | None
     created_at: datetime
     voided_at: datetime | None = None
@@ -76,14 +117,14 @@ def instant(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _place(row: SubmissionRow) -> list[dict[str, Any]]:
+def _place(row: SubmissionRow) -> list[Extension]:
     return [
         {"url": EXT_EPISODE, "valueReference": {"reference": f"EpisodeOfCare/{row.episode_id}"}},
         {"url": EXT_SESSION_NUMBER, "valuePositiveInt": row.session_number},
     ]
 
 
-def _source(row: SubmissionRow) -> dict[str, Any]:
+def _source(row: SubmissionRow) -> Reference | RelatedPersonSource:
     if row.respondent == "client":
         return {"reference": f"Patient/{row.client_id}"}
     if row.respondent == "clinician":
@@ -93,15 +134,16 @@ def _source(row: SubmissionRow) -> dict[str, Any]:
 
 def questionnaire_response(
     row: SubmissionRow, definition: InstrumentDefinition | None
-) -> dict[str, Any]:
+) -> QuestionnaireResponse:
     items_by_id = {i.id: i for i in definition.items} if definition else {}
     order = [i.id for i in definition.items] if definition else sorted(row.answers)
     answered = [linked for linked in order if linked in row.answers]
     answered += sorted(set(row.answers) - set(answered))
-    items = []
+    items: list[ResponseItem] = []
     for link_id in answered:
         value = row.answers[link_id]
         item = items_by_id.get(link_id)
+        answer: Answer
         if item is not None:
             answer = typed_value(item, value)
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -109,8 +151,8 @@ def questionnaire_response(
         else:
             answer = {"valueDecimal": value}
         items.append({"linkId": link_id, "answer": [answer]})
-    out: dict[str, Any] = {
-        "resourceType": QR,
+    out: QuestionnaireResponse = {
+        "resourceType": "QuestionnaireResponse",
         "id": str(row.id),
         "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
         "extension": _place(row),
@@ -123,22 +165,22 @@ def questionnaire_response(
     }
     if row.identifier is not None:
         system, text = row.identifier
-        out["identifier"] = {"system": system, "value": text} if system else {"value": text}
+        identifier: Identifier = {"system": system, "value": text} if system else {"value": text}
+        out["identifier"] = identifier
     return out
 
 
 def score_suffixes(row: SubmissionRow) -> list[tuple[str, str | None, float]]:
     """(id suffix, subscale or None for the total, value) of every score of a submission."""
     out: list[tuple[str, str | None, float]] = []
-    total = row.scores.get("total")
-    if total is not None:
-        out.append((TOTAL, None, float(total)))
-    subscales: Mapping[str, float] = row.scores.get("subscales") or {}
+    if row.scores.total is not None:
+        out.append((TOTAL, None, row.scores.total))
+    subscales = row.scores.subscales
     for position, name in enumerate(sorted(subscales), start=1):
         suffix = name.replace("_", "-")
         if len(suffix) > _MAX_SUBSCALE_ID or suffix == TOTAL:
             suffix = f"s{position}"
-        out.append((suffix, name, float(subscales[name])))
+        out.append((suffix, name, subscales[name]))
     return out
 
 
@@ -161,9 +203,7 @@ def score_code(instrument: str, subscale: str | None) -> str:
     return f"{instrument}.{subscale or TOTAL}"
 
 
-def observations(
-    row: SubmissionRow, definition: InstrumentDefinition | None
-) -> list[dict[str, Any]]:
+def observations(row: SubmissionRow, definition: InstrumentDefinition | None) -> list[Observation]:
     return [
         _observation(row, definition, suffix, subscale, value)
         for suffix, subscale, value in score_suffixes(row)
@@ -176,13 +216,15 @@ def _observation(
     suffix: str,
     subscale: str | None,
     value: float,
-) -> dict[str, Any]:
+) -> Observation:
     name = definition.name if definition else row.instrument
     what = f"{name} {subscale.replace('_', ' ') if subscale else 'total'} score"
-    codings = [{"system": CS_SCORE, "code": score_code(row.instrument, subscale), "display": what}]
+    codings: list[Coding] = [
+        {"system": CS_SCORE, "code": score_code(row.instrument, subscale), "display": what}
+    ]
     if subscale is None and definition is not None and definition.total_loinc:
         codings.insert(0, {"system": LOINC, "code": definition.total_loinc})
-    out: dict[str, Any] = {
+    out: Observation = {
         "resourceType": "Observation",
         "id": observation_id(row.id, suffix),
         "meta": {"lastUpdated": instant(row.voided_at or row.created_at)},
@@ -198,7 +240,7 @@ def _observation(
         "valueQuantity": {"value": value, "unit": "score", "system": UCUM, "code": "{score}"},
         "derivedFrom": [{"reference": f"{QR}/{row.id}"}],
     }
-    band = row.scores.get("band")
+    band = row.scores.band
     if subscale is None and band:
         out["interpretation"] = [{"coding": [{"system": CS_BAND, "code": band}], "text": band}]
     return out
@@ -219,10 +261,10 @@ def issue_status(status: str, resolution: str | None) -> str:
     return "final"
 
 
-def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> dict[str, Any]:
+def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> DetectedIssue:
     """``alert`` as `services.alerts.lifecycle.public` shows it; ``evidence_observation``: the id
     of the Observation the alert is about, when its submission has that score."""
-    out: dict[str, Any] = {
+    out: DetectedIssue = {
         "resourceType": "DetectedIssue",
         "id": str(alert.id),
         "meta": {"lastUpdated": instant(alert.updated_at)},
@@ -237,14 +279,14 @@ def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> d
         "identifiedDateTime": instant(alert.created_at),
         "detail": alert.message,
     }
-    details = []
+    details: list[Reference] = []
     if evidence_observation is not None:
         details.append({"reference": f"Observation/{evidence_observation}"})
     if alert.submission_id is not None:
         details.append({"reference": f"{QR}/{alert.submission_id}"})
     if details:
         out["evidence"] = [{"detail": details}]
-    mitigation = []
+    mitigation: list[Mitigation] = []
     if alert.acknowledged_at is not None:
         mitigation.append(_action("acknowledged", alert.acknowledged_at))
     if alert.status == "resolved" and alert.resolved_at is not None:
@@ -254,7 +296,7 @@ def detected_issue(alert: AlertPublic, *, evidence_observation: str | None) -> d
     return out
 
 
-def _action(code: str, when: datetime) -> dict[str, Any]:
+def _action(code: str, when: datetime) -> Mitigation:
     return {
         "action": {"coding": [{"system": CS_ALERT_ACTION, "code": code}], "text": code},
         "date": instant(when),
@@ -279,6 +321,12 @@ def evidence_suffix(alert: AlertPublic, definition: InstrumentDefinition | None)
 
 
 # Reading a posted QuestionnaireResponse.
+#
+# The body is untrusted JSON: every element is narrowed (isinstance) where it is read, and
+# whatever does not have the shape FHIR gives it is named in a FhirInputError, never indexed
+# blindly. The route validates the body against the R4B model first, so in practice these checks
+# meet only what that model lets through (e.g. ``"valueInteger": "3"``, which the submission
+# schema then refuses naming the item).
 
 
 class FhirInputError(ValueError):
@@ -297,6 +345,11 @@ class Coded:
     code: str
 
 
+# An answer as posted: a `Coded`, or the valueInteger/valueDecimal as sent, any JSON value: the
+# submission schema judges it, so that a bad one is refused naming its item, as on POST /v1.
+PostedAnswer = object
+
+
 @dataclass(frozen=True)
 class ParsedResponse:
     code: str
@@ -306,7 +359,7 @@ class ParsedResponse:
     occurred_at: datetime | None
     respondent: str
     rater: str | None
-    answers: dict[str, Any]
+    answers: dict[str, PostedAnswer]
     subject: uuid.UUID | None
     identifier: tuple[str, str] | None
     # The client named by its external id (an MRN): ``subject.identifier`` (a logical reference)
@@ -314,11 +367,17 @@ class ParsedResponse:
     subject_identifier: tuple[str, str] | None = None
 
 
+def _object(value: object) -> Mapping[str, object] | None:
+    """A JSON object, or None for any other value."""
+    return value if isinstance(value, dict) else None
+
+
 def _reference_id(reference: object, resource_type: str) -> uuid.UUID | None:
     """The id of ``{"reference": "[base/]Type/{uuid}"}``, or None if it is not such a one."""
-    if not isinstance(reference, dict) or not isinstance(reference.get("reference"), str):
+    text = (_object(reference) or {}).get("reference")
+    if not isinstance(text, str):
         return None
-    parts = reference["reference"].rstrip("/").split("/")
+    parts = text.rstrip("/").split("/")
     if len(parts) < 2 or parts[-2] != resource_type:
         return None
     try:
@@ -341,8 +400,11 @@ def parse_questionnaire_ref(value: object) -> tuple[str, str | None] | None:
 def _respondent(source: object) -> tuple[str, str | None]:
     if source is None:
         return "client", None
-    reference = source.get("reference") if isinstance(source, dict) else None
-    kind = source.get("type") if isinstance(source, dict) else None
+    found = _object(source)
+    if found is None:
+        raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
+    reference = found.get("reference")
+    kind = found.get("type")
     if isinstance(reference, str) and "/" in reference:
         kind = reference.rstrip("/").split("/")[-2]
     if kind in (None, "Patient"):
@@ -350,39 +412,86 @@ def _respondent(source: object) -> tuple[str, str | None]:
     if kind in ("Practitioner", "PractitionerRole"):
         return "clinician", None
     if kind == "RelatedPerson":
-        display = source.get("display") if isinstance(source, dict) else None
+        display = found.get("display")
         return "collateral", display if isinstance(display, str) and display.strip() else None
     raise FhirInputError([(f"{QR}.source", "a Patient, Practitioner or RelatedPerson")])
 
 
-def _answer(item: Mapping[str, Any], where: str) -> Any:
+def _answer(item: Mapping[str, object], where: str) -> PostedAnswer:
     answers = item.get("answer") or []
-    if len(answers) != 1:
+    if not isinstance(answers, list) or len(answers) != 1:
         raise FhirInputError([(f"{where}.answer", "exactly one answer per item")])
-    answer = answers[0]
+    answer = _object(answers[0])
+    if answer is None:
+        raise FhirInputError(
+            [(f"{where}.answer[0]", "valueInteger, valueDecimal or valueCoding expected")]
+        )
     if "valueInteger" in answer:
         return answer["valueInteger"]
     if "valueDecimal" in answer:
         value = answer["valueDecimal"]
         return float(value) if isinstance(value, Decimal) else value
     if "valueCoding" in answer:
-        coding = answer["valueCoding"] or {}
-        if not coding.get("code"):
+        coding = _object(answer["valueCoding"]) or {}
+        code, system = coding.get("code"), coding.get("system")
+        if not isinstance(code, str) or not code:
             raise FhirInputError([(f"{where}.answer[0].valueCoding.code", "required")])
-        return Coded(coding.get("system"), str(coding["code"]))
+        if system is not None and not isinstance(system, str):
+            raise FhirInputError([(f"{where}.answer[0].valueCoding.system", "a URI")])
+        return Coded(system, code)
     raise FhirInputError(
         [(f"{where}.answer[0]", "valueInteger, valueDecimal or valueCoding expected")]
     )
 
 
-def _extension(resource: Mapping[str, Any], url: str) -> Mapping[str, Any] | None:
-    for ext in resource.get("extension") or []:
-        if isinstance(ext, dict) and ext.get("url") == url:
-            return ext
+def _list(resource: Mapping[str, object], key: str) -> list[object]:
+    """The list under ``key`` (none when absent or not a list: the caller names what it
+    needed)."""
+    found = resource.get(key)
+    return found if isinstance(found, list) else []
+
+
+def _extension(resource: Mapping[str, object], url: str) -> Mapping[str, object] | None:
+    for ext in _list(resource, "extension"):
+        found = _object(ext)
+        if found is not None and found.get("url") == url:
+            return found
     return None
 
 
-def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
+def _answers(
+    resource: Mapping[str, object],
+) -> tuple[dict[str, PostedAnswer], list[tuple[str, str]]]:
+    """The answers by linkId, and what is wrong with the items."""
+    answers: dict[str, PostedAnswer] = {}
+    problems: list[tuple[str, str]] = []
+    raw_items = resource.get("item")
+    if raw_items is not None and not isinstance(raw_items, list):
+        return answers, [(f"{QR}.item", "a list of items")]
+    for index, raw in enumerate(raw_items or []):
+        where = f"{QR}.item[{index}]"
+        item = _object(raw)
+        if item is None:
+            problems.append((where, "an item with a linkId and one answer"))
+            continue
+        if item.get("item"):
+            problems.append((f"{where}.item", "nested items are not supported"))
+            continue
+        link_id = item.get("linkId")
+        if not isinstance(link_id, str):
+            problems.append((f"{where}.linkId", "required, a string"))
+            continue
+        if link_id in answers:
+            problems.append((f"{where}.linkId", "answered twice"))
+            continue
+        try:
+            answers[link_id] = _answer(item, where)
+        except FhirInputError as exc:
+            problems += exc.problems
+    return answers, problems
+
+
+def parse_response(resource: Mapping[str, object]) -> ParsedResponse:
     """A QuestionnaireResponse (already valid FHIR: see `api/fhir`) in a submission's terms;
     raises :class:`FhirInputError` naming everything that cannot be mapped."""
     problems: list[tuple[str, str]] = []
@@ -400,10 +509,11 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     if not isinstance(session, int) or isinstance(session, bool) or not 1 <= session <= 100_000:
         problems.append((f"{QR}.extension('{EXT_SESSION_NUMBER}')", "valuePositiveInt"))
     subject, subject_identifier = None, None
-    if resource.get("subject") is not None:
-        subject_identifier = subject_by_identifier(resource["subject"])
+    raw_subject = resource.get("subject")
+    if raw_subject is not None:
+        subject_identifier = subject_by_identifier(raw_subject)
         if subject_identifier is None:
-            subject = _reference_id(resource["subject"], "Patient")
+            subject = _reference_id(raw_subject, "Patient")
         if subject is None and subject_identifier is None:
             problems.append(
                 (
@@ -427,28 +537,16 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     identifier = None
     raw_identifier = resource.get("identifier")
     if raw_identifier is not None:
-        value = raw_identifier.get("value") if isinstance(raw_identifier, dict) else None
-        system = raw_identifier.get("system") if isinstance(raw_identifier, dict) else None
+        given = _object(raw_identifier) or {}
+        value, system = given.get("value"), given.get("system")
         if not _identifier_text(value) or not (system is None or _identifier_text(system)):
             problems.append(
                 (f"{QR}.identifier", "a value (and system) of 1 to 255 printable characters")
             )
         else:
             identifier = (str(system or ""), str(value))
-    answers: dict[str, Any] = {}
-    for index, item in enumerate(resource.get("item") or []):
-        where = f"{QR}.item[{index}]"
-        if item.get("item"):
-            problems.append((f"{where}.item", "nested items are not supported"))
-            continue
-        link_id = item.get("linkId")
-        if link_id in answers:
-            problems.append((f"{where}.linkId", "answered twice"))
-            continue
-        try:
-            answers[link_id] = _answer(item, where)
-        except FhirInputError as exc:
-            problems += exc.problems
+    answers, item_problems = _answers(resource)
+    problems += item_problems
     try:
         respondent, rater = _respondent(resource.get("source"))
     except FhirInputError as exc:
@@ -473,13 +571,16 @@ def parse_response(resource: Mapping[str, Any]) -> ParsedResponse:
     )
 
 
-def subject_by_identifier(subject: Any) -> tuple[str, str] | None:
+def subject_by_identifier(subject: object) -> tuple[str, str] | None:
     """(system, value) of a subject that names the client by identifier: a logical reference
     ``{"identifier": {"system", "value"}}`` or a conditional one
     ``{"reference": "Patient?identifier=system|value"}``; None for any other subject."""
-    if not isinstance(subject, dict):
+    found = _object(subject)
+    if found is None:
         return None
-    reference = subject.get("reference")
+    reference = found.get("reference")
+    logical = _object(found.get("identifier"))
+    value: object
     if isinstance(reference, str) and reference.startswith("Patient?"):
         query = parse_qs(reference.removeprefix("Patient?"), keep_blank_values=True)
         values = query.get("identifier", [])
@@ -487,14 +588,16 @@ def subject_by_identifier(subject: Any) -> tuple[str, str] | None:
             return None
         system, bar, value = values[0].partition("|")
         system, value = (system, value) if bar else ("", values[0])
-    elif reference is None and isinstance(subject.get("identifier"), dict):
-        system = subject["identifier"].get("system") or ""
-        value = subject["identifier"].get("value")
+    elif reference is None and logical is not None:
+        given_system = logical.get("system") or ""
+        if not isinstance(given_system, str):
+            return None
+        system, value = given_system, logical.get("value")
     else:
         return None
     if not _identifier_text(value) or not (system == "" or _identifier_text(system)):
         return None
-    return str(system), str(value)
+    return system, str(value)
 
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -517,16 +620,18 @@ def _datetime(value: object) -> datetime | None:
     return parsed if parsed.tzinfo is not None else None
 
 
-def resolve_answers(definition: InstrumentDefinition, answers: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_answers(
+    definition: InstrumentDefinition, answers: Mapping[str, PostedAnswer]
+) -> dict[str, object]:
     """Answers with every Coding replaced by its number: a LOINC answer code the item lists
     (PHQ-9: LA6569-3 → 1), or a code that is the number itself. Unknown codes stay as text, for
-    the scoring engine to refuse naming the item."""
+    the scoring engine to refuse naming the item. Other answers are left as posted."""
     items = {i.id: i for i in definition.items}
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     for link_id, value in answers.items():
         if isinstance(value, Coded):
             item = items.get(link_id)
-            found = None
+            found: int | float | None = None
             if item is not None and value.system == LOINC:
                 found = next((a.value for a in item.answer_loinc if a.loinc == value.code), None)
             if found is None and value.system != LOINC:

@@ -6,10 +6,9 @@ applies."""
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import RowMapping, Select, and_, false, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, RowMapping, and_, false, func, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.episodes import Episode
@@ -20,9 +19,10 @@ from services.alerts import lifecycle as alert_lifecycle
 from services.alerts.store import ALERTS
 from services.fhir import resources
 from services.fhir.codes import EXT_EPISODE
-from services.fhir.ordering import sorted_from
-from services.fhir.resources import QR, FhirInputError, SubmissionRow
+from services.fhir.ordering import SubmissionSelect, sorted_from
+from services.fhir.resources import QR, FhirInputError, ScoreValues, SubmissionRow
 from services.fhir.search import DateRange, ScoreCode, Sort
+from services.fhir.shapes import DetectedIssue, Observation, QuestionnaireResponse
 from services.instruments import InstrumentDefinition
 from services.instruments import catalog as instrument_catalog
 from services.kernel import audit, visibility
@@ -52,7 +52,7 @@ async def definitions(session: AsyncSession, actor: Actor) -> dict[str, Instrume
     return {d.code: d for d in await instrument_catalog.list_instruments(session, actor=actor)}
 
 
-def visible_submissions(actor: Actor) -> Select[Any]:
+def visible_submissions(actor: Actor) -> SubmissionSelect:
     """Submissions the actor may see, with their episode's client and clinician and their FHIR
     identifier (if posted with one)."""
     return (
@@ -75,7 +75,8 @@ def visible_submissions(actor: Actor) -> Select[Any]:
     )
 
 
-def submission_row(row: Mapping[str, Any]) -> SubmissionRow:
+def submission_row(row: RowMapping) -> SubmissionRow:
+    """A row of `visible_submissions`."""
     identifier = None
     if row["identifier_value"] is not None:
         identifier = (row["identifier_system"], row["identifier_value"])
@@ -91,7 +92,7 @@ def submission_row(row: Mapping[str, Any]) -> SubmissionRow:
         rater=row["rater"],
         status=row["status"],
         answers=row["answers"],
-        scores=row["scores"],
+        scores=ScoreValues.of(row["scores"]),
         occurred_at=row["occurred_at"],
         created_at=row["created_at"],
         voided_at=row["voided_at"],
@@ -237,7 +238,7 @@ class Posted:
     definition: InstrumentDefinition
 
 
-async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str, Any]) -> Posted:
+async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str, object]) -> Posted:
     """Score and store a QuestionnaireResponse as a submission, in the request's transaction.
     Idempotent on ``identifier``: the same identifier again gives the submission it created
     (``created`` False), whatever the body (FHIR conditional create)."""
@@ -340,7 +341,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
         rater=created.rater or "",
         status=created.status,
         answers=created.answers,
-        scores=created.scores.model_dump(),
+        scores=ScoreValues(created.scores.total, created.scores.subscales, created.scores.band),
         occurred_at=created.occurred_at,
         created_at=created.created_at,
         identifier=parsed.identifier,
@@ -353,7 +354,7 @@ async def post_response(uow: UnitOfWork, *, actor: Actor, resource: Mapping[str,
 
 async def read_response(
     session: AsyncSession, *, actor: Actor, submission_id: uuid.UUID
-) -> dict[str, Any]:
+) -> QuestionnaireResponse:
     row = await _load_submission(session, actor, submission_id)
     audit.record(
         session, actor, action="submission.read", resource_type="submission", resource_id=row.id
@@ -364,7 +365,7 @@ async def read_response(
 
 async def read_observation(
     session: AsyncSession, *, actor: Actor, observation_id: str
-) -> dict[str, Any]:
+) -> Observation:
     parts = resources.split_observation_id(observation_id)
     if parts is None:
         raise NotFound(f"Observation/{observation_id} not found")
@@ -424,8 +425,8 @@ def _instruments_for(codes: Sequence[ScoreCode], defs: Definitions) -> set[str] 
 
 
 def observation_filter(
-    stmt: Select[Any], query: ObservationQuery, defs: Definitions
-) -> Select[Any]:
+    stmt: SubmissionSelect, query: ObservationQuery, defs: Definitions
+) -> SubmissionSelect:
     for subject in query.subjects:
         stmt = stmt.where(EPISODES.c.client_id == subject)
     instruments = _instruments_for(query.codes, defs)
@@ -440,9 +441,7 @@ def observation_filter(
     return stmt
 
 
-def expand(
-    row: SubmissionRow, defs: Definitions, codes: Sequence[ScoreCode]
-) -> list[dict[str, Any]]:
+def expand(row: SubmissionRow, defs: Definitions, codes: Sequence[ScoreCode]) -> list[Observation]:
     """A submission's Observations that the code filter selects."""
     definition = defs.get(row.instrument)
     selected = {
@@ -461,14 +460,14 @@ async def search_observations(
     count: int,
     cursor: tuple[uuid.UUID, int] | None,
     sort: Sort | None = None,
-) -> tuple[list[dict[str, Any]], tuple[uuid.UUID, int] | None]:
+) -> tuple[list[Observation], tuple[uuid.UUID, int] | None]:
     """A page of Observations in submission order (or by date with ``sort``), and where the next
     page starts (the first submission of it, and how many of its Observations were sent
     already)."""
     defs = await definitions(session, actor)
     stmt = observation_filter(visible_submissions(actor), query, defs)
     start, skip = cursor if cursor is not None else (None, 0)
-    found: list[tuple[uuid.UUID, int, dict[str, Any]]] = []
+    found: list[tuple[uuid.UUID, int, Observation]] = []
     while len(found) <= count:
         batch = sorted_from(stmt, sort, start, actor.org_id)
         rows = (await session.execute(batch.limit(count + 1))).mappings().all()
@@ -505,11 +504,11 @@ async def count_observations(
 # DetectedIssue.
 
 
-async def _issue(session: AsyncSession, actor: Actor, alert: RowMapping) -> dict[str, Any]:
+async def _issue(session: AsyncSession, actor: Actor, alert: RowMapping) -> DetectedIssue:
     return issue_resource(await definitions(session, actor), alert)
 
 
-def issue_resource(defs: Definitions, row: RowMapping) -> dict[str, Any]:
+def issue_resource(defs: Definitions, row: RowMapping) -> DetectedIssue:
     """An alert row (with its episode's client and clinician) as a DetectedIssue."""
     alert = alert_lifecycle.with_people(row)
     public = alert_lifecycle.public(alert, alert)
@@ -522,7 +521,7 @@ def issue_resource(defs: Definitions, row: RowMapping) -> dict[str, Any]:
     return resources.detected_issue(public, evidence_observation=evidence)
 
 
-async def read_issue(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> dict[str, Any]:
+async def read_issue(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID) -> DetectedIssue:
     row = (
         (
             await session.execute(
@@ -538,14 +537,15 @@ async def read_issue(session: AsyncSession, *, actor: Actor, alert_id: uuid.UUID
     return await _issue(session, actor, row)
 
 
-def _issue_status_is(status: str) -> Any:
+def _issue_status_is(status: str) -> ColumnElement[bool]:
     """The alerts `resources.issue_status` shows with ``status``: open → preliminary, resolved
     as retracted → entered-in-error, any other → final; no alert has another status."""
     retracted = and_(
         ALERTS.c.status == "resolved", func.coalesce(ALERTS.c.resolution, "") == "retracted"
     )
     if status == "preliminary":
-        return ALERTS.c.status == "open"
+        still_open: ColumnElement[bool] = ALERTS.c.status == "open"
+        return still_open
     if status == "entered-in-error":
         return retracted
     if status == "final":
@@ -562,7 +562,7 @@ async def search_issues(
     statuses: Sequence[str] = (),
     count: int,
     after: uuid.UUID | None,
-) -> tuple[list[dict[str, Any]], uuid.UUID | None]:
+) -> tuple[list[DetectedIssue], uuid.UUID | None]:
     """Alerts the actor may see (concerns only for keys that may read them), oldest first.
     ``statuses``: DetectedIssue statuses, any of them (`resources.issue_status` maps alerts)."""
     stmt = alert_lifecycle.visible_alerts(actor)

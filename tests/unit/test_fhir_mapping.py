@@ -17,7 +17,7 @@ from models.alerts import AlertPublic
 from services.fhir import capability, outcome, resources, search
 from services.fhir.codes import CS_SCORE, EXT_EPISODE, EXT_SESSION_NUMBER, LOINC
 from services.fhir.questionnaire import to_questionnaire
-from services.fhir.resources import Coded, FhirInputError, SubmissionRow
+from services.fhir.resources import Coded, FhirInputError, ScoreValues, SubmissionRow
 from services.instruments import builtin_instruments, get_builtin
 
 EPISODE = uuid.uuid4()
@@ -56,7 +56,8 @@ def _row(**changes: Any) -> SubmissionRow:
         "occurred_at": None,
         "created_at": WHEN,
     }
-    return SubmissionRow(**{**values, **changes})
+    merged = {**values, **changes}
+    return SubmissionRow(**{**merged, "scores": ScoreValues.of(merged["scores"])})
 
 
 def test_each_score_is_an_observation_derived_from_the_response() -> None:
@@ -147,6 +148,46 @@ def test_every_unmappable_part_of_a_response_is_named() -> None:
         "QuestionnaireResponse.item[0].answer",
         "QuestionnaireResponse.item[1].answer[0]",
     }
+
+
+@pytest.mark.parametrize(
+    ("fields", "expression"),
+    [
+        ({"item": {"linkId": "q1"}}, "QuestionnaireResponse.item"),
+        ({"item": ["q1"]}, "QuestionnaireResponse.item[0]"),
+        ({"item": [{"answer": [{"valueInteger": 1}]}]}, "QuestionnaireResponse.item[0].linkId"),
+        ({"item": [{"linkId": 1, "answer": []}]}, "QuestionnaireResponse.item[0].linkId"),
+        (
+            {"item": [{"linkId": "q1", "answer": {"valueInteger": 1}}]},
+            "QuestionnaireResponse.item[0].answer",
+        ),
+        ({"item": [{"linkId": "q1", "answer": [2]}]}, "QuestionnaireResponse.item[0].answer[0]"),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": "LA6570-1"}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.code",
+        ),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": {"code": 1}}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.code",
+        ),
+        (
+            {"item": [{"linkId": "q1", "answer": [{"valueCoding": {"system": 1, "code": "1"}}]}]},
+            "QuestionnaireResponse.item[0].answer[0].valueCoding.system",
+        ),
+        ({"source": "Patient/1"}, "QuestionnaireResponse.source"),
+        ({"identifier": "42"}, "QuestionnaireResponse.identifier"),
+        ({"extension": "x", "subject": None}, f"QuestionnaireResponse.extension('{EXT_EPISODE}')"),
+        ({"subject": {"identifier": {"system": 1, "value": "x"}}}, "QuestionnaireResponse.subject"),
+    ],
+)
+def test_a_malformed_response_is_refused_naming_the_element_not_raised_on(
+    fields: dict[str, Any], expression: str
+) -> None:
+    """The parser narrows every element it reads: called on a body the R4B model was not asked
+    about, it still names what is wrong instead of failing inside (TypeError, AttributeError)."""
+    with pytest.raises(FhirInputError) as caught:
+        resources.parse_response(_response(**fields))
+    assert expression in {w for w, _ in caught.value.problems}
 
 
 def test_coded_answers_become_numbers() -> None:

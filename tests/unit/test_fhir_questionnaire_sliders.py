@@ -2,12 +2,12 @@
 form renderers draw them: questionnaire-itemControl ``slider``, minValue/maxValue, and the step as
 questionnaire-sliderStepValue (an integer) or, for a decimal grid, maxDecimalPlaces."""
 
-from typing import Any
-
 from fhir.resources.R4B.questionnaire import Questionnaire
 
 from services.fhir.codes import EXT_STEP
 from services.fhir.questionnaire import to_questionnaire
+from services.fhir.shapes import Extension, QuestionnaireItem
+from services.fhir.shapes import Questionnaire as QuestionnaireJson
 from services.instruments import registry
 
 ITEM_CONTROL = "http://hl7.org/fhir/StructureDefinition/questionnaire-itemControl"
@@ -17,11 +17,11 @@ MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
 DECIMALS = "http://hl7.org/fhir/StructureDefinition/maxDecimalPlaces"
 
 
-def _extensions(item: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _extensions(item: QuestionnaireItem) -> dict[str, Extension]:
     return {e["url"]: e for e in item.get("extension", [])}
 
 
-def _builtin(code: str) -> dict[str, Any]:
+def _builtin(code: str) -> QuestionnaireJson:
     definition = registry.get_builtin(code)
     questionnaire = to_questionnaire(definition)
     Questionnaire.model_validate(questionnaire)
