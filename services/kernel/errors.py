@@ -1,6 +1,8 @@
 """Domain errors. Each carries its HTTP status; `api/problems.py` renders them as problem+json."""
 
-from typing import Any
+from collections.abc import Mapping
+
+from pydantic import JsonValue
 
 
 class DomainError(Exception):
@@ -11,10 +13,10 @@ class DomainError(Exception):
     # audit event of a refusal, which must not be rolled back with the rest.
     keep_writes: bool = False
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: Mapping[str, JsonValue] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra = extra or {}
+        self.extra: dict[str, JsonValue] = dict(extra or {})
 
 
 class TooManyRequests(DomainError):
@@ -37,8 +39,10 @@ class ContentTooLarge(DomainError):
     title = "Content too large"
     type_slug = "content-too-large"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail, extra={"errors": errors})
+    def __init__(self, detail: str, *, errors: list[dict[str, JsonValue]]) -> None:
+        super().__init__(
+            detail, extra={"errors": [*errors]}
+        )  # as list[JsonValue]: lists are invariant
 
 
 class NotFound(DomainError):
@@ -78,8 +82,10 @@ class InvalidInput(DomainError):
     title = "Invalid input"
     type_slug = "validation-error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail, extra={"errors": errors})
+    def __init__(self, detail: str, *, errors: list[dict[str, JsonValue]]) -> None:
+        super().__init__(
+            detail, extra={"errors": [*errors]}
+        )  # as list[JsonValue]: lists are invariant
 
     @classmethod
     def at(cls, field: str, message: str, *, type: str, detail: str) -> "InvalidInput":
