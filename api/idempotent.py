@@ -52,7 +52,8 @@ async def run_once(
     """Run ``make`` once per (caller, ``key``). Its schema is what the route returns, so the
     route's ``response_model`` renders it; a replay too, from the stored body, with the stored
     status and an ``Idempotent-Replayed`` header set on ``response``. ``status``: the route's.
-    ``owner``: the invitation, when the caller holds one rather than an API key;
+    ``body``: the request body the key is checked against (a model is dumped as sent, only when
+    there is a key). ``owner``: the invitation, when the caller holds one rather than an API key;
     ``action``/``resource_type`` name a replay in the audit trail. A replay of what the caller
     may no longer read (its key's binding changed, the episode moved) is a 404, audited.
 
@@ -64,6 +65,8 @@ async def run_once(
         return await make()
     secret_fields = (shown_once,) if isinstance(shown_once, str) else shown_once
     owner = owner or idempotency.owner_of(actor)
+    if isinstance(body, BaseModel):  # dumped only here: most requests carry no key
+        body = body.model_dump(mode="json", exclude_unset=True)
     fingerprint = idempotency.request_fingerprint(method, path, body)
     stored = await idempotency.claim(
         uow, actor=actor, owner=owner, key=key, fingerprint=fingerprint

@@ -46,7 +46,7 @@ async def create_api_key(
         key=idempotency_key,
         method="POST",
         path="/v1/api-keys",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=ApiKeyCreated,

@@ -61,7 +61,7 @@ async def create_client(
         key=idempotency_key,
         method="POST",
         path="/v1/clients",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=ClientPublic,

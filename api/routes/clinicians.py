@@ -45,7 +45,7 @@ async def create_clinician(
         key=idempotency_key,
         method="POST",
         path="/v1/clinicians",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=ClinicianPublic,

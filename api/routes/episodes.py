@@ -44,7 +44,7 @@ async def create_episode(
         key=idempotency_key,
         method="POST",
         path="/v1/episodes",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=EpisodePublic,

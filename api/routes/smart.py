@@ -93,7 +93,7 @@ async def register_smart_client(
         key=idempotency_key,
         method="POST",
         path="/v1/smart-clients",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=SmartClientPublic,

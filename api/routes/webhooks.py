@@ -56,7 +56,7 @@ async def create_webhook(
         key=idempotency_key,
         method="POST",
         path="/v1/webhooks",
-        body=body.model_dump(mode="json", exclude_unset=True),
+        body=body,
         status=201,
         response=response,
         schema=WebhookCreated,

@@ -308,7 +308,15 @@ async def _overdue(
             inserted = await store.insert_alerts(conn, rows, _created_events(rows, people))
             if inserted:
                 await _audit(conn, {row["org_id"] for row in rows if row["id"] in inserted})
-            if inserted:
+                # A submission that read its episode before this commit must not store as if it
+                # had no overdue alert to clear: its store checks alert_seq and reads again
+                # (services/submissions/store_pg.py). Episode rows are held already (lock order
+                # episode, then alerts, as in the submission path).
+                await conn.execute(
+                    update(e)
+                    .where(e.c.id.in_([r["episode_id"] for r in rows if r["id"] in inserted]))
+                    .values(alert_seq=e.c.alert_seq + 1)
+                )
                 metrics.ALERTS_RAISED.labels(due.OVERDUE, rows[0]["severity"]).inc(len(inserted))
             done += len(inserted)
     return done

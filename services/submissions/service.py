@@ -187,7 +187,9 @@ async def create_submission(
         )
     if alerts is None:
         alerts = await _recompute_after_store(store, ctx, facts, str(inserted))
-    alerts = [*alerts, *await store.clear_overdue(key, (facts.client_id, facts.clinician_id), now)]
+    if context.overdue_open:
+        people = (facts.client_id, facts.clinician_id)
+        alerts = [*alerts, *await store.clear_overdue(key, people, now)]
     metrics.SUBMISSIONS.inc()
     metrics.count_alerts(alerts)
     return to_public(values, alerts=alert_lifecycle.public_many(alerts, facts))

@@ -30,13 +30,17 @@ series_key_of = itemgetter(*SERIES_KEY)
 class SubmissionContext:
     """What a new submission is judged against: the episode, the series' first score and latest
     sessions (in session order), its unresolved alerts, the organisation's alert settings and its
-    expected-response model for the series (DESIGN.md §10.5)."""
+    expected-response model for the series (DESIGN.md §10.5). ``overdue_open``: False only when
+    the read saw no open ``measurement.overdue`` alert of the episode; the sweep bumps the
+    episode's ``alert_seq`` when it raises one, so a store that succeeds after such a read has
+    none to clear (services/alerts/sweep.py)."""
 
     facts: EpisodeFacts
     history: list[SeriesPoint]
     open_alerts: list[AlertRow]
     overrides: dict[str, dict[str, object]]
     expected: ExpectedResponse | None = None
+    overdue_open: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,8 +51,10 @@ def json_value(value: Any) -> Any:
 # default $7, plus $8, or the organisation's not-on-track high_from_session if more; greatest()
 # ignores a NULL) and its first score, its unresolved alerts (and the alerts of discrete events a
 # person resolved: services/alerts/store.load_alert_rows), the organisation's alert
-# settings and its expected-response model for the instrument. No lock: the
-# store below writes only if alert_seq is still what this read saw.
+# settings and its expected-response model for the instrument, and whether the episode has an open
+# measurement.overdue alert for the submission to clear (so the common case, none, costs no
+# statement more). No lock: the store below writes only if alert_seq is still what this read saw
+# (the sweep bumps it when it raises an overdue alert: services/alerts/sweep.py).
 SUBMISSION_CONTEXT = """
     SELECT ($9::uuid IS NULL
             OR EXISTS (SELECT 1 FROM api_keys k WHERE k.id = $9 AND k.revoked_at IS NULL)),
@@ -85,7 +87,9 @@ SUBMISSION_CONTEXT = """
         (SELECT json_object_agg(r.rule_id, r.body) FROM alert_rule_settings r
          WHERE r.org_id = $1),
         (SELECT m.body FROM expected_response_models m
-         WHERE m.org_id = $1 AND m.instrument = $4)
+         WHERE m.org_id = $1 AND m.instrument = $4),
+        EXISTS (SELECT 1 FROM alerts o WHERE o.org_id = $1 AND o.episode_id = $2
+            AND o.type = 'measurement.overdue' AND o.status <> 'resolved')
     FROM episodes e JOIN clients c ON c.id = e.client_id
     WHERE e.org_id = $1 AND e.id = $2 AND ($3::uuid IS NULL OR e.clinician_id = $3::uuid)
 """.replace("$EVENT_TYPES", ", ".join(f"'{rule}'" for rule in sorted(EVENT_RULES)))
@@ -147,6 +151,7 @@ class ContextRow:
     alerts: list[AlertRow]
     overrides: dict[str, dict[str, object]]
     expected: ExpectedResponse | None
+    overdue_open: bool
 
 
 async def submission_context(
@@ -170,7 +175,7 @@ async def submission_context(
     if row is None:
         return None
     _, status, population, client_id, clinician, alert_seq, *series = row.values()
-    *rest, expected = series
+    *rest, expected, overdue_open = series
     tail, first, alerts, overrides = (json_value(v) for v in rest)
     assert tail is not None  # coalesced to '[]' in SQL
     assert alerts is not None
@@ -189,6 +194,7 @@ async def submission_context(
         [alert_row(a) for a in alerts],
         overrides or {},
         expected_for(key, expected),  # parsed once per distinct stored text
+        overdue_open,
     )
 
 
@@ -394,10 +400,6 @@ async def existing_valid(driver: Driver, *series_key: object) -> uuid.UUID | Non
 
 # The episode's measurement.overdue alert, cleared by a new submission (DESIGN.md §10.3.6; the
 # sweep raises it: services/alerts/sweep.py).
-_ANY_OPEN_OVERDUE = """
-    SELECT EXISTS (SELECT 1 FROM alerts WHERE org_id = $1 AND episode_id = $2
-        AND type = 'measurement.overdue' AND status <> 'resolved')
-"""
 _CLEAR_OVERDUE = """
     UPDATE alerts SET status = 'resolved', resolution = 'condition_cleared', resolved_at = $3,
         updated_at = $3
@@ -446,7 +448,7 @@ class PgSubmissionStore:
             latest = await latest_points(driver, key, window)  # one statement more, then only
         history = judged_history(found.first, latest, window)
         return SubmissionContext(
-            found.facts, history, found.alerts, found.overrides, found.expected
+            found.facts, history, found.alerts, found.overrides, found.expected, found.overdue_open
         )
 
     async def lock_episode(self, key: SeriesKey) -> None:
@@ -478,15 +480,13 @@ class PgSubmissionStore:
     async def clear_overdue(
         self, key: SeriesKey, people: tuple[uuid.UUID, uuid.UUID], now: datetime
     ) -> Writes:
-        """`services.alerts.sweep.clear_overdue` on asyncpg: one read, outside any transaction,
-        in the common case (no overdue alert; an index lookup); then a conditional update in the
-        transaction, so two clearing at once resolve it (and announce it) once."""
-        driver = await self._driver()
-        if not await driver.fetchval(_ANY_OPEN_OVERDUE, key.org_id, key.episode_id):
-            return []
+        """`services.alerts.sweep.clear_overdue` on asyncpg, called when the context read saw an
+        open overdue alert: a conditional update in the transaction, so two clearing at once
+        resolve it (and announce it) once."""
         driver = await self._in_transaction()
         rows = await driver.fetch(_CLEAR_OVERDUE, key.org_id, key.episode_id, now)
         writes: Writes = [("resolved", alert_row(json_value(r[0]))) for r in rows]
         # The rows are written back as they are (an upsert of the same values), with their events.
-        await write_alerts(driver, writes, outbox.alert_events(writes, *people))
+        if writes:
+            await write_alerts(driver, writes, outbox.alert_events(writes, *people))
         return writes

@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from pytest_httpserver import HTTPServer
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import col
 
 from api import cli
 from models.alerts import Alert
@@ -147,6 +148,35 @@ async def test_an_episode_without_a_measurement_for_21_days_gets_one_overdue_ale
     ]
     (cleared,) = await alerts_of(tenant, type="measurement.overdue")
     assert cleared["status"] == "resolved"
+
+
+async def test_raising_an_overdue_alert_makes_a_submission_read_before_it_read_again(
+    attune: Attune, settings: Settings
+) -> None:
+    """A submission reads its episode (and whether it has an open overdue alert to clear) before
+    it stores, and stores only if the episode's alert_seq is unchanged. The sweep raising an
+    overdue alert in between must change alert_seq, or that submission would leave the alert
+    open though a measurement came in."""
+    tenant = await attune.tenant()
+    episode = (await tenant.episode())["id"]
+    await submit(tenant, episode, "srs", 1, srs(9, 9, 9, 9))
+    engine = create_async_engine(settings.database_url)
+    seq = select(col(Episode.alert_seq)).where(col(Episode.id) == uuid.UUID(episode))
+    try:
+        async with engine.connect() as conn:
+            before = await conn.scalar(seq)
+        assert (await sweep_at(settings, tenant, later(days=22)))["overdue"] == 1
+        async with engine.connect() as conn:
+            after_raise = await conn.scalar(seq)
+        assert (await sweep_at(settings, tenant, later(days=23)))["overdue"] == 0
+        async with engine.connect() as conn:
+            after_nothing = await conn.scalar(seq)
+    finally:
+        await engine.dispose()
+    assert before is not None
+    assert after_raise is not None
+    assert after_raise > before
+    assert after_nothing == after_raise
 
 
 async def test_an_episode_never_measured_is_overdue_from_its_creation(
