@@ -33,7 +33,7 @@ class BadResource(DomainError):
     title = "Invalid resource"
     type_slug = "invalid-resource"
 
-    def __init__(self, detail: str, errors: list[JsonValue] | None = None) -> None:
+    def __init__(self, detail: str, errors: list[dict[str, JsonValue]] | None = None) -> None:
         super().__init__(detail, extra={"errors": errors or []})
 
 

@@ -1,8 +1,15 @@
 """Domain errors. Each carries its HTTP status; `api/problems.py` renders them as problem+json."""
 
-from collections.abc import Mapping
+from typing import TypedDict
 
 from pydantic import JsonValue
+
+
+class ProblemExtra(TypedDict, total=False):
+    """What a problem+json body carries beyond type, title, status, detail and instance."""
+
+    errors: list[dict[str, JsonValue]]  # the fields at fault: field, message, type, …
+    existing_id: str | None  # what a conflicting request would have duplicated
 
 
 class DomainError(Exception):
@@ -13,10 +20,10 @@ class DomainError(Exception):
     # audit event of a refusal, which must not be rolled back with the rest.
     keep_writes: bool = False
 
-    def __init__(self, detail: str, *, extra: Mapping[str, JsonValue] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: ProblemExtra | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra: dict[str, JsonValue] = dict(extra or {})
+        self.extra: ProblemExtra = extra or {}
 
 
 class TooManyRequests(DomainError):

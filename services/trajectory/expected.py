@@ -189,7 +189,7 @@ def too_few(exc: etr.TooFewEpisodes, bands_given: bool) -> InvalidInput:
                 f"by band: {exc.have}",
                 "type": "too_few_episodes",
                 "needed": exc.needed,
-                "have": [*exc.have],  # a list[JsonValue] (lists are invariant)
+                "have": [*exc.have],  # as list[JsonValue]: lists are invariant
             }
         ],
     )
