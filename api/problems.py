@@ -5,6 +5,7 @@ nothing ever leaks a stack trace.
 """
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -50,7 +51,7 @@ def problem_response(
     title: str,
     detail: str | None,
     slug: str,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, object] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import JsonValue
 
 from api.problems import PROBLEM_MEDIA_TYPE
 from services.fhir.codes import MEDIA_TYPE
@@ -32,7 +33,7 @@ class BadResource(DomainError):
     title = "Invalid resource"
     type_slug = "invalid-resource"
 
-    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, detail: str, errors: list[dict[str, JsonValue]] | None = None) -> None:
         super().__init__(detail, extra={"errors": errors or []})
 
 

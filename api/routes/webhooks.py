@@ -106,6 +106,4 @@ async def list_webhook_deliveries(
     items, next_cursor = await webhooks.list_deliveries(
         session, actor=actor, endpoint_id=webhook_id, status=status, limit=limit, cursor=cursor
     )
-    return Page(
-        items=[WebhookDeliveryPublic.model_validate(i) for i in items], next_cursor=next_cursor
-    )
+    return Page(items=items, next_cursor=next_cursor)

@@ -14,10 +14,10 @@ another.
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 from pydantic import JsonValue
-from sqlalchemy import RowMapping, Select, select, update
+from sqlalchemy import RowMapping, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,6 +30,7 @@ from services.alerts.model import AlertRow
 from services.alerts.store import ALERTS, EpisodeFacts
 from services.kernel import audit, visibility
 from services.kernel.auth import Actor
+from services.kernel.database import UntypedSelect
 from services.kernel.errors import NotFound
 from services.kernel.pagination import decode_cursor, encode_cursor
 from services.kernel.visibility import sees_concerns as sees_concerns  # where it was
@@ -97,12 +98,12 @@ def _shown(row: AlertRow, facts: EpisodeFacts | AlertWithPeople) -> dict[str, ob
     }
 
 
-def visible_alerts(actor: Actor) -> Select[Any]:
+def visible_alerts(actor: Actor) -> UntypedSelect:
     """Alerts the actor may see, with their episode's ``client_id`` and ``clinician_id``."""
     return _visible(actor)
 
 
-def _visible(actor: Actor) -> Select[Any]:
+def _visible(actor: Actor) -> UntypedSelect:
     return (
         select(ALERTS, _EPISODES.c.client_id, _EPISODES.c.clinician_id)
         .join(_EPISODES, _EPISODES.c.id == ALERTS.c.episode_id)
@@ -114,7 +115,7 @@ async def list_alerts(
     session: AsyncSession,
     *,
     actor: Actor,
-    filters: Mapping[str, Any],
+    filters: Mapping[str, object],
     limit: int,
     cursor: str | None,
 ) -> tuple[list[AlertPublic], str | None]:

@@ -59,6 +59,17 @@ class AlertState(BaseModel):
         return (self.rule_id, self.instrument, self.subscale)
 
 
+class EventDetails(TypedDict, total=False):
+    """The fields of an `Event` a rule may set beyond its session, rule, instrument and action."""
+
+    severity: Severity
+    message: str
+    evidence: dict[str, JsonValue]
+    params: dict[str, JsonValue]
+    resolution: Resolution | None
+    only_if_session: int | None
+
+
 @dataclass(frozen=True)
 class Event:
     """What a rule says about one session of one key (rule, instrument, subscale).

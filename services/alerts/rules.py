@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from itertools import pairwise
-from typing import Any, TypeVar
+from typing import TypeVar, Unpack
 
 from pydantic import BaseModel, JsonValue
 
-from services.alerts.model import Action, Event, SeriesPoint
+from services.alerts.model import Action, Event, EventDetails, SeriesPoint
 from services.alerts.settings import (
     RULES,
     AllianceDropParams,
@@ -133,7 +133,7 @@ def _event(
     p: SeriesPoint,
     action: Action,
     subscale: str | None = None,
-    **fields: Any,
+    **fields: Unpack[EventDetails],
 ) -> Event:
     """An event of ``rule_id`` at the session of ``p``, for the total or ``subscale``."""
     return Event(
@@ -408,7 +408,7 @@ def risk_item(
     params: RiskItemParams,
     since: int = 0,
 ) -> list[Event]:
-    """Any risk item answered at or above its threshold → critical, whatever the total (never
+    """A risk item answered at or above its threshold → critical, whatever the total (never
     suppressed by a low total; raised for every instrument whose definition has risk items)."""
     if not defn.risk_items:
         return []

@@ -33,12 +33,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -343,7 +344,7 @@ class RuleSetting(BaseModel):
             raise TypeError(f"{self.rule_id}: params are not {model.__name__}")
         return self.params
 
-    def public_params(self) -> dict[str, Any]:
+    def public_params(self) -> dict[str, JsonValue]:
         """The rule-wide parameters, as the API shows them."""
         per_instrument = _per_instrument(type(self.params))
         return {
@@ -352,7 +353,7 @@ class RuleSetting(BaseModel):
             if name not in per_instrument
         }
 
-    def public_instruments(self) -> dict[str, Any]:
+    def public_instruments(self) -> dict[str, dict[str, JsonValue]]:
         """The organisation's per-instrument values, as stored (``None`` values left out)."""
         return {
             code: model.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
@@ -576,7 +577,7 @@ def validate_override(
     )
 
 
-def _value_paths(value: Mapping[str, Any], prefix: str = "") -> list[str]:
+def _value_paths(value: Mapping[str, object], prefix: str = "") -> list[str]:
     """``{"min_drop": 4, "subscales": {"bond": {"min_drop": 2}}}`` → ``min_drop``,
     ``subscales.bond.min_drop``; a cut-off map is one value, thresholds one per item."""
     out: list[str] = []
@@ -723,12 +724,12 @@ def rupture_scales(setting: RuleSetting, defn: InstrumentDefinition) -> RuptureS
 
 def effective_instruments(
     setting: RuleSetting, definitions: Mapping[str, InstrumentDefinition]
-) -> tuple[dict[str, Any], dict[str, Source]]:
+) -> tuple[dict[str, dict[str, object]], dict[str, Source]]:
     """Every instrument's effective per-instrument values of ``setting``'s rule and where each came
     from (``instruments.<code>.<name>`` → ``default`` | ``organization``), for
     ``GET /v1/alert-rules``; a ``null`` value: the instrument takes no part."""
     spec = RULES[setting.rule_id]
-    values: dict[str, Any] = {}
+    values: dict[str, dict[str, object]] = {}
     sources: dict[str, Source] = {}
     if spec.instrument_model is None:
         return values, sources
@@ -741,11 +742,11 @@ def effective_instruments(
             cutoff, sources[f"{where}.cutoff"] = alliance_cutoff(setting, defn)
             values[code] = {"cutoff": cutoff}
         elif spec.id == "alliance.drop" and defn.has_total:
-            values[code] = {"min_drop": None}
-            values[code]["min_drop"], sources[f"{where}.min_drop"] = drop_min(setting, defn)
+            min_drop, sources[f"{where}.min_drop"] = drop_min(setting, defn)
+            values[code] = {"min_drop": min_drop}
         elif spec.id == "alliance.rupture" and defn.has_total:
             total, sources[f"{where}.min_drop"] = rupture_min_drop(setting, defn, None)
-            subscales: dict[str, Any] = {}
+            subscales: dict[str, dict[str, float | None]] = {}
             for name in defn.subscales:
                 value, sources[f"{where}.subscales.{name}.min_drop"] = rupture_min_drop(
                     setting, defn, name

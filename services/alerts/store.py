@@ -6,9 +6,9 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import ColumnElement, RowMapping, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, RowMapping, Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from models.alerts import Alert, AlertRuleSetting
@@ -77,14 +77,14 @@ def point(
     submission_id: uuid.UUID,
     total: float | None,
     subscales: Mapping[str, float] | None,
-    answers: Mapping[str, Any] | None,
+    answers: Mapping[str, float] | None,
 ) -> SeriesPoint:
     return SeriesPoint(
         session_number, str(submission_id), total, dict(subscales or {}), dict(answers or {})
     )
 
 
-def _where(table: Any, key: SeriesKey) -> list[ColumnElement[bool]]:
+def _where(table: Table, key: SeriesKey) -> list[ColumnElement[bool]]:
     return [
         table.c.org_id == key.org_id,
         table.c.episode_id == key.episode_id,

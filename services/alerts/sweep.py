@@ -28,9 +28,18 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from models.audit import AuditEvent
@@ -72,11 +81,11 @@ class SweepResult:
 # ----- shared pieces ------------------------------------------------------------------------------
 
 
-def _orgs(column: Any, group: due.OrgGroup) -> ColumnElement[bool]:
+def _orgs(column: ColumnElement[uuid.UUID], group: due.OrgGroup) -> ColumnElement[bool]:
     if group.org_ids is not None:
-        return column.in_(sorted(group.org_ids))  # type: ignore[no-any-return]
+        return column.in_(sorted(group.org_ids))
     if group.exclude:
-        return column.not_in(sorted(group.exclude))  # type: ignore[no-any-return]
+        return column.not_in(sorted(group.exclude))
     return true()
 
 
@@ -185,7 +194,7 @@ async def _escalate(
 # ----- measurement.overdue ------------------------------------------------------------------------
 
 
-def _last_measured() -> Any:
+def _last_measured() -> ScalarSelect[datetime | None]:
     s, e = _SUBMISSIONS, _EPISODES
     return (
         select(func.max(func.coalesce(s.c.occurred_at, s.c.created_at)))

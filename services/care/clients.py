@@ -12,7 +12,7 @@ from models.people import Client, ClientCreate, ClientUpsert
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.database import insert_unique
-from services.kernel.errors import Conflict, NotFound
+from services.kernel.errors import Conflict, NotFound, ProblemExtra
 from services.kernel.pagination import fetch_page
 from services.kernel.visibility import visible_clients
 
@@ -31,7 +31,7 @@ async def create_client(session: AsyncSession, *, actor: Actor, data: ClientCrea
         if existing is not None:
             # The id is safe to disclose only when the caller could read that client anyway;
             # a clinician-bound key learns just that the external id is taken.
-            extra = {} if actor.clinician_id else {"existing_id": str(existing.id)}
+            extra: ProblemExtra = {} if actor.clinician_id else {"existing_id": str(existing.id)}
             raise Conflict("a client with this external_id exists", extra=extra)
     row = Client(org_id=actor.org_id, **data.model_dump())
     await insert_unique(session, row, conflict="a client with this external_id exists")

@@ -12,9 +12,10 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Literal
 
+from pydantic import JsonValue
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -184,8 +185,8 @@ async def authenticate(
     return Holder(invitation, Actor(principal=principal, client_address=client_address))
 
 
-def _public(row: Invitation, now: Any, sent: int) -> InvitationPublic:
-    status: Any = (
+def _public(row: Invitation, now: datetime, sent: int) -> InvitationPublic:
+    status: Literal["active", "used", "expired", "revoked"] = (
         "revoked"
         if row.revoked_at is not None
         else "used"
@@ -317,7 +318,7 @@ def _audit(session: AsyncSession, holder: Holder, action: str) -> None:
 async def view(session: AsyncSession, holder: Holder) -> InvitationView:
     invitation = holder.invitation
     used = await _used(session, invitation)
-    definitions: list[dict[str, Any]] = []
+    definitions: list[dict[str, JsonValue]] = []
     for code in invitation.instruments:
         definition = await resolve(session, actor=holder.actor, code=code)
         definitions.append(definition.model_dump(mode="json", exclude_none=True))

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from services.alerts.rules import display_name, fmt, subscale_label
 from services.instruments.schema import InstrumentDefinition
@@ -81,10 +80,15 @@ class Chart:
 
     title: str
     description: str
-    vega_lite: dict[str, Any]
+    vega_lite: dict[str, object]  # JSON, as Vega-Lite reads it
 
 
-def _layer(name: str, values: list[dict[str, Any]], mark: dict[str, Any], **encoding: Any) -> Any:
+def _layer(
+    name: str,
+    values: Sequence[Mapping[str, object]],
+    mark: Mapping[str, object],
+    **encoding: object,
+) -> dict[str, object]:
     return {"name": name, "data": {"values": values}, "mark": mark, "encoding": encoding}
 
 
@@ -153,10 +157,10 @@ def trajectory_chart(
         "scale": {"domain": [low, high], "nice": False, "zero": False},
     }
 
-    def at(field: str, base: Mapping[str, Any]) -> dict[str, Any]:
+    def at(field: str, base: Mapping[str, object]) -> dict[str, object]:
         return {**base, "field": field}
 
-    layers: list[Any] = []
+    layers: list[dict[str, object]] = []
     words: list[str] = []
     title = f"{name} by session"
     words.append(
@@ -188,7 +192,7 @@ def trajectory_chart(
     # The cut-off and the clinical side of it.
     if cutoff is not None and direction is not None:
         side = "below" if direction == "higher_is_better" else "at or above"
-        clinical_side: dict[str, Any] = (
+        clinical_side: dict[str, object] = (
             {"score": low, "score2": cutoff}
             if direction == "higher_is_better"
             else {"score": cutoff, "score2": high}
@@ -461,7 +465,7 @@ def trajectory_chart(
         if names & drawn:
             key.append(words_for)
     subtitle = " ".join(key)
-    spec: dict[str, Any] = {
+    spec: dict[str, object] = {
         "$schema": VEGA_LITE_SCHEMA,
         "title": {"text": title, "subtitle": subtitle, "anchor": "start", "offset": 18},
         "description": description,

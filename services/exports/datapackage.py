@@ -8,7 +8,7 @@ number, which loses "3.0" and sorts "10" before "9". JSON columns are Table Sche
 JSON text in CSV, nested in NDJSON, maps or JSON text in Parquet (`services.exports.encoders`).
 """
 
-from typing import Any
+from pydantic import JsonValue
 
 from services.exports.datasets import Column, ColumnKind, columns
 
@@ -75,8 +75,8 @@ REQUIRED = frozenset(
 )  # fmt: skip
 
 
-def field(column: Column) -> dict[str, Any]:
-    out: dict[str, Any] = {
+def field(column: Column) -> dict[str, JsonValue]:
+    out: dict[str, JsonValue] = {
         "name": column.name,
         "type": TABLE_SCHEMA_TYPES[column.kind],
         "description": DESCRIPTIONS[column.name],
@@ -91,7 +91,7 @@ def field(column: Column) -> dict[str, Any]:
     return out
 
 
-def package(dataset: str, *, identified: bool, filename: str) -> dict[str, Any]:
+def package(dataset: str, *, identified: bool, filename: str) -> dict[str, JsonValue]:
     """The data package of one export: one tabular resource, the CSV export as ``filename``."""
     mode = "identified" if identified else "de-identified"
     return {

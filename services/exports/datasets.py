@@ -23,7 +23,7 @@ episode's at the time of the pull.
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, get_args
+from typing import Literal, Protocol, TypedDict, get_args
 
 from services.exports.pseudonyms import Pseudonyms
 
@@ -111,11 +111,142 @@ def hours_between(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds() / 3600, 2)
 
 
-def _str(value: Any) -> str | None:
+def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-Shaper = Callable[[Iterable[Any]], Iterator[tuple[Any, ...]]]
+# An export row: its values follow `columns(dataset, identified)`, each as the encoders take it
+# (None, a bool, a number, text, a datetime, or a JSON value parsed or as its JSON text).
+ExportRow = tuple[object, ...]
+
+
+class _EpisodeSource(Protocol):
+    """What a stored row of every dataset carries of its episode and people (the external ids
+    are selected for identified exports only). Values the export passes on unchanged are
+    ``object``: as the database returns them."""
+
+    @property
+    def episode_id(self) -> object: ...
+    @property
+    def client_id(self) -> object: ...
+    @property
+    def clinician_id(self) -> object: ...
+    @property
+    def client_external_id(self) -> object: ...
+    @property
+    def clinician_external_id(self) -> object: ...
+    @property
+    def started_on(self) -> date: ...
+    @property
+    def id(self) -> object: ...
+    @property
+    def instrument(self) -> object: ...
+    @property
+    def respondent(self) -> object: ...
+    @property
+    def rater(self) -> str: ...
+    @property
+    def session_number(self) -> object: ...
+    @property
+    def status(self) -> object: ...
+
+
+class _SeriesSource(_EpisodeSource, Protocol):
+    """A stored submission as the submissions and scores datasets select it."""
+
+    @property
+    def population(self) -> object: ...
+    @property
+    def instrument_version(self) -> object: ...
+    @property
+    def event_at(self) -> datetime | None: ...
+    @property
+    def occurred_at(self) -> object: ...
+    @property
+    def changed_at(self) -> object: ...
+
+
+class SubmissionSource(_SeriesSource, Protocol):
+    """A stored row of the submissions dataset (answers and subscales as JSON text)."""
+
+    @property
+    def created_at(self) -> object: ...
+    @property
+    def total(self) -> object: ...
+    @property
+    def mean(self) -> object: ...
+    @property
+    def band(self) -> object: ...
+    @property
+    def below_cutoff(self) -> object: ...
+    @property
+    def clinical(self) -> object: ...
+    @property
+    def subscales(self) -> object: ...
+    @property
+    def answers(self) -> object: ...
+    @property
+    def voided_at(self) -> object: ...
+    @property
+    def void_reason(self) -> object: ...
+
+
+class StoredScores(TypedDict, total=False):
+    """The ``scores`` object of a stored submission, as far as the scores dataset reads it."""
+
+    total: float | None
+    mean: float | None
+    subscales: dict[str, float | None] | None
+
+
+class ScoreSource(_SeriesSource, Protocol):
+    """A stored row of the scores dataset."""
+
+    @property
+    def created_at(self) -> object: ...
+    @property
+    def scores(self) -> StoredScores | None: ...
+
+
+class AlertSource(_EpisodeSource, Protocol):
+    """A stored row of the alerts dataset: an ``alerts`` row and its episode's people."""
+
+    @property
+    def submission_id(self) -> object: ...
+    @property
+    def type(self) -> object: ...
+    @property
+    def severity(self) -> object: ...
+    @property
+    def resolution(self) -> object: ...
+    @property
+    def subscale(self) -> object: ...
+    @property
+    def rule_version(self) -> object: ...
+    @property
+    def rule_params(self) -> object: ...
+    @property
+    def evidence(self) -> object: ...
+    @property
+    def message(self) -> object: ...
+    @property
+    def note(self) -> object: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> object: ...
+    @property
+    def acknowledged_at(self) -> datetime | None: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+
+
+class StoredRow(AlertSource, SubmissionSource, ScoreSource, Protocol):
+    """A row of the export statement (`services.exports.runner.statement`), whichever the
+    dataset: each dataset's shaper reads only what its statement selects."""
+
+
+Shaper = Callable[[Iterable[StoredRow]], Iterator[ExportRow]]
 
 
 class Shapers:
@@ -126,7 +257,7 @@ class Shapers:
         self._p = pseudonyms
         self._identified = identified
         # An episode's three pseudonyms, computed once per episode (bounded like the pseudonyms').
-        self._episodes: dict[tuple[Any, Any], tuple[Any, ...]] = {}
+        self._episodes: dict[tuple[object, object], ExportRow] = {}
 
     def for_dataset(self, dataset: str) -> Shaper:
         shapers: dict[str, Shaper] = {
@@ -136,7 +267,7 @@ class Shapers:
         }
         return shapers[dataset]
 
-    def _people(self, r: Any) -> tuple[Any, ...]:
+    def _people(self, r: _EpisodeSource) -> ExportRow:
         if self._identified:
             return (
                 _str(r.episode_id),
@@ -163,7 +294,7 @@ class Shapers:
             return rater or None
         return self._p.repeated("rater", rater)
 
-    def _series(self, r: Any) -> tuple[Any, ...]:
+    def _series(self, r: _SeriesSource) -> ExportRow:
         rater, at = r.rater, r.event_at
         return (
             r.population,
@@ -176,7 +307,7 @@ class Shapers:
             None if at is None else (at.date() - r.started_on).days,
         )
 
-    def submissions(self, rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    def submissions(self, rows: Iterable[SubmissionSource]) -> Iterator[ExportRow]:
         identified = self._identified
         for r in rows:
             key = _str(r.id) if identified else self._p.of("submission", r.id)
@@ -196,7 +327,7 @@ class Shapers:
                 out += (r.occurred_at, r.created_at, r.voided_at, r.void_reason, r.changed_at)
             yield out
 
-    def scores(self, rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    def scores(self, rows: Iterable[ScoreSource]) -> Iterator[ExportRow]:
         """Rows carry ``scores``: the stored scores object (total, mean, subscales)."""
         identified = self._identified
         for r in rows:
@@ -209,7 +340,7 @@ class Shapers:
             for name, value in (scores.get("subscales") or {}).items():
                 yield (*head, "subscale", name, value, *tail)
 
-    def alerts(self, rows: Iterable[Any]) -> Iterator[tuple[Any, ...]]:
+    def alerts(self, rows: Iterable[AlertSource]) -> Iterator[ExportRow]:
         identified = self._identified
         for r in rows:
             if identified:

@@ -14,13 +14,16 @@ A JSON column's value is a parsed object or its JSON text (as the database retur
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
 
 import orjson
 
-from services.exports.datasets import JSON_KINDS, Column
+from services.exports.datasets import JSON_KINDS, Column, ExportRow
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -31,7 +34,7 @@ MEDIA_TYPES: dict[str, str] = {
 }
 PARQUET_ROW_GROUP = 50_000
 
-Row = tuple[Any, ...]
+Row = ExportRow
 
 
 class Encoder(Protocol):
@@ -50,19 +53,20 @@ def parquet_available() -> bool:
     return True
 
 
-def _json_text(value: Any) -> str | None:
+def _json_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
 
 
-def _number_map(value: Any) -> list[tuple[str, float | None]] | None:
+def _number_map(value: object) -> list[tuple[str, float | None]] | None:
     """A JSON object of numbers (parsed or as text) as the (key, value) pairs of a Parquet map."""
     if value is None:
         return None
     if isinstance(value, str | bytes):
         value = orjson.loads(value)
-    return [(k, None if v is None else float(v)) for k, v in value.items()]
+    numbers = cast("Mapping[str, float | None]", value)  # a "numbers" column's value
+    return [(k, None if v is None else float(v)) for k, v in numbers.items()]
 
 
 class NdjsonEncoder:
@@ -105,7 +109,7 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _csv_value(value: Any) -> Any:
+def _csv_value(value: object) -> object:
     if value is None:
         return ""
     # Upper case: R's read.csv, pandas, DuckDB and Frictionless all read TRUE/FALSE as logical.
@@ -163,9 +167,10 @@ class _Sink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
-        self._chunks.append(bytes(data))
-        return len(data)
+    def write(self, data: "Buffer") -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        return len(chunk)
 
     def take(self) -> bytes:
         out, self._chunks = b"".join(self._chunks), []

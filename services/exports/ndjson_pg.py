@@ -28,9 +28,8 @@ exports and SQLite take the generic path.
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Hashable, Sequence
 from datetime import datetime
-from typing import Any
 
 import orjson
 
@@ -53,6 +52,14 @@ FROM submissions s
 JOIN episodes e ON e.id = s.episode_id AND e.org_id = s.org_id
 JOIN clients c ON c.id = e.client_id AND c.org_id = e.org_id
 WHERE s.org_id = $1 AND s.changed_at < $2"""
+# A row of `_SELECT`, column by column (an asyncpg Record, unpacked as this tuple would be):
+# submission, episode, client and clinician ids, rater (None for none), population, instrument,
+# version, session number, respondent, status, days since the episode's start (as text), total,
+# mean, band, below_cutoff, clinical, and the line's tail (subscales and answers as JSON text).
+SelectedRow = tuple[
+    str, str, str | None, str | None, str | None, str, str, str, str, str, str, str,
+    float | None, float | None, str | None, bool | None, bool | None, str,
+]  # fmt: skip
 
 
 def submissions_statement(
@@ -62,7 +69,7 @@ def submissions_statement(
     until: datetime,
     instrument: str | None,
     clinician_id: uuid.UUID | None,
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[object]]:
     """The statement and its arguments, filtered as `export_runner.statement` filters."""
     sql, args = _SELECT, [org_id, until]
     if since is not None:
@@ -82,14 +89,14 @@ def submissions_statement(
 CACHE_SIZE = 65_536
 
 
-class _Bounded(dict[Any, str]):
+class _Bounded(dict[Hashable, str]):
     """A dict that forgets everything once it holds ``size`` entries: memory stays bounded."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: Any, value: str) -> str:
+    def put(self, key: Hashable, value: str) -> str:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -142,7 +149,7 @@ class SubmissionLines:
             self._floats.put(value, text)
         return text
 
-    def encode(self, rows: list[Any]) -> bytes:
+    def encode(self, rows: Sequence[SelectedRow]) -> bytes:
         episodes, strings, floats = self._episodes.get, self._strings.get, self._floats.get
         episode_of, rater_of = self._episode, self._rater
         string_of, float_of = self._string, self._float
@@ -177,7 +184,7 @@ def _quoted(value: str | None) -> str:
 
 
 async def stream_submissions(
-    driver: Driver, sql: str, args: list[Any], lines: SubmissionLines, *, batch_rows: int
+    driver: Driver, sql: str, args: list[object], lines: SubmissionLines, *, batch_rows: int
 ) -> AsyncGenerator[tuple[int, bytes], None]:
     """(rows, bytes) per batch, read through a server-side cursor on ``driver`` (an asyncpg
     connection) in a read-only transaction. The next batch is asked for before this one is

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import anyio
 import orjson
@@ -54,7 +53,7 @@ from services.exports import (
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.crypto import SecretBox
-from services.kernel.database import DriverPool
+from services.kernel.database import DriverPool, UntypedSelect
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -180,13 +179,15 @@ async def prepare(
     return prepared
 
 
-def _window(stmt: sa.Select[Any], changed: Any, p: PreparedExport) -> sa.Select[Any]:
+def _window(
+    stmt: UntypedSelect, changed: sa.ColumnElement[datetime], p: PreparedExport
+) -> UntypedSelect:
     if p.since is not None:
         stmt = stmt.where(changed >= p.since)
     return stmt.where(changed < p.until)
 
 
-def _people(identified: bool) -> list[Any]:
+def _people(identified: bool) -> list[sa.ColumnElement[object]]:
     cols = [_E.c.client_id, _E.c.clinician_id, _E.c.started_on, _C.c.population]
     if identified:
         cols += [_C.c.external_id.label("client_external_id")]
@@ -194,7 +195,7 @@ def _people(identified: bool) -> list[Any]:
     return cols
 
 
-def _joined(table: Any, identified: bool) -> Any:
+def _joined(table: sa.Table, identified: bool) -> sa.Join:
     joined = table.join(_E, sa.and_(_E.c.id == table.c.episode_id, _E.c.org_id == table.c.org_id))
     joined = joined.join(_C, sa.and_(_C.c.id == _E.c.client_id, _C.c.org_id == _E.c.org_id))
     if identified:
@@ -204,7 +205,7 @@ def _joined(table: Any, identified: bool) -> Any:
     return joined
 
 
-def statement(p: PreparedExport) -> sa.Select[Any]:
+def statement(p: PreparedExport) -> UntypedSelect:
     """The one statement an export reads, in change order."""
     identified, dataset = p.query.identified, p.query.dataset
     if dataset == "alerts":

@@ -9,7 +9,7 @@ see.
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -56,7 +56,8 @@ async def export_run(session: AsyncSession, *, actor: Actor, run_id: uuid.UUID) 
     if actor.principal.key_id is None or "export.start" not in by_action:
         raise NotFound("export not found")
     _, started_at, details = by_action["export.start"]
-    finished: tuple[str, datetime, dict[str, Any]] | None = by_action.get("export.finish")
+    # (outcome, time, details with ``rows``), once the export has finished
+    finished = by_action.get("export.finish")
     return ExportRun(
         id=run_id,
         dataset=details["dataset"],

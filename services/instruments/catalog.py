@@ -11,9 +11,8 @@ import json
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any
 
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -33,7 +32,7 @@ _parsed: OrderedDict[uuid.UUID, InstrumentDefinition] = OrderedDict()
 _lock = threading.Lock()
 
 
-def parse_stored(raw: dict[str, Any]) -> InstrumentDefinition:
+def parse_stored(raw: dict[str, JsonValue]) -> InstrumentDefinition:
     """A stored definition (validated when it was posted) as the model."""
     return InstrumentDefinition.model_validate(raw)
 
@@ -127,7 +126,7 @@ async def resolve_named(
         ) from exc
 
 
-def _nul_paths(value: Any, path: str) -> list[str]:
+def _nul_paths(value: object, path: str) -> list[str]:
     """Where a NUL character hides in a JSON value (keys included): PostgreSQL refuses them."""
     if isinstance(value, str):
         return [path] if "\x00" in value else []
@@ -141,7 +140,7 @@ def _nul_paths(value: Any, path: str) -> list[str]:
     return []
 
 
-def parse_definition(raw: dict[str, Any]) -> InstrumentDefinition:
+def parse_definition(raw: dict[str, JsonValue]) -> InstrumentDefinition:
     """Validate a definition; every problem becomes a named field error (422)."""
     nul = _nul_paths(raw, "body")
     if nul:
@@ -154,7 +153,7 @@ def parse_definition(raw: dict[str, Any]) -> InstrumentDefinition:
     try:
         return InstrumentDefinition.model_validate(raw)
     except ValidationError as exc:
-        errors: list[dict[str, Any]] = []
+        errors: list[dict[str, JsonValue]] = []
         for err in exc.errors():
             cause = (err.get("ctx") or {}).get("error")
             if isinstance(cause, DefinitionProblems):
@@ -178,7 +177,7 @@ async def create_instrument(
     session: AsyncSession,
     *,
     actor: Actor,
-    raw: dict[str, Any],
+    raw: dict[str, JsonValue],
     max_bytes: int,
     max_versions: int,
 ) -> InstrumentDefinition:

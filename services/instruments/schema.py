@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Literal, cast
 
 from pydantic import (
     AfterValidator,
@@ -305,7 +305,7 @@ class InstrumentDefinition(BaseModel):
         self-report norm when the client rates the instrument, else its raters' [D]."""
         return self.rated_by == "client" or "client" not in self.respondents
 
-    def _norm_for(self, value: Any) -> Any:
+    def _norm_for(self, value: object) -> object:
         """The rating respondent's norm: from a map by respondent, or a plain norm. A plain norm is
         the client's self-report norm when the client rates the instrument, else the norm of its
         raters [D: DESIGN.md §10.3.5; reference/psychometrics.md "Safety invariants"]."""
@@ -562,7 +562,7 @@ class InstrumentDefinition(BaseModel):
         return problems
 
     def _norm_problems(
-        self, field: str, value: Any, check: Callable[[str, Any], list[tuple[str, str]]]
+        self, field: str, value: object, check: Callable[[str, object], list[tuple[str, str]]]
     ) -> list[tuple[str, str]]:
         """A plain norm, or a map by respondent (each a respondent of this instrument) of plain
         norms; ``check`` judges one plain norm."""
@@ -622,7 +622,7 @@ class InstrumentDefinition(BaseModel):
         return problems
 
 
-def _respondent_keyed(value: dict[str, Any]) -> bool:
+def _respondent_keyed(value: Mapping[str, object]) -> bool:
     """A norm map keyed by respondent (rather than by population)."""
     return bool(value) and all(key in RESPONDENTS for key in value)
 
@@ -637,8 +637,8 @@ def reliable_change_points(rc: ReliableChange | None) -> float | None:
     return float(rc)
 
 
-def _cutoff_problems(lo: Decimal, hi: Decimal) -> Callable[[str, Any], list[tuple[str, str]]]:
-    def check(field: str, cutoff: Any) -> list[tuple[str, str]]:
+def _cutoff_problems(lo: Decimal, hi: Decimal) -> Callable[[str, object], list[tuple[str, str]]]:
+    def check(field: str, cutoff: object) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if isinstance(cutoff, dict):
             if not cutoff:
@@ -653,7 +653,7 @@ def _cutoff_problems(lo: Decimal, hi: Decimal) -> Callable[[str, Any], list[tupl
                     )
                 elif not lo <= dec(value) <= hi:
                     problems.append((f"{field}.{population}", f"outside the total range {lo}-{hi}"))
-        elif not lo <= dec(cutoff) <= hi:
+        elif not lo <= dec(cast("float", cutoff)) <= hi:  # a Number, validated
             problems.append((field, f"outside the total range {lo}-{hi}"))
         return problems
 
@@ -662,15 +662,15 @@ def _cutoff_problems(lo: Decimal, hi: Decimal) -> Callable[[str, Any], list[tupl
 
 def _reliable_change_problems(
     lo: Decimal, hi: Decimal
-) -> Callable[[str, Any], list[tuple[str, str]]]:
-    def check(field: str, rc: Any) -> list[tuple[str, str]]:
+) -> Callable[[str, object], list[tuple[str, str]]]:
+    def check(field: str, rc: object) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
         if isinstance(rc, ReliableChangeFromNorms):
             if dec(rc.sd) <= 0:
                 problems.append((f"{field}.sd", "must be positive"))
             if not 0 < dec(rc.reliability) < 1:
                 problems.append((f"{field}.reliability", "must be between 0 and 1 (exclusive)"))
-        elif not 0 < dec(rc) <= hi - lo:
+        elif not 0 < dec(cast("float", rc)) <= hi - lo:  # a Number, validated
             problems.append((field, f"must be positive and at most the range {hi - lo}"))
         return problems
 

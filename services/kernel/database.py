@@ -1,10 +1,11 @@
 """Database access: the async engine, the session factory, and the per-request unit of work."""
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Row, Select, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from services.kernel import metrics
 from services.kernel.config import Settings
@@ -22,6 +24,11 @@ from services.kernel.errors import Conflict
 # to mypy these name what a value is without checking its use.
 Driver: TypeAlias = asyncpg.Connection
 DriverPool: TypeAlias = asyncpg.Pool
+
+# A Core SELECT whose columns mypy does not know (the tables are read as ``Model.__table__``), and
+# one of its rows: values read by column name, as the database returns them.
+UntypedSelect: TypeAlias = Select[*tuple[object, ...]]
+UntypedRow: TypeAlias = Row[*tuple[object, ...]]
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -74,7 +81,11 @@ def _drop_closed_connections(engine: AsyncEngine) -> None:
     SQLAlchemy then invalidates the rest of the pool.)"""
 
     @event.listens_for(engine.sync_engine, "checkout")
-    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    def _on_checkout(
+        dbapi_connection: DBAPIConnection,
+        _record: ConnectionPoolEntry,
+        _proxy: PoolProxiedConnection,
+    ) -> None:
         if dbapi_connection.driver_connection.is_closed():
             raise DisconnectionError("connection closed by the server")
 
@@ -83,7 +94,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control from the driver so BEGIN IMMEDIATE below is what runs.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -94,7 +105,7 @@ def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
+    def _on_begin(conn: Connection) -> None:
         # A deferred transaction that reads and then writes fails at once with SQLITE_BUSY
         # when another writer committed in between; taking the write lock up front makes
         # concurrent requests wait on busy_timeout instead. A connection that only reads for

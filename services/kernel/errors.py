@@ -1,6 +1,15 @@
 """Domain errors. Each carries its HTTP status; `api/problems.py` renders them as problem+json."""
 
-from typing import Any
+from typing import TypedDict
+
+from pydantic import JsonValue
+
+
+class ProblemExtra(TypedDict, total=False):
+    """What a problem+json body carries beyond type, title, status, detail and instance."""
+
+    errors: list[dict[str, JsonValue]]  # the fields at fault: field, message, type, …
+    existing_id: str | None  # what a conflicting request would have duplicated
 
 
 class DomainError(Exception):
@@ -11,10 +20,10 @@ class DomainError(Exception):
     # audit event of a refusal, which must not be rolled back with the rest.
     keep_writes: bool = False
 
-    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, detail: str, *, extra: ProblemExtra | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra = extra or {}
+        self.extra: ProblemExtra = extra or {}
 
 
 class TooManyRequests(DomainError):
@@ -37,8 +46,10 @@ class ContentTooLarge(DomainError):
     title = "Content too large"
     type_slug = "content-too-large"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail, extra={"errors": errors})
+    def __init__(self, detail: str, *, errors: list[dict[str, JsonValue]]) -> None:
+        super().__init__(
+            detail, extra={"errors": [*errors]}
+        )  # as list[JsonValue]: lists are invariant
 
 
 class NotFound(DomainError):
@@ -78,8 +89,10 @@ class InvalidInput(DomainError):
     title = "Invalid input"
     type_slug = "validation-error"
 
-    def __init__(self, detail: str, *, errors: list[dict[str, Any]]) -> None:
-        super().__init__(detail, extra={"errors": errors})
+    def __init__(self, detail: str, *, errors: list[dict[str, JsonValue]]) -> None:
+        super().__init__(
+            detail, extra={"errors": [*errors]}
+        )  # as list[JsonValue]: lists are invariant
 
     @classmethod
     def at(cls, field: str, message: str, *, type: str, detail: str) -> "InvalidInput":

@@ -23,9 +23,9 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, exists, or_, select, update
+from pydantic import JsonValue
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, update
 
 from models.audit import AuditEvent
 from models.base import utcnow
@@ -56,10 +56,10 @@ IN_FLIGHT_WAIT_MS = 200
 @dataclass(frozen=True)
 class StoredResponse:
     status: int
-    body: dict[str, Any]
+    body: dict[str, JsonValue]
 
 
-def request_fingerprint(method: str, path: str, body: Any) -> str:
+def request_fingerprint(method: str, path: str, body: object) -> str:
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
@@ -142,7 +142,7 @@ async def store(
     owner: uuid.UUID,
     key: str,
     status: int,
-    body: dict[str, Any],
+    body: dict[str, JsonValue],
 ) -> None:
     await (await uow.connection()).execute(
         update(_RECORDS).where(_mine(owner, key)).values(response_status=status, response_body=body)
@@ -155,7 +155,7 @@ async def audit_replay(
     actor: Actor,
     action: str,
     resource_type: str,
-    body: dict[str, Any],
+    body: dict[str, JsonValue],
     outcome: str = "success",
 ) -> None:
     """A replay hands out a stored response again: audited as a read of what it names (and a
@@ -184,8 +184,8 @@ async def purge_expired(uow: UnitOfWork, *, now: datetime | None = None) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _mine(owner: uuid.UUID, key: str) -> Any:
-    return (_RECORDS.c.owner_id == owner) & (_RECORDS.c.key == key)
+def _mine(owner: uuid.UUID, key: str) -> ColumnElement[bool]:
+    return and_(_RECORDS.c.owner_id == owner, _RECORDS.c.key == key)
 
 
 def _in_flight() -> Conflict:
@@ -200,7 +200,7 @@ _ID_OF = {"submission": "id", "episode": "id", "client": "id", "invitation": "ep
 
 
 async def still_visible(
-    uow: UnitOfWork, *, actor: Actor, resource_type: str, body: dict[str, Any]
+    uow: UnitOfWork, *, actor: Actor, resource_type: str, body: dict[str, JsonValue]
 ) -> bool:
     """Whether the caller may still read what a stored response names. Between the first
     request and its replay an episode may have moved to another clinician: the replay must not

@@ -12,7 +12,7 @@ worker on its own port (api/worker_server.py).
 
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -45,7 +45,7 @@ DB_POOL_WAITING = Gauge(
 )
 
 
-def count_alerts(writes: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
+def count_alerts(writes: Iterable[tuple[str, Mapping[str, object]]]) -> None:
     """Count the alerts among `writes` that were opened (change `created`)."""
     for change, row in writes:
         if change == "created":

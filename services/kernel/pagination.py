@@ -5,15 +5,23 @@ import binascii
 import struct
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Select
+from sqlalchemy import Select, SQLColumnExpression
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.kernel.errors import InvalidInput
 
 T = TypeVar("T")
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+Row = TypeVar("Row", bound=_Identified)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -58,13 +66,13 @@ def decode_seq_cursor(cursor: str) -> int:
 
 async def fetch_page(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[Row],
     *,
-    id_column: Any,
+    id_column: SQLColumnExpression[uuid.UUID],
     limit: int,
     cursor: str | None,
     newest_first: bool = False,
-) -> tuple[Sequence[Any], str | None]:
+) -> tuple[Sequence[Row], str | None]:
     if cursor is not None:
         after = decode_cursor(cursor)
         stmt = stmt.where(id_column < after if newest_first else id_column > after)

@@ -17,9 +17,8 @@ import contextlib
 import logging
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import delete, exists, select, text
+from sqlalchemy import Delete, delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.base import utcnow
@@ -102,7 +101,7 @@ async def _idempotency_records(engine: AsyncEngine, now: datetime) -> int:
         await uow.close()
 
 
-async def _in_batches(engine: AsyncEngine, statement: Any, batch: int) -> int:
+async def _in_batches(engine: AsyncEngine, statement: Delete, batch: int) -> int:
     """Run a bounded DELETE until it removes less than a batch; how many rows it removed."""
     removed = 0
     while True:
@@ -113,19 +112,19 @@ async def _in_batches(engine: AsyncEngine, statement: Any, batch: int) -> int:
             return removed
 
 
-def _old_attempts(cutoff: datetime, batch: int) -> Any:
+def _old_attempts(cutoff: datetime, batch: int) -> Delete:
     old = select(ATTEMPTS.c.id).where(ATTEMPTS.c.attempted_at < cutoff).limit(batch)
     return delete(ATTEMPTS).where(ATTEMPTS.c.id.in_(old))
 
 
-def _finished_deliveries(cutoff: datetime, batch: int) -> Any:
+def _finished_deliveries(cutoff: datetime, batch: int) -> Delete:
     d = DELIVERIES
     has_attempts = exists().where(ATTEMPTS.c.delivery_id == d.c.id)
     old = select(d.c.id).where(_FINISHED, d.c.last_attempt_at < cutoff, ~has_attempts).limit(batch)
     return delete(d).where(d.c.id.in_(old))
 
 
-def _old_outbox_events(cutoff: datetime, batch: int) -> Any:
+def _old_outbox_events(cutoff: datetime, batch: int) -> Delete:
     """Events older than `cutoff` that no live delivery waits for. `created_at` has no index
     (every submission writes here, and reads go by sequence number), so the last batch of a run
     scans the table once: an hourly scan of a table kept to a week, in the worker."""

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import isfinite
-from typing import Any
 
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
+from pydantic import JsonValue
 
 from services.smart.errors import invalid_client
 
@@ -66,7 +66,9 @@ def claimed_client(assertion: str) -> Unverified:
         raise invalid_client("iss is not a registered client_id") from None
 
 
-def verify(assertion: str, *, jwks: Mapping[str, Any], token_url: str, now: datetime) -> Verified:
+def verify(
+    assertion: str, *, jwks: Mapping[str, object], token_url: str, now: datetime
+) -> Verified:
     """The assertion checked against the client's registered keys and the rules above."""
     claimed = claimed_client(assertion)
     try:
@@ -101,7 +103,7 @@ def verify(assertion: str, *, jwks: Mapping[str, Any], token_url: str, now: date
     )
 
 
-def public_jwks(jwks: Any) -> tuple[dict[str, Any] | None, str | None]:
+def public_jwks(jwks: object) -> tuple[dict[str, JsonValue] | None, str | None]:
     """(the JWKS as stored, None) when it holds 1 to 10 public RSA (≥ 2048 bits) or EC P-384
     signing keys, each with a unique ``kid``; else (None, what is wrong)."""
     keys = jwks.get("keys") if isinstance(jwks, Mapping) else None

@@ -1,7 +1,7 @@
 """``/.well-known/smart-configuration`` (SMART App Launch 2.x §Conformance, the fields a Backend
 Services client reads: https://hl7.org/fhir/smart-app-launch/conformance.html). Pure."""
 
-from typing import Any
+from typing import TypedDict
 
 from services.smart import scopes
 from services.smart.assertions import ALGORITHMS
@@ -13,7 +13,18 @@ def token_url(base: str) -> str:
     return base + TOKEN_PATH
 
 
-def smart_configuration(base: str) -> dict[str, Any]:
+class SmartConfiguration(TypedDict):
+    issuer: str
+    token_endpoint: str
+    token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
+    grant_types_supported: list[str]
+    scopes_supported: list[str]
+    response_types_supported: list[str]
+    capabilities: list[str]
+
+
+def smart_configuration(base: str) -> SmartConfiguration:
     return {
         "issuer": base,
         "token_endpoint": token_url(base),

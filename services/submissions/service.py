@@ -75,7 +75,9 @@ async def _recompute_after_store(
     return writes
 
 
-def _score(definition: InstrumentDefinition, answers: dict[str, Any], population: str) -> Scores:
+def _score(
+    definition: InstrumentDefinition, answers: Mapping[str, object], population: str
+) -> Scores:
     """Scores of the answers, or a 422 naming every bad item (the engine validates as it scores);
     ``definition`` judges its respondent's ratings (DESIGN.md §10.3.5)."""
     try:
@@ -220,7 +222,7 @@ def to_public(
     )
 
 
-def _visible_submissions(actor: Actor) -> Select[Any]:
+def _visible_submissions(actor: Actor) -> Select[Submission]:
     return select(Submission).where(visible_submissions(actor))
 
 

@@ -7,9 +7,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Insert, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.audit import AuditEvent
@@ -38,7 +37,7 @@ _INSERT_AUDIT = insert(_AUDIT)
 
 
 @cache
-def _writes(dialect: str) -> tuple[Any, Any]:
+def _writes(dialect: str) -> tuple[Insert, Insert]:
     """The session upsert and the submission insert, as two statements."""
     insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
     new_session = insert_into(_SESSIONS)

@@ -5,8 +5,8 @@ validation and its fit are pure (`services/trajectory/etr.py`)."""
 import json
 import uuid
 from functools import lru_cache
-from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
@@ -36,7 +36,7 @@ _SUBMISSIONS = Submission.__table__  # type: ignore[attr-defined]
 _EPISODES = Episode.__table__  # type: ignore[attr-defined]
 
 
-def parse_stored(body: dict[str, Any] | None) -> ExpectedResponse | None:
+def parse_stored(body: dict[str, JsonValue] | None) -> ExpectedResponse | None:
     """A stored model, parsed once per distinct body (per process)."""
     if body is None:
         return None
@@ -97,7 +97,7 @@ async def store_model(
     organisation's client ratings on the instrument): their ``outcome.not_on_track`` now judges by
     the model (alerts are a function of the history, the settings and the model, DESIGN.md
     §2)."""
-    values: dict[str, Any] = {
+    values: dict[str, object] = {
         "source": source,
         "body": model.model_dump(mode="json"),
         "updated_at": utcnow(),
@@ -170,7 +170,7 @@ async def closed_series(
         .order_by(s.c.episode_id, s.c.session_number)
     )
     series: list[list[tuple[int, float]]] = []
-    current: Any = None
+    current: uuid.UUID | None = None
     for episode_id, session_number, total in rows:
         if episode_id != current:
             series.append([])
@@ -189,7 +189,7 @@ def too_few(exc: etr.TooFewEpisodes, bands_given: bool) -> InvalidInput:
                 f"by band: {exc.have}",
                 "type": "too_few_episodes",
                 "needed": exc.needed,
-                "have": exc.have,
+                "have": [*exc.have],  # as list[JsonValue]: lists are invariant
             }
         ],
     )

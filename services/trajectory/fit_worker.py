@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Collection
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict, Unpack
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,6 +23,7 @@ from models.base import utcnow
 from models.expected import ExpectedResponseFit
 from services.alerts import engine as alert_engine
 from services.kernel.config import Settings
+from services.kernel.database import UntypedRow
 from services.trajectory import etr
 from services.trajectory.expected import closed_series, store_model
 
@@ -32,7 +33,7 @@ _FITS = ExpectedResponseFit.__table__  # type: ignore[attr-defined]
 STALE_AFTER = timedelta(minutes=10)
 
 
-async def _claim(engine: AsyncEngine, org_ids: Collection[uuid.UUID] | None) -> Any:
+async def _claim(engine: AsyncEngine, org_ids: Collection[uuid.UUID] | None) -> UntypedRow | None:
     now = utcnow()
     f = _FITS
     stmt = (
@@ -65,7 +66,16 @@ async def _claim(engine: AsyncEngine, org_ids: Collection[uuid.UUID] | None) -> 
         return job if taken.rowcount == 1 else None
 
 
-async def _report(engine: AsyncEngine, job_id: uuid.UUID, **values: Any) -> None:
+class _Progress(TypedDict, total=False):
+    """What a fit reports as it goes (``expected_response_fits``' columns)."""
+
+    status: str
+    stage: str
+    progress: float
+    error: str
+
+
+async def _report(engine: AsyncEngine, job_id: uuid.UUID, **values: Unpack[_Progress]) -> None:
     async with engine.begin() as conn:
         await conn.execute(
             update(_FITS).where(_FITS.c.id == job_id).values(updated_at=utcnow(), **values)

@@ -21,12 +21,13 @@ import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Literal, Protocol
 
 import httpcore
 import httpx
 import orjson
-from sqlalchemy import Row, Select, exists, insert, select, true, update
+from pydantic import JsonValue
+from sqlalchemy import exists, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
@@ -35,6 +36,7 @@ from models.webhooks import WebhookAttempt
 from services.kernel import metrics
 from services.kernel.config import Settings
 from services.kernel.crypto import SecretBox, UndecryptableSecret
+from services.kernel.database import UntypedSelect
 from services.webhooks import targets as webhook_targets
 from services.webhooks.delivery_store import delivery_store
 from services.webhooks.outbox import (
@@ -43,6 +45,7 @@ from services.webhooks.outbox import (
     KEY_COLUMNS,
     KEYS,
     OUTBOX,
+    RegisteringKey,
     is_about_a_concern,
     reads_concerns,
 )
@@ -111,7 +114,7 @@ class Claimed:
     attempts: int
     url: str  # sealed, as stored
     secret: str  # sealed, as stored
-    payload: dict[str, Any]
+    payload: dict[str, JsonValue]
     # False when the event is about a concern and the endpoint's key may no longer read them.
     allowed: bool = True
 
@@ -126,9 +129,31 @@ class Result:
     withheld: bool = False
 
 
+class ClaimRow(RegisteringKey, Protocol):
+    """A row of `_claim_statement`: the delivery, its endpoint (sealed), its event's payload and
+    what is known of the endpoint's registering key."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def org_id(self) -> uuid.UUID: ...
+    @property
+    def endpoint_id(self) -> uuid.UUID: ...
+    @property
+    def event_id(self) -> uuid.UUID: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def secret(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, JsonValue]: ...
+
+
 def _claim_statement(
     now: datetime, batch: int, org_ids: Collection[uuid.UUID] | None
-) -> Select[Any]:
+) -> UntypedSelect:
     earlier = DELIVERIES.alias("earlier")
     blocked = exists().where(
         earlier.c.endpoint_id == DELIVERIES.c.endpoint_id,
@@ -221,7 +246,7 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
         d = result.delivery
         attempts = d.attempts + 1
         outcome = verdict(result.status_code)
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             "attempts": attempts,
             "last_attempt_at": result.at,
             "last_status_code": result.status_code,
@@ -290,7 +315,7 @@ def _outcome(result: Result) -> str:
     return "withheld" if result.withheld else verdict(result.status_code)
 
 
-def _claimed(rows: Sequence[Row[Any]]) -> list[Claimed]:
+def _claimed(rows: Sequence[ClaimRow]) -> list[Claimed]:
     return [
         Claimed(
             r.id,
@@ -326,7 +351,7 @@ async def deliver_due(
     attempted. ``org_ids`` limits the worker to some organisations."""
     claim = _claim_statement(now(), batch, org_ids)
 
-    async def send_claimed(rows: Sequence[Row[Any]]) -> list[Result] | None:
+    async def send_claimed(rows: Sequence[ClaimRow]) -> list[Result] | None:
         claimed = _claimed(rows)
         return await _send_all(client, claimed, policy) if claimed else None
 

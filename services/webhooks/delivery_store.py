@@ -3,10 +3,11 @@
 delivery code never asks which database it is on (tests/unit/test_codebase.py reads it)."""
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from sqlalchemy import Row, Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.kernel.database import UntypedRow, UntypedSelect
 
 Sent = TypeVar("Sent")
 
@@ -14,8 +15,8 @@ Sent = TypeVar("Sent")
 class DeliveryStore(Protocol):
     async def claim_send_record(
         self,
-        claim: Select[Any],
-        send: Callable[[Sequence[Row[Any]]], Awaitable[Sent | None]],
+        claim: UntypedSelect,
+        send: Callable[[Sequence[UntypedRow]], Awaitable[Sent | None]],
         record: Callable[[AsyncConnection, Sent], Awaitable[None]],
     ) -> Sent | None:
         """Run ``claim``, ``send`` what it claimed (None: nothing to send), then ``record`` the
@@ -33,8 +34,8 @@ class SqliteDeliveryStore:
 
     async def claim_send_record(
         self,
-        claim: Select[Any],
-        send: Callable[[Sequence[Row[Any]]], Awaitable[Sent | None]],
+        claim: UntypedSelect,
+        send: Callable[[Sequence[UntypedRow]], Awaitable[Sent | None]],
         record: Callable[[AsyncConnection, Sent], Awaitable[None]],
     ) -> Sent | None:
         async with self.engine.connect() as reader:
@@ -58,8 +59,8 @@ class PostgresDeliveryStore:
 
     async def claim_send_record(
         self,
-        claim: Select[Any],
-        send: Callable[[Sequence[Row[Any]]], Awaitable[Sent | None]],
+        claim: UntypedSelect,
+        send: Callable[[Sequence[UntypedRow]], Awaitable[Sent | None]],
         record: Callable[[AsyncConnection, Sent], Awaitable[None]],
     ) -> Sent | None:
         async with self.engine.begin() as conn:

@@ -13,9 +13,8 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,6 +24,7 @@ from models.webhooks import (
     WebhookCreate,
     WebhookCreated,
     WebhookDelivery,
+    WebhookDeliveryPublic,
     WebhookEndpoint,
     WebhookPublic,
 )
@@ -34,7 +34,7 @@ from services.kernel.crypto import SecretBox, UndecryptableSecret
 from services.kernel.errors import Forbidden, InvalidInput, NotFound
 from services.kernel.pagination import decode_seq_cursor, encode_seq_cursor, fetch_page
 from services.webhooks import targets as webhook_targets
-from services.webhooks.outbox import KEY_COLUMNS, KEYS, reads_concerns
+from services.webhooks.outbox import KEY_COLUMNS, KEYS, RegisteringKey, reads_concerns
 
 SECRET_PREFIX = "whsec_"  # noqa: S105  (the Standard Webhooks prefix, not a secret)
 # Attempts shown with each delivery; the oldest are left out of the listing (not deleted).
@@ -95,7 +95,7 @@ async def create_endpoint(
     )
 
 
-def _live(actor: Actor) -> Any:
+def _live(actor: Actor) -> Select[WebhookEndpoint]:
     return (
         select(WebhookEndpoint)
         .where(col(WebhookEndpoint.org_id) == _organisation_wide(actor))
@@ -123,7 +123,7 @@ async def list_endpoints(
 UNDECRYPTABLE_URL = "undecryptable: list the previous ATTUNE_SECRET_KEY in ATTUNE_SECRET_KEYS_OLD"
 
 
-def _public(row: WebhookEndpoint, key: Any, secrets: SecretBox) -> WebhookPublic:
+def _public(row: WebhookEndpoint, key: RegisteringKey | None, secrets: SecretBox) -> WebhookPublic:
     try:
         url = webhook_targets.redacted(secrets.open(row.url))
     except UndecryptableSecret:
@@ -164,7 +164,7 @@ async def list_deliveries(
     status: str | None,
     limit: int,
     cursor: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[WebhookDeliveryPublic], str | None]:
     """Newest event first, each delivery with its latest attempts."""
     endpoint = await _endpoint(session, actor, endpoint_id)
     stmt = select(WebhookDelivery).where(
@@ -199,10 +199,12 @@ async def list_deliveries(
         resource_id=endpoint.id,
     )
     return [
-        {
-            **row.model_dump(),
-            "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
-            "attempt_log": [a.model_dump() for a in attempts[row.id]],
-        }
+        WebhookDeliveryPublic.model_validate(
+            {
+                **row.model_dump(),
+                "next_attempt_at": row.next_attempt_at if row.status == "pending" else None,
+                "attempt_log": [a.model_dump() for a in attempts[row.id]],
+            }
+        )
         for row in rows
     ], next_cursor

@@ -12,8 +12,9 @@ The submission hot path on PostgreSQL writes the same rows with its own SQL
 """
 
 import uuid
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,7 +41,20 @@ KEY_COLUMNS = (
 )
 
 
-def reads_concerns(row: Any) -> bool:
+class RegisteringKey(Protocol):
+    """A row with ``KEY_COLUMNS``: what is known of the key that registered an endpoint."""
+
+    @property
+    def key_org_id(self) -> uuid.UUID | None: ...
+    @property
+    def key_scopes(self) -> Iterable[str] | None: ...
+    @property
+    def key_clinician_id(self) -> uuid.UUID | None: ...
+    @property
+    def key_revoked_at(self) -> datetime | None: ...
+
+
+def reads_concerns(row: RegisteringKey) -> bool:
     """Whether the key of a row with ``KEY_COLUMNS`` may read concerns: live, not bound to a
     clinician, with ``concerns:read`` or ``admin`` — as `services.alerts.lifecycle.sees_concerns`
     decides for a request."""

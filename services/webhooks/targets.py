@@ -25,12 +25,15 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpcore
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What `socket.setsockopt` takes: httpcore's SOCKET_OPTION (httpcore/_backends/base.py).
+SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
 # Resolves a host name and port to the addresses to connect to (getaddrinfo in production; a
 # test may pass its own, to make a name point somewhere without a DNS server).
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -172,7 +175,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         port: int,
         timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
         local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         try:
             # The resolution counts against the connect timeout, as httpcore's own does.
@@ -197,7 +200,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self,
         path: str,
         timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
-        socket_options: Iterable[Any] | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         raise httpcore.ConnectError("webhooks are never sent to a unix socket")
 

@@ -116,7 +116,7 @@ def test_every_scored_session_is_a_point_on_the_instruments_scale(
         definition, [(n, v, NO_SUBSCALES) for n, v in zip(sessions, totals, strict=True)]
     )
     chart = trajectory_chart(definition, trajectory)
-    spec = chart.vega_lite
+    spec: dict[str, Any] = chart.vega_lite  # JSON, dug into by name
     data_layers = layers(spec)
     assert sorted((p["session"], p["score"]) for p in data_layers["scores"]) == sorted(
         zip(sessions, totals, strict=True)
@@ -134,6 +134,6 @@ def test_a_score_beyond_the_current_scale_widens_it_rather_than_leaving_the_plot
     # range of the version charted.
     srs = builtin("srs")
     trajectory = build_trajectory(srs, [(1, 38.0, NO_SUBSCALES), (2, 44.0, NO_SUBSCALES)])
-    spec = trajectory_chart(srs, trajectory).vega_lite
+    spec: dict[str, Any] = trajectory_chart(srs, trajectory).vega_lite
     scores = next(layer for layer in spec["layer"] if layer["name"] == "scores")
     assert scores["encoding"]["y"]["scale"]["domain"] == [0.0, 44.0]

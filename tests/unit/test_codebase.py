@@ -1,6 +1,7 @@
 """Rules about the code itself, checked by reading it (issue 12)."""
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,6 +76,75 @@ class A:
         "x.engine._transaction",
         "other._other",
     ]
+
+
+# Issue 12: rows and payloads are typed (dataclasses, TypedDicts, Protocols, JsonValue), not Any.
+# Counted as `grep -rn '\bAny\b' --include=*.py services | wc -l` counts them: lines, not uses.
+ANY = re.compile(r"\bAny\b")
+# At most 50 in services/: 40 outside services/fhir/, 8 in it (its own rules there).
+MOST_LINES_USING_ANY_OUTSIDE_FHIR = 40
+
+
+def _lines_using_any(package: str, *, leaving_out: str | None = None) -> list[str]:
+    return [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if leaving_out is None or not path.is_relative_to(ROOT / leaving_out)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if ANY.search(line)
+    ]
+
+
+def test_services_outside_fhir_use_any_on_at_most_forty_lines() -> None:
+    """Rows and payloads in services/ are typed; ``Any`` stays only where a value is untyped at
+    its source (an untyped driver's records) or typing it would cost the hot path a call.
+    services/fhir/ has a budget of its own."""
+    found = _lines_using_any("services", leaving_out="services/fhir")
+    assert len(found) <= MOST_LINES_USING_ANY_OUTSIDE_FHIR, found
+
+
+def test_the_any_count_counts_lines_as_grep_does() -> None:
+    """A whole word (``Any``, not ``AnyUrl`` or ``Company``), once per line however often."""
+    assert [bool(ANY.search(line)) for line in
+            ("x: Any", "d: dict[str, Any] = Any", "u: AnyUrl", "Company", "anything")] == [
+        True, True, False, False, False,
+    ]  # fmt: skip
+
+
+DRIVER_ANY = re.compile(r"\bdriver\s*:\s*Any\b")
+
+
+def test_no_driver_is_typed_any() -> None:
+    """The asyncpg connection is a `Driver` (services/kernel/database.py), never ``driver: Any``."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if DRIVER_ANY.search(line) and path != Path(__file__)
+    ]
+    assert found == []
+    assert DRIVER_ANY.search("async def f(driver: Any) -> None:")
+
+
+SQLALCHEMY_PRIVATE = re.compile(r"\b_(start_)?transaction\b")
+
+
+def test_sqlalchemys_private_transaction_is_not_reached_by_name_either() -> None:
+    """The check above sees ``conn._transaction``; this one sees the same reached by name
+    (``getattr(conn, "_transaction")``), which an attribute check misses. Issue 12: the unit of
+    work shares a transaction through public API only."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != Path(__file__)
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if SQLALCHEMY_PRIVATE.search(line)
+    ]
+    assert found == []
+    assert SQLALCHEMY_PRIVATE.search('getattr(conn, "_start_transaction")()')
+    assert not SQLALCHEMY_PRIVATE.search("async def _end_transaction(connection: Driver)")
 
 
 # The storage seams: the only modules under services/ that may know which database they are on.
