@@ -292,6 +292,10 @@ async def raise_concern(
     return AlertInSubmission.model_validate({**_shown(row, facts), "change": "created"})
 
 
+# Typed by _shown's keys rather than by the pydantic plugin's signature.
+_construct_alert: Callable[..., AlertInSubmission] = AlertInSubmission.model_construct
+
+
 def public_many(
     rows: Sequence[tuple[str, AlertRow]], facts: EpisodeFacts
 ) -> list[AlertInSubmission]:
@@ -305,6 +309,5 @@ def public_many(
         rule = AlertRule.model_construct(
             id=row["type"], version=row["rule_version"], params=row["rule_params"]
         )
-        values: dict[str, Any] = {**fields, "rule": rule, "change": change}  # typed by _shown
-        shown.append(AlertInSubmission.model_construct(**values))
+        shown.append(_construct_alert(**fields, rule=rule, change=change))
     return shown
