@@ -142,7 +142,7 @@ async def list_episode_submissions(
 
 
 @router.get("/v1/episodes/{episode_id}/trajectory", responses=responses(401, 403, 404, 422))
-async def episode_trajectory(
+async def get_trajectory(
     episode_id: uuid.UUID,
     request: Request,
     actor: SubmissionsRead,
