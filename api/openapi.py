@@ -7,6 +7,7 @@ from typing import Any, get_args
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api import openapi_examples
 from api.problems import PROBLEM_MEDIA_TYPE, Problem
 from api.routes.charts import ChartFormat
 from models.alerts import AlertChange, AlertResolution, AlertSeverity, AlertStatus, PersonResolution
@@ -175,7 +176,24 @@ def _install_enums_and_types(schema: dict[str, Any]) -> None:
             "enum": list(values),
             "title": name,
             "description": description,
+            "examples": [values[0]],
         }
+
+
+def _install_examples(schema: dict[str, Any]) -> None:
+    schemas = schema["components"]["schemas"]
+    for name, example in openapi_examples.SCHEMAS.items():
+        if name in schemas:  # tests/api/test_openapi.py checks that every name is one
+            schemas[name]["examples"] = [example]
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            inline = openapi_examples.RESPONSES.get(operation["operationId"], {})
+            for status, response in operation["responses"].items():
+                if not status.startswith("2"):
+                    continue
+                for media_type, media in response.get("content", {}).items():
+                    if media_type in inline:
+                        media["example"] = inline[media_type]
 
 
 def operation_id(route: APIRoute) -> str:
@@ -246,6 +264,7 @@ def install(app: FastAPI) -> None:
         for unused in ("HTTPValidationError", "ValidationError"):
             components["schemas"].pop(unused, None)
         _install_enums_and_types(schema)
+        _install_examples(schema)
         app.openapi_schema = schema
         return schema
 

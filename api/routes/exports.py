@@ -42,10 +42,12 @@ _OK: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The rows, streamed in change order. De-identified unless "
         "`identified=true`. Pass the `Attune-Export-Until` header as the next pull's `since`.",
+        # Parquet first: a client generator that reads one media type per response
+        # (openapi-python-client) takes the first, and the binary one must come back as bytes.
         "content": {
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
-            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         },
         "headers": {
             UNTIL_HEADER: {
