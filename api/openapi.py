@@ -160,8 +160,65 @@ def _name_enums(node: Any) -> Any:
     return {key: _name_enums(value) for key, value in node.items()}
 
 
+# Objects that are one branch of a union: a generator names them after their position
+# (`InstrumentDefinitionCutoffType2`). Each is moved to a schema of its own, by where it is:
+# (schema, path inside it) -> name. One name may stand at several places of the same shape.
+_NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
+    (
+        "InstrumentDefinition",
+        ("properties", "cutoff", "anyOf", 2),
+        "CutoffByPopulation",
+        "A cut-off per client population (adult, adolescent, child)",
+    ),
+    (
+        "InstrumentDefinition",
+        ("properties", "cutoff", "anyOf", 3, "additionalProperties", "anyOf", 2),
+        "CutoffByPopulation",
+        "A cut-off per client population (adult, adolescent, child)",
+    ),
+    (
+        "InstrumentDefinition",
+        ("properties", "cutoff", "anyOf", 3),
+        "CutoffByRespondent",
+        "Cut-offs per respondent (client, clinician, collateral): a number or a population map",
+    ),
+    (
+        "InstrumentDefinition",
+        ("properties", "reliable_change", "anyOf", 3),
+        "ReliableChangeByRespondent",
+        "Reliable-change points per respondent: a number, or the norms to compute them from",
+    ),
+    (
+        "Item",
+        ("properties", "display", "anyOf", 0),
+        "ItemDisplays",
+        "The item's wording by BCP 47 language tag",
+    ),
+    (
+        "AuditEventPublic",
+        ("properties", "details", "anyOf", 0),
+        "AuditDetails",
+        "What the action recorded (for reads: `filters`, the query it was given)",
+    ),
+]
+
+
+def _name_branches(schemas: dict[str, Any]) -> None:
+    # Deepest first: moving a branch out must not move a place still to be visited.
+    for owner, path, name, description in sorted(_NAMED_BRANCHES, key=lambda b: -len(b[1])):
+        *parents, last = path
+        node = schemas[owner]
+        for step in parents:
+            node = node[step]
+        branch = node[last]
+        if name not in schemas:
+            schemas[name] = {**branch, "title": name, "description": description}
+        node[last] = _ref(name)
+
+
 def _install_enums_and_types(schema: dict[str, Any]) -> None:
     schemas = schema["components"]["schemas"]
+    _name_branches(schemas)
     for name, fields in _TYPED_FIELDS.items():
         properties = schemas[name]["properties"]
         for field, typed in fields.items():

@@ -42,6 +42,12 @@ def _page(item: dict[str, Any]) -> dict[str, Any]:
 SRS = _definition("srs")
 PHQ9 = _definition("phq-9")
 RUPTURE_CHECK = _definition("rupture-check")
+ORS = _definition("ors")
+ITEM_DISPLAY = {
+    "text": "How well did you feel heard today?",
+    "min_label": "Not at all",
+    "max_label": "Completely",
+}
 ANSWERS = {"relationship": 9.1, "goals_topics": 8.4, "approach_method": 9.0, "overall": 8.8}
 SCORES = {
     "total": 35.3,
@@ -329,11 +335,14 @@ SCHEMAS: dict[str, Any] = {
     "Item": PHQ9["items"][0],
     "AnswerCode": PHQ9["items"][0]["answer_loinc"][0],
     "Condition": next(i["when"] for i in RUPTURE_CHECK["items"] if "when" in i),
-    "ItemDisplay": {
-        "text": "How well did you feel heard today?",
-        "min_label": "Not at all",
-        "max_label": "Completely",
+    "ItemDisplay": ITEM_DISPLAY,
+    "ItemDisplays": {
+        "en": ITEM_DISPLAY,
+        "es": {"text": "¿Cuánto te sentiste escuchado hoy?", "min_label": "Nada"},
     },
+    "CutoffByRespondent": ORS["cutoff"],
+    "CutoffByPopulation": ORS["cutoff"]["client"],
+    "ReliableChangeByRespondent": ORS["reliable_change"],
     "Scoring": SRS["scoring"],
     "Band": PHQ9["bands"][0],
     "RiskItem": PHQ9["risk_items"][0],
@@ -408,6 +417,7 @@ SCHEMAS: dict[str, Any] = {
         "updated_at": AT,
     },
     "AuditEventPublic": AUDIT_EVENT,
+    "AuditDetails": {"filters": {"status": "open", "severity": "critical"}},
     "Page_AuditEventPublic_": _page(AUDIT_EVENT),
     "WebhookCreate": {
         "url": "https://ehr.example.org/attune/events",

@@ -10,6 +10,7 @@ knows, and `application/vnd.apache.parquet` is not one of them."""
 
 import importlib
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -100,6 +101,12 @@ def test_a_generated_client_runs_the_clinical_flow_under_natural_names(
     assert {"AlertType", "AlertStatus", "AlertSeverity", "Respondent", "ExportFormat"} <= enums
     # No enum named after a field, an operation or a position in a union.
     assert not [name for name in enums if name[-1].isdigit() or "Get" in name or "V1" in name]
+    named_by_position = sorted(
+        path.stem
+        for path in Path(generated.__file__).parent.glob("models/*.py")
+        if re.search(r"_type_\d", path.stem)
+    )
+    assert not named_by_position
 
     client_module = _module("client")
 
