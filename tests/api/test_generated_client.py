@@ -101,6 +101,7 @@ def test_a_generated_client_runs_the_clinical_flow_under_natural_names(
     assert {"AlertType", "AlertStatus", "AlertSeverity", "Respondent", "ExportFormat"} <= enums
     # No enum named after a field, an operation or a position in a union.
     assert not [name for name in enums if name[-1].isdigit() or "Get" in name or "V1" in name]
+    assert generated.__file__ is not None
     named_by_position = sorted(
         path.stem
         for path in Path(generated.__file__).parent.glob("models/*.py")
