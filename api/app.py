@@ -89,6 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # operationIds are the route names (create_submission, list_alerts): a generated client's
+        # methods read as the API's verbs, not as paths (issue 17).
+        generate_unique_id_function=openapi.operation_id,
+        # Where the API is reached, as the integrator's generated client should call it.
+        servers=[{"url": settings.public_url.rstrip("/")}] if settings.public_url else None,
         # No OpenTelemetry providers are configured; skip the per-request instrumentation.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )

@@ -7,11 +7,15 @@ share rows: each creates its own organizations through the API, and all data is 
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -96,3 +100,25 @@ async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def attune(http: httpx.AsyncClient) -> Attune:
     return Attune(http)
+
+
+@pytest.fixture
+def served(settings: Settings) -> Iterator[str]:
+    """The app under uvicorn on a free local port, in a thread of its own; its base URL (also its
+    ATTUNE_PUBLIC_URL, so the links it writes lead back to it)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    public = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(public), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)

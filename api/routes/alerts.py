@@ -60,6 +60,8 @@ async def list_alerts(
 async def get_alert(
     alert_id: uuid.UUID, request: Request, actor: AlertsRead, session: SessionDep
 ) -> AlertPublic:
+    """One alert with its evidence and the rule that raised it; a client's concern
+    (`concern.reported`) carries what the client wrote, for keys that may read concerns."""
     audit_target(request, "alert.read", "alert", alert_id)
     return await alert_lifecycle.get_alert(session, actor=actor, alert_id=alert_id)
 

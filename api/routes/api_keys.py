@@ -61,6 +61,7 @@ async def create_api_key(
 async def list_api_keys(
     actor: AdminActor, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[ApiKeyPublic]:
+    """The organization's API keys, revoked ones included, without their secrets."""
     rows, next_cursor = await organizations.list_api_keys(
         session, actor=actor, limit=limit, cursor=cursor
     )
@@ -69,5 +70,6 @@ async def list_api_keys(
 
 @router.delete("/{key_id}", status_code=204, responses=responses(401, 403, 404, 422))
 async def revoke_api_key(key_id: uuid.UUID, actor: AdminActor, session: SessionDep) -> Response:
+    """Revoke a key: it stops working at once. Revoking twice is harmless."""
     await organizations.revoke_api_key(session, actor=actor, key_id=key_id)
     return Response(status_code=204)

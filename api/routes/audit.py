@@ -14,5 +14,7 @@ router = api_router(prefix="/v1/audit-events", tags=["audit"])
 async def list_audit_events(
     actor: AdminActor, session: SessionDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
 ) -> Page[AuditEventPublic]:
+    """The organization's audit trail, newest first: who read or changed what, and when.
+    Admin keys only."""
     rows, next_cursor = await audit.list_events(session, actor=actor, limit=limit, cursor=cursor)
     return Page(items=[AuditEventPublic.model_validate(r) for r in rows], next_cursor=next_cursor)

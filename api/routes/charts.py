@@ -41,7 +41,7 @@ _OK: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses={**_OK, **responses(401, 403, 404, 422)},
 )
-async def episode_trajectory_chart(
+async def get_trajectory_chart(
     episode_id: uuid.UUID,
     request: Request,
     actor: SubmissionsRead,

@@ -51,6 +51,9 @@ async def create_client(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ClientPublic:
+    """Add a client. A duplicate `external_id` answers 409; an EHR sync may use the upsert
+    `PUT /v1/clients/by-external-id/{external_id}` instead."""
+
     async def make() -> ClientPublic:
         row = await clients.create_client(session, actor=actor, data=body)
         return ClientPublic.model_validate(row)
@@ -79,6 +82,8 @@ async def list_clients(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[ClientPublic]:
+    """The organization's clients (a clinician-bound key: its caseload's), optionally the one
+    with an `external_id`."""
     rows, next_cursor = await clients.list_clients(
         session, actor=actor, external_id=external_id, limit=limit, cursor=cursor
     )
@@ -124,6 +129,7 @@ async def upsert_client(
 async def get_client(
     client_id: uuid.UUID, request: Request, actor: ClientsRead, session: SessionDep
 ) -> ClientPublic:
+    """One client."""
     audit_target(request, "client.read", "client", client_id)
     row = await clients.get_client(session, actor=actor, client_id=client_id)
     return ClientPublic.model_validate(row)

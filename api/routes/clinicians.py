@@ -35,6 +35,8 @@ async def create_clinician(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ClinicianPublic:
+    """Add a clinician to the organization. A duplicate `external_id` answers 409."""
+
     async def make() -> ClinicianPublic:
         row = await clinicians.create_clinician(session, actor=actor, data=body)
         return ClinicianPublic.model_validate(row)
@@ -63,6 +65,7 @@ async def list_clinicians(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[ClinicianPublic]:
+    """The organization's clinicians, optionally the one with an `external_id`."""
     rows, next_cursor = await clinicians.list_clinicians(
         session, actor=actor, external_id=external_id, limit=limit, cursor=cursor
     )
@@ -73,6 +76,7 @@ async def list_clinicians(
 async def get_clinician(
     clinician_id: uuid.UUID, request: Request, actor: ClientsRead, session: SessionDep
 ) -> ClinicianPublic:
+    """One clinician of the organization."""
     audit_target(request, "clinician.read", "clinician", clinician_id)
     row = await clinicians.get_clinician(session, actor=actor, clinician_id=clinician_id)
     return ClinicianPublic.model_validate(row)

@@ -34,6 +34,9 @@ async def create_episode(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> EpisodePublic:
+    """Open an episode of care: a client treated by a clinician, from `started_on` (default
+    today)."""
+
     async def make() -> EpisodePublic:
         row = await episodes.create_episode(session, actor=actor, data=body)
         return EpisodePublic.model_validate(row)
@@ -64,6 +67,8 @@ async def list_episodes(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[EpisodePublic]:
+    """Episodes, optionally of one client, one clinician or one status (a clinician-bound
+    key: the episodes its clinician treats)."""
     rows, next_cursor = await episodes.list_episodes(
         session,
         actor=actor,
@@ -80,6 +85,7 @@ async def list_episodes(
 async def get_episode(
     episode_id: uuid.UUID, request: Request, actor: ClientsRead, session: SessionDep
 ) -> EpisodePublic:
+    """One episode of care."""
     audit_target(request, "episode.read", "episode", episode_id)
     row = await episodes.get_episode(session, actor=actor, episode_id=episode_id)
     return EpisodePublic.model_validate(row)
@@ -93,6 +99,8 @@ async def update_episode(
     actor: ClientsWrite,
     session: SessionDep,
 ) -> EpisodePublic:
+    """Change the treating clinician, or close (`status: closed`, `ended_on`) or reopen the
+    episode. Fields left out are left unchanged."""
     audit_target(request, "episode.update", "episode", episode_id)
     row = await episodes.update_episode(session, actor=actor, episode_id=episode_id, data=body)
     return EpisodePublic.model_validate(row)

@@ -42,10 +42,12 @@ _OK: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The rows, streamed in change order. De-identified unless "
         "`identified=true`. Pass the `Attune-Export-Until` header as the next pull's `since`.",
+        # Parquet first: a client generator that reads one media type per response
+        # (openapi-python-client) takes the first, and the binary one must come back as bytes.
         "content": {
+            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
             "application/x-ndjson": {"schema": {"type": "string"}},
             "text/csv": {"schema": {"type": "string"}},
-            "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
         },
         "headers": {
             UNTIL_HEADER: {
@@ -68,7 +70,7 @@ _OK: dict[int | str, dict[str, Any]] = {
     responses=responses(401, 403, 404, 422),
     summary="An export this key ran: its window, and its row count once finished",
 )
-async def export_run(
+async def get_export_run(
     export_id: uuid.UUID, actor: ExportsRead, session: SessionDep
 ) -> export_runs.ExportRun:
     """The record of an export (its id is the `Attune-Export-Id` header of the export's
@@ -87,7 +89,7 @@ def _filename(dataset: str, format: str) -> str:
     responses=responses(401, 403, 422),
     summary="The data package (Frictionless) of an export: its columns, typed and described",
 )
-async def export_datapackage(
+async def get_export_datapackage(
     dataset: Dataset,
     actor: ExportsRead,
     identified: Annotated[
@@ -108,7 +110,7 @@ async def export_datapackage(
     response_class=StreamingResponse,
     responses={**_OK, **responses(401, 403, 422, 429)},
 )
-async def export(
+async def export_dataset(
     dataset: Dataset,
     request: Request,
     actor: ExportsRead,

@@ -15,6 +15,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """Liveness: 200 while the process answers. No key needed."""
     return {"status": "ok"}
 
 
@@ -27,6 +28,7 @@ async def metrics() -> PlainTextResponse:
 
 @router.get("/readyz", responses={503: {"description": "The database is unreachable"}})
 async def readyz(request: Request) -> JSONResponse:
+    """Readiness: 200 when the database answers, else 503 with Retry-After. No key needed."""
     # A probe answers within the connect timeout: a database that does not answer by then is as
     # good as down. The check runs as a task of its own and is left to finish (or fail) in the
     # background when it is late, because closing a connection to a database that hangs would

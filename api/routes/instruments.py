@@ -17,6 +17,8 @@ router = api_router(prefix="/v1/instruments", tags=["instruments"])
 
 @router.get("", responses=responses(401, 403), response_model_exclude_none=True)
 async def list_instruments(actor: OrgKey, session: SessionDep) -> list[InstrumentDefinition]:
+    """Every instrument this key may use: the built-ins and the organization's own, each
+    with its items, scoring, norms and citation."""
     return await instrument_catalog.list_instruments(session, actor=actor)
 
 
@@ -26,6 +28,7 @@ async def get_instrument(
     actor: OrgKey,
     session: SessionDep,
 ) -> InstrumentDefinition:
+    """One instrument's definition (the organization's newest version of its own)."""
     try:
         return await instrument_catalog.resolve(session, actor=actor, code=code)
     except NotFound:

@@ -29,6 +29,8 @@ async def create_organization(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> OrganizationPublic:
+    """Create an organization (system key only). Its slug must be unused (409)."""
+
     async def make() -> OrganizationPublic:
         org = await organizations.create_organization(
             session, actor=actor, data=body, secrets=settings.secret_box()

@@ -111,6 +111,7 @@ async def list_smart_clients(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[SmartClientPublic]:
+    """The organization's SMART Backend Services clients with their public keys and scopes."""
     rows, next_cursor = await clients.list_clients(session, actor=actor, limit=limit, cursor=cursor)
     url = discovery.token_url(settings.base_url)
     return Page(items=[clients.public(r, token_url=url) for r in rows], next_cursor=next_cursor)

@@ -47,6 +47,11 @@ async def create_submission(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
+    """Score one completed instrument for one session of an episode (DESIGN.md §4): the answers
+    are checked item by item (422 naming the item), scored, and the alert rules run; the answer
+    holds the scores and the alerts this submission raised, updated or resolved. A second valid
+    submission for the same session, instrument, respondent and rater is refused with 409 naming
+    the existing one (void it to replace it). A closed episode answers 409."""
     audit_target(request, "submission.create", "episode", body.episode_id)
 
     async def make() -> SubmissionPublic:
@@ -72,6 +77,7 @@ async def create_submission(
 async def get_submission(
     submission_id: uuid.UUID, request: Request, actor: SubmissionsRead, session: SessionDep
 ) -> SubmissionPublic:
+    """One submission with its answers and scores."""
     audit_target(request, "submission.read", "submission", submission_id)
     row = await submissions.get_submission(session, actor=actor, submission_id=submission_id)
     return submissions.to_public(row)
@@ -92,6 +98,8 @@ async def void_submission(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> SubmissionPublic:
+    """Void a submission with a reason: it no longer counts, and the episode's alerts are
+    recomputed without it. Voiding again changes nothing."""
     audit_target(request, "submission.void", "submission", submission_id)
 
     async def make() -> SubmissionPublic:
@@ -127,6 +135,7 @@ async def list_episode_submissions(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[SubmissionPublic]:
+    """The episode's submissions, optionally of one instrument or status, a page at a time."""
     audit_target(request, "submission.list", "episode", episode_id)
     rows, next_cursor = await submissions.list_for_episode(
         session,
@@ -142,7 +151,7 @@ async def list_episode_submissions(
 
 
 @router.get("/v1/episodes/{episode_id}/trajectory", responses=responses(401, 403, 404, 422))
-async def episode_trajectory(
+async def get_trajectory(
     episode_id: uuid.UUID,
     request: Request,
     actor: SubmissionsRead,
@@ -151,6 +160,9 @@ async def episode_trajectory(
     respondent: Respondent = "client",
     rater: RaterQuery = None,
 ) -> Trajectory:
+    """The episode's scores on one instrument, session by session, with the analytics of
+    DESIGN.md §7: change from the first and previous session, reliable change, clinical cut-off,
+    expected response where a model exists, and a summary of the episode."""
     audit_target(request, "trajectory.read", "episode", episode_id)
     return await trajectories.episode_trajectory(
         session,

@@ -75,6 +75,7 @@ async def list_webhooks(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[WebhookPublic]:
+    """The organization's webhook endpoints, without their secrets."""
     items, next_cursor = await webhooks.list_endpoints(
         session, actor=actor, limit=limit, cursor=cursor, secrets=settings.secret_box()
     )
@@ -85,6 +86,7 @@ async def list_webhooks(
 async def delete_webhook(
     webhook_id: uuid.UUID, request: Request, actor: WebhooksWrite, session: SessionDep
 ) -> Response:
+    """Remove an endpoint: nothing more is delivered to it."""
     audit_target(request, "webhook.delete", "webhook", webhook_id)
     await webhooks.delete_endpoint(session, actor=actor, endpoint_id=webhook_id)
     return Response(status_code=204)

@@ -3,45 +3,15 @@ QuestionnaireResponse is scored, and the Observation it yields is found by its s
 EHR flow (issue 17) authenticates with SMART Backend Services, knows the client by MRN only, and
 reads back with ``_sort=-date`` and ``_include``; every resource parses with fhir.resources."""
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from fhirpy import AsyncFHIRClient
 
-from api.app import create_app
 from services.fhir.codes import EXT_EPISODE, EXT_SESSION_NUMBER, QUESTIONNAIRE
-from services.kernel.config import Settings
 from tests.support import Attune, expect, items, srs
 from tests.support.fhir import parses
 from tests.support.smart import register, token_form
-
-
-@pytest.fixture
-def served(settings: Settings) -> Iterator[str]:
-    """The app under uvicorn on a free local port, in a thread of its own; its base URL (also its
-    ATTUNE_PUBLIC_URL, so the links it writes lead back to it)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    public = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}"})
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(public), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
 
 
 async def test_fhirpy_posts_a_response_and_finds_its_observation(
