@@ -50,18 +50,20 @@ def parquet_available() -> bool:
     return True
 
 
-def _json_text(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
 
 
-def _number_map(value: Any) -> list[tuple[str, float | None]] | None:
+def number_map(value: Any) -> list[tuple[str, float | None]] | None:
     """A JSON object of numbers (parsed or as text) as the (key, value) pairs of a Parquet map."""
     if value is None:
         return None
     if isinstance(value, str | bytes):
         value = orjson.loads(value)
+        if value is None:  # JSON null: as NDJSON and CSV have it, null
+            return None
     return [(k, None if v is None else float(v)) for k, v in value.items()]
 
 
@@ -105,7 +107,7 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _csv_value(value: Any) -> Any:
+def csv_value(value: Any) -> Any:
     if value is None:
         return ""
     # Upper case: R's read.csv, pandas, DuckDB and Frictionless all read TRUE/FALSE as logical.
@@ -143,7 +145,7 @@ class CsvEncoder:
         text = self._text
         self._writer.writerows(
             [
-                neutralise(v) if is_text and isinstance(v, str) else _csv_value(v)
+                neutralise(v) if is_text and isinstance(v, str) else csv_value(v)
                 for is_text, v in zip(text, row, strict=True)
             ]
             for row in rows
@@ -154,7 +156,7 @@ class CsvEncoder:
         return b""
 
 
-class _Sink(io.RawIOBase):
+class Sink(io.RawIOBase):
     """A write-only file that hands out what was written since the last `take`."""
 
     def __init__(self) -> None:
@@ -177,6 +179,20 @@ class ParquetEncoder:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        self._pa = pa
+        self._columns = list(columns)
+        self._json = [c.kind == "json" for c in columns]
+        self._numbers = [c.kind == "numbers" for c in columns]
+        self._schema = self.schema(columns)
+        self._sink = Sink()
+        self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
+        self._pending: list[Row] = []
+
+    @staticmethod
+    def schema(columns: Sequence[Column]) -> Any:
+        """The Arrow schema of the columns (a ``pyarrow.Schema``)."""
+        import pyarrow as pa
+
         types = {
             "str": pa.string(),
             "int": pa.int64(),
@@ -187,14 +203,7 @@ class ParquetEncoder:
             # Nested, so pandas, DuckDB and R get the values without parsing JSON.
             "numbers": pa.map_(pa.string(), pa.float64()),
         }
-        self._pa = pa
-        self._columns = list(columns)
-        self._json = [c.kind == "json" for c in columns]
-        self._numbers = [c.kind == "numbers" for c in columns]
-        self._schema = pa.schema([(c.name, types[c.kind]) for c in columns])
-        self._sink = _Sink()
-        self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
-        self._pending: list[Row] = []
+        return pa.schema([(c.name, types[c.kind]) for c in columns])
 
     def start(self) -> bytes:
         return self._sink.take()
@@ -206,9 +215,9 @@ class ParquetEncoder:
         for i, (is_json, is_numbers, field) in enumerate(kinds):
             values = [row[i] for row in rows]
             if is_json:
-                values = [_json_text(v) for v in values]
+                values = [json_text(v) for v in values]
             elif is_numbers:
-                values = [_number_map(v) for v in values]
+                values = [number_map(v) for v in values]
             arrays.append(pa.array(values, type=field.type))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
 

@@ -7,8 +7,9 @@ tuples and dicts, HMACs and JSON encoding, and reached under 20 % of `COPY`'s ro
 common pull, de-identified submissions as NDJSON, this module writes the same bytes faster:
 
 - one statement with the same joins, filter and order as `export_runner.statement`, read
-  through a server-side cursor in batches (one encoded chunk per batch, the next batch asked for
-  before this one is encoded, so the database works while Python does);
+  through a server-side cursor in batches (`services.exports.batches_pg.stream`: one encoded
+  chunk per batch, the next batch asked for before this one is encoded, so the database works
+  while Python does);
 - the database does what costs it little: ids as text, ``days_since_episode_start`` as an
   integer (UTC calendar days, no datetimes in Python), the scores' fields, and the JSON text of
   subscales and answers, passed through untouched as the generic path does;
@@ -22,20 +23,17 @@ Measured alternatives: building whole lines in SQL (``to_json`` per string, HMAC
 in Python was slower than having them as text.
 
 The output is byte for byte the generic path's (tests/api/test_exports_api.py compares both on
-PostgreSQL, with floats and strings chosen to differ). Other datasets and formats, identified
-exports and SQLite take the generic path.
+PostgreSQL, with floats and strings chosen to differ). Other datasets, formats and modes are
+written by `services.exports.batches_pg` on PostgreSQL; SQLite takes the generic path.
 """
 
-import asyncio
 import uuid
-from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from services.exports import Pseudonyms
-from services.kernel.database import Driver
 
 # Parameters: $1 org, $2 until, then the optional filters. What costs the database little is
 # done here (ints, dates, JSON text); what repeats across rows is formatted in Python, once.
@@ -142,6 +140,10 @@ class SubmissionLines:
             self._floats.put(value, text)
         return text
 
+    def counted(self, rows: list[Any]) -> tuple[int, bytes]:
+        """The rows' lines, and how many."""
+        return len(rows), self.encode(rows)
+
     def encode(self, rows: list[Any]) -> bytes:
         episodes, strings, floats = self._episodes.get, self._strings.get, self._floats.get
         episode_of, rater_of = self._episode, self._rater
@@ -174,26 +176,3 @@ class SubmissionLines:
 
 def _quoted(value: str | None) -> str:
     return "null" if value is None else f'"{value}"'
-
-
-async def stream_submissions(
-    driver: Driver, sql: str, args: list[Any], lines: SubmissionLines, *, batch_rows: int
-) -> AsyncGenerator[tuple[int, bytes], None]:
-    """(rows, bytes) per batch, read through a server-side cursor on ``driver`` (an asyncpg
-    connection) in a read-only transaction. The next batch is asked for before this one is
-    encoded, so the database produces it while Python encodes: one batch ahead, no more."""
-    async with driver.transaction(readonly=True):
-        cursor = await driver.cursor(sql, *args)
-        pending = asyncio.ensure_future(cursor.fetch(batch_rows))
-        try:
-            while True:
-                batch = await pending
-                if not batch:
-                    return
-                pending = asyncio.ensure_future(cursor.fetch(batch_rows))
-                await asyncio.sleep(0)  # let the fetch send its request before encoding
-                yield len(batch), lines.encode(batch)
-        finally:
-            # Broken off: the batch asked for arrives and is dropped; cancelling the fetch would
-            # leave the connection busy with the cancellation when it goes back to the pool.
-            await asyncio.wait([pending])

@@ -9,6 +9,7 @@ have) would still differ.
 """
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 PSEUDONYM_HEX_DIGITS = 24
@@ -46,6 +47,11 @@ class Pseudonyms:
         if value is None or value == "":
             return None
         return self._mac(f"{kind}:{value}".encode())
+
+    def of_text(self, kind: str) -> Callable[[str], str]:
+        """``of(kind, value)`` for ids as text (never None nor ''), with less on the way."""
+        prefix, mac = f"{kind}:".encode(), self._mac
+        return lambda value: mac(prefix + value.encode())
 
     def submission(self, value: str) -> str:
         """``of("submission", value)`` for a submission id's text, with less on the way."""
