@@ -18,20 +18,20 @@ Repeated values (an instrument, a band, a float) are formatted once per column a
 bounded caches, so memory stays flat whatever the export's size.
 """
 
-import csv
-import io
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from services.exports.datasets import JSON_KINDS, Column
 from services.exports.encoders import (
-    FORMULA_STARTS,
     PARQUET_ROW_GROUP,
     Sink,
     csv_value,
     json_text,
+    neutralise,
     number_map,
 )
 
@@ -136,61 +136,82 @@ class NdjsonColumns(ColumnEncoder):
 
 # ----- CSV ----------------------------------------------------------------------------------------
 
+# What `csv.writer` (QUOTE_MINIMAL, doubled quotes, CRLF) quotes: a field holding the delimiter,
+# the quote character or a character of the line terminator (CPython's Modules/_csv.c).
+_NEEDS_QUOTES = re.compile('[,"\r\n]').search
 
-def _neutralised(value: Any) -> Any:
-    if value.__class__ is str:
-        return "'" + value if value.startswith(FORMULA_STARTS) else value
-    return csv_value(value)
+
+def _csv_text(text: str) -> str:
+    """A field as `csv.writer` writes it."""
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
+
+
+def _csv_field(value: Any, *, is_text: bool) -> str:
+    """Anything, as `encoders.CsvEncoder` writes it: a text column's string neutralised, other
+    values through `encoders.csv_value`, then as `csv.writer` turns them into a field (``str``,
+    None empty)."""
+    value = neutralise(value) if is_text and isinstance(value, str) else csv_value(value)
+    if value is None:
+        return ""
+    return _csv_text(value if isinstance(value, str) else str(value))
+
+
+class _CsvColumn:
+    """Formats one column's values as CSV fields."""
+
+    def __init__(self, column: Column, *, plain: bool) -> None:
+        self.kind = column.kind
+        self.plain = plain
+        self.is_text = column.kind not in JSON_KINDS
+        self.cache = _Bounded()
+
+    def _any(self, value: Any) -> str:
+        return _csv_field(value, is_text=self.is_text)
+
+    def _put(self, value: Any) -> str:
+        return self.cache.put(value, self._any(value))
+
+    def fields(self, values: Sequence[Any]) -> list[str]:
+        kind, any_ = self.kind, self._any
+        if self.plain:
+            return ["" if v is None else v for v in values]
+        if kind == "str":
+            get, put = self.cache.get, self._put
+            return ["" if v is None else (get(v) or put(v)) if v.__class__ is str else any_(v)
+                    for v in values]  # fmt: skip
+        if kind == "int":
+            return [str(v) if v.__class__ is int else any_(v) for v in values]
+        if kind == "float":
+            get, put = self.cache.get, self._put
+            # Zeros are not kept (0.0 and -0.0 are equal keys), nor other types (1 == 1.0).
+            return [(get(v) or put(v)) if v.__class__ is float and v else any_(v) for v in values]
+        if kind == "bool":
+            bools = _CSV_BOOLS
+            return [bools[v] if v is None or v.__class__ is bool else any_(v) for v in values]
+        if kind == "timestamp":
+            # ISO 8601 holds no character to quote.
+            return ["" if v is None else v.isoformat() if v.__class__ is datetime else any_(v)
+                    for v in values]  # fmt: skip
+        return ["" if v is None else _csv_text(v) if v.__class__ is str else any_(v)
+                for v in values]  # fmt: skip
 
 
 _CSV_BOOLS: dict[Any, str] = {True: "TRUE", False: "FALSE", None: ""}
 
 
-def _csv_column(column: Column, plain: bool) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """What `encoders.CsvEncoder` does to each value of the column, for the whole column.
-    ``None`` needs nothing: `csv.writer` writes it as an empty field."""
-    kind = column.kind
-    if plain or kind in ("int", "float"):
-        return lambda values: [
-            v if v is None or v.__class__ in (str, int, float) else csv_value(v) for v in values
-        ]
-    if kind == "str":
-        starts = FORMULA_STARTS
-        return lambda values: [
-            v if v is None or (v.__class__ is str and not v.startswith(starts)) else _neutralised(v)
-            for v in values
-        ]
-    if kind == "bool":
-        return lambda values: [
-            _CSV_BOOLS[v] if v is None or v.__class__ is bool else csv_value(v) for v in values
-        ]
-    if kind == "timestamp":
-        return lambda values: [None if v is None else csv_value(v) for v in values]
-    # JSON columns are never neutralised (JSON text starts with { [ " a digit, -, t, f or n).
-    return lambda values: [v if v is None or v.__class__ is str else csv_value(v) for v in values]
-
-
 class CsvColumns(ColumnEncoder):
     def __init__(self, columns: Sequence[Column], plain: frozenset[str]) -> None:
         self._names = [c.name for c in columns]
-        self._convert = [_csv_column(c, c.name in plain) for c in columns]
-        self._buffer = io.StringIO()
-        self._writer = csv.writer(self._buffer, lineterminator="\r\n")
-
-    def _take(self) -> bytes:
-        text = self._buffer.getvalue()
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        return text.encode()
+        self._columns = [_CsvColumn(c, plain=c.name in plain) for c in columns]
 
     def start(self) -> bytes:
-        self._writer.writerow(self._names)
-        return self._take()
+        return (",".join(_csv_text(name) for name in self._names) + "\r\n").encode()
 
     def encode_columns(self, batch: Batch) -> bytes:
-        converted = [convert(values) for convert, values in zip(self._convert, batch, strict=True)]
-        self._writer.writerows(zip(*converted, strict=True))
-        return self._take()
+        if not batch or not batch[0]:
+            return b""
+        fields = [c.fields(values) for c, values in zip(self._columns, batch, strict=True)]
+        return ("\r\n".join(map(",".join, zip(*fields, strict=True))) + "\r\n").encode()
 
 
 # ----- Parquet ------------------------------------------------------------------------------------
