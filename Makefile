@@ -53,7 +53,7 @@ format: $(BIN)/attune
 bench: $(BIN)/attune
 	bench/run
 
-## Export benchmark on PostgreSQL: 1,000,000 submissions as NDJSON vs psql COPY of the same rows.
+## Export benchmark on PostgreSQL: every dataset x format x mode of 1,000,000 rows vs psql COPY of the same rows.
 bench-export: $(BIN)/attune
 	$(BIN)/python bench/export.py
 

@@ -1,21 +1,28 @@
-"""Export benchmark: `GET /v1/exports/submissions?format=ndjson` of N submissions on PostgreSQL,
-against `psql -c "COPY (the same statement) TO STDOUT"` of the same rows, timed in the same run.
+"""Export benchmark: every export (`GET /v1/exports/{dataset}` for each dataset, format and
+mode) of N rows on PostgreSQL, against `psql -c "COPY (its own statement) TO STDOUT"` of the same
+rows, timed in the same run.
 
     .venv/bin/python bench/export.py                      # 1,000,000 rows, also cut at 100,000
-    .venv/bin/python bench/export.py --rows 200000 --cuts 20000
+    .venv/bin/python bench/export.py --rows 200000 --cuts 20000 --rounds 1
+    .venv/bin/python bench/export.py --datasets scores --formats csv,parquet --modes identified
 
 One run: creates the scratch database `attune_bench_export_<pid>` (dropped at the end), migrates it,
 starts the service (`attune serve`, one uvicorn process) with a bootstrap key, makes an
-organization and an admin key through the API, then seeds clinicians, clients, episodes, sessions
-and `--rows` SRS submissions with `INSERT ... SELECT generate_series` (not through the API).
-Then, for each cut (the first `cut` rows in change order, selected with `until`), alternating
-for `--rounds` rounds: COPY of the service's own export statement (compiled with its literal
-parameters) piped to `wc -l`, then the service's export piped to `wc -l`, while the service's
-RSS is sampled every 20 ms from /proc. Reports rows/s of each (medians), the ratio, and the
-service's peak RSS growth over its RSS just before the export.
+organization and an `exports:read` + `exports:identified` key through the API, then seeds
+clinicians, clients, episodes, sessions, `--rows` SRS submissions and one alert per submission
+with `INSERT ... SELECT generate_series` (not through the API). Then, for each size (the first
+`size` rows in change order, selected with `until`) and each export (dataset x format x mode),
+alternating for `--rounds` rounds: COPY of the export's own generic statement
+(`services.exports.runner.statement`, compiled with its literal parameters) piped to `wc -l`,
+then the service's export (piped to `wc -l`, or to a file for Parquet), while the service's RSS is
+sampled every 20 ms from /proc. Reports rows/s of each (medians), the ratio, and the service's
+peak RSS growth over its RSS just before the export, as a table.
 
-Goal: the service at least 30 % of COPY's rows/s, and peak RSS growth at most 64 MiB whatever
-the row count.
+Rows are the statement's rows (submissions or alerts) for both sides: the `scores` export writes
+two rows (total, mean) per submission of the seed, from the same statement rows.
+
+Goal (issue 18): every export at least 30 % of COPY's rows/s, and peak RSS growth at most 64 MiB,
+at 1,000,000 rows.
 """
 
 import argparse
@@ -76,6 +83,26 @@ SELECT gen_random_uuid(), :'org', s.episode_id, s.id, s.session_number, 'srs', '
     timestamptz '2026-01-01 00:00:00+00' + (row_number() OVER (ORDER BY s.session_number, s.id))
         * interval '1 millisecond'
 FROM sessions s WHERE s.org_id = :'org';
+-- One alert per submission, in the same change order (updated_at one millisecond apart, as the
+-- submissions' changed_at), so `until` cuts both datasets at the same row. Two in three resolved,
+-- one in three acknowledged (never open: at most one open alert per series is allowed).
+INSERT INTO alerts (id, org_id, episode_id, type, severity, status, resolution, instrument,
+    respondent, rater, subscale, session_number, submission_id, message, evidence, rule_version,
+    rule_params, created_at, updated_at, acknowledged_at, resolved_at, note)
+SELECT gen_random_uuid(), :'org', s.episode_id,
+    CASE WHEN s.session_number % 2 = 0 THEN 'alliance.rupture' ELSE 'outcome.not_on_track' END,
+    CASE WHEN s.session_number % 3 = 0 THEN 'high' ELSE 'warning' END,
+    CASE WHEN s.session_number % 3 = 1 THEN 'acknowledged' ELSE 'resolved' END,
+    CASE WHEN s.session_number % 3 = 1 THEN NULL ELSE 'discussed' END,
+    'srs', 'client', '', '', s.session_number, s.id,
+    'SRS total ' || s.total || ' is below the cut-off',
+    jsonb_build_object('total', s.total, 'previous', s.total + 3, 'drop', 3),
+    '1', jsonb_build_object('min_drop', 3, 'window', 2),
+    s.created_at, s.changed_at,
+    s.created_at + interval '5 hours 3 minutes',
+    CASE WHEN s.session_number % 3 = 1 THEN NULL ELSE s.created_at + interval '2 days' END,
+    'talked it through'
+FROM submissions s WHERE s.org_id = :'org';
 ANALYZE;
 """
 
@@ -88,7 +115,11 @@ def free_port() -> int:
 
 def psql(args: list[str], db: str = "postgres", **kwargs: Any) -> subprocess.CompletedProcess[str]:
     base = ["psql", "-h", PGHOST, "-p", PGPORT, "-U", PGUSER, "-d", db, "-v", "ON_ERROR_STOP=1"]
-    return subprocess.run(base + args, check=True, text=True, capture_output=True, **kwargs)
+    done = subprocess.run(base + args, text=True, capture_output=True, **kwargs)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        done.check_returncode()
+    return done
 
 
 PGHOST = os.environ.get("PGHOST", "127.0.0.1")
@@ -131,8 +162,8 @@ def timed_lines(command: str) -> tuple[int, float]:
     return int(out.stdout.strip()), time.perf_counter() - start
 
 
-def copy_statement(org_id: str, until: datetime) -> str:
-    """The service's own export statement, with its parameters as literals."""
+def copy_statement(org_id: str, dataset: str, identified: bool, until: datetime) -> str:
+    """The service's own generic export statement, with its parameters as literals."""
     from sqlalchemy.dialects import postgresql
 
     from services.exports import columns
@@ -140,14 +171,14 @@ def copy_statement(org_id: str, until: datetime) -> str:
 
     prepared = PreparedExport(
         run_id=uuid.uuid4(),
-        query=ExportQuery("submissions", "ndjson", None, until, None, False),
+        query=ExportQuery(dataset, "ndjson", None, until, None, identified),
         since=None,
         until=until,
         org_id=uuid.UUID(org_id),
         clinician_id=None,
         sees_concerns=False,
         secret="",
-        columns=columns("submissions", identified=False),
+        columns=columns(dataset, identified=identified),
     )
     stmt = statement(prepared)
     compiled = stmt.compile(dialect=postgresql.dialect())
@@ -161,17 +192,56 @@ def copy_statement(org_id: str, until: datetime) -> str:
     return sql
 
 
+DATASETS = ("submissions", "scores", "alerts")
+FORMATS = ("ndjson", "csv", "parquet")
+MODES = ("deidentified", "identified")
+# Export rows per statement row, as seeded: a `scores` row for the total and one for the mean of
+# each submission (the seed's SRS submissions have no subscales).
+ROWS_PER_STATEMENT_ROW = {"submissions": 1, "scores": 2, "alerts": 1}
+
+
+def _choice(text: str, allowed: tuple[str, ...], flag: str) -> list[str]:
+    chosen = [c for c in text.split(",") if c]
+    unknown = sorted(set(chosen) - set(allowed))
+    if unknown:
+        raise SystemExit(f"{flag}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
+    return [c for c in allowed if c in chosen]
+
+
+def exported_rows(fmt: str, output: Path) -> int:
+    """Rows of the export written to ``output``."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.read_metadata(output).num_rows)
+    with output.open("rb") as f:
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+    return lines - 1 if fmt == "csv" else lines  # CSV: the header line
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cuts", default="100000", help="smaller row counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--episodes", type=int, default=20_000)
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated subset")
+    parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated subset")
     parser.add_argument("--keep", action="store_true", help="keep the database (to profile)")
+    parser.add_argument(
+        "--database", help="reuse this database, seeded by an earlier run with --keep (no seeding)"
+    )
     args = parser.parse_args()
-    cuts = sorted({int(c) for c in args.cuts.split(",") if c} | {args.rows})
+    cells = [
+        (dataset, fmt, mode)
+        for dataset in _choice(args.datasets, DATASETS, "--datasets")
+        for fmt in _choice(args.formats, FORMATS, "--formats")
+        for mode in _choice(args.modes, MODES, "--modes")
+    ]
+    db = args.database or DB
     python = str(ROOT / ".venv/bin/python")
-    url = f"postgresql+asyncpg://{PGUSER}@{PGHOST}:{PGPORT}/{DB}"
+    url = f"postgresql+asyncpg://{PGUSER}@{PGHOST}:{PGPORT}/{db}"
     port = free_port()
     env = {
         **os.environ,
@@ -181,13 +251,15 @@ def main() -> int:
         "ATTUNE_EXPORT_SETTLE_SECONDS": "0",
         "ATTUNE_LOG_LEVEL": "WARNING",
     }
-    psql(["-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"])
-    psql(["-c", f"CREATE DATABASE {DB}"])
+    if args.database is None:
+        psql(["-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+        psql(["-c", f"CREATE DATABASE {db}"])
     service = None
+    log = (ROOT / "bench/results").resolve()
+    log.mkdir(exist_ok=True)
+    output = log / f"export-output-{os.getpid()}"
     try:
         subprocess.run([python, "-m", "api.cli", "migrate"], cwd=ROOT, env=env, check=True)
-        log = (ROOT / "bench/results").resolve()
-        log.mkdir(exist_ok=True)
         service = subprocess.Popen(
             [python, "-m", "api.cli", "serve"],
             cwd=ROOT,
@@ -205,90 +277,128 @@ def main() -> int:
                     pass
                 time.sleep(0.2)
             system = {"Authorization": f"Bearer {BOOTSTRAP}"}
-            org = http.post(
-                "/v1/organizations", json={"name": "Bench", "slug": "bench"}, headers=system
-            ).json()
+            if args.database is None:
+                org = http.post(
+                    "/v1/organizations", json={"name": "Bench", "slug": "bench"}, headers=system
+                ).json()
+                org_id = org["id"]
+            else:
+                org_id = psql(
+                    ["-qAt", "-c", "SELECT id FROM organizations WHERE slug = 'bench'"], db=db
+                ).stdout.strip()
             key = http.post(
-                f"/v1/organizations/{org['id']}/api-keys",
-                json={"name": "bench", "scopes": ["exports:read"]},
+                f"/v1/organizations/{org_id}/api-keys",
+                json={"name": "bench", "scopes": ["exports:read", "exports:identified"]},
                 headers=system,
             ).json()["key"]
-        print(f"== seeding {args.rows:,} submissions over {args.episodes:,} episodes", flush=True)
-        started = time.perf_counter()
-        seed = SEED_SQL.replace(":episodes", str(args.episodes)).replace(":rows", str(args.rows))
-        psql(["-v", f"org={org['id']}"], db=DB, input=seed)
-        print(f"   {time.perf_counter() - started:.0f} s", flush=True)
+        if args.database is None:
+            print(f"== seeding {args.rows:,} submissions and alerts over {args.episodes:,} "
+                  "episodes", flush=True)  # fmt: skip
+            started = time.perf_counter()
+            seed = SEED_SQL.replace(":episodes", str(args.episodes)).replace(
+                ":rows", str(args.rows)
+            )
+            psql(["-v", f"org={org_id}"], db=db, input=seed)
+            print(f"   {time.perf_counter() - started:.0f} s", flush=True)
+        else:
+            args.rows = int(psql(["-qAt", "-c", "SELECT count(*) FROM submissions"], db=db).stdout)
+        sizes = sorted({int(c) for c in args.cuts.split(",") if c and int(c) < args.rows})
+        sizes.append(args.rows)
+        print(f"== load average {os.getloadavg()[0]:.1f} at the start", flush=True)
 
         results = []
-        for cut in cuts:
-            until = BASE + timedelta(milliseconds=cut + 1)
-            copy_sql = copy_statement(org["id"], until).replace("\n", " ")
-            copy_cmd = (
-                f"psql -h {PGHOST} -p {PGPORT} -U {PGUSER} -d {DB} -qAt "
-                f'-c "COPY ({copy_sql}) TO STDOUT" | wc -l'
-            )
-            export_url = f"{base}/v1/exports/submissions?format=ndjson&until={until.isoformat()}"
-            export_cmd = (
-                f"curl -sSf -H 'Authorization: Bearer {key}' "
-                f"'{export_url.replace('+', '%2B')}' | wc -l"
-            )
-            # Warm up: one small export loads everything the route needs.
-            timed_lines(export_cmd.replace("format=ndjson", "format=ndjson&instrument=none"))
-            copy_rates, service_rates, growths = [], [], []
-            for _ in range(args.rounds):
-                lines, seconds = timed_lines(copy_cmd)
-                assert lines == cut, (lines, cut)
-                copy_rates.append(cut / seconds)
-                before = rss_kib(service.pid)
-                with RssSampler(service.pid) as sampler:
-                    lines, seconds = timed_lines(export_cmd)
-                assert lines == cut, (lines, cut)
-                service_rates.append(cut / seconds)
-                growths.append((sampler.peak - before) / 1024)
-                print(
-                    f"   {cut:>9,} rows, round {len(growths)}: COPY {copy_rates[-1]:>9,.0f} rows/s "
-                    f"| service {service_rates[-1]:>9,.0f} rows/s | ratio "
-                    f"{service_rates[-1] / copy_rates[-1]:.2f} | RSS {before / 1024:.1f} MiB "
-                    f"before, peak growth {growths[-1]:.1f} MiB",
-                    flush=True,
+        for size in sizes:
+            until = BASE + timedelta(milliseconds=size + 1)
+            for dataset, fmt, mode in cells:
+                identified = mode == "identified"
+                copy_sql = copy_statement(org_id, dataset, identified, until).replace("\n", " ")
+                copy_cmd = (
+                    f"psql -h {PGHOST} -p {PGPORT} -U {PGUSER} -d {db} -qAt "
+                    f'-c "COPY ({copy_sql}) TO STDOUT" | wc -l'
                 )
-            row = {
-                "rows": cut,
-                "copy_rows_per_s": statistics.median(copy_rates),
-                "service_rows_per_s": statistics.median(service_rates),
-                "peak_rss_growth_mib": max(growths),
-                "rounds": [
-                    {"copy_rows_per_s": c, "service_rows_per_s": s, "peak_rss_growth_mib": g}
-                    for c, s, g in zip(copy_rates, service_rates, growths, strict=True)
-                ],
-                "service_rss_mib": rss_kib(service.pid) / 1024,
-            }
-            row["ratio"] = row["service_rows_per_s"] / row["copy_rows_per_s"]
-            results.append(row)
-            print(
-                f"   {cut:>9,} rows: COPY {row['copy_rows_per_s']:>9,.0f} rows/s | service "
-                f"{row['service_rows_per_s']:>9,.0f} rows/s | ratio {row['ratio']:.2f} | peak RSS "
-                f"growth {row['peak_rss_growth_mib']:.1f} MiB",
-                flush=True,
-            )
+                query = f"format={fmt}&identified={str(identified).lower()}"
+                export_url = f"{base}/v1/exports/{dataset}?{query}&until={until.isoformat()}"
+                export_cmd = (
+                    f"curl -sSf -H 'Authorization: Bearer {key}' "
+                    f"'{export_url.replace('+', '%2B')}' > {output}"
+                )
+                # Warm up: one small export loads everything the route needs (pyarrow too).
+                timed_lines(export_cmd.replace(query, f"{query}&instrument=none") + " && echo 0")
+                expected = size * ROWS_PER_STATEMENT_ROW[dataset]
+                copy_rates, service_rates, growths = [], [], []
+                name = f"{dataset}/{fmt}/{mode}"
+                for _ in range(args.rounds):
+                    lines, seconds = timed_lines(copy_cmd)
+                    assert lines == size, (name, lines, size)
+                    copy_rates.append(size / seconds)
+                    before = rss_kib(service.pid)
+                    with RssSampler(service.pid) as sampler:
+                        _, seconds = timed_lines(export_cmd + " && echo 0")
+                    written = exported_rows(fmt, output)
+                    assert written == expected, (name, written, expected)
+                    service_rates.append(size / seconds)
+                    growths.append((sampler.peak - before) / 1024)
+                    print(
+                        f"   {name:<30} {size:>9,} rows, round {len(growths)}: COPY "
+                        f"{copy_rates[-1]:>9,.0f} rows/s | service {service_rates[-1]:>9,.0f} "
+                        f"rows/s | ratio {service_rates[-1] / copy_rates[-1]:.2f} | RSS "
+                        f"{before / 1024:.1f} MiB before, peak growth {growths[-1]:.1f} MiB",
+                        flush=True,
+                    )
+                row = {
+                    "dataset": dataset,
+                    "format": fmt,
+                    "mode": mode,
+                    "rows": size,
+                    "export_rows": expected,
+                    "copy_rows_per_s": statistics.median(copy_rates),
+                    "service_rows_per_s": statistics.median(service_rates),
+                    "peak_rss_growth_mib": max(growths),
+                    "rounds": [
+                        {"copy_rows_per_s": c, "service_rows_per_s": s, "peak_rss_growth_mib": g}
+                        for c, s, g in zip(copy_rates, service_rates, growths, strict=True)
+                    ],
+                    "service_rss_mib": rss_kib(service.pid) / 1024,
+                }
+                row["ratio"] = row["service_rows_per_s"] / row["copy_rows_per_s"]
+                results.append(row)
+        load = os.getloadavg()
+        print(f"\n== load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end\n")
+        print(table(results))
         ok = all(
             r["ratio"] >= GOAL_RATIO and r["peak_rss_growth_mib"] <= GOAL_RSS_MIB for r in results
         )
         verdict = "PASS" if ok else "FAIL"
         print(
-            f"== {verdict}: goal ratio >= {GOAL_RATIO:.2f} of COPY's rows/s and peak RSS growth "
-            f"<= {GOAL_RSS_MIB} MiB at every size"
+            f"\n== {verdict}: goal ratio >= {GOAL_RATIO:.2f} of COPY's rows/s and peak RSS growth "
+            f"<= {GOAL_RSS_MIB} MiB for every export at every size"
         )
         (log / "export-latest.json").write_text(
-            json.dumps({"results": results, "verdict": verdict}, indent=2)
+            json.dumps({"results": results, "verdict": verdict, "load": load}, indent=2)
         )
         return 0 if ok else 1
     finally:
+        output.unlink(missing_ok=True)
         if service is not None:
             service.terminate()
             service.wait(timeout=30)
-        if not args.keep:
-            psql(["-c", f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)"])
+        if not args.keep and args.database is None:
+            psql(["-c", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"])
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """The results as a Markdown table (medians of the rounds; RSS: the largest growth)."""
+    lines = [
+        "| dataset | format | mode | rows | COPY rows/s | service rows/s | ratio | RSS growth |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['dataset']} | {r['format']} | {r['mode']} | {r['rows']:,} | "
+            f"{r['copy_rows_per_s']:,.0f} | {r['service_rows_per_s']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['peak_rss_growth_mib']:.1f} MiB |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,13 @@ A JSON column's value is a parsed object or its JSON text (as the database retur
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
+from typing import Any, Literal, Protocol, get_args
 
 import orjson
 
-from services.exports.datasets import JSON_KINDS, Column, ExportRow
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
+from services.exports.datasets import JSON_KINDS, Column
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -34,7 +31,7 @@ MEDIA_TYPES: dict[str, str] = {
 }
 PARQUET_ROW_GROUP = 50_000
 
-Row = ExportRow
+Row = tuple[Any, ...]
 
 
 class Encoder(Protocol):
@@ -53,20 +50,21 @@ def parquet_available() -> bool:
     return True
 
 
-def _json_text(value: object) -> str | None:
+def json_text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
 
 
-def _number_map(value: object) -> list[tuple[str, float | None]] | None:
+def number_map(value: Any) -> list[tuple[str, float | None]] | None:
     """A JSON object of numbers (parsed or as text) as the (key, value) pairs of a Parquet map."""
     if value is None:
         return None
     if isinstance(value, str | bytes):
         value = orjson.loads(value)
-    numbers = cast("Mapping[str, float | None]", value)  # a "numbers" column's value
-    return [(k, None if v is None else float(v)) for k, v in numbers.items()]
+        if value is None:  # JSON null: as NDJSON and CSV have it, null
+            return None
+    return [(k, None if v is None else float(v)) for k, v in value.items()]
 
 
 class NdjsonEncoder:
@@ -109,7 +107,7 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def _csv_value(value: object) -> object:
+def csv_value(value: Any) -> Any:
     if value is None:
         return ""
     # Upper case: R's read.csv, pandas, DuckDB and Frictionless all read TRUE/FALSE as logical.
@@ -147,7 +145,7 @@ class CsvEncoder:
         text = self._text
         self._writer.writerows(
             [
-                neutralise(v) if is_text and isinstance(v, str) else _csv_value(v)
+                neutralise(v) if is_text and isinstance(v, str) else csv_value(v)
                 for is_text, v in zip(text, row, strict=True)
             ]
             for row in rows
@@ -158,7 +156,7 @@ class CsvEncoder:
         return b""
 
 
-class _Sink(io.RawIOBase):
+class Sink(io.RawIOBase):
     """A write-only file that hands out what was written since the last `take`."""
 
     def __init__(self) -> None:
@@ -167,10 +165,9 @@ class _Sink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: "Buffer") -> int:
-        chunk = bytes(data)
-        self._chunks.append(chunk)
-        return len(chunk)
+    def write(self, data: Any) -> int:
+        self._chunks.append(bytes(data))
+        return len(data)
 
     def take(self) -> bytes:
         out, self._chunks = b"".join(self._chunks), []
@@ -182,6 +179,20 @@ class ParquetEncoder:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        self._pa = pa
+        self._columns = list(columns)
+        self._json = [c.kind == "json" for c in columns]
+        self._numbers = [c.kind == "numbers" for c in columns]
+        self._schema = self.schema(columns)
+        self._sink = Sink()
+        self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
+        self._pending: list[Row] = []
+
+    @staticmethod
+    def schema(columns: Sequence[Column]) -> Any:
+        """The Arrow schema of the columns (a ``pyarrow.Schema``)."""
+        import pyarrow as pa
+
         types = {
             "str": pa.string(),
             "int": pa.int64(),
@@ -192,14 +203,7 @@ class ParquetEncoder:
             # Nested, so pandas, DuckDB and R get the values without parsing JSON.
             "numbers": pa.map_(pa.string(), pa.float64()),
         }
-        self._pa = pa
-        self._columns = list(columns)
-        self._json = [c.kind == "json" for c in columns]
-        self._numbers = [c.kind == "numbers" for c in columns]
-        self._schema = pa.schema([(c.name, types[c.kind]) for c in columns])
-        self._sink = _Sink()
-        self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
-        self._pending: list[Row] = []
+        return pa.schema([(c.name, types[c.kind]) for c in columns])
 
     def start(self) -> bytes:
         return self._sink.take()
@@ -211,9 +215,9 @@ class ParquetEncoder:
         for i, (is_json, is_numbers, field) in enumerate(kinds):
             values = [row[i] for row in rows]
             if is_json:
-                values = [_json_text(v) for v in values]
+                values = [json_text(v) for v in values]
             elif is_numbers:
-                values = [_number_map(v) for v in values]
+                values = [number_map(v) for v in values]
             arrays.append(pa.array(values, type=field.type))
         self._writer.write_table(pa.Table.from_arrays(arrays, schema=self._schema))
 

@@ -7,8 +7,9 @@ tuples and dicts, HMACs and JSON encoding, and reached under 20 % of `COPY`'s ro
 common pull, de-identified submissions as NDJSON, this module writes the same bytes faster:
 
 - one statement with the same joins, filter and order as `export_runner.statement`, read
-  through a server-side cursor in batches (one encoded chunk per batch, the next batch asked for
-  before this one is encoded, so the database works while Python does);
+  through a server-side cursor in batches (`services.exports.batches_pg.stream`: one encoded
+  chunk per batch, the next batch asked for before this one is encoded, so the database works
+  while Python does);
 - the database does what costs it little: ids as text, ``days_since_episode_start`` as an
   integer (UTC calendar days, no datetimes in Python), the scores' fields, and the JSON text of
   subscales and answers, passed through untouched as the generic path does;
@@ -22,19 +23,17 @@ Measured alternatives: building whole lines in SQL (``to_json`` per string, HMAC
 in Python was slower than having them as text.
 
 The output is byte for byte the generic path's (tests/api/test_exports_api.py compares both on
-PostgreSQL, with floats and strings chosen to differ). Other datasets and formats, identified
-exports and SQLite take the generic path.
+PostgreSQL, with floats and strings chosen to differ). Other datasets, formats and modes are
+written by `services.exports.batches_pg` on PostgreSQL; SQLite takes the generic path.
 """
 
-import asyncio
 import uuid
-from collections.abc import AsyncGenerator, Hashable, Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 
 from services.exports import Pseudonyms
-from services.kernel.database import Driver
 
 # Parameters: $1 org, $2 until, then the optional filters. What costs the database little is
 # done here (ints, dates, JSON text); what repeats across rows is formatted in Python, once.
@@ -52,14 +51,6 @@ FROM submissions s
 JOIN episodes e ON e.id = s.episode_id AND e.org_id = s.org_id
 JOIN clients c ON c.id = e.client_id AND c.org_id = e.org_id
 WHERE s.org_id = $1 AND s.changed_at < $2"""
-# A row of `_SELECT`, column by column (an asyncpg Record, unpacked as this tuple would be):
-# submission, episode, client and clinician ids, rater (None for none), population, instrument,
-# version, session number, respondent, status, days since the episode's start (as text), total,
-# mean, band, below_cutoff, clinical, and the line's tail (subscales and answers as JSON text).
-SelectedRow = tuple[
-    str, str, str | None, str | None, str | None, str, str, str, str, str, str, str,
-    float | None, float | None, str | None, bool | None, bool | None, str,
-]  # fmt: skip
 
 
 def submissions_statement(
@@ -69,7 +60,7 @@ def submissions_statement(
     until: datetime,
     instrument: str | None,
     clinician_id: uuid.UUID | None,
-) -> tuple[str, list[object]]:
+) -> tuple[str, list[Any]]:
     """The statement and its arguments, filtered as `export_runner.statement` filters."""
     sql, args = _SELECT, [org_id, until]
     if since is not None:
@@ -89,14 +80,14 @@ def submissions_statement(
 CACHE_SIZE = 65_536
 
 
-class _Bounded(dict[Hashable, str]):
+class _Bounded(dict[Any, str]):
     """A dict that forgets everything once it holds ``size`` entries: memory stays bounded."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: Hashable, value: str) -> str:
+    def put(self, key: Any, value: str) -> str:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -149,7 +140,11 @@ class SubmissionLines:
             self._floats.put(value, text)
         return text
 
-    def encode(self, rows: Sequence[SelectedRow]) -> bytes:
+    def counted(self, rows: list[Any]) -> tuple[int, bytes]:
+        """The rows' lines, and how many."""
+        return len(rows), self.encode(rows)
+
+    def encode(self, rows: list[Any]) -> bytes:
         episodes, strings, floats = self._episodes.get, self._strings.get, self._floats.get
         episode_of, rater_of = self._episode, self._rater
         string_of, float_of = self._string, self._float
@@ -181,26 +176,3 @@ class SubmissionLines:
 
 def _quoted(value: str | None) -> str:
     return "null" if value is None else f'"{value}"'
-
-
-async def stream_submissions(
-    driver: Driver, sql: str, args: list[object], lines: SubmissionLines, *, batch_rows: int
-) -> AsyncGenerator[tuple[int, bytes], None]:
-    """(rows, bytes) per batch, read through a server-side cursor on ``driver`` (an asyncpg
-    connection) in a read-only transaction. The next batch is asked for before this one is
-    encoded, so the database produces it while Python encodes: one batch ahead, no more."""
-    async with driver.transaction(readonly=True):
-        cursor = await driver.cursor(sql, *args)
-        pending = asyncio.ensure_future(cursor.fetch(batch_rows))
-        try:
-            while True:
-                batch = await pending
-                if not batch:
-                    return
-                pending = asyncio.ensure_future(cursor.fetch(batch_rows))
-                await asyncio.sleep(0)  # let the fetch send its request before encoding
-                yield len(batch), lines.encode(batch)
-        finally:
-            # Broken off: the batch asked for arrives and is dropped; cancelling the fetch would
-            # leave the connection busy with the cancellation when it goes back to the pool.
-            await asyncio.wait([pending])

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import anyio
 import orjson
@@ -53,7 +54,7 @@ from services.exports import (
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.crypto import SecretBox
-from services.kernel.database import DriverPool, UntypedSelect
+from services.kernel.database import DriverPool
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -179,15 +180,13 @@ async def prepare(
     return prepared
 
 
-def _window(
-    stmt: UntypedSelect, changed: sa.ColumnElement[datetime], p: PreparedExport
-) -> UntypedSelect:
+def _window(stmt: sa.Select[Any], changed: Any, p: PreparedExport) -> sa.Select[Any]:
     if p.since is not None:
         stmt = stmt.where(changed >= p.since)
     return stmt.where(changed < p.until)
 
 
-def _people(identified: bool) -> list[sa.ColumnElement[object]]:
+def _people(identified: bool) -> list[Any]:
     cols = [_E.c.client_id, _E.c.clinician_id, _E.c.started_on, _C.c.population]
     if identified:
         cols += [_C.c.external_id.label("client_external_id")]
@@ -195,7 +194,7 @@ def _people(identified: bool) -> list[sa.ColumnElement[object]]:
     return cols
 
 
-def _joined(table: sa.Table, identified: bool) -> sa.Join:
+def _joined(table: Any, identified: bool) -> Any:
     joined = table.join(_E, sa.and_(_E.c.id == table.c.episode_id, _E.c.org_id == table.c.org_id))
     joined = joined.join(_C, sa.and_(_C.c.id == _E.c.client_id, _C.c.org_id == _E.c.org_id))
     if identified:
@@ -205,52 +204,71 @@ def _joined(table: sa.Table, identified: bool) -> sa.Join:
     return joined
 
 
-def statement(p: PreparedExport) -> UntypedSelect:
-    """The one statement an export reads, in change order."""
-    identified, dataset = p.query.identified, p.query.dataset
+def table_of(dataset: str) -> tuple[Any, Any]:
+    """The table an export of ``dataset`` reads, and its change-time column (the window's)."""
     if dataset == "alerts":
-        table, changed = _A, _A.c.updated_at
-        stmt = sa.select(_A, *_people(identified))
-    else:
-        table, changed = _S, _S.c.changed_at
-        event_at = sa.func.coalesce(_S.c.occurred_at, _S.c.created_at, type_=UTCDateTime())
-        cols = [
-            _S.c.id,
-            _S.c.episode_id,
-            _S.c.instrument,
-            _S.c.instrument_version,
-            _S.c.session_number,
-            _S.c.respondent,
-            _S.c.rater,
-            _S.c.status,
-            event_at.label("event_at"),
-            *_people(identified),
-        ]
-        if dataset == "scores":
-            cols.append(_S.c.scores)
-        else:
-            scores = _S.c.scores
-            cols += [
-                _S.c.total,
-                scores["mean"].as_float().label("mean"),
-                scores["band"].as_string().label("band"),
-                scores["below_cutoff"].as_boolean().label("below_cutoff"),
-                scores["clinical"].as_boolean().label("clinical"),
-                # JSON text straight from the database: passed through, never parsed.
-                sa.cast(scores["subscales"], sa.Text).label("subscales"),
-                sa.cast(_S.c.answers, sa.Text).label("answers"),
-            ]
-        if identified:
-            cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
-            if dataset == "submissions":
-                cols += [_S.c.voided_at, _S.c.void_reason]
-        stmt = sa.select(*cols)
+        return _A, _A.c.updated_at
+    return _S, _S.c.changed_at
+
+
+def rows_statement(p: PreparedExport, cols: list[Any]) -> sa.Select[Any]:
+    """``cols`` for the export's rows: its table (`table_of`) joined to the episode and the client
+    (and the clinician when identified), what the caller may read, in the window and of the
+    instrument asked for, in change order. `statement` and the PostgreSQL readers
+    (`services.exports.batches_pg`) select their columns through this, so they read the same rows
+    in the same order."""
+    identified, dataset = p.query.identified, p.query.dataset
+    table, changed = table_of(dataset)
     visible = visible_alerts if dataset == "alerts" else visible_submissions
-    stmt = stmt.select_from(_joined(table, identified)).where(visible(p.reader))
+    stmt = sa.select(*cols).select_from(_joined(table, identified)).where(visible(p.reader))
     stmt = _window(stmt, changed, p)
     if p.query.instrument is not None:
         stmt = stmt.where(table.c.instrument == p.query.instrument)
     return stmt.order_by(changed, table.c.id)
+
+
+def statement(p: PreparedExport) -> sa.Select[Any]:
+    """The one statement an export reads, in change order."""
+    identified, dataset = p.query.identified, p.query.dataset
+    if dataset == "alerts":
+        return rows_statement(p, [_A, *_people(identified)])
+    event_at = sa.func.coalesce(_S.c.occurred_at, _S.c.created_at, type_=UTCDateTime())
+    cols = [
+        _S.c.id,
+        _S.c.episode_id,
+        _S.c.instrument,
+        _S.c.instrument_version,
+        _S.c.session_number,
+        _S.c.respondent,
+        _S.c.rater,
+        _S.c.status,
+        event_at.label("event_at"),
+        *_people(identified),
+    ]
+    if dataset == "scores":
+        cols.append(_S.c.scores)
+    else:
+        cols += submission_scores()
+    if identified:
+        cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
+        if dataset == "submissions":
+            cols += [_S.c.voided_at, _S.c.void_reason]
+    return rows_statement(p, cols)
+
+
+def submission_scores() -> list[Any]:
+    """The ``submissions`` export's score columns, from the stored scores object."""
+    scores = _S.c.scores
+    return [
+        _S.c.total,
+        scores["mean"].as_float().label("mean"),
+        scores["band"].as_string().label("band"),
+        scores["below_cutoff"].as_boolean().label("below_cutoff"),
+        scores["clinical"].as_boolean().label("clinical"),
+        # JSON text straight from the database: passed through, never parsed.
+        sa.cast(scores["subscales"], sa.Text).label("subscales"),
+        sa.cast(_S.c.answers, sa.Text).label("answers"),
+    ]
 
 
 def has_fast_path(p: PreparedExport) -> bool:

@@ -159,6 +159,7 @@ STORES = {
     "services/alerts/sweep_store.py",
     "services/exports/store.py",
     "services/exports/ndjson_pg.py",
+    "services/exports/batches_pg.py",
     "services/webhooks/delivery_store.py",
 }
 DATABASE_QUESTIONS = {"driver", "driver_transaction", "has_driver", "dialect", "is_sqlite"}

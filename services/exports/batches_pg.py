@@ -1,0 +1,340 @@
+"""Every export on PostgreSQL, read straight through asyncpg and encoded a column at a time.
+
+The generic path (`services.exports.store.SqlExportStore`) reads through SQLAlchemy, shapes each
+row in Python (`services.exports.datasets.Shapers`) and encodes it row by row: measured on the
+export benchmark (bench/README.md), about a tenth of `COPY`'s rows/s. This path writes the same
+bytes (Parquet: the same values) for every dataset, format and mode:
+
+- the statement selects the same rows in the same order (`export_runner.rows_statement`: same
+  joins, visibility, window, instrument and order), with columns chosen for the export: ids as
+  text, empty strings as NULL, ``days_since_episode_start`` as an integer (UTC calendar days),
+  JSON as text, each labelled with its export column's name; compiled for asyncpg once per export;
+- it is read through a server-side cursor in batches, the next batch asked for before this one is
+  encoded (`stream`), so the database works while Python does;
+- a batch becomes one sequence per export column (`zip`), and only what the database cannot do
+  is done in Python, a column at a time: pseudonyms (HMAC-SHA256, `services.exports.pseudonyms`;
+  an episode's three and a rater's remembered in bounded caches), the scores dataset's rows per
+  score, alert durations, JSON of alerts re-written as the generic path writes it;
+- `services.exports.columnar` encodes the columns (NDJSON, CSV, Parquet).
+
+De-identified NDJSON submissions keep their own line writer (`services.exports.ndjson_pg`),
+measured quicker still for that common pull.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
+from models.alerts import CONCERN, Alert
+from models.episodes import Episode
+from models.people import Client, Clinician
+from models.submissions import Submission
+from services.exports import Pseudonyms
+from services.exports.columnar import CACHE_SIZE, ColumnEncoder, column_encoder
+from services.exports.datasets import hours_between
+from services.exports.runner import PreparedExport, rows_statement, submission_scores
+from services.kernel.database import Driver
+
+_S = Submission.__table__  # type: ignore[attr-defined]
+_A = Alert.__table__  # type: ignore[attr-defined]
+_E = Episode.__table__  # type: ignore[attr-defined]
+_C = Client.__table__  # type: ignore[attr-defined]
+_CL = Clinician.__table__  # type: ignore[attr-defined]
+_DIALECT = asyncpg_dialect()  # type: ignore[no-untyped-call]
+
+# Columns that hold UUID text or pseudonyms (hex digits) only: written as they are.
+PLAIN = frozenset({"submission_id", "alert_id", "episode_id", "client_id", "clinician_id"})
+
+
+def _text(column: Any, name: str) -> Any:
+    return sa.cast(column, sa.Text).label(name)
+
+
+def _or_null(column: Any) -> Any:
+    """The generic path writes an empty string as null (``value or None``)."""
+    return sa.func.nullif(column, "").label(column.name)
+
+
+def _days(at: str) -> Any:
+    # UTC calendar days from the episode's start, as `datasets.days_between` counts them.
+    return sa.literal_column(
+        f"((({at}) AT TIME ZONE 'UTC')::date - episodes.started_on)", sa.Integer
+    ).label("days_since_episode_start")
+
+
+def _people(table: Any, identified: bool) -> list[Any]:
+    cols = [
+        _text(table.c.episode_id, "episode_id"),
+        _text(_E.c.client_id, "client_id"),
+        _text(_E.c.clinician_id, "clinician_id"),
+    ]
+    if identified:
+        cols += [
+            _C.c.external_id.label("client_external_id"),
+            _CL.c.external_id.label("clinician_external_id"),
+        ]
+    return cols
+
+
+def _columns(dataset: str, identified: bool) -> list[Any]:
+    if dataset == "alerts":
+        cols = [_text(_A.c.id, "alert_id"), *_people(_A, identified)]
+        cols += [
+            _text(_A.c.submission_id, "submission_id"),
+            _A.c.type,
+            _A.c.severity,
+            _A.c.status,
+            _A.c.resolution,
+            _or_null(_A.c.instrument),
+            _or_null(_A.c.respondent),
+            _or_null(_A.c.rater),
+            _or_null(_A.c.subscale),
+            _A.c.session_number,
+            _A.c.rule_version,
+            _text(_A.c.rule_params, "rule_params"),
+            _text(_A.c.evidence, "evidence"),
+            _days("alerts.created_at"),
+            _A.c.created_at,
+            _A.c.acknowledged_at,
+            _A.c.resolved_at,
+        ]
+        if identified:
+            cols += [_A.c.message, _A.c.note, _A.c.updated_at]
+        return cols
+    cols = [_text(_S.c.id, "submission_id"), *_people(_S, identified)]
+    cols += [
+        _C.c.population,
+        _S.c.instrument,
+        _S.c.instrument_version,
+        _S.c.session_number,
+        _S.c.respondent,
+        _or_null(_S.c.rater),
+        _S.c.status,
+        _days("coalesce(submissions.occurred_at, submissions.created_at)"),
+    ]
+    if dataset == "scores":
+        scores = _S.c.scores
+        cols += [
+            _text(scores["total"], "total"),
+            _text(scores["mean"], "mean"),
+            _text(scores["subscales"], "subscales"),
+        ]
+    else:
+        cols += submission_scores()
+    if identified:
+        cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
+        if dataset == "submissions":
+            cols += [_S.c.voided_at, _S.c.void_reason]
+    return cols
+
+
+def statement(p: PreparedExport) -> tuple[str, list[Any], list[str]]:
+    """The export's statement for asyncpg, its arguments, and its columns' names."""
+    stmt = rows_statement(p, _columns(p.query.dataset, p.query.identified))
+    compiled = stmt.compile(dialect=_DIALECT)
+    params = compiled.construct_params()
+    args = [params[name] for name in compiled.positiontup or ()]
+    return str(compiled), args, [c.name for c in stmt.selected_columns]
+
+
+class _Remembered(dict[Any, Any]):
+    """A dict that forgets everything once it holds ``CACHE_SIZE`` entries."""
+
+    def put(self, key: Any, value: Any) -> Any:
+        if len(self) >= CACHE_SIZE:
+            self.clear()
+        self[key] = value
+        return value
+
+
+_MISSING = object()
+
+
+class Columns:
+    """Turns the statement's rows into the export's columns (`PreparedExport.columns`), with
+    the values `services.exports.datasets.Shapers` gives."""
+
+    def __init__(self, p: PreparedExport, names: list[str]) -> None:
+        self._names = names
+        self._identified = p.query.identified
+        self._export = [c.name for c in p.columns]
+        self._pseudonyms = Pseudonyms(p.secret)
+        self._episodes = _Remembered()
+        self._raters = _Remembered()
+        self._json = _Remembered()
+        self._numbers = _Remembered()
+        self.shape: Callable[[list[Any]], tuple[int, list[Sequence[Any]]]] = {
+            "submissions": self._submissions,
+            "scores": self._scores,
+            "alerts": self._alerts,
+        }[p.query.dataset]
+
+    def _by_name(self, rows: list[Any]) -> dict[str, Sequence[Any]]:
+        return dict(zip(self._names, zip(*rows, strict=True), strict=True))
+
+    def _keyed(self, by: dict[str, Sequence[Any]], name: str) -> None:
+        """De-identified: ``name``'s ids (text) become their pseudonyms."""
+        if self._identified:
+            return
+        of = self._pseudonyms.of_text(name.removesuffix("_id"))
+        by[name] = [None if v is None else of(v) for v in by[name]]
+
+    def _people(self, by: dict[str, Sequence[Any]]) -> None:
+        """De-identified: the episode's, client's and clinician's pseudonyms (once per episode),
+        and the rater's (once per rater)."""
+        if self._identified:
+            return
+        of, episodes, raters = self._pseudonyms.of, self._episodes, self._raters
+
+        def people(episode: str, client: str | None, clinician: str | None) -> tuple[Any, ...]:
+            found = (of("episode", episode), of("client", client), of("clinician", clinician))
+            return episodes.put(episode, found)  # type: ignore[no-any-return]
+
+        trios = [
+            episodes.get(e) or people(e, c, k)
+            for e, c, k in zip(by["episode_id"], by["client_id"], by["clinician_id"], strict=True)
+        ]
+        by["episode_id"], by["client_id"], by["clinician_id"] = zip(*trios, strict=True)
+        by["rater"] = [
+            None if r is None else raters.get(r) or raters.put(r, of("rater", r))
+            for r in by["rater"]
+        ]
+
+    def _ordered(self, by: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
+        return [by[name] for name in self._export]
+
+    def _submissions(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+        by = self._by_name(rows)
+        self._keyed(by, "submission_id")
+        self._people(by)
+        return len(rows), self._ordered(by)
+
+    def _number(self, text: str | None) -> Any:
+        """A JSON value's text as the generic path parses it (SQLAlchemy's `json.loads`)."""
+        if text is None:
+            return None
+        found = self._numbers.get(text, _MISSING)
+        if found is _MISSING:
+            found = self._numbers.put(text, json.loads(text))
+        return found
+
+    def _scores(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+        """One row per score: the total, the mean, then each subscale in the stored order."""
+        by = self._by_name(rows)
+        self._keyed(by, "submission_id")
+        self._people(by)
+        number = self._number
+        totals = [number(t) for t in by.pop("total")]
+        means = [number(m) for m in by.pop("mean")]
+        subscales = [
+            () if t is None or t == "{}" else (json.loads(t) or {}).items()
+            for t in by.pop("subscales")
+        ]
+        score: list[str] = []
+        subscale: list[str | None] = []
+        value: list[Any] = []
+        for total, mean, items in zip(totals, means, subscales, strict=True):
+            score += ("total", "mean")
+            subscale += (None, None)
+            value += (total, mean)
+            for name, number_ in items:
+                score.append("subscale")
+                subscale.append(name)
+                value.append(number_)
+        counts = [2 + len(items) for items in subscales]
+        if all(n == 2 for n in counts):
+            expanded = {k: [v for v in vs for _ in (0, 1)] for k, vs in by.items()}
+        else:
+            expanded = {
+                k: [v for v, n in zip(vs, counts, strict=True) for _ in range(n)]
+                for k, vs in by.items()
+            }
+        expanded.update(score=score, subscale=subscale, value=value)
+        return len(score), self._ordered(expanded)
+
+    def _json_value(self, text: str | None) -> Any:
+        """JSON as the generic path writes it: parsed by SQLAlchemy (`json.loads`), and an
+        object or array written again by orjson (here once, as text the encoders pass on)."""
+        if text is None:
+            return None
+        found = self._json.get(text, _MISSING)
+        if found is _MISSING:
+            value = json.loads(text)
+            if isinstance(value, dict | list):
+                value = orjson.dumps(value).decode()
+            found = self._json.put(text, value)
+        return found
+
+    def _alerts(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+        by = self._by_name(rows)
+        self._keyed(by, "alert_id")
+        self._keyed(by, "submission_id")
+        self._people(by)
+        value = self._json_value
+        by["rule_params"] = [value(t) for t in by["rule_params"]]
+        if self._identified:
+            by["evidence"] = [value(t) for t in by["evidence"]]
+        else:
+            # A concern's evidence names what the client raised: never de-identified.
+            by["evidence"] = [
+                None if kind == CONCERN else value(t)
+                for kind, t in zip(by["type"], by["evidence"], strict=True)
+            ]
+        created = by["created_at"]
+        by["hours_to_acknowledge"] = [
+            None if a is None else hours_between(c, a)
+            for c, a in zip(created, by["acknowledged_at"], strict=True)
+        ]
+        by["hours_to_resolve"] = [
+            None if r is None else hours_between(c, r)
+            for c, r in zip(created, by["resolved_at"], strict=True)
+        ]
+        return len(rows), self._ordered(by)
+
+
+class Encoded:
+    """A batch of the statement's rows → (export rows, bytes)."""
+
+    def __init__(self, columns: Columns, encoder: ColumnEncoder) -> None:
+        self._shape, self._encode = columns.shape, encoder.encode_columns
+
+    def __call__(self, rows: list[Any]) -> tuple[int, bytes]:
+        count, batch = self._shape(rows)
+        return count, self._encode(batch)
+
+
+def encoder_of(p: PreparedExport) -> ColumnEncoder:
+    return column_encoder(p.query.format, p.columns, PLAIN)
+
+
+async def stream(
+    driver: Driver,
+    sql: str,
+    args: list[Any],
+    encode: Callable[[list[Any]], tuple[int, bytes]],
+    *,
+    batch_rows: int,
+) -> AsyncGenerator[tuple[int, bytes], None]:
+    """(rows, bytes) per batch, read through a server-side cursor on ``driver`` (an asyncpg
+    connection) in a read-only transaction. The next batch is asked for before this one is
+    encoded, so the database produces it while Python encodes: one batch ahead, no more."""
+    async with driver.transaction(readonly=True):
+        cursor = await driver.cursor(sql, *args)
+        pending = asyncio.ensure_future(cursor.fetch(batch_rows))
+        try:
+            while True:
+                batch = await pending
+                if not batch:
+                    return
+                pending = asyncio.ensure_future(cursor.fetch(batch_rows))
+                await asyncio.sleep(0)  # let the fetch send its request before encoding
+                yield encode(batch)
+        finally:
+            # Broken off: the batch asked for arrives and is dropped; cancelling the fetch would
+            # leave the connection busy with the cancellation when it goes back to the pool.
+            await asyncio.wait([pending])
