@@ -4,16 +4,19 @@ With the bootstrap (system) key:
     POST /v1/organizations                     {"name": "Bench", "slug": "bench"}       -> {id}
     POST /v1/organizations/{id}/api-keys       {"name": "bench", "scopes": ["admin"]}   -> {key}
 With that admin key:
-    PUT  /v1/instruments/ors/etr               an expected-response table (--etr only)
+    POST /v1/webhooks                          {"url": --webhook-url}                   -> {id}
     POST /v1/clinicians                        {"display_name": "Dr Bench"}             -> {id}
     POST /v1/clients                           {"external_id": "bench-<i>"}             -> {id}
     POST /v1/episodes                          {"client_id", "clinician_id"}            -> {id}
 
-With --etr, the organisation gets an ORS expected-response model shaped like a fitted one (four
-intake bands covering the scale, sessions 1-20; `etr_table()`), so that ORS submissions
-(`INSTRUMENT=ors ETR=1 bench/run`) are judged against it (DESIGN.md §10.5).
-
 Writes the admin key to --key-file and one episode id per line to --episodes-file.
+
+With --etr-key-file and --etr-episodes-file, a second organisation ("bench-etr") is set up the
+same way, and also given an ORS expected-response model shaped like a fitted one (four intake
+bands covering the scale, sessions 1-20; `etr_table()`) with
+    PUT  /v1/instruments/ors/etr
+so that its ORS submissions are judged against the model (DESIGN.md §10.5) while the first
+organisation's are judged by the rule without one (`INSTRUMENT=ors ETR=1 bench/run`).
 
     .venv/bin/python bench/setup.py --url http://127.0.0.1:8000 --bootstrap-key att_... \\
         --episodes 1000 --key-file key.txt --episodes-file episodes.txt
@@ -84,51 +87,61 @@ async def create_episode(
         return str(episode["id"])
 
 
-async def set_up(args: argparse.Namespace) -> tuple[str, list[str]]:
+async def organisation(
+    client: httpx.AsyncClient, args: argparse.Namespace, name: str, slug: str, *, etr: bool
+) -> tuple[str, list[str]]:
+    """One organisation as the benchmark loads it: its admin key and its episodes."""
+    org = await post(client, "/v1/organizations", args.bootstrap_key, {"name": name, "slug": slug})
+    created = await post(
+        client,
+        f"/v1/organizations/{org['id']}/api-keys",
+        args.bootstrap_key,
+        {"name": "bench", "scopes": ["admin"]},
+    )
+    key = created["key"]
+    clinician = await post(client, "/v1/clinicians", key, {"display_name": "Dr Bench"})
+    # An EHR subscribed to every event: each submission then also writes its outbox events
+    # and one pending delivery each, which the worker delivers to bench/receiver.py (or,
+    # with WEBHOOKS=0, nobody: the write side alone is measured).
+    await post(client, "/v1/webhooks", key, {"url": args.webhook_url})
+    if etr:
+        response = await client.put(
+            "/v1/instruments/ors/etr", json=etr_table(), headers={"Authorization": f"Bearer {key}"}
+        )
+        if response.status_code != 200:
+            raise SetupError(
+                f"PUT /v1/instruments/ors/etr -> {response.status_code}: {response.text[:500]}"
+            )
+    gate = asyncio.Semaphore(8)
+    episodes = await asyncio.gather(
+        *(create_episode(client, key, clinician["id"], i, gate) for i in range(args.episodes))
+    )
+    return key, list(episodes)
+
+
+async def set_up(args: argparse.Namespace) -> None:
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=args.url, timeout=30) as client:
-        org = await post(
-            client, "/v1/organizations", args.bootstrap_key, {"name": "Bench", "slug": "bench"}
-        )
-        created = await post(
-            client,
-            f"/v1/organizations/{org['id']}/api-keys",
-            args.bootstrap_key,
-            {"name": "bench", "scopes": ["admin"]},
-        )
-        key = created["key"]
-        clinician = await post(client, "/v1/clinicians", key, {"display_name": "Dr Bench"})
-        # An EHR subscribed to every event: each submission then also writes its outbox events
-        # and one pending delivery each, which the worker delivers to bench/receiver.py (or,
-        # with WEBHOOKS=0, nobody: the write side alone is measured).
-        await post(client, "/v1/webhooks", key, {"url": args.webhook_url})
-        if args.etr:
-            response = await client.put(
-                "/v1/instruments/ors/etr",
-                json=etr_table(),
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            if response.status_code != 200:
-                raise SetupError(
-                    f"PUT /v1/instruments/ors/etr -> {response.status_code}: {response.text[:500]}"
-                )
-        gate = asyncio.Semaphore(8)
-        episodes = await asyncio.gather(
-            *(create_episode(client, key, clinician["id"], i, gate) for i in range(args.episodes))
-        )
+        key, episodes = await organisation(client, args, "Bench", "bench", etr=False)
+        write(key, episodes, args.key_file, args.episodes_file)
+        if args.etr_key_file:
+            key, episodes = await organisation(client, args, "Bench ETR", "bench-etr", etr=True)
+            write(key, episodes, args.etr_key_file, args.etr_episodes_file)
     print(
         f"set-up: organization, admin key, clinician and {len(episodes)} clients + episodes "
-        f"in {time.monotonic() - started:.1f} s"
-        + (" (and an ORS expected-response model)" if args.etr else ""),
+        + (
+            "(twice: the second organisation with an ORS expected-response model) "
+            if args.etr_key_file
+            else ""
+        )
+        + f"in {time.monotonic() - started:.1f} s",
         file=sys.stderr,
     )
-    return key, episodes
 
 
-def main(args: argparse.Namespace) -> None:
-    key, episodes = asyncio.run(set_up(args))
-    Path(args.key_file).write_text(key + "\n")
-    Path(args.episodes_file).write_text("".join(f"{e}\n" for e in episodes))
+def write(key: str, episodes: list[str], key_file: str, episodes_file: str) -> None:
+    Path(key_file).write_text(key + "\n")
+    Path(episodes_file).write_text("".join(f"{e}\n" for e in episodes))
 
 
 if __name__ == "__main__":
@@ -140,9 +153,11 @@ if __name__ == "__main__":
     parser.add_argument("--episodes-file", required=True)
     parser.add_argument("--webhook-url", default="https://ehr.example.org/bench")
     parser.add_argument(
-        "--etr", action="store_true", help="upload an ORS expected-response model (etr_table)"
+        "--etr-key-file",
+        help="also set up a second organisation, with an ORS expected-response model (etr_table)",
     )
+    parser.add_argument("--etr-episodes-file")
     try:
-        main(parser.parse_args())
+        asyncio.run(set_up(parser.parse_args()))
     except SetupError as error:
         sys.exit(f"set-up failed: {error}")
