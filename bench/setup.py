@@ -37,12 +37,17 @@ class SetupError(RuntimeError):
     pass
 
 
-# The ORS total the benchmark submits (bench/submit.lua: 3.0 on each of the four items). It is
-# in the 10-19.9 intake band of etr_table() and below that band's p10 from session 2 on, so with
-# the model every series is not on track from its 2nd score; without one the rule of DESIGN.md
-# §10.3 (no reliable improvement by the 4th score) flags it from the 4th. Both runs then take
-# the same alert path (one open `outcome.not_on_track`), and what differs is the model.
-ORS_BENCH_TOTAL = 12.0
+# The ORS total the benchmark submits (bench/submit.lua: 7.5 on each of the four items). It is
+# in the 30-40 intake band of etr_table() and below that band's p10 from session 2 on, so the
+# model's check runs in full (band, session, boundary, reliable change, clinical range) for every
+# submission; but 30 is outside the adult clinical range (below 25), so `outcome.not_on_track`
+# clears with the model as without it (DESIGN.md §10.5: it clears out of the clinical range
+# whatever the model says). Both organisations then write the same rows per submission, and
+# what differs is the model alone. (A total that the model flags would compare more than the
+# model: the rule without one flags from the 4th score, the model from the 2nd, so over a
+# benchmark's few sessions per episode the organisation with the model wrote twice as many alert
+# changes, events and deliveries per submission, and cost 8-37 % more for that reason.)
+ORS_BENCH_TOTAL = 30.0
 
 
 def etr_table() -> dict[str, Any]:

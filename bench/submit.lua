@@ -3,7 +3,7 @@
 --   wrk -t2 -c16 -d20s -s bench/submit.lua URL -- EPISODES_FILE KEY THREADS BASE OUT_JSON [INSTRUMENT]
 --
 -- INSTRUMENT is srs (the default) or ors (bench/run's INSTRUMENT): the same body every time, the
--- SRS of the design (total 35.3) or an ORS of 3.0 on each item (total 12.0, bench/setup.py says
+-- SRS of the design (total 35.3) or an ORS of 7.5 on each item (total 30.0, bench/setup.py says
 -- why).
 --
 -- EPISODES_FILE holds one episode id per line. Thread `id` (0..THREADS-1) numbers its requests
@@ -31,8 +31,8 @@ out_path = nil
 local ANSWERS = {
    srs = '"answers":{"relationship":9.1,"goals_topics":8.4,'
       .. '"approach_method":9.0,"overall":8.8}',
-   ors = '"answers":{"individually":3.0,"interpersonally":3.0,'
-      .. '"socially":3.0,"overall":3.0}',
+   ors = '"answers":{"individually":7.5,"interpersonally":7.5,'
+      .. '"socially":7.5,"overall":7.5}',
 }
 
 function init(args)
