@@ -1,6 +1,7 @@
 """The floor: the least a submission endpoint can do, written directly on asyncpg.
 
-`POST /v1/submissions` validates the same body as the service (SRS: four items 0-10, step 0.1),
+`POST /v1/submissions` validates the same body as the service (SRS or ORS: four items 0-10, step
+0.1),
 checks that a bearer header is present, and in one transaction reads the episode's last five
 totals for the instrument and inserts one row. No ORM, no scoring engine, no alerts, no audit:
 the benchmark compares the service against this to see what its layers cost.
@@ -71,15 +72,36 @@ class SrsAnswers(BaseModel):
     overall: Item
 
 
-class SubmissionIn(BaseModel):
+class OrsAnswers(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    individually: Item
+    interpersonally: Item
+    socially: Item
+    overall: Item
+
+
+class _Submission(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     episode_id: uuid.UUID
-    instrument: Literal["srs"]
     session_number: int = Field(ge=1, le=1_000_000_000)
     occurred_at: datetime | None = None
     respondent: Literal["client", "clinician", "collateral"]
+
+
+class SrsSubmission(_Submission):
+    instrument: Literal["srs"]
     answers: SrsAnswers
+
+
+class OrsSubmission(_Submission):
+    instrument: Literal["ors"]
+    answers: OrsAnswers
+
+
+# The instrument picks the answers' schema (`INSTRUMENT=ors bench/run` sends ORS).
+SubmissionIn = Annotated[SrsSubmission | OrsSubmission, Field(discriminator="instrument")]
 
 
 @asynccontextmanager

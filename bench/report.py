@@ -42,6 +42,45 @@ def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def expected_response_effect(
+    rounds: dict[str, list[dict[str, Any]]], medians: dict[str, dict[str, float]]
+) -> dict[str, Any] | None:
+    """ETR=1: what the organisation with the model ("etr") costs against the one without
+    ("service"), both on the same service in the same run: ratios of the medians, and of CPU
+    per request round by round (the rounds of a pair ran back to back)."""
+    if "etr" not in medians or "service" not in medians:
+        return None
+    with_model, without = medians["etr"], medians["service"]
+
+    def ratio(a: float, b: float) -> float:
+        return a / b if b else float("inf")
+
+    effect: dict[str, Any] = {
+        "throughput_etr_over_service": ratio(with_model["rps"], without["rps"]),
+        "cpu_app_etr_over_service": ratio(with_model["cpu_app_ms"], without["cpu_app_ms"]),
+        "cpu_postgres_etr_over_service": ratio(
+            with_model["cpu_postgres_ms"], without["cpu_postgres_ms"]
+        ),
+    }
+    total = [
+        ratio(
+            e["cpu_ms_per_request"]["app"] + e["cpu_ms_per_request"]["postgres"],
+            s["cpu_ms_per_request"]["app"] + s["cpu_ms_per_request"]["postgres"],
+        )
+        for e, s in zip(rounds["etr"], rounds["service"], strict=False)
+        if "cpu_ms_per_request" in e and "cpu_ms_per_request" in s
+    ]
+    effect["cpu_total_etr_over_service_by_round"] = total
+    print(
+        "expected-response model (etr: the organisation with one; service: without), medians: "
+        f"throughput etr/service = {effect['throughput_etr_over_service']:.3f}, CPU per request "
+        f"etr/service: app {effect['cpu_app_etr_over_service']:.3f}, PostgreSQL "
+        f"{effect['cpu_postgres_etr_over_service']:.3f}; app + PostgreSQL by round: "
+        + ", ".join(f"{r:.3f}" for r in total)
+    )
+    return effect
+
+
 def problems(app: str, rounds: list[dict[str, Any]]) -> list[str]:
     found = []
     for i, r in enumerate(rounds, 1):
@@ -69,6 +108,10 @@ def main() -> int:
     config = json.loads(args.config)
 
     rounds = {app: load_rounds(args.results, app) for app in ("floor", "service")}
+    # ETR=1: the service loaded as a second organisation, the one with an expected-response model.
+    etr_rounds = load_rounds(args.results, "etr")
+    if etr_rounds:
+        rounds["etr"] = etr_rounds
     medians = {app: median(r) for app, r in rounds.items() if r}
 
     row = "{:<10} {:>6} {:>10} {:>9} {:>9} {:>8} {:>8}"
@@ -105,7 +148,7 @@ def main() -> int:
         )
     print()
 
-    issues = problems("service", rounds["service"]) + problems("floor", rounds["floor"])
+    issues = [issue for app, app_rounds in rounds.items() for issue in problems(app, app_rounds)]
     ratios: dict[str, float] = {}
     if "floor" in medians and "service" in medians:
         floor, service = medians["floor"], medians["service"]
@@ -118,12 +161,13 @@ def main() -> int:
             f"   (goal >= {GOAL_THROUGHPUT_RATIO:.2f})"
         )
         print(f"ratio p99 service/floor = {ratios['p99']:.2f}   (goal <= {GOAL_P99_RATIO:.2f})")
-        for app in ("floor", "service"):
+        for app in medians:
             m = medians[app]
             print(
                 f"CPU per request, {app}: app {m['cpu_app_ms']:.3f} ms, "
                 f"PostgreSQL {m['cpu_postgres_ms']:.3f} ms (medians)"
             )
+    etr_effect = expected_response_effect(rounds, medians)
 
     if args.service_skipped:
         verdict = "FAIL"
@@ -157,6 +201,7 @@ def main() -> int:
         "rounds": rounds,
         "median": medians,
         "ratios": ratios,
+        "expected_response": etr_effect,
         "goal": {
             "connections": GOAL_CONNECTIONS,
             "throughput_ratio_min": GOAL_THROUGHPUT_RATIO,

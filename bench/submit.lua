@@ -1,6 +1,10 @@
--- wrk script: every request is a valid, new SRS submission.
+-- wrk script: every request is a valid, new SRS (or ORS) submission.
 --
---   wrk -t2 -c16 -d20s -s bench/submit.lua URL -- EPISODES_FILE KEY THREADS BASE OUT_JSON
+--   wrk -t2 -c16 -d20s -s bench/submit.lua URL -- EPISODES_FILE KEY THREADS BASE OUT_JSON [INSTRUMENT]
+--
+-- INSTRUMENT is srs (the default) or ors (bench/run's INSTRUMENT): the same body every time, the
+-- SRS of the design (total 35.3) or an ORS of 7.5 on each item (total 30.0, bench/setup.py says
+-- why).
 --
 -- EPISODES_FILE holds one episode id per line. Thread `id` (0..THREADS-1) numbers its requests
 -- c = 0, 1, 2, ...; g = c * THREADS + id is unique across threads, and request g goes to
@@ -17,12 +21,19 @@ function setup(thread)
 end
 
 -- Globals below live in each thread's Lua state; done() reads them with thread:get().
-local episodes, key, threads, base
+local episodes, key, threads, base, instrument, answers
 counter = 0
 max_session = 0
 statuses = {}
 first_error = nil
 out_path = nil
+
+local ANSWERS = {
+   srs = '"answers":{"relationship":9.1,"goals_topics":8.4,'
+      .. '"approach_method":9.0,"overall":8.8}',
+   ors = '"answers":{"individually":7.5,"interpersonally":7.5,'
+      .. '"socially":7.5,"overall":7.5}',
+}
 
 function init(args)
    local file = assert(io.open(args[1], "r"))
@@ -36,10 +47,10 @@ function init(args)
    threads = tonumber(args[3])
    base = tonumber(args[4])
    out_path = args[5]
+   instrument = args[6] or "srs"
+   answers = ANSWERS[instrument]
+   assert(answers, "unknown instrument " .. instrument .. " (srs or ors)")
 end
-
-local answers = '"answers":{"relationship":9.1,"goals_topics":8.4,'
-   .. '"approach_method":9.0,"overall":8.8}'
 
 function request()
    local g = counter * threads + id
@@ -48,8 +59,8 @@ function request()
    local session = base + math.floor(g / #episodes) + 1
    if session > max_session then max_session = session end
    local body = string.format(
-      '{"episode_id":"%s","instrument":"srs","session_number":%d,"respondent":"client",%s}',
-      episode, session, answers)
+      '{"episode_id":"%s","instrument":"%s","session_number":%d,"respondent":"client",%s}',
+      episode, instrument, session, answers)
    return wrk.format("POST", "/v1/submissions", {
       ["Authorization"] = "Bearer " .. key,
       ["Content-Type"] = "application/json",

@@ -14,6 +14,7 @@ Failures are retried with exponential back-off and jitter; a delivery that fails
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -27,7 +28,7 @@ import httpcore
 import httpx
 import orjson
 from pydantic import JsonValue
-from sqlalchemy import exists, insert, select, true, update
+from sqlalchemy import bindparam, exists, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
@@ -193,6 +194,35 @@ def _claim_statement(
     return stmt
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """An endpoint's stored URL and secret, opened: where to send, with what to sign, or why
+    not (the URL refused, or the secret undecryptable)."""
+
+    url: str
+    signer: Webhook | None
+    refusal: str | None
+
+
+@functools.lru_cache(maxsize=1024)
+def _target(policy: Policy, sealed_url: str, sealed_secret: str) -> _Target:
+    """Opened once per stored (sealed) value, not per delivery: two Fernet decryptions (each an
+    HMAC check and an AES decryption), the URL check and the signing key's base64 decoding were
+    a measurable share of the worker's CPU per delivery. Keyed by the sealed text and the
+    policy (whose keys open it, fixed for the life of the process), so a changed URL or secret,
+    or one sealed anew by `attune rotate-secrets`, is opened afresh."""
+    try:
+        # URL and secret are stored encrypted (services/kernel/crypto.py).
+        url, secret = policy.secrets.open(sealed_url), policy.secrets.open(sealed_secret)
+    except UndecryptableSecret:
+        return _Target("", None, UNDECRYPTABLE)
+    # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
+    refused = webhook_targets.url_refusal(
+        url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
+    )
+    return _Target(url, None if refused is not None else Webhook(secret), refused)
+
+
 async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> Result:
     """One attempt: the Standard Webhooks headers, signed over ``id.timestamp.body``."""
     at = utcnow()
@@ -201,17 +231,10 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
     started = time.perf_counter()
     status_code: int | None = None
     error: str | None = None
-    # URL and secret are stored encrypted (services/kernel/crypto.py).
-    try:
-        url, secret = policy.secrets.open(delivery.url), policy.secrets.open(delivery.secret)
-        # The addresses are vetted where the connection is opened (`targets.PinnedBackend`).
-        refused = webhook_targets.url_refusal(
-            url, allow_private=policy.allow_private, allowed_ports=policy.allowed_ports
-        )
-    except UndecryptableSecret:
-        url, secret, refused = "", "", UNDECRYPTABLE
-    if refused is not None:
-        error = refused
+    target = _target(policy, delivery.url, delivery.secret)
+    url = target.url
+    if target.signer is None:
+        error = target.refusal
     else:
         body = orjson.dumps(delivery.payload).decode()
         msg_id = str(delivery.event_id)
@@ -220,7 +243,7 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
             "user-agent": USER_AGENT,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+            "webhook-signature": target.signer.sign(msg_id, at, body),
         }
         try:
             response = await client.post(url, content=body, headers=headers)
@@ -239,26 +262,52 @@ async def send(client: httpx.AsyncClient, delivery: Claimed, policy: Policy) -> 
     return Result(delivery, at, status_code, error, duration_ms)
 
 
+# One statement for a round's deliveries and one for its attempts (executemany: asyncpg sends
+# every row's parameters in one pipeline), instead of two statements per delivery. A value left
+# None keeps the column as it is: a retry keeps its status (pending) and has no delivered_at; a
+# finished delivery keeps its next_attempt_at.
+_RECORD_DELIVERY = (
+    update(DELIVERIES)
+    .where(DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        attempts=bindparam("attempts"),
+        last_attempt_at=bindparam("at"),
+        last_status_code=bindparam("status_code"),
+        last_error=bindparam("error"),
+        status=func.coalesce(bindparam("status", type_=DELIVERIES.c.status.type),
+                             DELIVERIES.c.status),
+        delivered_at=func.coalesce(bindparam("delivered_at", type_=DELIVERIES.c.delivered_at.type),
+                                   DELIVERIES.c.delivered_at),
+        next_attempt_at=func.coalesce(
+            bindparam("next_attempt_at", type_=DELIVERIES.c.next_attempt_at.type),
+            DELIVERIES.c.next_attempt_at,
+        ),
+    )
+)  # fmt: skip
+_RECORD_ATTEMPT = insert(ATTEMPTS)
+
+
 async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) -> None:
+    if not results:
+        return
     failures: dict[uuid.UUID, list[bool]] = {}
     gone: set[uuid.UUID] = set()
+    deliveries: list[dict[str, object]] = []
+    attempts_made: list[dict[str, object]] = []
     for result in results:
         d = result.delivery
         attempts = d.attempts + 1
         outcome = verdict(result.status_code)
-        values: dict[str, object] = {
-            "attempts": attempts,
-            "last_attempt_at": result.at,
-            "last_status_code": result.status_code,
-            "last_error": result.error,
-        }
+        status: str | None = None
+        delivered_at: datetime | None = None
+        next_attempt_at: datetime | None = None
         if result.withheld:
             # Not the receiver's failure: given up at once, and no count towards disabling.
-            values["status"] = "failed"
+            status = "failed"
         elif outcome == "delivered":
-            values.update(status="delivered", delivered_at=result.at)
+            status, delivered_at = "delivered", result.at
         elif outcome == "gone" or attempts >= policy.max_attempts:
-            values["status"] = "failed"
+            status = "failed"
         else:
             wait = backoff_seconds(
                 attempts,
@@ -266,24 +315,37 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
                 cap=policy.retry_max_seconds,
                 unit_random=random.random(),  # noqa: S311  (jitter, not a secret)
             )
-            values["next_attempt_at"] = result.at + timedelta(seconds=wait)
-        await conn.execute(update(DELIVERIES).where(DELIVERIES.c.id == d.id).values(**values))
-        await conn.execute(
-            insert(ATTEMPTS).values(
-                id=new_id(),
-                org_id=d.org_id,
-                delivery_id=d.id,
-                attempted_at=result.at,
-                status_code=result.status_code,
-                error=result.error,
-                duration_ms=result.duration_ms,
-            )
+            next_attempt_at = result.at + timedelta(seconds=wait)
+        deliveries.append(
+            {
+                "delivery_id": d.id,
+                "attempts": attempts,
+                "at": result.at,
+                "status_code": result.status_code,
+                "error": result.error,
+                "status": status,
+                "delivered_at": delivered_at,
+                "next_attempt_at": next_attempt_at,
+            }
+        )
+        attempts_made.append(
+            {
+                "id": new_id(),
+                "org_id": d.org_id,
+                "delivery_id": d.id,
+                "attempted_at": result.at,
+                "status_code": result.status_code,
+                "error": result.error,
+                "duration_ms": result.duration_ms,
+            }
         )
         if result.withheld:
             continue
         failures.setdefault(d.endpoint_id, []).append(outcome != "delivered")
         if outcome == "gone":
             gone.add(d.endpoint_id)
+    await conn.execute(_RECORD_DELIVERY, deliveries)
+    await conn.execute(_RECORD_ATTEMPT, attempts_made)
     # Endpoints in id order: two workers updating the same endpoints cannot deadlock.
     for endpoint_id in sorted(failures):
         outcomes = failures[endpoint_id]
@@ -301,6 +363,10 @@ async def _record(conn: AsyncConnection, results: list[Result], policy: Policy) 
         )
         if endpoint_id in gone:
             reason, still_enabled = "the receiver answered 410 Gone", true()
+        elif last_success == len(outcomes):
+            # The round ended on a success: the counter is 0 now, below any threshold (at
+            # least 1), so the endpoint cannot be disabled; no statement to find that out.
+            continue
         else:
             reason = f"disabled after {policy.disable_after_failures} failed attempts in a row"
             still_enabled = counter >= policy.disable_after_failures
@@ -361,8 +427,11 @@ async def deliver_due(
     results = await delivery_store(engine).claim_send_record(claim, send_claimed, record)
     if results is None:
         return 0
+    logged = log.isEnabledFor(logging.INFO)  # at the usual WARNING, no record to build
     for result in results:
         metrics.WEBHOOK_ATTEMPTS.labels(_outcome(result)).inc()
+        if not logged:
+            continue
         log.info(
             "webhook attempt",
             extra={
