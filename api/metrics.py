@@ -13,9 +13,20 @@ LATENCY = Histogram(
 )
 
 
+# The labelled children of each (method, route template, status) seen: looking them up through
+# labels() on every request (tuple, lock, dict) cost more than counting. Route templates and
+# statuses are few, so this stays small.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    children = _children.get(key)
+    if children is None:
+        children = REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
+        _children[key] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:
