@@ -309,5 +309,5 @@ def public_many(
         rule = AlertRule.model_construct(
             id=row["type"], version=row["rule_version"], params=row["rule_params"]
         )
-        shown.append(_construct_alert(**fields, rule=rule, change=change))
+        shown.append(_construct_alert(**{**fields, "rule": rule, "change": change}))
     return shown
