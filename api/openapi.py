@@ -1,6 +1,13 @@
 """The OpenAPI document as integrators need it: the API-key scheme, and every problem response a
 route can give (401/403 on guarded routes, 404 on routes with ids, 413/422 where input is read,
-503 when the database is down), each as `application/problem+json` with the Problem schema."""
+503 when the database is down), each as `application/problem+json` with the Problem schema.
+
+And what client generators need (issue 17): operationIds from the route names, every enum and
+every object branch of a union a named schema, plain fields whose values are always of a known
+type documented as that type, and an example of every schema (api/openapi_examples.py). All of it
+is documentation: request validation and responses are the models' own. The places named here
+are checked by tests/api/test_openapi.py; a place a model change has removed is skipped, so the
+document is still served while that test says what to update."""
 
 from typing import Any, get_args
 
@@ -120,7 +127,7 @@ def _nullable(name: str) -> dict[str, Any]:
 
 # Fields stored as plain strings or dicts whose values are always of a known type: documented as
 # such (the types the code builds them from; nothing else is ever written there).
-_TYPED_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
+TYPED_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     **{
         alert: {
             "type": _ref("AlertType"),
@@ -162,8 +169,9 @@ def _name_enums(node: Any) -> Any:
 
 # Objects that are one branch of a union: a generator names them after their position
 # (`InstrumentDefinitionCutoffType2`). Each is moved to a schema of its own, by where it is:
-# (schema, path inside it) -> name. One name may stand at several places of the same shape.
-_NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
+# (schema, path inside it) -> name, in this order (a schema named here may hold a later place).
+# One name may stand at several places of the same shape.
+NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
     (
         "InstrumentDefinition",
         ("properties", "cutoff", "anyOf", 2),
@@ -172,15 +180,15 @@ _NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
     ),
     (
         "InstrumentDefinition",
-        ("properties", "cutoff", "anyOf", 3, "additionalProperties", "anyOf", 2),
-        "CutoffByPopulation",
-        "A cut-off per client population (adult, adolescent, child)",
-    ),
-    (
-        "InstrumentDefinition",
         ("properties", "cutoff", "anyOf", 3),
         "CutoffByRespondent",
         "Cut-offs per respondent (client, clinician, collateral): a number or a population map",
+    ),
+    (
+        "CutoffByRespondent",
+        ("additionalProperties", "anyOf", 2),
+        "CutoffByPopulation",
+        "A cut-off per client population (adult, adolescent, child)",
     ),
     (
         "InstrumentDefinition",
@@ -204,13 +212,17 @@ _NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
 
 
 def _name_branches(schemas: dict[str, Any]) -> None:
-    # Deepest first: moving a branch out must not move a place still to be visited.
-    for owner, path, name, description in sorted(_NAMED_BRANCHES, key=lambda b: -len(b[1])):
+    for owner, path, name, description in NAMED_BRANCHES:
         *parents, last = path
-        node = schemas[owner]
-        for step in parents:
-            node = node[step]
-        branch = node[last]
+        node: Any = schemas.get(owner)
+        try:
+            for step in parents:
+                node = node[step]
+            branch = node[last]
+        except (KeyError, IndexError, TypeError):
+            continue
+        if not isinstance(branch, dict) or branch.get("type") != "object":
+            continue
         if name not in schemas:
             schemas[name] = {**branch, "title": name, "description": description}
         node[last] = _ref(name)
@@ -219,9 +231,11 @@ def _name_branches(schemas: dict[str, Any]) -> None:
 def _install_enums_and_types(schema: dict[str, Any]) -> None:
     schemas = schema["components"]["schemas"]
     _name_branches(schemas)
-    for name, fields in _TYPED_FIELDS.items():
-        properties = schemas[name]["properties"]
+    for name, fields in TYPED_FIELDS.items():
+        properties = schemas.get(name, {}).get("properties", {})
         for field, typed in fields.items():
+            if field not in properties:
+                continue
             kept = {k: properties[field][k] for k in _KEPT_BESIDE_REF if k in properties[field]}
             properties[field] = typed | kept
     schema["paths"] = _name_enums(schema["paths"])

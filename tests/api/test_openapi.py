@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from api import openapi_examples
+from api import openapi, openapi_examples
 from api.app import create_app
 from services.alerts.settings import RuleId
 from services.exports import MEDIA_TYPES
@@ -209,3 +209,18 @@ def test_servers_name_the_public_url_when_it_is_set(settings: Settings) -> None:
     public = settings.model_copy(update={"public_url": "https://care.example.org/attune/"})
     assert create_app(public).openapi()["servers"] == [{"url": "https://care.example.org/attune"}]
     assert "servers" not in create_app(settings).openapi()
+
+
+def test_every_named_branch_and_typed_field_is_in_place(app: FastAPI) -> None:
+    """The places api/openapi.py names still exist: a model change that moved one fails here,
+    not as a generated client's `...Type2` class."""
+    components = app.openapi()["components"]["schemas"]
+    for owner, path, name, _ in openapi.NAMED_BRANCHES:
+        node: Any = components[owner]
+        for step in path:
+            node = node[step]
+        assert node == {"$ref": f"#/components/schemas/{name}"}, (owner, path)
+    for name, fields in openapi.TYPED_FIELDS.items():
+        for field, typed in fields.items():
+            documented = components[name]["properties"][field]
+            assert {k: documented[k] for k in typed} == typed, (name, field)
