@@ -39,8 +39,10 @@ hypothesis_settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-if MUTATION_RUN:
-    hypothesis_settings.load_profile("mutation")
+# Otherwise Hypothesis' defaults, without its per-example deadline: a deadline is a timed test,
+# and on a loaded machine it failed examples that were only slow (speed is measured in bench/).
+hypothesis_settings.register_profile("attune", deadline=None)
+hypothesis_settings.load_profile("mutation" if MUTATION_RUN else "attune")
 
 
 async def _reset_postgres(url: str) -> None:
