@@ -39,9 +39,12 @@ hypothesis_settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-# Otherwise Hypothesis' defaults, without its per-example deadline: a deadline is a timed test,
-# and on a loaded machine it failed examples that were only slow (speed is measured in bench/).
-hypothesis_settings.register_profile("attune", deadline=None)
+# Otherwise Hypothesis' defaults, without its timing checks (the per-example deadline and the
+# "input generation is slow" health check): both are timed tests, and on a loaded machine they
+# failed properties that were only slow (speed is measured in bench/).
+hypothesis_settings.register_profile(
+    "attune", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 hypothesis_settings.load_profile("mutation" if MUTATION_RUN else "attune")
 
 
