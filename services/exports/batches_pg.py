@@ -37,8 +37,8 @@ from models.submissions import Submission
 from services.exports import Pseudonyms
 from services.exports.columnar import CACHE_SIZE, ColumnEncoder, column_encoder
 from services.exports.datasets import hours_between
-from services.exports.runner import PreparedExport, rows_statement, submission_scores
-from services.kernel.database import Driver
+from services.exports.runner import PreparedExport, Selected, rows_statement, submission_scores
+from services.kernel.database import Driver, DriverRecord
 
 _S = Submission.__table__  # type: ignore[attr-defined]
 _A = Alert.__table__  # type: ignore[attr-defined]
@@ -67,8 +67,8 @@ def _days(at: str) -> Any:
     ).label("days_since_episode_start")
 
 
-def _people(table: Any, identified: bool) -> list[Any]:
-    cols = [
+def _people(table: sa.Table, identified: bool) -> list[Selected]:
+    cols: list[Selected] = [
         _text(table.c.episode_id, "episode_id"),
         _text(_E.c.client_id, "client_id"),
         _text(_E.c.clinician_id, "clinician_id"),
@@ -81,9 +81,9 @@ def _people(table: Any, identified: bool) -> list[Any]:
     return cols
 
 
-def _columns(dataset: str, identified: bool) -> list[Any]:
+def _columns(dataset: str, identified: bool) -> list[Selected]:
     if dataset == "alerts":
-        cols = [_text(_A.c.id, "alert_id"), *_people(_A, identified)]
+        cols: list[Selected] = [_text(_A.c.id, "alert_id"), *_people(_A, identified)]
         cols += [
             _text(_A.c.submission_id, "submission_id"),
             _A.c.type,
@@ -133,7 +133,7 @@ def _columns(dataset: str, identified: bool) -> list[Any]:
     return cols
 
 
-def statement(p: PreparedExport) -> tuple[str, list[Any], list[str]]:
+def statement(p: PreparedExport) -> tuple[str, list[object], list[str]]:
     """The export's statement for asyncpg, its arguments, and its columns' names."""
     stmt = rows_statement(p, _columns(p.query.dataset, p.query.identified))
     compiled = stmt.compile(dialect=_DIALECT)
@@ -168,13 +168,13 @@ class Columns:
         self._raters = _Remembered()
         self._json = _Remembered()
         self._numbers = _Remembered()
-        self.shape: Callable[[list[Any]], tuple[int, list[Sequence[Any]]]] = {
+        self.shape: Callable[[list[DriverRecord]], tuple[int, list[Sequence[Any]]]] = {
             "submissions": self._submissions,
             "scores": self._scores,
             "alerts": self._alerts,
         }[p.query.dataset]
 
-    def _by_name(self, rows: list[Any]) -> dict[str, Sequence[Any]]:
+    def _by_name(self, rows: list[DriverRecord]) -> dict[str, Sequence[Any]]:
         return dict(zip(self._names, zip(*rows, strict=True), strict=True))
 
     def _keyed(self, by: dict[str, Sequence[Any]], name: str) -> None:
@@ -208,7 +208,7 @@ class Columns:
     def _ordered(self, by: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
         return [by[name] for name in self._export]
 
-    def _submissions(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _submissions(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
         self._people(by)
@@ -223,7 +223,7 @@ class Columns:
             found = self._numbers.put(text, json.loads(text))
         return found
 
-    def _scores(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _scores(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
         """One row per score: the total, the mean, then each subscale in the stored order."""
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
@@ -270,7 +270,7 @@ class Columns:
             found = self._json.put(text, value)
         return found
 
-    def _alerts(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _alerts(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
         by = self._by_name(rows)
         self._keyed(by, "alert_id")
         self._keyed(by, "submission_id")
@@ -303,7 +303,7 @@ class Encoded:
     def __init__(self, columns: Columns, encoder: ColumnEncoder) -> None:
         self._shape, self._encode = columns.shape, encoder.encode_columns
 
-    def __call__(self, rows: list[Any]) -> tuple[int, bytes]:
+    def __call__(self, rows: list[DriverRecord]) -> tuple[int, bytes]:
         count, batch = self._shape(rows)
         return count, self._encode(batch)
 
@@ -315,8 +315,8 @@ def encoder_of(p: PreparedExport) -> ColumnEncoder:
 async def stream(
     driver: Driver,
     sql: str,
-    args: list[Any],
-    encode: Callable[[list[Any]], tuple[int, bytes]],
+    args: list[object],
+    encode: Callable[[list[DriverRecord]], tuple[int, bytes]],
     *,
     batch_rows: int,
 ) -> AsyncGenerator[tuple[int, bytes], None]:

@@ -19,9 +19,9 @@ bounded caches, so memory stays flat whatever the export's size.
 """
 
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -35,18 +35,21 @@ from services.exports.encoders import (
     number_map,
 )
 
+if TYPE_CHECKING:
+    import pyarrow
+
 Batch = Sequence[Sequence[Any]]
 CACHE_SIZE = 65_536
 
 
-class _Bounded(dict[Any, str]):
+class _Bounded(dict[Hashable, str]):
     """A dict that forgets everything once it holds ``size`` entries."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: Any, value: str) -> str:
+    def put(self, key: Hashable, value: str) -> str:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -69,7 +72,7 @@ class ColumnEncoder:
 # ----- NDJSON -------------------------------------------------------------------------------------
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     """What orjson writes for ``value`` (as `encoders.NdjsonEncoder` does)."""
     return orjson.dumps(value).decode()
 
@@ -85,10 +88,10 @@ class _NdjsonColumn:
         self.cache = _Bounded()
         self.bools = {True: self.head + "true", False: self.head + "false", None: self.null}
 
-    def _put(self, value: Any) -> str:
+    def _put(self, value: Hashable) -> str:
         return self.cache.put(value, self.head + _json(value))
 
-    def _any(self, value: Any) -> str:
+    def _any(self, value: object) -> str:
         """Anything, as the generic encoder writes it (JSON text passed through)."""
         if value is None:
             return self.null
@@ -146,7 +149,7 @@ def _csv_text(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
 
 
-def _csv_field(value: Any, *, is_text: bool) -> str:
+def _csv_field(value: object, *, is_text: bool) -> str:
     """Anything, as `encoders.CsvEncoder` writes it: a text column's string neutralised, other
     values through `encoders.csv_value`, then as `csv.writer` turns them into a field (``str``,
     None empty)."""
@@ -165,10 +168,10 @@ class _CsvColumn:
         self.is_text = column.kind not in JSON_KINDS
         self.cache = _Bounded()
 
-    def _any(self, value: Any) -> str:
+    def _any(self, value: object) -> str:
         return _csv_field(value, is_text=self.is_text)
 
-    def _put(self, value: Any) -> str:
+    def _put(self, value: Hashable) -> str:
         return self.cache.put(value, self._any(value))
 
     def fields(self, values: Sequence[Any]) -> list[str]:
@@ -196,7 +199,7 @@ class _CsvColumn:
                 for v in values]  # fmt: skip
 
 
-_CSV_BOOLS: dict[Any, str] = {True: "TRUE", False: "FALSE", None: ""}
+_CSV_BOOLS: dict[bool | None, str] = {True: "TRUE", False: "FALSE", None: ""}
 
 
 class CsvColumns(ColumnEncoder):
@@ -233,7 +236,7 @@ class ParquetColumns(ColumnEncoder):
         self._schema = ParquetEncoder.schema(columns)
         self._sink = Sink()
         self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
-        self._pending: list[Any] = []
+        self._pending: list[pyarrow.RecordBatch] = []
         self._pending_rows = 0
 
     def start(self) -> bytes:

@@ -14,13 +14,17 @@ A JSON column's value is a parsed object or its JSON text (as the database retur
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Literal, Protocol, cast, get_args
 
 import orjson
 
-from services.exports.datasets import JSON_KINDS, Column
+from services.exports.datasets import JSON_KINDS, Column, ExportRow
+
+if TYPE_CHECKING:
+    import pyarrow
+    from typing_extensions import Buffer  # collections.abc.Buffer from Python 3.12
 
 Format = Literal["ndjson", "csv", "parquet"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -31,7 +35,7 @@ MEDIA_TYPES: dict[str, str] = {
 }
 PARQUET_ROW_GROUP = 50_000
 
-Row = tuple[Any, ...]
+Row = ExportRow
 
 
 class Encoder(Protocol):
@@ -50,13 +54,13 @@ def parquet_available() -> bool:
     return True
 
 
-def json_text(value: Any) -> str | None:
+def json_text(value: object) -> str | None:
     if value is None or isinstance(value, str):
         return value
     return orjson.dumps(value).decode()
 
 
-def number_map(value: Any) -> list[tuple[str, float | None]] | None:
+def number_map(value: object) -> list[tuple[str, float | None]] | None:
     """A JSON object of numbers (parsed or as text) as the (key, value) pairs of a Parquet map."""
     if value is None:
         return None
@@ -64,7 +68,8 @@ def number_map(value: Any) -> list[tuple[str, float | None]] | None:
         value = orjson.loads(value)
         if value is None:  # JSON null: as NDJSON and CSV have it, null
             return None
-    return [(k, None if v is None else float(v)) for k, v in value.items()]
+    numbers = cast("Mapping[str, float | None]", value)  # a "numbers" column's value
+    return [(k, None if v is None else float(v)) for k, v in numbers.items()]
 
 
 class NdjsonEncoder:
@@ -107,7 +112,7 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_value(value: Any) -> Any:
+def csv_value(value: object) -> object:
     if value is None:
         return ""
     # Upper case: R's read.csv, pandas, DuckDB and Frictionless all read TRUE/FALSE as logical.
@@ -165,9 +170,10 @@ class Sink(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def write(self, data: Any) -> int:
-        self._chunks.append(bytes(data))
-        return len(data)
+    def write(self, data: "Buffer") -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        return len(chunk)
 
     def take(self) -> bytes:
         out, self._chunks = b"".join(self._chunks), []
@@ -189,7 +195,7 @@ class ParquetEncoder:
         self._pending: list[Row] = []
 
     @staticmethod
-    def schema(columns: Sequence[Column]) -> Any:
+    def schema(columns: Sequence[Column]) -> "pyarrow.Schema":
         """The Arrow schema of the columns (a ``pyarrow.Schema``)."""
         import pyarrow as pa
 

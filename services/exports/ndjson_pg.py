@@ -28,12 +28,13 @@ written by `services.exports.batches_pg` on PostgreSQL; SQLite takes the generic
 """
 
 import uuid
+from collections.abc import Hashable
 from datetime import datetime
-from typing import Any
 
 import orjson
 
 from services.exports import Pseudonyms
+from services.kernel.database import DriverRecord
 
 # Parameters: $1 org, $2 until, then the optional filters. What costs the database little is
 # done here (ints, dates, JSON text); what repeats across rows is formatted in Python, once.
@@ -60,7 +61,7 @@ def submissions_statement(
     until: datetime,
     instrument: str | None,
     clinician_id: uuid.UUID | None,
-) -> tuple[str, list[Any]]:
+) -> tuple[str, list[object]]:
     """The statement and its arguments, filtered as `export_runner.statement` filters."""
     sql, args = _SELECT, [org_id, until]
     if since is not None:
@@ -80,14 +81,14 @@ def submissions_statement(
 CACHE_SIZE = 65_536
 
 
-class _Bounded(dict[Any, str]):
+class _Bounded(dict[Hashable, str]):
     """A dict that forgets everything once it holds ``size`` entries: memory stays bounded."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: Any, value: str) -> str:
+    def put(self, key: Hashable, value: str) -> str:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -140,11 +141,11 @@ class SubmissionLines:
             self._floats.put(value, text)
         return text
 
-    def counted(self, rows: list[Any]) -> tuple[int, bytes]:
+    def counted(self, rows: list[DriverRecord]) -> tuple[int, bytes]:
         """The rows' lines, and how many."""
         return len(rows), self.encode(rows)
 
-    def encode(self, rows: list[Any]) -> bytes:
+    def encode(self, rows: list[DriverRecord]) -> bytes:
         episodes, strings, floats = self._episodes.get, self._strings.get, self._floats.get
         episode_of, rater_of = self._episode, self._rater
         string_of, float_of = self._string, self._float

@@ -9,8 +9,7 @@ have) would still differ.
 """
 
 import hashlib
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
 
 PSEUDONYM_HEX_DIGITS = 24
 _BLOCK = 64  # SHA-256's block size in bytes
@@ -32,7 +31,7 @@ class Pseudonyms:
         key = key.ljust(_BLOCK, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-        self._cache: dict[tuple[str, Any], str] = {}
+        self._cache: dict[tuple[str, Hashable], str] = {}
         self._cache_size = cache_size
 
     def _mac(self, message: bytes) -> str:
@@ -42,7 +41,7 @@ class Pseudonyms:
         outer.update(inner.digest())
         return outer.hexdigest()[:PSEUDONYM_HEX_DIGITS]
 
-    def of(self, kind: str, value: Any) -> str | None:
+    def of(self, kind: str, value: object) -> str | None:
         """The pseudonym of ``value`` (an id or a label), or None for None / ''."""
         if value is None or value == "":
             return None
@@ -57,7 +56,7 @@ class Pseudonyms:
         """``of("submission", value)`` for a submission id's text, with less on the way."""
         return self._mac(b"submission:" + value.encode())
 
-    def repeated(self, kind: str, value: Any) -> str | None:
+    def repeated(self, kind: str, value: Hashable) -> str | None:
         """As `of`, for values many rows share."""
         key = (kind, value)
         found = self._cache.get(key)

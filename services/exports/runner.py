@@ -27,10 +27,9 @@ episodes its clinician treats), as everywhere else; concerns only for keys that 
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import anyio
 import orjson
@@ -54,7 +53,7 @@ from services.exports import (
 from services.kernel import audit
 from services.kernel.auth import Actor
 from services.kernel.crypto import SecretBox
-from services.kernel.database import DriverPool
+from services.kernel.database import DriverPool, UntypedSelect
 from services.kernel.errors import InvalidInput, NotFound
 from services.kernel.visibility import (
     Reader,
@@ -75,6 +74,8 @@ _E = Episode.__table__  # type: ignore[attr-defined]
 _C = Client.__table__  # type: ignore[attr-defined]
 _CL = Clinician.__table__  # type: ignore[attr-defined]
 _O = Organization.__table__  # type: ignore[attr-defined]
+# What an export selects: columns and labelled expressions, or a whole table (its columns).
+Selected = sa.ColumnElement[object] | sa.Table
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,13 +181,15 @@ async def prepare(
     return prepared
 
 
-def _window(stmt: sa.Select[Any], changed: Any, p: PreparedExport) -> sa.Select[Any]:
+def _window(
+    stmt: UntypedSelect, changed: sa.ColumnElement[datetime], p: PreparedExport
+) -> UntypedSelect:
     if p.since is not None:
         stmt = stmt.where(changed >= p.since)
     return stmt.where(changed < p.until)
 
 
-def _people(identified: bool) -> list[Any]:
+def _people(identified: bool) -> list[Selected]:
     cols = [_E.c.client_id, _E.c.clinician_id, _E.c.started_on, _C.c.population]
     if identified:
         cols += [_C.c.external_id.label("client_external_id")]
@@ -194,7 +197,7 @@ def _people(identified: bool) -> list[Any]:
     return cols
 
 
-def _joined(table: Any, identified: bool) -> Any:
+def _joined(table: sa.Table, identified: bool) -> sa.Join:
     joined = table.join(_E, sa.and_(_E.c.id == table.c.episode_id, _E.c.org_id == table.c.org_id))
     joined = joined.join(_C, sa.and_(_C.c.id == _E.c.client_id, _C.c.org_id == _E.c.org_id))
     if identified:
@@ -204,14 +207,14 @@ def _joined(table: Any, identified: bool) -> Any:
     return joined
 
 
-def table_of(dataset: str) -> tuple[Any, Any]:
+def table_of(dataset: str) -> tuple[sa.Table, sa.ColumnElement[datetime]]:
     """The table an export of ``dataset`` reads, and its change-time column (the window's)."""
     if dataset == "alerts":
         return _A, _A.c.updated_at
     return _S, _S.c.changed_at
 
 
-def rows_statement(p: PreparedExport, cols: list[Any]) -> sa.Select[Any]:
+def rows_statement(p: PreparedExport, cols: Sequence[Selected]) -> UntypedSelect:
     """``cols`` for the export's rows: its table (`table_of`) joined to the episode and the client
     (and the clinician when identified), what the caller may read, in the window and of the
     instrument asked for, in change order. `statement` and the PostgreSQL readers
@@ -227,13 +230,13 @@ def rows_statement(p: PreparedExport, cols: list[Any]) -> sa.Select[Any]:
     return stmt.order_by(changed, table.c.id)
 
 
-def statement(p: PreparedExport) -> sa.Select[Any]:
+def statement(p: PreparedExport) -> UntypedSelect:
     """The one statement an export reads, in change order."""
     identified, dataset = p.query.identified, p.query.dataset
     if dataset == "alerts":
         return rows_statement(p, [_A, *_people(identified)])
     event_at = sa.func.coalesce(_S.c.occurred_at, _S.c.created_at, type_=UTCDateTime())
-    cols = [
+    cols: list[Selected] = [
         _S.c.id,
         _S.c.episode_id,
         _S.c.instrument,
@@ -256,7 +259,7 @@ def statement(p: PreparedExport) -> sa.Select[Any]:
     return rows_statement(p, cols)
 
 
-def submission_scores() -> list[Any]:
+def submission_scores() -> list[Selected]:
     """The ``submissions`` export's score columns, from the stored scores object."""
     scores = _S.c.scores
     return [

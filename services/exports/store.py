@@ -4,7 +4,7 @@ which database it is on (tests/unit/test_codebase.py reads it for that)."""
 
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,7 +12,7 @@ from services.exports import Pseudonyms, Shapers, batches_pg, encoder
 from services.exports import ndjson_pg as export_pg
 from services.exports.columnar import ColumnEncoder
 from services.exports.runner import READ_ONLY_OPTION, PreparedExport, has_fast_path, statement
-from services.kernel.database import DriverPool
+from services.kernel.database import DriverPool, DriverRecord
 
 Batches = AsyncGenerator[tuple[int, bytes], None]
 
@@ -65,7 +65,7 @@ class PgExportStore(SqlExportStore):
                 clinician_id=p.clinician_id,
             )
             lines = export_pg.SubmissionLines(Pseudonyms(p.secret))
-            encode: Callable[[list[Any]], tuple[int, bytes]] = lines.counted
+            encode: Callable[[list[DriverRecord]], tuple[int, bytes]] = lines.counted
             out: ColumnEncoder = ColumnEncoder()
         else:
             sql, args, names = batches_pg.statement(p)

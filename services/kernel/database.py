@@ -24,6 +24,7 @@ from services.kernel.errors import Conflict
 # to mypy these name what a value is without checking its use.
 Driver: TypeAlias = asyncpg.Connection
 DriverPool: TypeAlias = asyncpg.Pool
+DriverRecord: TypeAlias = asyncpg.Record  # a row, read by position or name
 
 # A Core SELECT whose columns mypy does not know (the tables are read as ``Model.__table__``), and
 # one of its rows: values read by column name, as the database returns them.
