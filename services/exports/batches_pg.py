@@ -35,7 +35,7 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from services.exports import Pseudonyms
-from services.exports.columnar import CACHE_SIZE, ColumnEncoder, column_encoder
+from services.exports.columnar import CACHE_SIZE, ColumnEncoder, Repeat, column_encoder
 from services.exports.datasets import hours_between
 from services.exports.runner import PreparedExport, rows_statement, submission_scores
 from services.kernel.database import Driver
@@ -153,6 +153,8 @@ class _Remembered(dict[Any, Any]):
 
 
 _MISSING = object()
+# Export rows, their columns, and how they repeat (`services.exports.columnar.Repeat`).
+Shaped = tuple[int, list[Sequence[Any]], Repeat | None]
 
 
 class Columns:
@@ -168,7 +170,8 @@ class Columns:
         self._raters = _Remembered()
         self._json = _Remembered()
         self._numbers = _Remembered()
-        self.shape: Callable[[list[Any]], tuple[int, list[Sequence[Any]]]] = {
+        self._per_score = [name in ("score", "subscale", "value") for name in self._export]
+        self.shape: Callable[[list[Any]], Shaped] = {
             "submissions": self._submissions,
             "scores": self._scores,
             "alerts": self._alerts,
@@ -208,11 +211,11 @@ class Columns:
     def _ordered(self, by: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
         return [by[name] for name in self._export]
 
-    def _submissions(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _submissions(self, rows: list[Any]) -> Shaped:
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
         self._people(by)
-        return len(rows), self._ordered(by)
+        return len(rows), self._ordered(by), None
 
     def _number(self, text: str | None) -> Any:
         """A JSON value's text as the generic path parses it (SQLAlchemy's `json.loads`)."""
@@ -223,7 +226,7 @@ class Columns:
             found = self._numbers.put(text, json.loads(text))
         return found
 
-    def _scores(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _scores(self, rows: list[Any]) -> Shaped:
         """One row per score: the total, the mean, then each subscale in the stored order."""
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
@@ -238,7 +241,11 @@ class Columns:
         score: list[str] = []
         subscale: list[str | None] = []
         value: list[Any] = []
-        for total, mean, items in zip(totals, means, subscales, strict=True):
+        if not any(subscales):  # the common batch: no subscales (SRS, ORS, PHQ-9, GAD-7)
+            score, subscale = ["total", "mean"] * len(totals), [None, None] * len(totals)
+            value = [v for pair in zip(totals, means, strict=True) for v in pair]
+            subscales = []
+        for total, mean, items in zip(totals, means, subscales, strict=False):
             score += ("total", "mean")
             subscale += (None, None)
             value += (total, mean)
@@ -246,16 +253,11 @@ class Columns:
                 score.append("subscale")
                 subscale.append(name)
                 value.append(number_)
-        counts = [2 + len(items) for items in subscales]
-        if all(n == 2 for n in counts):
-            expanded = {k: [v for v in vs for _ in (0, 1)] for k, vs in by.items()}
-        else:
-            expanded = {
-                k: [v for v, n in zip(vs, counts, strict=True) for _ in range(n)]
-                for k, vs in by.items()
-            }
-        expanded.update(score=score, subscale=subscale, value=value)
-        return len(score), self._ordered(expanded)
+        # The submission's columns are written once per submission and repeated per score.
+        counts = [2 + len(items) for items in subscales] if subscales else [2] * len(totals)
+        repeat = Repeat(counts, self._per_score)
+        by.update(score=score, subscale=subscale, value=value)
+        return len(score), self._ordered(by), repeat
 
     def _json_value(self, text: str | None) -> Any:
         """JSON as the generic path writes it: parsed by SQLAlchemy (`json.loads`), and an
@@ -270,7 +272,7 @@ class Columns:
             found = self._json.put(text, value)
         return found
 
-    def _alerts(self, rows: list[Any]) -> tuple[int, list[Sequence[Any]]]:
+    def _alerts(self, rows: list[Any]) -> Shaped:
         by = self._by_name(rows)
         self._keyed(by, "alert_id")
         self._keyed(by, "submission_id")
@@ -294,7 +296,7 @@ class Columns:
             None if r is None else hours_between(c, r)
             for c, r in zip(created, by["resolved_at"], strict=True)
         ]
-        return len(rows), self._ordered(by)
+        return len(rows), self._ordered(by), None
 
 
 class Encoded:
@@ -304,8 +306,8 @@ class Encoded:
         self._shape, self._encode = columns.shape, encoder.encode_columns
 
     def __call__(self, rows: list[Any]) -> tuple[int, bytes]:
-        count, batch = self._shape(rows)
-        return count, self._encode(batch)
+        count, batch, repeat = self._shape(rows)
+        return count, self._encode(batch, repeat)
 
 
 def encoder_of(p: PreparedExport) -> ColumnEncoder:
