@@ -36,7 +36,6 @@ from models.people import Client, Clinician
 from models.submissions import Submission
 from services.exports import Pseudonyms
 from services.exports.columnar import CACHE_SIZE, ColumnEncoder, Repeat, column_encoder
-from services.exports.datasets import hours_between
 from services.exports.runner import PreparedExport, rows_statement, submission_scores
 from services.kernel.database import Driver
 
@@ -65,6 +64,13 @@ def _days(at: str) -> Any:
     return sa.literal_column(
         f"((({at}) AT TIME ZONE 'UTC')::date - episodes.started_on)", sa.Integer
     ).label("days_since_episode_start")
+
+
+def _micros_since_created(at: str) -> Any:
+    # Exact (EXTRACT gives a numeric): Python makes the hours of them as `hours_between` does.
+    return sa.literal_column(
+        f"(EXTRACT(EPOCH FROM (alerts.{at} - alerts.created_at)) * 1000000)::bigint", sa.BigInteger
+    )
 
 
 def _people(table: Any, identified: bool) -> list[Any]:
@@ -99,12 +105,18 @@ def _columns(dataset: str, identified: bool) -> list[Any]:
             _text(_A.c.rule_params, "rule_params"),
             _text(_A.c.evidence, "evidence"),
             _days("alerts.created_at"),
-            _A.c.created_at,
-            _A.c.acknowledged_at,
-            _A.c.resolved_at,
+            _micros_since_created("acknowledged_at").label("hours_to_acknowledge"),
+            _micros_since_created("resolved_at").label("hours_to_resolve"),
         ]
         if identified:
-            cols += [_A.c.message, _A.c.note, _A.c.updated_at]
+            cols += [
+                _A.c.message,
+                _A.c.note,
+                _A.c.created_at,
+                _A.c.updated_at,
+                _A.c.acknowledged_at,
+                _A.c.resolved_at,
+            ]
         return cols
     cols = [_text(_S.c.id, "submission_id"), *_people(_S, identified)]
     cols += [
@@ -287,15 +299,10 @@ class Columns:
                 None if kind == CONCERN else value(t)
                 for kind, t in zip(by["type"], by["evidence"], strict=True)
             ]
-        created = by["created_at"]
-        by["hours_to_acknowledge"] = [
-            None if a is None else hours_between(c, a)
-            for c, a in zip(created, by["acknowledged_at"], strict=True)
-        ]
-        by["hours_to_resolve"] = [
-            None if r is None else hours_between(c, r)
-            for c, r in zip(created, by["resolved_at"], strict=True)
-        ]
+        # `datasets.hours_between`: round(timedelta.total_seconds() / 3600, 2), where
+        # total_seconds() is the microseconds divided by 10**6 (int / int, correctly rounded).
+        for name in ("hours_to_acknowledge", "hours_to_resolve"):
+            by[name] = [None if us is None else round(us / 1_000_000 / 3600, 2) for us in by[name]]
         return len(rows), self._ordered(by), None
 
 
