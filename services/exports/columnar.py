@@ -5,7 +5,7 @@
 (CSV): one Python call per row or per value. Here a batch is one sequence of values per export
 column (``columns[i][j]`` is row ``j``'s value of column ``i``), and each column is formatted by
 one list comprehension chosen by its kind; rows are put together at the end by C code
-(`str.join` over `zip`, `csv.writer.writerows`, pyarrow's arrays). The PostgreSQL readers
+(`str.join` over `zip`, pyarrow's arrays). The PostgreSQL readers
 (`services.exports.batches_pg`) produce such batches; tests/api/test_exports_api.py checks that
 every dataset, format and mode gives what the generic path gives.
 
