@@ -328,10 +328,11 @@ def main() -> int:
                     f"curl -sSf -H 'Authorization: Bearer {key}' "
                     f"'{export_url.replace('+', '%2B')}' > {output}"
                 )
-                # Warm up: an export of the first ten rows loads everything the route needs, and
-                # runs it once: the first Arrow array of a process maps some 60 MiB of pyarrow's
-                # code into its RSS, once, whatever the export's size.
-                first = (BASE + timedelta(milliseconds=11)).isoformat().replace("+", "%2B")
+                # Warm up: an export of the first 10,000 rows loads everything the route needs,
+                # and runs it once: the first Parquet export of a process maps pyarrow's code and
+                # its allocator's arenas into its RSS (60-80 MiB), once, whatever the export's size
+                # (bench/README.md).
+                first = (BASE + timedelta(milliseconds=10_001)).isoformat().replace("+", "%2B")
                 timed_lines(export_cmd.replace(until.isoformat().replace("+", "%2B"), first)
                             + " && echo 0")  # fmt: skip
                 expected = size * ROWS_PER_STATEMENT_ROW[dataset]
