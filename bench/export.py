@@ -28,6 +28,7 @@ at 1,000,000 rows.
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -220,6 +221,8 @@ def exported_rows(fmt: str, output: Path) -> int:
 
 
 def main() -> int:
+    # Stopped (kill, Ctrl-C): still stop the service and drop the scratch database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cuts", default="100000", help="smaller row counts, comma-separated")
@@ -269,13 +272,16 @@ def main() -> int:
         )
         base = f"http://127.0.0.1:{port}"
         with httpx.Client(base_url=base, timeout=30) as http:
-            for _ in range(100):
+            # Up to two minutes: on a loaded machine the service takes a while to start.
+            for _ in range(600):
                 try:
                     if http.get("/healthz").status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 time.sleep(0.2)
+            else:
+                raise SystemExit("the service did not start (bench/results/export-service.log)")
             system = {"Authorization": f"Bearer {BOOTSTRAP}"}
             if args.database is None:
                 org = http.post(
@@ -322,8 +328,13 @@ def main() -> int:
                     f"curl -sSf -H 'Authorization: Bearer {key}' "
                     f"'{export_url.replace('+', '%2B')}' > {output}"
                 )
-                # Warm up: one small export loads everything the route needs (pyarrow too).
-                timed_lines(export_cmd.replace(query, f"{query}&instrument=none") + " && echo 0")
+                # Warm up: an export of the first 10,000 rows loads everything the route needs,
+                # and runs it once: the first Parquet export of a process maps pyarrow's code and
+                # its allocator's arenas into its RSS (60-80 MiB), once, whatever the export's size
+                # (bench/README.md).
+                first = (BASE + timedelta(milliseconds=10_001)).isoformat().replace("+", "%2B")
+                timed_lines(export_cmd.replace(until.isoformat().replace("+", "%2B"), first)
+                            + " && echo 0")  # fmt: skip
                 expected = size * ROWS_PER_STATEMENT_ROW[dataset]
                 copy_rates, service_rates, growths = [], [], []
                 name = f"{dataset}/{fmt}/{mode}"

@@ -35,10 +35,9 @@ from models.episodes import Episode
 from models.people import Client, Clinician
 from models.submissions import Submission
 from services.exports import Pseudonyms
-from services.exports.columnar import CACHE_SIZE, ColumnEncoder, column_encoder
-from services.exports.datasets import hours_between
-from services.exports.runner import PreparedExport, Selected, rows_statement, submission_scores
-from services.kernel.database import Driver, DriverRecord
+from services.exports.columnar import CACHE_SIZE, ColumnEncoder, Repeat, column_encoder
+from services.exports.runner import PreparedExport, rows_statement, submission_scores
+from services.kernel.database import Driver
 
 _S = Submission.__table__  # type: ignore[attr-defined]
 _A = Alert.__table__  # type: ignore[attr-defined]
@@ -67,8 +66,15 @@ def _days(at: str) -> Any:
     ).label("days_since_episode_start")
 
 
-def _people(table: sa.Table, identified: bool) -> list[Selected]:
-    cols: list[Selected] = [
+def _micros_since_created(at: str) -> Any:
+    # Exact (EXTRACT gives a numeric): Python makes the hours of them as `hours_between` does.
+    return sa.literal_column(
+        f"(EXTRACT(EPOCH FROM (alerts.{at} - alerts.created_at)) * 1000000)::bigint", sa.BigInteger
+    )
+
+
+def _people(table: Any, identified: bool) -> list[Any]:
+    cols = [
         _text(table.c.episode_id, "episode_id"),
         _text(_E.c.client_id, "client_id"),
         _text(_E.c.clinician_id, "clinician_id"),
@@ -81,9 +87,9 @@ def _people(table: sa.Table, identified: bool) -> list[Selected]:
     return cols
 
 
-def _columns(dataset: str, identified: bool) -> list[Selected]:
+def _columns(dataset: str, identified: bool) -> list[Any]:
     if dataset == "alerts":
-        cols: list[Selected] = [_text(_A.c.id, "alert_id"), *_people(_A, identified)]
+        cols = [_text(_A.c.id, "alert_id"), *_people(_A, identified)]
         cols += [
             _text(_A.c.submission_id, "submission_id"),
             _A.c.type,
@@ -99,12 +105,18 @@ def _columns(dataset: str, identified: bool) -> list[Selected]:
             _text(_A.c.rule_params, "rule_params"),
             _text(_A.c.evidence, "evidence"),
             _days("alerts.created_at"),
-            _A.c.created_at,
-            _A.c.acknowledged_at,
-            _A.c.resolved_at,
+            _micros_since_created("acknowledged_at").label("hours_to_acknowledge"),
+            _micros_since_created("resolved_at").label("hours_to_resolve"),
         ]
         if identified:
-            cols += [_A.c.message, _A.c.note, _A.c.updated_at]
+            cols += [
+                _A.c.message,
+                _A.c.note,
+                _A.c.created_at,
+                _A.c.updated_at,
+                _A.c.acknowledged_at,
+                _A.c.resolved_at,
+            ]
         return cols
     cols = [_text(_S.c.id, "submission_id"), *_people(_S, identified)]
     cols += [
@@ -133,7 +145,7 @@ def _columns(dataset: str, identified: bool) -> list[Selected]:
     return cols
 
 
-def statement(p: PreparedExport) -> tuple[str, list[object], list[str]]:
+def statement(p: PreparedExport) -> tuple[str, list[Any], list[str]]:
     """The export's statement for asyncpg, its arguments, and its columns' names."""
     stmt = rows_statement(p, _columns(p.query.dataset, p.query.identified))
     compiled = stmt.compile(dialect=_DIALECT)
@@ -153,6 +165,8 @@ class _Remembered(dict[Any, Any]):
 
 
 _MISSING = object()
+# Export rows, their columns, and how they repeat (`services.exports.columnar.Repeat`).
+Shaped = tuple[int, list[Sequence[Any]], Repeat | None]
 
 
 class Columns:
@@ -168,13 +182,14 @@ class Columns:
         self._raters = _Remembered()
         self._json = _Remembered()
         self._numbers = _Remembered()
-        self.shape: Callable[[list[DriverRecord]], tuple[int, list[Sequence[Any]]]] = {
+        self._per_score = [name in ("score", "subscale", "value") for name in self._export]
+        self.shape: Callable[[list[Any]], Shaped] = {
             "submissions": self._submissions,
             "scores": self._scores,
             "alerts": self._alerts,
         }[p.query.dataset]
 
-    def _by_name(self, rows: list[DriverRecord]) -> dict[str, Sequence[Any]]:
+    def _by_name(self, rows: list[Any]) -> dict[str, Sequence[Any]]:
         return dict(zip(self._names, zip(*rows, strict=True), strict=True))
 
     def _keyed(self, by: dict[str, Sequence[Any]], name: str) -> None:
@@ -208,11 +223,11 @@ class Columns:
     def _ordered(self, by: Mapping[str, Sequence[Any]]) -> list[Sequence[Any]]:
         return [by[name] for name in self._export]
 
-    def _submissions(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
+    def _submissions(self, rows: list[Any]) -> Shaped:
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
         self._people(by)
-        return len(rows), self._ordered(by)
+        return len(rows), self._ordered(by), None
 
     def _number(self, text: str | None) -> Any:
         """A JSON value's text as the generic path parses it (SQLAlchemy's `json.loads`)."""
@@ -223,7 +238,7 @@ class Columns:
             found = self._numbers.put(text, json.loads(text))
         return found
 
-    def _scores(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
+    def _scores(self, rows: list[Any]) -> Shaped:
         """One row per score: the total, the mean, then each subscale in the stored order."""
         by = self._by_name(rows)
         self._keyed(by, "submission_id")
@@ -238,7 +253,11 @@ class Columns:
         score: list[str] = []
         subscale: list[str | None] = []
         value: list[Any] = []
-        for total, mean, items in zip(totals, means, subscales, strict=True):
+        if not any(subscales):  # the common batch: no subscales (SRS, ORS, PHQ-9, GAD-7)
+            score, subscale = ["total", "mean"] * len(totals), [None, None] * len(totals)
+            value = [v for pair in zip(totals, means, strict=True) for v in pair]
+            subscales = []
+        for total, mean, items in zip(totals, means, subscales, strict=False):
             score += ("total", "mean")
             subscale += (None, None)
             value += (total, mean)
@@ -246,16 +265,11 @@ class Columns:
                 score.append("subscale")
                 subscale.append(name)
                 value.append(number_)
-        counts = [2 + len(items) for items in subscales]
-        if all(n == 2 for n in counts):
-            expanded = {k: [v for v in vs for _ in (0, 1)] for k, vs in by.items()}
-        else:
-            expanded = {
-                k: [v for v, n in zip(vs, counts, strict=True) for _ in range(n)]
-                for k, vs in by.items()
-            }
-        expanded.update(score=score, subscale=subscale, value=value)
-        return len(score), self._ordered(expanded)
+        # The submission's columns are written once per submission and repeated per score.
+        counts = [2 + len(items) for items in subscales] if subscales else [2] * len(totals)
+        repeat = Repeat(counts, self._per_score)
+        by.update(score=score, subscale=subscale, value=value)
+        return len(score), self._ordered(by), repeat
 
     def _json_value(self, text: str | None) -> Any:
         """JSON as the generic path writes it: parsed by SQLAlchemy (`json.loads`), and an
@@ -270,7 +284,7 @@ class Columns:
             found = self._json.put(text, value)
         return found
 
-    def _alerts(self, rows: list[DriverRecord]) -> tuple[int, list[Sequence[Any]]]:
+    def _alerts(self, rows: list[Any]) -> Shaped:
         by = self._by_name(rows)
         self._keyed(by, "alert_id")
         self._keyed(by, "submission_id")
@@ -285,16 +299,11 @@ class Columns:
                 None if kind == CONCERN else value(t)
                 for kind, t in zip(by["type"], by["evidence"], strict=True)
             ]
-        created = by["created_at"]
-        by["hours_to_acknowledge"] = [
-            None if a is None else hours_between(c, a)
-            for c, a in zip(created, by["acknowledged_at"], strict=True)
-        ]
-        by["hours_to_resolve"] = [
-            None if r is None else hours_between(c, r)
-            for c, r in zip(created, by["resolved_at"], strict=True)
-        ]
-        return len(rows), self._ordered(by)
+        # `datasets.hours_between`: round(timedelta.total_seconds() / 3600, 2), where
+        # total_seconds() is the microseconds divided by 10**6 (int / int, correctly rounded).
+        for name in ("hours_to_acknowledge", "hours_to_resolve"):
+            by[name] = [None if us is None else round(us / 1_000_000 / 3600, 2) for us in by[name]]
+        return len(rows), self._ordered(by), None
 
 
 class Encoded:
@@ -303,9 +312,9 @@ class Encoded:
     def __init__(self, columns: Columns, encoder: ColumnEncoder) -> None:
         self._shape, self._encode = columns.shape, encoder.encode_columns
 
-    def __call__(self, rows: list[DriverRecord]) -> tuple[int, bytes]:
-        count, batch = self._shape(rows)
-        return count, self._encode(batch)
+    def __call__(self, rows: list[Any]) -> tuple[int, bytes]:
+        count, batch, repeat = self._shape(rows)
+        return count, self._encode(batch, repeat)
 
 
 def encoder_of(p: PreparedExport) -> ColumnEncoder:
@@ -315,8 +324,8 @@ def encoder_of(p: PreparedExport) -> ColumnEncoder:
 async def stream(
     driver: Driver,
     sql: str,
-    args: list[object],
-    encode: Callable[[list[DriverRecord]], tuple[int, bytes]],
+    args: list[Any],
+    encode: Callable[[list[Any]], tuple[int, bytes]],
     *,
     batch_rows: int,
 ) -> AsyncGenerator[tuple[int, bytes], None]:

@@ -5,7 +5,7 @@
 (CSV): one Python call per row or per value. Here a batch is one sequence of values per export
 column (``columns[i][j]`` is row ``j``'s value of column ``i``), and each column is formatted by
 one list comprehension chosen by its kind; rows are put together at the end by C code
-(`str.join` over `zip`, `csv.writer.writerows`, pyarrow's arrays). The PostgreSQL readers
+(`str.join` over `zip`, pyarrow's arrays). The PostgreSQL readers
 (`services.exports.batches_pg`) produce such batches; tests/api/test_exports_api.py checks that
 every dataset, format and mode gives what the generic path gives.
 
@@ -19,9 +19,11 @@ bounded caches, so memory stays flat whatever the export's size.
 """
 
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from itertools import groupby
+from typing import Any
 
 import orjson
 
@@ -35,21 +37,54 @@ from services.exports.encoders import (
     number_map,
 )
 
-if TYPE_CHECKING:
-    import pyarrow
-
 Batch = Sequence[Sequence[Any]]
 CACHE_SIZE = 65_536
 
 
-class _Bounded(dict[Hashable, str]):
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """A batch whose export rows come several from one source row (the ``scores`` dataset: a
+    row per score of a submission): the columns marked False in ``per_row`` hold one value per
+    source row, written once and repeated ``counts[i]`` times for source row ``i``; the others
+    hold one value per export row."""
+
+    counts: Sequence[int]
+    per_row: Sequence[bool]
+
+    def indices(self) -> list[int]:
+        """For each export row, its source row."""
+        counts = self.counts
+        if all(n == 2 for n in counts):
+            return [i for i in range(len(counts)) for _ in (0, 1)]
+        return [i for i, n in enumerate(counts) for _ in range(n)]
+
+    def repeated(self, values: Sequence[Any]) -> list[Any]:
+        counts = self.counts
+        if all(n == 2 for n in counts):
+            return [v for v in values for _ in (0, 1)]
+        return [v for v, n in zip(values, counts, strict=True) for _ in range(n)]
+
+
+def _lines(parts: list[list[str]], separator: str, repeat: Repeat | None) -> Iterable[str]:
+    """Each export row's columns joined by ``separator``. With ``repeat``, each run of columns
+    of one value per source row is joined once per source row, then repeated."""
+    if repeat is None:
+        return map(separator.join, zip(*parts, strict=True))
+    groups: list[Sequence[str]] = []
+    for per_row, run in groupby(zip(repeat.per_row, parts, strict=True), key=lambda t: t[0]):
+        joined = list(map(separator.join, zip(*(p for _, p in run), strict=True)))
+        groups.append(joined if per_row else repeat.repeated(joined))
+    return map(separator.join, zip(*groups, strict=True))
+
+
+class _Bounded(dict[Any, str]):
     """A dict that forgets everything once it holds ``size`` entries."""
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         super().__init__()
         self.size = size
 
-    def put(self, key: Hashable, value: str) -> str:
+    def put(self, key: Any, value: str) -> str:
         if len(self) >= self.size:
             self.clear()
         self[key] = value
@@ -62,7 +97,7 @@ class ColumnEncoder:
     def start(self) -> bytes:
         return b""
 
-    def encode_columns(self, batch: Batch) -> bytes:
+    def encode_columns(self, batch: Batch, repeat: Repeat | None = None) -> bytes:
         raise NotImplementedError
 
     def finish(self) -> bytes:
@@ -72,7 +107,7 @@ class ColumnEncoder:
 # ----- NDJSON -------------------------------------------------------------------------------------
 
 
-def _json(value: object) -> str:
+def _json(value: Any) -> str:
     """What orjson writes for ``value`` (as `encoders.NdjsonEncoder` does)."""
     return orjson.dumps(value).decode()
 
@@ -88,10 +123,10 @@ class _NdjsonColumn:
         self.cache = _Bounded()
         self.bools = {True: self.head + "true", False: self.head + "false", None: self.null}
 
-    def _put(self, value: Hashable) -> str:
+    def _put(self, value: Any) -> str:
         return self.cache.put(value, self.head + _json(value))
 
-    def _any(self, value: object) -> str:
+    def _any(self, value: Any) -> str:
         """Anything, as the generic encoder writes it (JSON text passed through)."""
         if value is None:
             return self.null
@@ -130,11 +165,11 @@ class NdjsonColumns(ColumnEncoder):
             _NdjsonColumn(c, first=i == 0, plain=c.name in plain) for i, c in enumerate(columns)
         ]
 
-    def encode_columns(self, batch: Batch) -> bytes:
+    def encode_columns(self, batch: Batch, repeat: Repeat | None = None) -> bytes:
         if not batch or not batch[0]:
             return b""
         parts = [column.parts(values) for column, values in zip(self._columns, batch, strict=True)]
-        return ("}\n".join(map("".join, zip(*parts, strict=True))) + "}\n").encode()
+        return ("}\n".join(_lines(parts, "", repeat)) + "}\n").encode()
 
 
 # ----- CSV ----------------------------------------------------------------------------------------
@@ -149,7 +184,7 @@ def _csv_text(text: str) -> str:
     return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
 
 
-def _csv_field(value: object, *, is_text: bool) -> str:
+def _csv_field(value: Any, *, is_text: bool) -> str:
     """Anything, as `encoders.CsvEncoder` writes it: a text column's string neutralised, other
     values through `encoders.csv_value`, then as `csv.writer` turns them into a field (``str``,
     None empty)."""
@@ -168,10 +203,10 @@ class _CsvColumn:
         self.is_text = column.kind not in JSON_KINDS
         self.cache = _Bounded()
 
-    def _any(self, value: object) -> str:
+    def _any(self, value: Any) -> str:
         return _csv_field(value, is_text=self.is_text)
 
-    def _put(self, value: Hashable) -> str:
+    def _put(self, value: Any) -> str:
         return self.cache.put(value, self._any(value))
 
     def fields(self, values: Sequence[Any]) -> list[str]:
@@ -199,7 +234,7 @@ class _CsvColumn:
                 for v in values]  # fmt: skip
 
 
-_CSV_BOOLS: dict[bool | None, str] = {True: "TRUE", False: "FALSE", None: ""}
+_CSV_BOOLS: dict[Any, str] = {True: "TRUE", False: "FALSE", None: ""}
 
 
 class CsvColumns(ColumnEncoder):
@@ -210,11 +245,11 @@ class CsvColumns(ColumnEncoder):
     def start(self) -> bytes:
         return (",".join(_csv_text(name) for name in self._names) + "\r\n").encode()
 
-    def encode_columns(self, batch: Batch) -> bytes:
+    def encode_columns(self, batch: Batch, repeat: Repeat | None = None) -> bytes:
         if not batch or not batch[0]:
             return b""
         fields = [c.fields(values) for c, values in zip(self._columns, batch, strict=True)]
-        return ("\r\n".join(map(",".join, zip(*fields, strict=True))) + "\r\n").encode()
+        return ("\r\n".join(_lines(fields, ",", repeat)) + "\r\n").encode()
 
 
 # ----- Parquet ------------------------------------------------------------------------------------
@@ -236,24 +271,30 @@ class ParquetColumns(ColumnEncoder):
         self._schema = ParquetEncoder.schema(columns)
         self._sink = Sink()
         self._writer = pq.ParquetWriter(self._sink, self._schema, compression="zstd")
-        self._pending: list[pyarrow.RecordBatch] = []
+        self._pending: list[Any] = []
         self._pending_rows = 0
 
     def start(self) -> bytes:
         return self._sink.take()
 
-    def encode_columns(self, batch: Batch) -> bytes:
+    def encode_columns(self, batch: Batch, repeat: Repeat | None = None) -> bytes:
         if not batch or not batch[0]:
             return b""
         pa, arrays = self._pa, []
-        for kind, field, values in zip(self._kinds, self._schema, batch, strict=True):
+        per_row = [True] * len(batch) if repeat is None else repeat.per_row
+        indices = None if repeat is None else pa.array(repeat.indices(), type=pa.int32())
+        for kind, field, values, one_each in zip(
+            self._kinds, self._schema, batch, per_row, strict=True
+        ):
             if kind == "json":
                 values = [v if v is None or v.__class__ is str else json_text(v) for v in values]
             elif kind == "numbers":
                 values = [number_map(v) for v in values]
-            arrays.append(pa.array(values, type=field.type))
-        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
-        self._pending_rows += len(batch[0])
+            array = pa.array(values, type=field.type)
+            arrays.append(array if one_each else array.take(indices))
+        added = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
+        self._pending.append(added)
+        self._pending_rows += added.num_rows
         if self._pending_rows >= PARQUET_ROW_GROUP:
             self._flush()
         return self._sink.take()

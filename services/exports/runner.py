@@ -15,8 +15,9 @@ Two steps:
    count is known: an ``export.finish`` event (same resource id, ``outcome`` success or
    incomplete, with dataset, format, filters and rows in ``details``) is written in a short
    transaction of its own.
-   On PostgreSQL, de-identified NDJSON submissions (the common pull) are read and written by
-   `services.exports.ndjson_pg` instead, through the app's asyncpg pool: the same bytes, faster.
+   On PostgreSQL every export is read through the app's asyncpg pool instead and encoded a
+   column at a time (`services.exports.batches_pg`; de-identified NDJSON submissions, the common
+   pull, by `services.exports.ndjson_pg`): the same bytes, faster.
 
 Who sees what: the organization's rows only; a clinician-bound key only its caseload (the
 episodes its clinician treats), as everywhere else; concerns only for keys that may read them
