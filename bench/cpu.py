@@ -1,9 +1,10 @@
 """CPU time of one app process and of the PostgreSQL backends serving one database (bench/run).
 
 `cpu.py snap PID DB OUT [WORKER_PID]` writes the CPU ticks (user + system, from /proc) of
-process PID, of every backend connected to database DB and of the webhook worker; `cpu.py add
-RESULT BEFORE AFTER` adds to RESULT (a round's wrk JSON) the CPU milliseconds per successful
-request of each between the two snapshots.
+process PID, of every backend connected to database DB and of the webhook worker (and how many
+delivery attempts the worker has recorded); `cpu.py add RESULT BEFORE AFTER` adds to RESULT (a
+round's wrk JSON) the CPU milliseconds per successful request of each between the two
+snapshots, and the worker's per delivery attempt.
 
 Why: req/s and latency move with whatever else the machine runs; CPU per request of each side is
 what the code costs, and it says where a gap to the floor comes from (Python or the database).
@@ -27,8 +28,7 @@ def ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
-def backend_pids(database: str) -> list[int]:
-    query = f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"
+def psql(database: str, query: str) -> str:
     result = subprocess.run(
         [
             "psql",
@@ -39,7 +39,7 @@ def backend_pids(database: str) -> list[int]:
             "-U",
             os.environ.get("PGUSER", "postgres"),
             "-d",
-            "postgres",
+            database,
             "-qtA",
             "-c",
             query,
@@ -48,7 +48,17 @@ def backend_pids(database: str) -> list[int]:
         text=True,
         check=True,
     )
-    return [int(line) for line in result.stdout.split()]
+    return result.stdout
+
+
+def backend_pids(database: str) -> list[int]:
+    query = f"SELECT pid FROM pg_stat_activity WHERE datname = '{database}'"
+    return [int(line) for line in psql("postgres", query).split()]
+
+
+def attempts(database: str) -> int:
+    """Delivery attempts the worker has recorded so far."""
+    return int(psql(database, "SELECT count(*) FROM webhook_attempts"))
 
 
 def snap(pid: int, database: str, out: str, worker: int | None) -> None:
@@ -56,6 +66,7 @@ def snap(pid: int, database: str, out: str, worker: int | None) -> None:
     record = {"app": ticks(pid), "pg": {p: t for p, t in backends.items() if t is not None}}
     if worker is not None:
         record["worker"] = ticks(worker)
+        record["attempts"] = attempts(database)
     with open(out, "w") as file:
         json.dump(record, file)
 
@@ -80,6 +91,12 @@ def add(result_path: str, before_path: str, after_path: str) -> None:
         # The webhook worker's CPU in the round (its deliveries may lag the requests).
         worker_ms = 1000 * (after["worker"] - before["worker"]) / TICKS_PER_SECOND / ok
         result["cpu_ms_per_request"]["worker"] = worker_ms
+        # Per delivery attempt made in the round: what a delivery costs the worker, whether or
+        # not it kept up with the requests (a backlog moves the figure per request).
+        made = after.get("attempts", 0) - before.get("attempts", 0)
+        result["deliveries_attempted"] = made
+        if made > 0:
+            result["worker_cpu_ms_per_attempt"] = worker_ms * ok / made
     with open(result_path, "w") as file:
         json.dump(result, file)
 

@@ -25,7 +25,7 @@ def load_rounds(results: Path, app: str) -> list[dict[str, Any]]:
 
 
 def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
-    return {
+    result = {
         "rps": statistics.median(r["rps_ok"] for r in rounds),
         "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in rounds),
         "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in rounds),
@@ -40,6 +40,20 @@ def median(rounds: list[dict[str, Any]]) -> dict[str, float]:
             r.get("cpu_ms_per_request", {}).get("postgres", 0.0) for r in rounds
         ),
     }
+    # WEBHOOKS=1: the worker's CPU per request of the round and per delivery attempt it made.
+    worker = [
+        r["cpu_ms_per_request"]["worker"]
+        for r in rounds
+        if "worker" in r.get("cpu_ms_per_request", {})
+    ]
+    if worker:
+        result["cpu_worker_ms"] = statistics.median(worker)
+    per_attempt = [
+        r["worker_cpu_ms_per_attempt"] for r in rounds if "worker_cpu_ms_per_attempt" in r
+    ]
+    if per_attempt:
+        result["cpu_worker_ms_per_attempt"] = statistics.median(per_attempt)
+    return result
 
 
 def expected_response_effect(
@@ -163,9 +177,14 @@ def main() -> int:
         print(f"ratio p99 service/floor = {ratios['p99']:.2f}   (goal <= {GOAL_P99_RATIO:.2f})")
         for app in medians:
             m = medians[app]
+            worker = ""
+            if "cpu_worker_ms" in m:
+                worker = f", worker {m['cpu_worker_ms']:.3f} ms"
+            if "cpu_worker_ms_per_attempt" in m:
+                worker += f" ({m['cpu_worker_ms_per_attempt']:.3f} ms per delivery attempt)"
             print(
                 f"CPU per request, {app}: app {m['cpu_app_ms']:.3f} ms, "
-                f"PostgreSQL {m['cpu_postgres_ms']:.3f} ms (medians)"
+                f"PostgreSQL {m['cpu_postgres_ms']:.3f} ms{worker} (medians)"
             )
     etr_effect = expected_response_effect(rounds, medians)
 

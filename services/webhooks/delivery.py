@@ -453,9 +453,17 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
     def __init__(self, policy: Policy, resolve: webhook_targets.Resolver) -> None:
         super().__init__(trust_env=False)
         # httpx takes no network backend of its own, so its pool is replaced by one built as
-        # httpx builds it, with the pinning backend (httpcore's documented extension point).
+        # httpx builds it, with the pinning backend (httpcore's documented extension point) —
+        # and httpx's limits: httpcore's own defaults (10 connections, idle ones kept for ever)
+        # queued half of a 20-delivery round behind the other half, and every request that
+        # waits makes httpcore walk its whole pool once more when a connection frees up.
+        # httpx's defaults (httpx._config.DEFAULT_LIMITS: 100 connections, 20 kept alive 5 s).
+        limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
             network_backend=webhook_targets.PinnedBackend(
                 allow_private=policy.allow_private, resolve=resolve
             ),

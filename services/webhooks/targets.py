@@ -23,6 +23,7 @@ Ports: outside development only the ports in ``ATTUNE_WEBHOOK_ALLOWED_PORTS`` (b
 
 import asyncio
 import ipaddress
+import select
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
@@ -188,9 +189,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         failure: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     str(address), port, timeout, local_address, socket_options
                 )
+                return _Stream(stream, stream.get_extra_info("socket"))
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None
@@ -206,3 +208,51 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a socket has something to read (or is gone): httpcore's own test
+    (``httpcore._utils.is_socket_readable``), which marks an idle kept-alive connection the
+    peer has closed."""
+    fd = -1 if sock is None else sock.fileno()
+    if fd == -1:
+        return True
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    return bool(poll.poll(0))
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's stream, but the "is the idle connection readable" check goes to the socket
+    found once at connect. httpcore asks it of every pooled connection each time a request
+    starts or ends, and anyio answers by building all of a socket's attributes (a
+    ``getpeername`` system call among them) to pick one: 10 % of the webhook worker's CPU under
+    load (bench/README.md). TLS wraps the same socket, so a TLS stream keeps it."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream, sock: socket.socket | None) -> None:
+        self._inner = inner
+        self._sock = sock
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(
+            await self._inner.start_tls(ssl_context, server_hostname, timeout), self._sock
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._sock)
+        return self._inner.get_extra_info(info)
