@@ -25,6 +25,7 @@ import asyncio
 import ipaddress
 import select
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -244,7 +245,7 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def start_tls(
         self,
-        ssl_context: Any,
+        ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
     ) -> httpcore.AsyncNetworkStream:
@@ -252,7 +253,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             await self._inner.start_tls(ssl_context, server_hostname, timeout), self._sock
         )
 
-    def get_extra_info(self, info: str) -> Any:
+    def get_extra_info(self, info: str) -> object:
         if info == "is_readable":
             return _readable(self._sock)
         return self._inner.get_extra_info(info)
