@@ -365,7 +365,7 @@ async def test_worker_killed_mid_delivery_delivers_after_restart(
         command = ["-m", "api.cli", "worker", "--org-id", tenant.org_id]
         first = await asyncio.create_subprocess_exec(sys.executable, *command, env=env)
         try:
-            assert await asyncio.to_thread(arrived.wait, 30), "the worker never sent"
+            assert await asyncio.to_thread(arrived.wait, 120), "the worker never sent"
         finally:
             first.send_signal(signal.SIGKILL)
             await first.wait()
