@@ -449,3 +449,20 @@ def test_tenth_step_totals_equal_the_exact_decimal_sum(ks: list[int]) -> None:
     values = [k / 10 for k in ks]
     total = score(builtin("srs"), answers_for("srs", values)).total
     assert total == float(sum(Decimal(str(v)) for v in values))
+
+
+def test_a_prorated_total_halfway_between_two_steps_rounds_up() -> None:
+    """Two of three items answered 1 and 2: 3/2 x 3 = 4.5, rounded half up to 5 (mutants: the
+    context's default rounding, half to even, gave 4)."""
+    data = copy.deepcopy(PRORATED)
+    data["items"] = data["items"][:3]
+    defn = InstrumentDefinition.model_validate(data)
+    assert score(defn, {"a": 1, "b": 2}).total == 5.0
+
+
+def test_scores_are_judged_on_adult_norms_unless_told_otherwise() -> None:
+    """Mutants: the default population garbled, so no cut-off was found and an adult's ORS of 24
+    (cut-off 25) was not flagged clinical."""
+    answers = {"individually": 6.0, "interpersonally": 6.0, "socially": 6.0, "overall": 6.0}
+    scores = score(builtin("ors"), answers)
+    assert (scores.total, scores.clinical, scores.below_cutoff) == (24.0, True, True)
