@@ -466,3 +466,14 @@ def test_scores_are_judged_on_adult_norms_unless_told_otherwise() -> None:
     answers = {"individually": 6.0, "interpersonally": 6.0, "socially": 6.0, "overall": 6.0}
     scores = score(builtin("ors"), answers)
     assert (scores.total, scores.clinical, scores.below_cutoff) == (24.0, True, True)
+
+
+def test_a_missing_item_outside_the_total_does_not_count_against_proration() -> None:
+    """Mutant: ``and`` → ``or`` counted the missing non-total item ``e`` among the prorated ones,
+    so the one missing total item ``d`` was reported as one too many instead of prorated."""
+    data = copy.deepcopy(PRORATED)
+    data["items"] = [*data["items"], {"id": "e", "label": "e", "min": 0, "max": 3, "step": 1,
+                                      "in_total": False}]  # fmt: skip
+    defn = InstrumentDefinition.model_validate(data)
+    problems = validate_answers(defn, {"a": 1, "b": 2, "c": 2})
+    assert [(p.item, p.code) for p in problems] == [("e", "missing")]
