@@ -477,3 +477,15 @@ def test_a_missing_item_outside_the_total_does_not_count_against_proration() -> 
     defn = InstrumentDefinition.model_validate(data)
     problems = validate_answers(defn, {"a": 1, "b": 2, "c": 2})
     assert [(p.item, p.code) for p in problems] == [("e", "missing")]
+
+
+def test_answer_problems_say_why_in_words() -> None:
+    """Mutants: the messages of a blank risk item and of too many missing items left out or
+    garbled (they reach the caller as the problem's detail)."""
+    phq = builtin("phq-9")
+    blank_q9 = validate_answers(phq, {f"q{i}": 0 for i in range(1, 9)})
+    assert [(p.item, p.message) for p in blank_q9] == [("q9", "a risk item is always required")]
+    too_many = validate_answers(InstrumentDefinition.model_validate(PRORATED), {"a": 1, "c": 2})
+    assert [p.message for p in too_many] == [
+        "missing; 2 items are missing but at most 1 may be prorated"
+    ] * 2
