@@ -489,3 +489,8 @@ def test_answer_problems_say_why_in_words() -> None:
     assert [p.message for p in too_many] == [
         "missing; 2 items are missing but at most 1 may be prorated"
     ] * 2
+    check = validate_answers(builtin("rupture-check"), {"tension": 0, "intensity": 2, "nope": 1})
+    assert [(p.item, p.message) for p in check] == [
+        ("intensity", "must be absent unless 'tension' is 1"),
+        ("nope", "not an item of this instrument"),
+    ]
