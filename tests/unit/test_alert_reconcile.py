@@ -573,3 +573,16 @@ def test_voiding_a_later_trigger_retracts_its_alert_and_leaves_the_earlier_one()
     ]
     apply(store, writes)
     assert derive_full(ctx, points[:2], stored_rows(store), LATER) == []
+
+
+def test_an_escalated_rupture_is_stored_at_its_higher_severity() -> None:
+    """SRS 38 x4, then 34 x4: a rupture at session 5, unrepaired when its window ends at session
+    8, escalates to high; the stored row says so (mutants: the update wrote the new severity under
+    another key, leaving the row at warning)."""
+    store = one_by_one(ctx_for("srs"), srs_points([38.0] * 4 + [34.0] * 4, [1] * 8))
+    (rupture,) = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert (rupture["severity"], rupture["session_number"], rupture["status"]) == (
+        "high",
+        8,
+        "open",
+    )
