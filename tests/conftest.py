@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -26,7 +26,8 @@ from tests.support import SYSTEM_KEY, TEST_SECRET, Attune
 from tests.support.examples import MUTATION_EXAMPLES, MUTATION_RUN
 
 # Under mutmut every property runs for each mutant it reaches: few examples, a fixed seed, no
-# example database carried between mutants (tests/support/examples.py says why).
+# example database carried between mutants (tests/support/examples.py says why), and no shrinking:
+# a mutant is killed by the first failing example, and shrinking it only burns the time limit.
 hypothesis_settings.register_profile(
     "mutation",
     max_examples=MUTATION_EXAMPLES,
@@ -34,6 +35,7 @@ hypothesis_settings.register_profile(
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.generate],
 )
 if MUTATION_RUN:
     hypothesis_settings.load_profile("mutation")
