@@ -582,3 +582,19 @@ def test_an_escalated_rupture_is_stored_at_its_higher_severity() -> None:
     store = one_by_one(ctx_for("srs"), srs_points([38.0] * 4 + [34.0] * 4, [1] * 8))
     (rupture,) = [r for r in store.values() if r["type"] == "alliance.rupture"]
     assert (rupture["severity"], rupture["status"]) == ("high", "open")
+
+
+def test_a_recompute_leaves_alone_a_risk_alert_a_person_acknowledged_after_its_update() -> None:
+    """q9 = 2 at sessions 1 and 2: one risk alert, updated at session 2, then acknowledged. A
+    recompute must not read session 2's answer as new (mutants: the person's alert frozen at its
+    first session, so the recompute let it go and opened a second alert for the same answer)."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(15.0, 2), (15.0, 2)], [1, 1])
+    store = one_by_one(ctx, points, person_acknowledges=[1])
+    (risk,) = [r for r in store.values() if r["type"] == "risk.item"]
+    assert (risk["first_session_number"], risk["session_number"], risk["status"]) == (
+        1,
+        2,
+        "acknowledged",
+    )
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
