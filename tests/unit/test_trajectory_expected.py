@@ -126,3 +126,16 @@ def test_paired_caseness_is_carried_in_the_summary() -> None:
     trajectory = build_trajectory(builtin("phq-9"), totals(16, 8), paired=pair)
     assert trajectory.summary.paired_caseness == pair
     assert build_trajectory(builtin("phq-9"), totals(16, 8)).summary.paired_caseness is None
+
+
+def test_rci_is_given_to_four_places() -> None:
+    """PHQ-9: 6 points reliable → S_diff = 6 / 1.96; 16 → 11 is RC = -5 / 3.061224 = -1.633333
+    (mutant: five places)."""
+    assert build_trajectory(builtin("phq-9"), totals(16, 11)).points[1].rci == -1.6333
+
+
+def test_on_track_judges_the_latest_score() -> None:
+    """17 at session 2 is within the p90 of 17; 18 at session 3 is beyond it (mutant: the
+    second score judged instead of the latest)."""
+    phq = builtin("phq-9")
+    assert build_trajectory(phq, totals(16, 17, 18), expected=MODEL).summary.on_track is False
