@@ -139,3 +139,16 @@ def test_on_track_judges_the_latest_score() -> None:
     second score judged instead of the latest)."""
     phq = builtin("phq-9")
     assert build_trajectory(phq, totals(16, 17, 18), expected=MODEL).summary.on_track is False
+
+
+def test_on_track_on_a_higher_is_better_scale_is_judged_below_p10() -> None:
+    """ORS 18 then 16.9: below the p10 of 17, so not on track (mutants: the direction left out,
+    judging it against the p90 as if lower were better; the p10 left out)."""
+    model = ExpectedResponse.model_validate(
+        {"bands": [{"intake_min": 0, "intake_max": 40,
+                    "sessions": [{"session": 1, "p10": 15, "p50": 18, "p90": 21},
+                                 {"session": 2, "p10": 17, "p50": 20, "p90": 23}]}]}
+    )  # fmt: skip
+    ors = builtin("ors")
+    assert build_trajectory(ors, totals(18, 16.9), expected=model).summary.on_track is False
+    assert build_trajectory(ors, totals(18, 17), expected=model).summary.on_track is True
