@@ -152,3 +152,20 @@ def test_on_track_on_a_higher_is_better_scale_is_judged_below_p10() -> None:
     ors = builtin("ors")
     assert build_trajectory(ors, totals(18, 16.9), expected=model).summary.on_track is False
     assert build_trajectory(ors, totals(18, 17), expected=model).summary.on_track is True
+
+
+def test_se_and_s_diff_are_given_to_six_places() -> None:
+    """ORS: S_diff = 5 / 1.96 = 2.5510204…, S_E = S_diff / √2 = 1.8038438… (mutants: seven
+    places)."""
+    summary = build_trajectory(builtin("ors"), totals(19.0)).summary
+    assert (summary.se, summary.s_diff) == (1.803844, 2.55102)
+
+
+def test_an_instrument_without_a_direction_has_no_cutoffs_even_with_norms() -> None:
+    """An organisation's item-by-item instrument may carry norms, but without a total and a
+    direction no Jacobson & Truax cut-off means anything (mutant: computed them as if lower were
+    better)."""
+    check = variant(
+        builtin("rupture-check"), code="org-check", norms={"clinical": {"mean": 3, "sd": 1}}
+    )
+    assert build_trajectory(check, [(1, None, NONE)]).summary.cutoffs is None
