@@ -598,3 +598,19 @@ def test_a_recompute_leaves_alone_a_risk_alert_a_person_acknowledged_after_its_u
         "acknowledged",
     )
     assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_an_acknowledged_risk_alert_stays_as_the_person_left_it_after_a_new_risk_answer() -> None:
+    """DESIGN.md §10.3.2: q9 = 2 at session 1, acknowledged; q9 = 2 again at session 2 opens a
+    second alert, and the first stays acknowledged, on the next submission and on a recompute
+    (mutants: the engine marked the person's alert resolved, or a recompute retracted it)."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(15.0, 2), (15.0, 2)], [1, 1])
+    store = one_by_one(ctx, points, person_acknowledges=[0])
+    risks = sorted(
+        (r["first_session_number"], r["status"], r["resolution"])
+        for r in store.values()
+        if r["type"] == "risk.item"
+    )
+    assert risks == [(1, "acknowledged", None), (2, "open", None)]
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
