@@ -614,3 +614,31 @@ def test_an_acknowledged_risk_alert_stays_as_the_person_left_it_after_a_new_risk
     )
     assert risks == [(1, "acknowledged", None), (2, "open", None)]
     assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_a_recompute_retracts_every_alert_its_voided_sessions_raised_and_says_when() -> None:
+    """SRS 35, 36, 30: alliance.low at session 1 (cleared at 2), alliance.low and alliance.drop at
+    3. Voiding session 3 retracts both of its alerts, now; voiding everything also retracts the
+    cleared one, keeping when it had cleared (mutants: the retraction pass stopped at the first
+    row still derived, stamped times under other keys, or moved or dropped ``resolved_at``)."""
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 36.0, 30.0], [1, 1, 1])
+    store = one_by_one(ctx, points)
+
+    def retracted(kept: list[SeriesPoint]) -> list[tuple[Any, ...]]:
+        writes = derive_full(ctx, kept, stored_rows(store), LATER)
+        return sorted(
+            (r["type"], r["first_session_number"], change, r["status"], r["resolution"],
+             r["resolved_at"], r["updated_at"])
+            for change, r in writes
+        )  # fmt: skip
+
+    assert retracted(points[:2]) == [
+        ("alliance.drop", 3, "resolved", "resolved", "retracted", LATER, LATER),
+        ("alliance.low", 3, "resolved", "resolved", "retracted", LATER, LATER),
+    ]
+    assert retracted([]) == [
+        ("alliance.drop", 3, "resolved", "resolved", "retracted", LATER, LATER),
+        ("alliance.low", 1, "updated", "resolved", "retracted", NOW, LATER),
+        ("alliance.low", 3, "resolved", "resolved", "retracted", LATER, LATER),
+    ]
