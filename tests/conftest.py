@@ -17,7 +17,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 from sqlalchemy import text
@@ -30,7 +30,8 @@ from tests.support import SYSTEM_KEY, TEST_SECRET, Attune
 from tests.support.examples import MUTATION_EXAMPLES, MUTATION_RUN
 
 # Under mutmut every property runs for each mutant it reaches: few examples, a fixed seed, no
-# example database carried between mutants (tests/support/examples.py says why).
+# example database carried between mutants (tests/support/examples.py says why), and no shrinking:
+# a mutant is killed by the first failing example, and shrinking it only burns the time limit.
 hypothesis_settings.register_profile(
     "mutation",
     max_examples=MUTATION_EXAMPLES,
@@ -38,6 +39,7 @@ hypothesis_settings.register_profile(
     database=None,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
+    phases=[Phase.explicit, Phase.generate],
 )
 # Otherwise Hypothesis' defaults, without its timing checks (the per-example deadline and the
 # "input generation is slow" health check): both are timed tests, and on a loaded machine they

@@ -573,3 +573,72 @@ def test_voiding_a_later_trigger_retracts_its_alert_and_leaves_the_earlier_one()
     ]
     apply(store, writes)
     assert derive_full(ctx, points[:2], stored_rows(store), LATER) == []
+
+
+def test_an_escalated_rupture_is_stored_at_its_higher_severity() -> None:
+    """SRS 38 x4, then 34 x4: a rupture at session 5, unrepaired when its window ends at session
+    8, escalates to high; the stored row says so (mutants: the update wrote the new severity under
+    another key, leaving the row at warning)."""
+    store = one_by_one(ctx_for("srs"), srs_points([38.0] * 4 + [34.0] * 4, [1] * 8))
+    (rupture,) = [r for r in store.values() if r["type"] == "alliance.rupture"]
+    assert (rupture["severity"], rupture["status"]) == ("high", "open")
+
+
+def test_a_recompute_leaves_alone_a_risk_alert_a_person_acknowledged_after_its_update() -> None:
+    """q9 = 2 at sessions 1 and 2: one risk alert, updated at session 2, then acknowledged. A
+    recompute must not read session 2's answer as new (mutants: the person's alert frozen at its
+    first session, so the recompute let it go and opened a second alert for the same answer)."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(15.0, 2), (15.0, 2)], [1, 1])
+    store = one_by_one(ctx, points, person_acknowledges=[1])
+    (risk,) = [r for r in store.values() if r["type"] == "risk.item"]
+    assert (risk["first_session_number"], risk["session_number"], risk["status"]) == (
+        1,
+        2,
+        "acknowledged",
+    )
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_an_acknowledged_risk_alert_stays_as_the_person_left_it_after_a_new_risk_answer() -> None:
+    """DESIGN.md §10.3.2: q9 = 2 at session 1, acknowledged; q9 = 2 again at session 2 opens a
+    second alert, and the first stays acknowledged, on the next submission and on a recompute
+    (mutants: the engine marked the person's alert resolved, or a recompute retracted it)."""
+    ctx = ctx_for("phq-9")
+    points = phq_points([(15.0, 2), (15.0, 2)], [1, 1])
+    store = one_by_one(ctx, points, person_acknowledges=[0])
+    risks = sorted(
+        (r["first_session_number"], r["status"], r["resolution"])
+        for r in store.values()
+        if r["type"] == "risk.item"
+    )
+    assert risks == [(1, "acknowledged", None), (2, "open", None)]
+    assert derive_full(ctx, points, stored_rows(store), NOW) == []
+
+
+def test_a_recompute_retracts_every_alert_its_voided_sessions_raised_and_says_when() -> None:
+    """SRS 35, 36, 30: alliance.low at session 1 (cleared at 2), alliance.low and alliance.drop at
+    3. Voiding session 3 retracts both of its alerts, now; voiding everything also retracts the
+    cleared one, keeping when it had cleared (mutants: the retraction pass stopped at the first
+    row still derived, stamped times under other keys, or moved or dropped ``resolved_at``)."""
+    ctx = ctx_for("srs")
+    points = srs_points([35.0, 36.0, 30.0], [1, 1, 1])
+    store = one_by_one(ctx, points)
+
+    def retracted(kept: list[SeriesPoint]) -> list[tuple[Any, ...]]:
+        writes = derive_full(ctx, kept, stored_rows(store), LATER)
+        return sorted(
+            (r["type"], r["first_session_number"], change, r["status"], r["resolution"],
+             r["resolved_at"], r["updated_at"])
+            for change, r in writes
+        )  # fmt: skip
+
+    assert retracted(points[:2]) == [
+        ("alliance.drop", 3, "resolved", "resolved", "retracted", LATER, LATER),
+        ("alliance.low", 3, "resolved", "resolved", "retracted", LATER, LATER),
+    ]
+    assert retracted([]) == [
+        ("alliance.drop", 3, "resolved", "resolved", "retracted", LATER, LATER),
+        ("alliance.low", 1, "updated", "resolved", "retracted", NOW, LATER),
+        ("alliance.low", 3, "resolved", "resolved", "retracted", LATER, LATER),
+    ]

@@ -181,7 +181,7 @@ def test_a_sudden_rupture_before_a_decline_does_not_hide_the_decline() -> None:
 
 
 def test_refusals_say_what_is_wrong() -> None:
-    with pytest.raises(ValueError, match="session numbers must be unique"):
+    with pytest.raises(ValueError, match=r"^session numbers must be unique$"):
         find_ruptures([(1, 38.0), (1, 37.0)], min_drop=2)
     with pytest.raises(KeyError, match="'wai-sr' has no subscale 'trust'"):
         default_min_drop(builtin("wai-sr"), "trust")

@@ -449,3 +449,48 @@ def test_tenth_step_totals_equal_the_exact_decimal_sum(ks: list[int]) -> None:
     values = [k / 10 for k in ks]
     total = score(builtin("srs"), answers_for("srs", values)).total
     assert total == float(sum(Decimal(str(v)) for v in values))
+
+
+def test_a_prorated_total_halfway_between_two_steps_rounds_up() -> None:
+    """Two of three items answered 1 and 2: 3/2 x 3 = 4.5, rounded half up to 5 (mutants: the
+    context's default rounding, half to even, gave 4)."""
+    data = copy.deepcopy(PRORATED)
+    data["items"] = data["items"][:3]
+    defn = InstrumentDefinition.model_validate(data)
+    assert score(defn, {"a": 1, "b": 2}).total == 5.0
+
+
+def test_scores_are_judged_on_adult_norms_unless_told_otherwise() -> None:
+    """Mutants: the default population garbled, so no cut-off was found and an adult's ORS of 24
+    (cut-off 25) was not flagged clinical."""
+    answers = {"individually": 6.0, "interpersonally": 6.0, "socially": 6.0, "overall": 6.0}
+    scores = score(builtin("ors"), answers)
+    assert (scores.total, scores.clinical, scores.below_cutoff) == (24.0, True, True)
+
+
+def test_a_missing_item_outside_the_total_does_not_count_against_proration() -> None:
+    """Mutant: ``and`` → ``or`` counted the missing non-total item ``e`` among the prorated ones,
+    so the one missing total item ``d`` was reported as one too many instead of prorated."""
+    data = copy.deepcopy(PRORATED)
+    data["items"] = [*data["items"], {"id": "e", "label": "e", "min": 0, "max": 3, "step": 1,
+                                      "in_total": False}]  # fmt: skip
+    defn = InstrumentDefinition.model_validate(data)
+    problems = validate_answers(defn, {"a": 1, "b": 2, "c": 2})
+    assert [(p.item, p.code) for p in problems] == [("e", "missing")]
+
+
+def test_answer_problems_say_why_in_words() -> None:
+    """Mutants: the messages of a blank risk item and of too many missing items left out or
+    garbled (they reach the caller as the problem's detail)."""
+    phq = builtin("phq-9")
+    blank_q9 = validate_answers(phq, {f"q{i}": 0 for i in range(1, 9)})
+    assert [(p.item, p.message) for p in blank_q9] == [("q9", "a risk item is always required")]
+    too_many = validate_answers(InstrumentDefinition.model_validate(PRORATED), {"a": 1, "c": 2})
+    assert [p.message for p in too_many] == [
+        "missing; 2 items are missing but at most 1 may be prorated"
+    ] * 2
+    check = validate_answers(builtin("rupture-check"), {"tension": 0, "intensity": 2, "nope": 1})
+    assert [(p.item, p.message) for p in check] == [
+        ("intensity", "must be absent unless 'tension' is 1"),
+        ("nope", "not an item of this instrument"),
+    ]

@@ -126,3 +126,46 @@ def test_paired_caseness_is_carried_in_the_summary() -> None:
     trajectory = build_trajectory(builtin("phq-9"), totals(16, 8), paired=pair)
     assert trajectory.summary.paired_caseness == pair
     assert build_trajectory(builtin("phq-9"), totals(16, 8)).summary.paired_caseness is None
+
+
+def test_rci_is_given_to_four_places() -> None:
+    """PHQ-9: 6 points reliable → S_diff = 6 / 1.96; 16 → 11 is RC = -5 / 3.061224 = -1.633333
+    (mutant: five places)."""
+    assert build_trajectory(builtin("phq-9"), totals(16, 11)).points[1].rci == -1.6333
+
+
+def test_on_track_judges_the_latest_score() -> None:
+    """17 at session 2 is within the p90 of 17; 18 at session 3 is beyond it (mutant: the
+    second score judged instead of the latest)."""
+    phq = builtin("phq-9")
+    assert build_trajectory(phq, totals(16, 17, 18), expected=MODEL).summary.on_track is False
+
+
+def test_on_track_on_a_higher_is_better_scale_is_judged_below_p10() -> None:
+    """ORS 18 then 16.9: below the p10 of 17, so not on track (mutants: the direction left out,
+    judging it against the p90 as if lower were better; the p10 left out)."""
+    model = ExpectedResponse.model_validate(
+        {"bands": [{"intake_min": 0, "intake_max": 40,
+                    "sessions": [{"session": 1, "p10": 15, "p50": 18, "p90": 21},
+                                 {"session": 2, "p10": 17, "p50": 20, "p90": 23}]}]}
+    )  # fmt: skip
+    ors = builtin("ors")
+    assert build_trajectory(ors, totals(18, 16.9), expected=model).summary.on_track is False
+    assert build_trajectory(ors, totals(18, 17), expected=model).summary.on_track is True
+
+
+def test_se_and_s_diff_are_given_to_six_places() -> None:
+    """ORS: S_diff = 5 / 1.96 = 2.5510204…, S_E = S_diff / √2 = 1.8038438… (mutants: seven
+    places)."""
+    summary = build_trajectory(builtin("ors"), totals(19.0)).summary
+    assert (summary.se, summary.s_diff) == (1.803844, 2.55102)
+
+
+def test_an_instrument_without_a_direction_has_no_cutoffs_even_with_norms() -> None:
+    """An organisation's item-by-item instrument may carry norms, but without a total and a
+    direction no Jacobson & Truax cut-off means anything (mutant: computed them as if lower were
+    better)."""
+    check = variant(
+        builtin("rupture-check"), code="org-check", norms={"clinical": {"mean": 3, "sd": 1}}
+    )
+    assert build_trajectory(check, [(1, None, NONE)]).summary.cutoffs is None
