@@ -36,7 +36,12 @@ from models.people import Client, Clinician
 from models.submissions import Submission
 from services.exports import Pseudonyms
 from services.exports.columnar import CACHE_SIZE, ColumnEncoder, Repeat, column_encoder
-from services.exports.runner import PreparedExport, rows_statement, submission_scores
+from services.exports.runner import (
+    PreparedExport,
+    rows_statement,
+    submission_scores,
+    submission_times,
+)
 from services.kernel.database import Driver
 
 _S = Submission.__table__  # type: ignore[attr-defined]
@@ -138,11 +143,7 @@ def _columns(dataset: str, identified: bool) -> list[Any]:
         ]
     else:
         cols += submission_scores()
-    if identified:
-        cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
-        if dataset == "submissions":
-            cols += [_S.c.voided_at, _S.c.void_reason]
-    return cols
+    return cols + submission_times(dataset, identified)
 
 
 def statement(p: PreparedExport) -> tuple[str, list[Any], list[str]]:

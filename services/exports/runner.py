@@ -253,11 +253,18 @@ def statement(p: PreparedExport) -> UntypedSelect:
         cols.append(_S.c.scores)
     else:
         cols += submission_scores()
-    if identified:
-        cols += [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
-        if dataset == "submissions":
-            cols += [_S.c.voided_at, _S.c.void_reason]
-    return rows_statement(p, cols)
+    return rows_statement(p, cols + submission_times(dataset, identified))
+
+
+def submission_times(dataset: str, identified: bool) -> list[Selected]:
+    """The times an identified export of submissions or scores adds (and a void's, for the
+    submissions dataset); none for a de-identified one."""
+    if not identified:
+        return []
+    times: list[Selected] = [_S.c.occurred_at, _S.c.created_at, _S.c.changed_at]
+    if dataset == "submissions":
+        times += [_S.c.voided_at, _S.c.void_reason]
+    return times
 
 
 def submission_scores() -> list[Selected]:
