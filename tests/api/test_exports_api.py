@@ -3,7 +3,6 @@ pseudonyms, nothing identifying when de-identified, formats that load in pandas,
 pyarrow, scopes, caseloads and the audit trail."""
 
 import csv
-import dataclasses
 import io
 import re
 import uuid
@@ -23,6 +22,7 @@ from services.alerts import lifecycle as alert_lifecycle
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
 from tests.support import Attune, Tenant, bearer, expect, ors, srs, submit, wai
+from tests.support.exports import prepared_export
 
 DATASETS = ("submissions", "scores", "alerts")
 FORMATS = ("ndjson", "csv", "parquet")
@@ -525,24 +525,7 @@ async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
         {"clinician": w["clinician"]["id"]},
     ]
     for window in windows:
-        query = export_runner.ExportQuery(
-            "submissions",
-            "ndjson",
-            window.get("since"),
-            window.get("until"),
-            window.get("instrument"),
-            False,
-        )
-        async with app.state.sessionmaker() as session:
-            prepared = await export_runner.prepare(
-                session,
-                actor=actor,
-                query=query,
-                settle_seconds=0,
-                secrets=app.state.settings.secret_box(),
-            )
-        if "clinician" in window:
-            prepared = dataclasses.replace(prepared, clinician_id=uuid.UUID(window["clinician"]))
+        prepared = await prepared_export(app, actor, "submissions", "ndjson", window)
         assert export_runner.has_fast_path(prepared)
         outputs = []
         for driver_pool in (pool, None):
@@ -573,15 +556,7 @@ async def test_a_broken_off_fast_path_export_gives_its_connection_back_and_is_au
     tenant = await attune.tenant()
     await world(tenant)
     actor = exporter(tenant)
-    query = export_runner.ExportQuery("submissions", "ndjson", None, None, None, False)
-    async with app.state.sessionmaker() as session:
-        prepared = await export_runner.prepare(
-            session,
-            actor=actor,
-            query=query,
-            settle_seconds=0,
-            secrets=app.state.settings.secret_box(),
-        )
+    prepared = await prepared_export(app, actor, "submissions", "ndjson", {})
     body = export_runner.stream(
         prepared,
         engine=app.state.engine,

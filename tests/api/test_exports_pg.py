@@ -3,7 +3,6 @@ what the generic path gives: the same bytes for NDJSON and CSV, the same file fo
 every dataset, format and mode, in every window and for a caseload — also for the values the two
 could write differently (floats, escapes, formulas, JSON of any shape, concerns)."""
 
-import dataclasses
 import io
 import uuid
 from typing import Any
@@ -17,6 +16,7 @@ from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
 from tests.api.test_exports_api import raise_concern, world
 from tests.support import Attune, Tenant, expect
+from tests.support.exports import prepared_export
 
 DATASETS = ("submissions", "scores", "alerts")
 FORMATS = ("ndjson", "csv", "parquet")
@@ -122,26 +122,9 @@ async def test_every_postgresql_export_writes_the_generic_paths_output(
     for fmt in FORMATS:
         for identified in (False, True):
             for window in windows:
-                query = export_runner.ExportQuery(
-                    dataset,
-                    fmt,
-                    window.get("since"),
-                    window.get("until"),
-                    window.get("instrument"),
-                    identified,
+                prepared = await prepared_export(
+                    app, actor, dataset, fmt, window, identified=identified
                 )
-                async with app.state.sessionmaker() as session:
-                    prepared = await export_runner.prepare(
-                        session,
-                        actor=actor,
-                        query=query,
-                        settle_seconds=0,
-                        secrets=app.state.settings.secret_box(),
-                    )
-                if "clinician" in window:
-                    prepared = dataclasses.replace(
-                        prepared, clinician_id=uuid.UUID(window["clinician"]), sees_concerns=False
-                    )
                 fast, generic = await both(app, actor, prepared)
                 case = (fmt, identified, window)
                 assert fast == generic, case
