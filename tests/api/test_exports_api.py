@@ -22,7 +22,7 @@ from services.alerts import lifecycle as alert_lifecycle
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
 from tests.support import Attune, Tenant, bearer, expect, ors, srs, submit, wai
-from tests.support.exports import prepared_export
+from tests.support.exports import both, prepared_export
 
 DATASETS = ("submissions", "scores", "alerts")
 FORMATS = ("ndjson", "csv", "parquet")
@@ -527,18 +527,7 @@ async def test_the_postgresql_fast_path_writes_the_generic_paths_bytes(
     for window in windows:
         prepared = await prepared_export(app, actor, "submissions", "ndjson", window)
         assert export_runner.has_fast_path(prepared)
-        outputs = []
-        for driver_pool in (pool, None):
-            body = export_runner.stream(
-                prepared,
-                engine=app.state.engine,
-                sessionmaker=app.state.sessionmaker,
-                actor=actor,
-                driver_pool=driver_pool,
-                batch_rows=2,
-            )
-            outputs.append(b"".join([chunk async for chunk in body]))
-        fast, generic = outputs
+        fast, generic = await both(app, actor, prepared)
         assert fast == generic, window
         assert fast, window
         if not window:

@@ -16,7 +16,7 @@ from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
 from tests.api.test_exports_api import raise_concern, world
 from tests.support import Attune, Tenant, expect
-from tests.support.exports import prepared_export
+from tests.support.exports import both, prepared_export
 
 DATASETS = ("submissions", "scores", "alerts")
 FORMATS = ("ndjson", "csv", "parquet")
@@ -83,23 +83,6 @@ async def odd_world(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
             )
         ).scalar_one()
     return {**w, "middle": middle}
-
-
-async def both(
-    app: FastAPI, actor: Actor, prepared: export_runner.PreparedExport
-) -> tuple[bytes, bytes]:
-    outputs = []
-    for driver_pool in (app.state.driver_pool, None):
-        body = export_runner.stream(
-            prepared,
-            engine=app.state.engine,
-            sessionmaker=app.state.sessionmaker,
-            actor=actor,
-            driver_pool=driver_pool,
-            batch_rows=2,
-        )
-        outputs.append(b"".join([chunk async for chunk in body]))
-    return outputs[0], outputs[1]
 
 
 @pytest.mark.parametrize("dataset", DATASETS)

@@ -42,3 +42,22 @@ async def prepared_export(
             prepared, clinician_id=uuid.UUID(window["clinician"]), sees_concerns=False
         )
     return prepared
+
+
+async def both(
+    app: FastAPI, actor: Actor, prepared: export_runner.PreparedExport
+) -> tuple[bytes, bytes]:
+    """The export's bytes from the PostgreSQL fast path and from the generic path, in batches
+    of two rows."""
+    outputs = []
+    for driver_pool in (app.state.driver_pool, None):
+        body = export_runner.stream(
+            prepared,
+            engine=app.state.engine,
+            sessionmaker=app.state.sessionmaker,
+            actor=actor,
+            driver_pool=driver_pool,
+            batch_rows=2,
+        )
+        outputs.append(b"".join([chunk async for chunk in body]))
+    return outputs[0], outputs[1]
