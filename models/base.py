@@ -25,7 +25,9 @@ def one_of(column: str, choices: object) -> sa.CheckConstraint:
     """A CHECK that ``column`` holds one of the values of the ``Literal`` type ``choices``, named
     ``ck_<table>_<column>``: the column's annotation and the database then list the same values
     (the migration that adds it spells them out, as migrations are frozen). NULL passes a CHECK in
-    SQL, so a nullable column stays nullable."""
+    SQL, so a nullable column stays nullable. On PostgreSQL a migration spells it
+    ``column::text = ANY ('{a,b}'::text[])``, which means the same and costs each writing statement
+    about half as much (alembic/versions/...pgs1c4e0a7b2 says why)."""
     values = get_args(choices)
     assert values, "choices is a Literal type"
     assert all(isinstance(v, str) and "'" not in v for v in values)
