@@ -168,9 +168,9 @@ def test_the_spread_of_one_full_session_applies_unchanged_at_the_sessions_before
 
 
 def test_sessions_are_listed_up_to_the_last_one_with_enough_scores() -> None:
-    """Sessions 2 and 4 have 3 scores, session 8 one: the model lists 1-4 (mutants counted every
+    """Sessions 2 and 4 have 3 scores, session 8 two: the model lists 1-4 (mutants counted every
     session once, twice or negatively, or wanted more than min_scores)."""
-    episodes = [*SPREADING, [(1, 22.0), (8, 9.0)]]
+    episodes = [*SPREADING, [(1, 22.0), (8, 9.0)], [(1, 23.0), (8, 11.0)]]
     _, _, sessions = etr.fit_band(episodes, 0, 27, min_scores=3)
     assert [p.session for p in sessions] == [1, 2, 3, 4]
 
