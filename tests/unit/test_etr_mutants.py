@@ -95,7 +95,8 @@ def test_bands_of_a_mean_scored_instrument_may_meet_at_the_next_ten_thousandth()
         ([2] * 30 + [10] * 29 + [11] + [20] * 30, [(0, 2), (3, 11), (12, 27)]),
         # A cut one point below the top leaves a band of the top score alone.
         ([26] * 30 + [27] * 30, [(0, 26), (27, 27)]),
-        # A cut that leaves no room for another band (a prorated 26.5) is not made.
+        # No cut that leaves no room for another band (26.5: a prorated total is rounded to the
+        # items' decimal places, not to their step, so it may lie between two totals).
         ([26.5] * 30 + [27] * 30, [(0, 27)]),
     ],
 )
