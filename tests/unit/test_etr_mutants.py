@@ -241,25 +241,42 @@ def noisy(rng: random.Random, intake: float) -> list[tuple[int, float]]:
     ]
 
 
-def test_the_reported_coverage_is_that_of_every_fifth_episode_held_out() -> None:
-    """fit() holds out episodes 5, 10, 15, … (in the order given), fits the rest and reports the
-    share of the held-out scores within p10-p90, per band and overall, to 4 places (mutants held
-    out other episodes, left a band's coverage out, or rounded to 5 places). Here every low-intake
-    episode comes first in a group of five, so the low band has nothing held out: no coverage."""
+def test_the_reported_coverage_is_that_of_every_fifth_episode_of_each_band_held_out() -> None:
+    """fit() holds out the 5th, 10th, 15th, … episode of each intake band (in the order given),
+    fits the rest and reports the share of the held-out scores within p10-p90, per band and
+    overall, to 4 places (mutants held out other episodes, left a band's coverage out, or rounded
+    to 5 places)."""
     rng = random.Random(13)
     episodes = [noisy(rng, float(rng.randint(0, 9) if i % 5 == 0 else rng.randint(10, 27)))
                 for i in range(150)]  # fmt: skip
     bands = [(0, 9), (10, 27)]
     fitted = etr.fit(PHQ, episodes, bands)
-    training = [e for i, e in enumerate(episodes) if i % 5 != 4]
-    held_out = [e for i, e in enumerate(episodes) if i % 5 == 4]
-    check = etr.coverage(etr.fit(PHQ, training, bands), held_out)
-    assert set(check.by_band) == {1}
+    low = [e for e in episodes if e[0][1] <= 9]
+    high = [e for e in episodes if e[0][1] > 9]
+    training = [[e for i, e in enumerate(band) if i % 5 != 4] for band in (low, high)]
+    held_out = [e for band in (low, high) for i, e in enumerate(band) if i % 5 == 4]
+    # _fit: fit() itself would refuse 24 episodes in the low band (fewer than 30).
+    check = etr.coverage(etr._fit(PHQ, bands, training), held_out)
+    assert set(check.by_band) == {0, 1}
     assert check.overall is not None
     assert check.overall != round(check.overall, 4)  # the rounding shows
-    assert [b.coverage for b in fitted.bands] == [None, round(check.by_band[1], 4)]
+    assert [b.coverage for b in fitted.bands] == [round(check.by_band[i], 4) for i in (0, 1)]
     assert fitted.coverage == round(check.overall, 4)
     assert [b.n_episodes for b in fitted.bands] == [30, 120]
+
+
+def test_a_band_whose_episodes_all_come_fifth_in_the_order_given_is_still_fitted_and_checked() -> (
+    None
+):
+    """Held out by every 5th episode overall, a band whose episodes all came 5th, 10th, … had no
+    training episodes, and fit() failed with a bare ValueError (a 500 from the fit endpoint);
+    counted per band, a fifth of it is held out like any other."""
+    rng = random.Random(5)
+    episodes = [noisy(rng, float(rng.randint(0, 9) if i % 5 == 4 else rng.randint(10, 27)))
+                for i in range(150)]  # fmt: skip
+    fitted = etr.fit(PHQ, episodes, [(0, 9), (10, 27)])
+    assert [b.n_episodes for b in fitted.bands] == [30, 120]
+    assert all(b.coverage is not None for b in fitted.bands)
 
 
 def test_too_few_episodes_in_a_given_band_says_so_band_by_band() -> None:
