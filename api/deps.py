@@ -1,6 +1,7 @@
 """Typed dependencies: the unit of work, the authenticated actor with its scopes, paging."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
@@ -55,10 +56,17 @@ def bearer_token(request: Request, what: str) -> str:
     return token.strip()
 
 
-def require(scope: str, *, key_rechecked: bool = False) -> Any:
-    """A dependency that authenticates the bearer key and demands `scope` (401, then 403).
-    ``key_rechecked``: the route's own statements check that the key is not revoked (on
-    PostgreSQL), so a key this process has seen need not be looked up first."""
+async def unit_of_work(request: Request) -> UnitOfWork:
+    """The request's unit of work, for a route's fast path (api.routing.fast_path)."""
+    return await _unit_of_work(request)
+
+
+def authenticator(
+    scope: str, *, key_rechecked: bool = False
+) -> Callable[[Request, UnitOfWork], Awaitable[Actor]]:
+    """Authenticate the bearer key and demand `scope` (401, then 403). ``key_rechecked``: the
+    route's own statements check that the key is not revoked (on PostgreSQL), so a key this
+    process has seen need not be looked up first."""
 
     async def dependency(
         request: Request,
@@ -88,7 +96,12 @@ def require(scope: str, *, key_rechecked: bool = False) -> Any:
         return actor
 
     dependency.__name__ = f"require_{scope.replace(':', '_') or 'org_key'}"
-    return Depends(dependency)
+    return dependency
+
+
+def require(scope: str, *, key_rechecked: bool = False) -> Any:
+    """A dependency that authenticates the bearer key and demands `scope` (see authenticator)."""
+    return Depends(authenticator(scope, key_rechecked=key_rechecked))
 
 
 SystemActor = Annotated[Actor, require("system")]
@@ -98,7 +111,8 @@ ClientsWrite = Annotated[Actor, require("clients:write")]
 SubmissionsRead = Annotated[Actor, require("submissions:read")]
 SubmissionsWrite = Annotated[Actor, require("submissions:write")]
 # POST /v1/submissions only: its statements check the key again (services/submissions/store_pg.py).
-SubmissionWriter = Annotated[Actor, require("submissions:write", key_rechecked=True)]
+submission_writer = authenticator("submissions:write", key_rechecked=True)
+SubmissionWriter = Annotated[Actor, Depends(submission_writer)]
 # Any key of an organization, whatever its scopes (instrument definitions are not health data).
 OrgKey = Annotated[Actor, require("")]
 

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, StringConstraints
 from pydantic import Field as PydanticField
 from sqlmodel import AutoString, Field, SQLModel
 
-from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
+from models.base import JSONType, Schema, UTCDateTime, new_id, one_of, utcnow
 from models.types import Note, Respondent
 
 AlertStatus = Literal["open", "acknowledged", "resolved"]
@@ -121,13 +121,13 @@ class AlertRuleSetting(SQLModel, table=True):
     updated_by_key_id: uuid.UUID | None = None
 
 
-class AlertRule(SQLModel):
+class AlertRule(Schema):
     id: str
     version: str
     params: dict[str, Any]
 
 
-class ConcernPublic(SQLModel):
+class ConcernPublic(Schema):
     """What the client wrote, on a ``concern.reported`` alert read by itself: only keys that see
     concerns ever get that alert."""
 
@@ -137,7 +137,7 @@ class ConcernPublic(SQLModel):
     created_at: datetime
 
 
-class AlertPublic(SQLModel):
+class AlertPublic(Schema):
     id: uuid.UUID
     type: str
     severity: AlertSeverity

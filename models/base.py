@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects.postgresql import DOMAIN, JSONB
 from sqlmodel import SQLModel
 
@@ -19,6 +20,16 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class Schema(BaseModel):
+    """An API schema that no table stores: a plain pydantic model, read from attributes too, as
+    SQLModel's are. Used where a schema is validated on every submission (its body, scores and
+    alerts): SQLModel validates a model that is not a table through Python code of its own for
+    each instance, 3.7 times the cost of pydantic's (an alert: 10.6 µs against 2.8 µs, measured
+    with timeit), for the same result."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 def one_of(column: str, choices: object) -> sa.CheckConstraint:

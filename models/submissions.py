@@ -11,7 +11,7 @@ from pydantic import Field as PydanticField
 from sqlmodel import AutoString, Field, SQLModel
 
 from models.alerts import AlertInSubmission
-from models.base import JSONType, UTCDateTime, new_id, one_of, utcnow
+from models.base import JSONType, Schema, UTCDateTime, new_id, one_of, utcnow
 from models.types import Note, Respondent, Timestamp
 
 SubmissionStatus = Literal["valid", "voided"]
@@ -105,8 +105,8 @@ Rater = Annotated[
 ]
 
 
-class SubmissionCreate(SQLModel):
-    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+class SubmissionCreate(Schema):
+    model_config = ConfigDict(extra="forbid")
 
     episode_id: uuid.UUID
     instrument: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -124,7 +124,7 @@ class SubmissionVoid(SQLModel):
     reason: Annotated[Note, StringConstraints(min_length=1)]
 
 
-class ScoresPublic(SQLModel):
+class ScoresPublic(Schema):
     total: float | None
     mean: float | None
     subscales: dict[str, float]
@@ -134,7 +134,7 @@ class ScoresPublic(SQLModel):
     risk_flags: list[str]
 
 
-class SubmissionPublic(SQLModel):
+class SubmissionPublic(Schema):
     id: uuid.UUID
     episode_id: uuid.UUID
     instrument: str

@@ -43,7 +43,8 @@ MIN_EPISODES_PER_BAND = 30
 MIN_SCORES_PER_SESSION = 10
 # [D] Bands the fit makes by itself when none are given (equal counts of intake scores).
 MAX_DEFAULT_BANDS = 4
-# [D] Every 5th episode (in the order given, i.e. by episode id) is held out for coverage.
+# [D] Every 5th episode of each intake band (in the order given, i.e. by episode id) is held out
+# for coverage: counted per band, so that no band's training set can be empty.
 HOLDOUT_EVERY = 5
 # Size limits of an uploaded model (a request is at most 1 MiB anyway).
 MAX_BANDS = 50
@@ -478,9 +479,10 @@ def fit(
     by_band: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
     held_out: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
     training: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
-    for i, points in enumerate(usable):
+    for points in usable:
         band = band_index(starts, points[0][1])
         by_band[band].append(points)
+        i = len(by_band[band]) - 1  # this episode's place in its band
         (held_out if i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else training)[band].append(points)
     short = [len(b) for b in by_band]
     if any(n < MIN_EPISODES_PER_BAND for n in short):

@@ -184,7 +184,12 @@ def _claim_statement(
             ENDPOINTS.c.deleted_at.is_(None),
             ~blocked,
         )
-        .order_by(DELIVERIES.c.event_seq)
+        # Oldest due first, along ix_webhook_deliveries_due: the scan stops at `batch` rows. By
+        # event_seq, PostgreSQL walked the outbox from its first event (delivered ones included)
+        # or sorted every due delivery: 15-19 ms a claim with 15,000 events delivered and 5,000
+        # pending, against 0.35-0.4 ms (EXPLAIN ANALYZE). Each episode's events still go in
+        # order: `blocked` holds back any delivery with an earlier one pending.
+        .order_by(DELIVERIES.c.next_attempt_at)
         .limit(batch)
         # SQLite renders no lock clause: it runs one worker, and its writers are serialised.
         .with_for_update(skip_locked=True, of=DELIVERIES)

@@ -1,5 +1,6 @@
 """POST /v1/submissions scores and stores ratings exactly; names bad answers; conflicts are 409."""
 
+import json
 from typing import Any
 
 import pytest
@@ -325,3 +326,45 @@ async def test_a_created_submission_is_rendered_by_its_response_model(attune: At
     assert posted["alerts"]
     rendered = SubmissionPublic.model_validate(posted).model_dump(mode="json")
     assert posted == rendered
+
+
+async def test_a_submission_is_answered_alike_by_the_fast_path_and_by_fastapis_handler(
+    attune: Attune,
+) -> None:
+    """`application/json` takes the route's fast path (api.routing.fast_path); a content type
+    with a charset takes FastAPI's own handler. The same series on two episodes, one each way,
+    gets the same answers: status, headers, scores and the alerts raised and resolved."""
+    tenant = await attune.tenant()
+    series = [srs(9, 9, 9, 9), srs(8, 8, 8, 8), srs(5, 5, 5, 5), srs(9, 9, 9, 9)]
+    answers: dict[str, list[Any]] = {}
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        episode = (await tenant.episode())["id"]
+        got = answers.setdefault(content_type, [])
+        for session, ratings in enumerate(series, start=1):
+            body = {"episode_id": episode, "instrument": "srs", "session_number": session}
+            response = await tenant.http.post(
+                "/v1/submissions",
+                content=json.dumps({**body, "answers": ratings}),
+                headers={**tenant.admin, "Content-Type": content_type},
+            )
+            shown = expect(response, 201)
+            for alert in shown["alerts"]:  # less what differs between two episodes
+                for field in PER_EPISODE:
+                    alert.pop(field)
+            got.append(
+                (
+                    response.status_code,
+                    sorted(k for k in response.headers if k not in {"date", "x-request-id"}),
+                    response.headers["content-type"],
+                    {k: v for k, v in shown.items() if k not in {"id", "episode_id", "created_at"}},
+                )
+            )
+    fast, handler = answers.values()
+    assert fast == handler
+    assert [len(shown["alerts"]) for *_, shown in fast] == [0, 2, 2, 1]
+
+
+PER_EPISODE = (
+    "id", "episode_id", "client_id", "clinician_id", "submission_id", "created_at", "updated_at",
+    "resolved_at",
+)  # fmt: skip

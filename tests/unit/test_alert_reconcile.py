@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from services.alerts import SeriesPoint, settings_with_fallback, validate_override
 from services.alerts.engine import SeriesContext, derive_full, evaluate_new
 from services.alerts.model import AlertRow
-from services.alerts.reconcile import Change
-from services.alerts.replay import EVENT_RULES, history_needed
+from services.alerts.reconcile import Change, reconcile
+from services.alerts.replay import EVENT_RULES, history_needed, replay
 from services.alerts.store import SeriesKey
 from services.instruments import InstrumentDefinition
 from services.instruments.registry import builtin_instruments
@@ -641,4 +641,85 @@ def test_a_recompute_retracts_every_alert_its_voided_sessions_raised_and_says_wh
         ("alliance.drop", 3, "resolved", "resolved", "retracted", LATER, LATER),
         ("alliance.low", 1, "updated", "resolved", "retracted", NOW, LATER),
         ("alliance.low", 3, "resolved", "resolved", "retracted", LATER, LATER),
+    ]
+
+
+def test_voiding_the_risk_answer_stamps_the_kept_alert_as_updated_now() -> None:
+    """The kept critical alert that now says its answer was voided is updated at the time of the
+    recompute, not left with the time of its last change (mutants dropped the stamp or wrote it
+    under another key)."""
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, phq_points([(12.0, 1)], [1]))
+    ((_, row),) = derive_full(ctx, [], stored_rows(store), LATER)
+    assert (row["evidence"]["source_voided"], row["created_at"], row["updated_at"]) == (
+        True, NOW, LATER,
+    )  # fmt: skip
+    assert set(row) == set(next(iter(store.values())))
+
+
+def test_voiding_every_phq9_answer_keeps_the_risk_alert_and_retracts_the_deterioration() -> None:
+    """PHQ-9 5 (q9 = 1), then 20: a critical risk alert at session 1 and a reliable deterioration
+    at 2. Voiding both keeps the risk alert for a person (DESIGN.md §10.3.3) and still retracts
+    the deterioration stored after it (a mutant stopped the retraction pass at the kept row)."""
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, phq_points([(5.0, 1), (20.0, 0)], [1, 1]))
+    writes = derive_full(ctx, [], stored_rows(store), LATER)
+    assert sorted(
+        (c, r["type"], r["status"], r["resolution"], r["evidence"].get("source_voided"))
+        for c, r in writes
+    ) == [
+        ("resolved", "outcome.deterioration", "resolved", "retracted", None),
+        ("updated", "risk.item", "open", None, True),
+    ]
+
+
+def test_a_recompute_after_an_earlier_retraction_still_retracts_the_rest() -> None:
+    """SRS 30, 38, 30: voiding session 1 retracts its (cleared) alliance.low; voiding session 3
+    afterwards retracts the two alerts it raised, though the retracted row comes first (a mutant
+    stopped the retraction pass at the first row already retracted)."""
+    ctx = ctx_for("srs")
+    points = srs_points([30.0, 38.0, 30.0], [1, 1, 1])
+    store = one_by_one(ctx, points)
+    ((change, row),) = derive_full(ctx, points[1:], stored_rows(store), LATER)
+    assert (change, row["first_session_number"], row["resolution"]) == ("updated", 1, "retracted")
+    apply(store, [(change, row)])
+    w = derive_full(ctx, points[1:2], stored_rows(store), LATER)
+    retracted = sorted((c, r["type"], r["first_session_number"], r["resolution"]) for c, r in w)
+    assert retracted == [
+        ("resolved", "alliance.drop", 3, "retracted"),
+        ("resolved", "alliance.low", 3, "retracted"),
+    ]
+
+
+def test_a_new_alert_of_another_rule_does_not_take_over_the_kept_risk_alert() -> None:
+    """PHQ-9 12 with q9 = 1 at session 1 raises a critical risk alert; session 1 is voided and
+    sessions 2 and 3 (5, then 20) come in. The risk alert is kept for a person and the reliable
+    deterioration at 3 gets a row of its own (mutants let any open alert take over a kept critical
+    row of another rule: the risk row would then carry the deterioration)."""
+    ctx = ctx_for("phq-9")
+    store = one_by_one(ctx, phq_points([(12.0, 1)], [1]))
+    later = phq_points([(5.0, 0), (5.0, 0), (20.0, 0)], [1, 1, 1])[1:]
+    writes = derive_full(ctx, later, stored_rows(store), LATER)
+    assert sorted(
+        (c, r["type"], r["first_session_number"], r["session_number"], r["severity"])
+        for c, r in writes
+    ) == [
+        ("created", "outcome.deterioration", 3, 3, "high"),
+        ("updated", "risk.item", 1, 1, "critical"),
+    ]
+
+
+def test_rows_created_together_get_ascending_ids_in_the_order_the_rules_derived_them() -> None:
+    """A UUIDv7 only orders by the millisecond, so the rows of one write are given their ids in
+    ascending order, whatever order they were drawn in (mutants left them as drawn)."""
+    ctx = ctx_for("srs")
+    derived = replay(ctx.definition, srs_points([38.0, 30.0], [1, 1]))
+    assert [s.rule_id for s in derived] == ["alliance.low", "alliance.drop"]
+    descending = iter(uuid.UUID(int=n) for n in range(100, 0, -1))
+    writes = reconcile(
+        derived, [], series=ctx.row_columns(), now=NOW, full=True, new_id=lambda: next(descending)
+    )
+    assert [(c, r["type"], r["id"]) for c, r in writes] == [
+        ("created", "alliance.low", uuid.UUID(int=99)),
+        ("created", "alliance.drop", uuid.UUID(int=100)),
     ]
