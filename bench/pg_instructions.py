@@ -145,8 +145,9 @@ class Service:
                     raise SystemExit(f"submission -> {response.status_code}: {response.text[:300]}")
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(120)
 
 
 def counted(out: Path, pids: list[str]) -> int:
@@ -174,6 +175,7 @@ def main() -> None:
     cluster = Cluster(pg_bin(), work, args.port)
     db = "attune_pgi"
     url = f"postgresql+asyncpg://postgres@127.0.0.1:{args.port}/{db}"
+    service: Service | None = None
     try:
         cluster.init()
         cluster.start()
@@ -227,6 +229,8 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(result, indent=2))
     finally:
+        if service is not None:
+            service.stop()  # a failed set-up leaves it running
         cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
 
