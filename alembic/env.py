@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on the metadata)
 from alembic import context
+from models.base import same_type
 from services.kernel.config import Settings
 from services.kernel.database import create_engine
 
@@ -47,7 +48,7 @@ def do_run_migrations(connection: Connection) -> None:
         target_metadata=target_metadata,
         # SQLite can only alter tables by copying them; batch mode does that for us.
         render_as_batch=True,
-        compare_type=True,
+        compare_type=same_type,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -8,7 +8,7 @@ from typing import Any, get_args
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import DOMAIN, JSONB
 from sqlmodel import SQLModel
 
 # Set before the first table is declared so every constraint gets a stable, predictable name in
@@ -36,12 +36,28 @@ def one_of(column: str, choices: object) -> sa.CheckConstraint:
     """A CHECK that ``column`` holds one of the values of the ``Literal`` type ``choices``, named
     ``ck_<table>_<column>``: the column's annotation and the database then list the same values
     (the migration that adds it spells them out, as migrations are frozen). NULL passes a CHECK in
-    SQL, so a nullable column stays nullable."""
+    SQL, so a nullable column stays nullable. On PostgreSQL the column is instead a domain of its
+    own, <table>_<column>, whose constraint has that name and those values (migration
+    pgs2d5f1b8c3 says why): `same_type` tells Alembic it is the declared string type."""
     values = get_args(choices)
     assert values, "choices is a Literal type"
     assert all(isinstance(v, str) and "'" not in v for v in values)
     listed = ", ".join(f"'{v}'" for v in values)
     return sa.CheckConstraint(f"{column} IN ({listed})", name=column)
+
+
+def same_type(
+    context: object,
+    inspected_column: object,
+    metadata_column: sa.Column[Any],
+    inspected_type: sa.types.TypeEngine[Any],
+    metadata_type: sa.types.TypeEngine[Any],
+) -> bool | None:
+    """Alembic's compare_type: a column that `one_of` checks is, on PostgreSQL, the domain named
+    after it over the declared varchar, not a different type (False); else Alembic decides."""
+    if isinstance(inspected_type, DOMAIN):
+        return inspected_type.name != f"{metadata_column.table.name}_{metadata_column.name}"
+    return None
 
 
 # JSONB on PostgreSQL (indexable, compact); plain JSON text on SQLite.

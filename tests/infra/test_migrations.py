@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 import models  # noqa: F401
 from alembic import command
 from api.cli import PROJECT_ROOT
+from models.base import same_type
 from services.kernel.config import Settings
 
 ENCRYPTION_REVISION = "f7a2c9d4e815"
@@ -24,7 +25,7 @@ async def test_models_and_migrations_have_not_drifted(database_url: str) -> None
     engine = create_async_engine(database_url)
 
     def diff(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(connection, opts={"compare_type": same_type})
         return list(compare_metadata(context, SQLModel.metadata))
 
     async with engine.connect() as conn:
