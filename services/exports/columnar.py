@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
+from itertools import accumulate, chain, groupby
 from typing import Any
 
 import orjson
@@ -255,6 +255,49 @@ class CsvColumns(ColumnEncoder):
 # ----- Parquet ------------------------------------------------------------------------------------
 
 
+_STR_OR_NONE = frozenset({str, type(None)})
+_DICT_OR_NONE = frozenset({dict, type(None)})
+
+
+def _parsed(values: Sequence[Any]) -> list[Any]:
+    """Each value parsed, if it is JSON text: texts as the database writes them (each one whole
+    JSON value) in one `orjson.loads` of the batch's JSON array."""
+    if _STR_OR_NONE.issuperset(map(type, values)):
+        parsed = orjson.loads("[" + ",".join(["null" if v is None else v for v in values]) + "]")
+        if len(parsed) == len(values):
+            return parsed  # type: ignore[no-any-return]
+    return [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
+
+
+def number_maps(values: Sequence[Any], map_type: Any) -> Any:
+    """A "numbers" column (JSON objects of numbers, parsed or as text) as an Arrow map array of
+    ``map_type``: what ``pa.array([encoders.number_map(v) for v in values], map_type)`` makes,
+    built from three flat arrays (offsets, keys, values) instead of a list of pairs per row,
+    which allocated a Python tuple per entry and kept the garbage collector busy."""
+    import pyarrow as pa
+
+    parsed = _parsed(values)
+    if not _DICT_OR_NONE.issuperset(map(type, parsed)):
+        return pa.array([number_map(v) for v in values], type=map_type)  # what fails, fails there
+    objects = list(filter(None, parsed))  # no nulls, no empty objects
+    keys = list(chain.from_iterable(objects))
+    numbers = list(chain.from_iterable(map(dict.values, objects)))
+    try:
+        items = pa.array(numbers, type=map_type.item_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # past 2**53, text: as `float` converts them
+        items = pa.array(
+            [None if v is None else float(v) for v in numbers], type=map_type.item_type
+        )
+    mask = None
+    if None in parsed:
+        mask = pa.array([d is None for d in parsed], type=pa.bool_())
+        parsed = [d or () for d in parsed]
+    offsets = pa.array(accumulate(map(len, parsed), initial=0), type=pa.int32())
+    return pa.MapArray.from_arrays(
+        offsets, pa.array(keys, type=map_type.key_type), items, type=map_type, mask=mask
+    )
+
+
 class ParquetColumns(ColumnEncoder):
     """Each batch becomes an Arrow record batch at once (compact, unlike Python rows); they are
     written as one row group once ``PARQUET_ROW_GROUP`` rows are pending, as the generic encoder
@@ -288,9 +331,10 @@ class ParquetColumns(ColumnEncoder):
         ):
             if kind == "json":
                 values = [v if v is None or v.__class__ is str else json_text(v) for v in values]
-            elif kind == "numbers":
-                values = [number_map(v) for v in values]
-            array = pa.array(values, type=field.type)
+            if kind == "numbers":
+                array = number_maps(values, field.type)
+            else:
+                array = pa.array(values, type=field.type)
             arrays.append(array if one_each else array.take(indices))
         added = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         self._pending.append(added)
