@@ -11,7 +11,9 @@ every dataset, format and mode gives what the generic path gives.
 
 Values follow the generic path's (`services.exports.datasets.Shapers`): ``str``, ``int``,
 ``float``, ``bool``, timezone-aware ``datetime``, and for JSON columns their JSON text or a
-parsed value. Columns named in ``plain`` hold ids or pseudonyms only (UUID text, hex digits): they
+parsed value. A timestamp may also come as the text `datetime.isoformat` writes for it in UTC
+(``2026-01-01T09:30:00.250000+00:00``): passed on as it is in NDJSON and CSV, parsed by Arrow for
+Parquet. Columns named in ``plain`` hold ids or pseudonyms only (UUID text, hex digits): they
 are written without escaping, quoting or neutralising, as none of their characters needs it.
 
 Repeated values (an instrument, a band, a float) are formatted once per column and remembered in
@@ -156,7 +158,9 @@ class _NdjsonColumn:
             return [bools[v] if v is None or v.__class__ is bool else any_(v) for v in values]
         if kind in JSON_KINDS:
             return [head + v if v.__class__ is str else any_(v) for v in values]
-        return [any_(v) for v in values]  # timestamps
+        # Timestamps: ISO 8601 text needs no escaping.
+        return [null if v is None else f'{head}"{v}"' if v.__class__ is str else any_(v)
+                for v in values]  # fmt: skip
 
 
 class NdjsonColumns(ColumnEncoder):
@@ -227,9 +231,9 @@ class _CsvColumn:
             bools = _CSV_BOOLS
             return [bools[v] if v is None or v.__class__ is bool else any_(v) for v in values]
         if kind == "timestamp":
-            # ISO 8601 holds no character to quote.
-            return ["" if v is None else v.isoformat() if v.__class__ is datetime else any_(v)
-                    for v in values]  # fmt: skip
+            # ISO 8601 holds no character to quote, and starts with a digit.
+            return ["" if v is None else v if v.__class__ is str else v.isoformat()
+                    if v.__class__ is datetime else any_(v) for v in values]  # fmt: skip
         return ["" if v is None else _csv_text(v) if v.__class__ is str else any_(v)
                 for v in values]  # fmt: skip
 
@@ -333,6 +337,8 @@ class ParquetColumns(ColumnEncoder):
                 values = [v if v is None or v.__class__ is str else json_text(v) for v in values]
             if kind == "numbers":
                 array = number_maps(values, field.type)
+            elif kind == "timestamp" and _STR_OR_NONE.issuperset(map(type, values)):
+                array = pa.array(values, type=pa.string()).cast(field.type)  # ISO 8601 text
             else:
                 array = pa.array(values, type=field.type)
             arrays.append(array if one_each else array.take(indices))
