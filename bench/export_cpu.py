@@ -12,7 +12,8 @@ PostgreSQL (`services.exports.store.PgExportStore`, batches of `runner.BATCH_ROW
 statement, decoding and encoders), its bytes thrown away, `--repeat` (3) times; it prints the
 least CPU time of this process per statement row (µs: fetching and decoding by asyncpg, shaping
 and encoding; not PostgreSQL's), the share of it in the cyclic garbage collector, and the wall
-time. As in the service (`api.app`), what is loaded at start-up is frozen out of the collector's
+time, and the largest growth of this process's RSS during an export (sampled every 10 ms, over
+its RSS just before). As in the service (`api.app`), what is loaded at start-up is frozen out of the collector's
 reach (`gc.freeze`) before the first export, which loads the rest (pyarrow) unfrozen. ``--rows``
 cuts the export at the first N rows in change order, as `bench/export.py` does.
 """
@@ -25,6 +26,7 @@ import gc
 import os
 import pstats
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -50,6 +52,32 @@ async def export_once(pool: asyncpg.Pool, p: PreparedExport) -> tuple[int, int]:
         rows += count
         size += len(chunk)
     return rows, size
+
+
+def rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class RssPeak:
+    """The peak of this process's RSS over its RSS at the start, sampled every 10 ms."""
+
+    def __init__(self) -> None:
+        self.start = self.peak = rss_kib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, rss_kib())
+
+    def growth_mib(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return (max(self.peak, rss_kib()) - self.start) / 1024
 
 
 class GcTimer:
@@ -109,13 +137,15 @@ async def main() -> int:
                     columns=columns(dataset, identified=identified),
                 )
                 await export_once(pool, dataclasses.replace(p, until=BASE + timedelta(seconds=1)))
-                cpus, walls, in_gc = [], [], []
+                cpus, walls, in_gc, growths = [], [], [], []
                 for _ in range(args.repeat):
                     collector.reset()
+                    rss = RssPeak()
                     wall, cpu = time.perf_counter(), time.process_time()
                     rows, written = await export_once(pool, p)
                     cpus.append(time.process_time() - cpu)
                     walls.append(time.perf_counter() - wall)
+                    growths.append(rss.growth_mib())
                     in_gc.append((collector.seconds, collector.collections))
                 least = min(range(len(cpus)), key=cpus.__getitem__)
                 gc_seconds, collections = in_gc[least]
@@ -123,7 +153,7 @@ async def main() -> int:
                     f"   {dataset}/{fmt}/{mode:<13} {rows:>9,} rows {written / 2**20:>7.1f} MiB  "
                     f"CPU {cpus[least] / size * 1e6:6.2f} µs/row "
                     f"({gc_seconds / cpus[least]:4.0%} in gc {'/'.join(map(str, collections))})  "
-                    f"wall {min(walls):6.2f} s",
+                    f"wall {min(walls):6.2f} s  RSS growth {max(growths):5.1f} MiB",
                     flush=True,
                 )
                 if args.profile:

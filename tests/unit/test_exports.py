@@ -266,3 +266,24 @@ def test_a_batch_of_number_maps_is_the_map_array_of_each_rows_pairs(
     map_type = pa.map_(pa.string(), pa.float64())
     expected = pa.array([number_map(v) for v in batch], type=map_type)
     assert number_maps(batch, map_type).equals(expected)
+
+
+def test_a_batch_is_encoded_with_the_collector_paused_then_resumed_even_on_error() -> None:
+    import gc
+
+    from services.exports.batches_pg import _uncollected
+
+    enabled: list[bool] = []
+
+    def encode(batch: list[Any]) -> tuple[int, bytes]:
+        enabled.append(gc.isenabled())
+        if not batch:
+            raise ValueError("nothing to encode")
+        return len(batch), b"x"
+
+    assert gc.isenabled()
+    assert _uncollected(encode, [1, 2]) == (2, b"x")
+    with pytest.raises(ValueError, match="nothing"):
+        _uncollected(encode, [])
+    assert enabled == [False, False]
+    assert gc.isenabled()
