@@ -261,6 +261,7 @@ class CsvColumns(ColumnEncoder):
 
 _STR_OR_NONE = frozenset({str, type(None)})
 _DICT_OR_NONE = frozenset({dict, type(None)})
+_EMPTY_OBJECT = frozenset({"{}"})
 
 
 def _parsed(values: Sequence[Any]) -> list[Any]:
@@ -280,10 +281,20 @@ def number_maps(values: Sequence[Any], map_type: Any) -> Any:
     which allocated a Python tuple per entry and kept the garbage collector busy."""
     import pyarrow as pa
 
+    if _STR_OR_NONE.issuperset(map(type, values)) and _EMPTY_OBJECT.issuperset(values):
+        # The common batch of subscales: none (SRS, ORS, PHQ-9, GAD-7), nothing to parse.
+        empty = pa.array([0] * (len(values) + 1), type=pa.int32())
+        return pa.MapArray.from_arrays(
+            empty, pa.array([], map_type.key_type), pa.array([], map_type.item_type), map_type
+        )
     parsed = _parsed(values)
-    if not _DICT_OR_NONE.issuperset(map(type, parsed)):
+    kinds = set(map(type, parsed))
+    if not kinds <= _DICT_OR_NONE:
         return pa.array([number_map(v) for v in values], type=map_type)  # what fails, fails there
-    objects = list(filter(None, parsed))  # no nulls, no empty objects
+    mask, objects = None, parsed
+    if type(None) in kinds:
+        mask = pa.array([d is None for d in parsed], type=pa.bool_())
+        objects = [d or {} for d in parsed]
     keys = list(chain.from_iterable(objects))
     numbers = list(chain.from_iterable(map(dict.values, objects)))
     try:
@@ -292,11 +303,7 @@ def number_maps(values: Sequence[Any], map_type: Any) -> Any:
         items = pa.array(
             [None if v is None else float(v) for v in numbers], type=map_type.item_type
         )
-    mask = None
-    if None in parsed:
-        mask = pa.array([d is None for d in parsed], type=pa.bool_())
-        parsed = [d or () for d in parsed]
-    offsets = pa.array(accumulate(map(len, parsed), initial=0), type=pa.int32())
+    offsets = pa.array(list(accumulate(map(len, objects), initial=0)), type=pa.int32())
     return pa.MapArray.from_arrays(
         offsets, pa.array(keys, type=map_type.key_type), items, type=map_type, mask=mask
     )
