@@ -11,11 +11,12 @@ Each export chosen (dataset x format x mode, default all 18) is read as the serv
 PostgreSQL (`services.exports.store.PgExportStore`, batches of `runner.BATCH_ROWS`, the same
 statement, decoding and encoders), its bytes thrown away, `--repeat` (3) times; it prints the
 least CPU time of this process per statement row (µs: fetching and decoding by asyncpg, shaping
-and encoding; not PostgreSQL's), the share of it in the cyclic garbage collector, and the wall
-time, and the largest growth of this process's RSS during an export (sampled every 10 ms, over
-its RSS just before). As in the service (`api.app`), what is loaded at start-up is frozen out of the collector's
-reach (`gc.freeze`) before the first export, which loads the rest (pyarrow) unfrozen. ``--rows``
-cuts the export at the first N rows in change order, as `bench/export.py` does.
+and encoding; not PostgreSQL's), the share of it in the cyclic garbage collector, the wall time,
+and the largest growth of this process's RSS during an export (sampled every 10 ms, over its RSS
+just before). As in the service (`api.app`), what is loaded at start-up is frozen out of the
+collector's reach (`gc.freeze`) before the first export, which loads the rest (pyarrow)
+unfrozen. ``--rows`` cuts the export at the first N rows in change order, as `bench/export.py`
+does.
 """
 
 import argparse
