@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import accumulate, chain, groupby
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -38,6 +38,9 @@ from services.exports.encoders import (
     neutralise,
     number_map,
 )
+
+if TYPE_CHECKING:
+    import pyarrow
 
 Batch = Sequence[Sequence[Any]]
 CACHE_SIZE = 65_536
@@ -264,17 +267,18 @@ _DICT_OR_NONE = frozenset({dict, type(None)})
 _EMPTY_OBJECT = frozenset({"{}"})
 
 
-def _parsed(values: Sequence[Any]) -> list[Any]:
+def _parsed(values: Sequence[object]) -> list[object]:
     """Each value parsed, if it is JSON text: texts as the database writes them (each one whole
     JSON value) in one `orjson.loads` of the batch's JSON array."""
     if _STR_OR_NONE.issuperset(map(type, values)):
-        parsed = orjson.loads("[" + ",".join(["null" if v is None else v for v in values]) + "]")
+        texts = cast("Sequence[str | None]", values)
+        parsed = orjson.loads("[" + ",".join(["null" if v is None else v for v in texts]) + "]")
         if len(parsed) == len(values):
             return parsed  # type: ignore[no-any-return]
     return [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
 
 
-def number_maps(values: Sequence[Any], map_type: Any) -> Any:
+def number_maps(values: Sequence[object], map_type: "pyarrow.MapType") -> "pyarrow.MapArray":
     """A "numbers" column (JSON objects of numbers, parsed or as text) as an Arrow map array of
     ``map_type``: what ``pa.array([encoders.number_map(v) for v in values], map_type)`` makes,
     built from three flat arrays (offsets, keys, values) instead of a list of pairs per row,
@@ -291,10 +295,11 @@ def number_maps(values: Sequence[Any], map_type: Any) -> Any:
     kinds = set(map(type, parsed))
     if not kinds <= _DICT_OR_NONE:
         return pa.array([number_map(v) for v in values], type=map_type)  # what fails, fails there
-    mask, objects = None, parsed
+    # JSON objects' values: numbers or null (else `float` fails, as in `number_map`).
+    mask, objects = None, cast("list[dict[str, float | None]]", parsed)
     if type(None) in kinds:
         mask = pa.array([d is None for d in parsed], type=pa.bool_())
-        objects = [d or {} for d in parsed]
+        objects = [d or {} for d in objects]
     keys = list(chain.from_iterable(objects))
     numbers = list(chain.from_iterable(map(dict.values, objects)))
     try:
