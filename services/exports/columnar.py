@@ -11,7 +11,9 @@ every dataset, format and mode gives what the generic path gives.
 
 Values follow the generic path's (`services.exports.datasets.Shapers`): ``str``, ``int``,
 ``float``, ``bool``, timezone-aware ``datetime``, and for JSON columns their JSON text or a
-parsed value. Columns named in ``plain`` hold ids or pseudonyms only (UUID text, hex digits): they
+parsed value. A timestamp may also come as the text `datetime.isoformat` writes for it in UTC
+(``2026-01-01T09:30:00.250000+00:00``): passed on as it is in NDJSON and CSV, parsed by Arrow for
+Parquet. Columns named in ``plain`` hold ids or pseudonyms only (UUID text, hex digits): they
 are written without escaping, quoting or neutralising, as none of their characters needs it.
 
 Repeated values (an instrument, a band, a float) are formatted once per column and remembered in
@@ -22,8 +24,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import groupby
-from typing import Any
+from itertools import accumulate, chain, groupby
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -36,6 +38,9 @@ from services.exports.encoders import (
     neutralise,
     number_map,
 )
+
+if TYPE_CHECKING:
+    import pyarrow
 
 Batch = Sequence[Sequence[Any]]
 CACHE_SIZE = 65_536
@@ -156,7 +161,9 @@ class _NdjsonColumn:
             return [bools[v] if v is None or v.__class__ is bool else any_(v) for v in values]
         if kind in JSON_KINDS:
             return [head + v if v.__class__ is str else any_(v) for v in values]
-        return [any_(v) for v in values]  # timestamps
+        # Timestamps: ISO 8601 text needs no escaping.
+        return [null if v is None else f'{head}"{v}"' if v.__class__ is str else any_(v)
+                for v in values]  # fmt: skip
 
 
 class NdjsonColumns(ColumnEncoder):
@@ -227,9 +234,9 @@ class _CsvColumn:
             bools = _CSV_BOOLS
             return [bools[v] if v is None or v.__class__ is bool else any_(v) for v in values]
         if kind == "timestamp":
-            # ISO 8601 holds no character to quote.
-            return ["" if v is None else v.isoformat() if v.__class__ is datetime else any_(v)
-                    for v in values]  # fmt: skip
+            # ISO 8601 holds no character to quote, and starts with a digit.
+            return ["" if v is None else v if v.__class__ is str else v.isoformat()
+                    if v.__class__ is datetime else any_(v) for v in values]  # fmt: skip
         return ["" if v is None else _csv_text(v) if v.__class__ is str else any_(v)
                 for v in values]  # fmt: skip
 
@@ -253,6 +260,58 @@ class CsvColumns(ColumnEncoder):
 
 
 # ----- Parquet ------------------------------------------------------------------------------------
+
+
+_STR_OR_NONE = frozenset({str, type(None)})
+_DICT_OR_NONE = frozenset({dict, type(None)})
+_EMPTY_OBJECT = frozenset({"{}"})
+
+
+def _parsed(values: Sequence[object]) -> list[object]:
+    """Each value parsed, if it is JSON text: texts as the database writes them (each one whole
+    JSON value) in one `orjson.loads` of the batch's JSON array."""
+    if _STR_OR_NONE.issuperset(map(type, values)):
+        texts = cast("Sequence[str | None]", values)
+        parsed = orjson.loads("[" + ",".join(["null" if v is None else v for v in texts]) + "]")
+        if len(parsed) == len(values):
+            return parsed  # type: ignore[no-any-return]
+    return [orjson.loads(v) if isinstance(v, str | bytes) else v for v in values]
+
+
+def number_maps(values: Sequence[object], map_type: "pyarrow.MapType") -> "pyarrow.MapArray":
+    """A "numbers" column (JSON objects of numbers, parsed or as text) as an Arrow map array of
+    ``map_type``: what ``pa.array([encoders.number_map(v) for v in values], map_type)`` makes,
+    built from three flat arrays (offsets, keys, values) instead of a list of pairs per row,
+    which allocated a Python tuple per entry and kept the garbage collector busy."""
+    import pyarrow as pa
+
+    if _STR_OR_NONE.issuperset(map(type, values)) and _EMPTY_OBJECT.issuperset(values):
+        # The common batch of subscales: none (SRS, ORS, PHQ-9, GAD-7), nothing to parse.
+        empty = pa.array([0] * (len(values) + 1), type=pa.int32())
+        return pa.MapArray.from_arrays(
+            empty, pa.array([], map_type.key_type), pa.array([], map_type.item_type), map_type
+        )
+    parsed = _parsed(values)
+    kinds = set(map(type, parsed))
+    if not kinds <= _DICT_OR_NONE:
+        return pa.array([number_map(v) for v in values], type=map_type)  # what fails, fails there
+    # JSON objects' values: numbers or null (else `float` fails, as in `number_map`).
+    mask, objects = None, cast("list[dict[str, float | None]]", parsed)
+    if type(None) in kinds:
+        mask = pa.array([d is None for d in parsed], type=pa.bool_())
+        objects = [d or {} for d in objects]
+    keys = list(chain.from_iterable(objects))
+    numbers = list(chain.from_iterable(map(dict.values, objects)))
+    try:
+        items = pa.array(numbers, type=map_type.item_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # past 2**53, text: as `float` converts them
+        items = pa.array(
+            [None if v is None else float(v) for v in numbers], type=map_type.item_type
+        )
+    offsets = pa.array(list(accumulate(map(len, objects), initial=0)), type=pa.int32())
+    return pa.MapArray.from_arrays(
+        offsets, pa.array(keys, type=map_type.key_type), items, type=map_type, mask=mask
+    )
 
 
 class ParquetColumns(ColumnEncoder):
@@ -288,9 +347,12 @@ class ParquetColumns(ColumnEncoder):
         ):
             if kind == "json":
                 values = [v if v is None or v.__class__ is str else json_text(v) for v in values]
-            elif kind == "numbers":
-                values = [number_map(v) for v in values]
-            array = pa.array(values, type=field.type)
+            if kind == "numbers":
+                array = number_maps(values, field.type)
+            elif kind == "timestamp" and _STR_OR_NONE.issuperset(map(type, values)):
+                array = pa.array(values, type=pa.string()).cast(field.type)  # ISO 8601 text
+            else:
+                array = pa.array(values, type=field.type)
             arrays.append(array if one_each else array.take(indices))
         added = pa.RecordBatch.from_arrays(arrays, schema=self._schema)
         self._pending.append(added)

@@ -5,6 +5,7 @@ could write differently (floats, escapes, formulas, JSON of any shape, concerns)
 
 import io
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from services.exports import batches_pg
 from services.exports import runner as export_runner
 from services.kernel.auth import Actor, Principal
 from tests.api.test_exports_api import raise_concern, world
@@ -62,7 +64,16 @@ async def odd_world(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
                 id=uuid.UUID(w["client"]["id"])
             )
         )
-        alerts = (await conn.execute(sa.text("SELECT id FROM alerts ORDER BY id"))).scalars().all()
+        alerts = (
+            (
+                await conn.execute(
+                    sa.text("SELECT id FROM alerts WHERE org_id = :org ORDER BY id"),
+                    {"org": uuid.UUID(tenant.org_id)},
+                )
+            )
+            .scalars()
+            .all()
+        )
         odd_json = [
             ('{"b": [1, 2.50, {"c": null}], "a": "\\u00e9\\n"}', '"just text"'),
             ("[]", "7"),
@@ -77,6 +88,44 @@ async def odd_world(app: FastAPI, tenant: Tenant) -> dict[str, Any]:
                 ),
                 {"params": params, "evidence": evidence, "id": alert},
             )
+        # Timestamps PostgreSQL writes with fewer fraction digits than isoformat, or none.
+        ten = datetime(2026, 3, 1, 10, tzinfo=UTC)
+        times = {
+            "zero": ten,
+            "tenth": ten.replace(microsecond=100_000),
+            "twelve": ten.replace(microsecond=120_000),
+            "micro": datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+        }
+        await conn.execute(
+            sa.text(
+                "UPDATE submissions SET occurred_at = :zero,"
+                " created_at = :twelve, voided_at = :tenth"
+                " WHERE id = :id"
+            ),
+            {
+                "zero": times["zero"],
+                "twelve": times["twelve"],
+                "tenth": times["tenth"],
+                "id": subs[0],
+            },
+        )
+        await conn.execute(
+            sa.text("UPDATE submissions SET occurred_at = :micro WHERE id = :id"),
+            {"micro": times["micro"], "id": subs[1]},
+        )
+        await conn.execute(
+            sa.text(
+                "UPDATE alerts SET created_at = :zero,"
+                " acknowledged_at = :tenth,"
+                " resolved_at = :micro WHERE id = :id"
+            ),
+            {
+                "zero": times["zero"],
+                "tenth": times["tenth"],
+                "micro": times["micro"],
+                "id": alerts[0],
+            },
+        )
         middle = (
             await conn.execute(
                 sa.text("SELECT changed_at FROM submissions WHERE id = :id"), {"id": subs[2]}
@@ -155,3 +204,38 @@ async def test_a_broken_off_postgresql_csv_export_gives_its_connection_back_and_
     ]
     finish = next(e for e in events if e["action"] == "export.finish")
     assert (finish["outcome"], finish["details"]["rows"]) == ("incomplete", 1)
+
+
+async def test_postgresqls_text_of_a_timestamp_becomes_what_isoformat_writes(app: FastAPI) -> None:
+    """Identified exports read timestamps as PostgreSQL's text in UTC (`batches_pg._utc_text`),
+    made ISO 8601 in Python: for every count of trailing zeros in the fraction, the first and
+    last years a datetime holds, and whatever DateStyle the session has (`stream` sets ISO)."""
+    pool = app.state.driver_pool
+    if pool is None:
+        pytest.skip("PostgreSQL only")
+    sql = """
+        SELECT t, timezone('UTC', t)::text FROM (
+            SELECT timestamptz '2026-01-01 00:00:00+00'
+                + (i * (10 ^ (i % 7))::bigint) * interval '1 microsecond' AS t
+            FROM generate_series(0, 700) i
+            UNION ALL SELECT timestamptz '0001-01-01 00:00:00+00'
+            UNION ALL SELECT timestamptz '9999-12-31 23:59:59.999999+00'
+            UNION ALL SELECT NULL
+        ) times"""
+    read: list[Any] = []
+
+    def keep(rows: list[Any]) -> tuple[int, bytes]:
+        read.extend(rows)
+        return len(rows), b""
+
+    async with pool.acquire() as driver:
+        await driver.execute("SET DateStyle = 'SQL, DMY'")
+        try:
+            async for _ in batches_pg.stream(driver, sql, [], keep, batch_rows=100):
+                pass
+        finally:
+            await driver.execute("RESET DateStyle")
+    assert len(read) == 704
+    stamps, texts = zip(*read, strict=True)
+    assert {len(t) for t in texts if t} == {19, 21, 22, 23, 24, 25, 26}
+    assert batches_pg.iso_texts(texts) == [None if t is None else t.isoformat() for t in stamps]

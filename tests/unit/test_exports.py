@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from services.exports import InvertedWindow, Pseudonyms, Shapers, columns, encoder, export_window
@@ -242,3 +242,49 @@ def test_csv_neutralises_every_text_cell_and_leaves_numbers_alone(text: str, n: 
     else:
         assert row[0] == text
     assert row[1:] == [str(n), "-1.5"]  # a negative number is a number, not a formula
+
+
+_NUMBER = (
+    st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+)
+_NUMBERS = st.none() | st.dictionaries(st.text(max_size=5), _NUMBER, max_size=4)
+
+
+@given(st.lists(st.tuples(_NUMBERS, st.booleans()), max_size=8))
+@example([({}, True), ({}, True)])  # no subscales: every row's text "{}"
+def test_a_batch_of_number_maps_is_the_map_array_of_each_rows_pairs(
+    values: list[tuple[dict[str, Any] | None, bool]],
+) -> None:
+    """`columnar.number_maps` builds a batch's Parquet map column from flat arrays: the same
+    array as the pairs `number_map` gives each row (JSON text or parsed; JSON null; integers past
+    2**53, which Arrow refuses to make doubles of; a batch of empty objects only)."""
+    import pyarrow as pa
+
+    from services.exports.columnar import number_maps
+    from services.exports.encoders import number_map
+
+    batch = [orjson.dumps(v).decode() if as_text else v for v, as_text in values]
+    map_type = pa.map_(pa.string(), pa.float64())
+    expected = pa.array([number_map(v) for v in batch], type=map_type)
+    assert number_maps(batch, map_type).equals(expected)
+
+
+def test_a_batch_is_encoded_with_the_collector_paused_then_resumed_even_on_error() -> None:
+    import gc
+
+    from services.exports.batches_pg import _uncollected
+
+    enabled: list[bool] = []
+
+    def encode(batch: list[Any]) -> tuple[int, bytes]:
+        enabled.append(gc.isenabled())
+        if not batch:
+            raise ValueError("nothing to encode")
+        return len(batch), b"x"
+
+    assert gc.isenabled()
+    assert _uncollected(encode, [1, 2]) == (2, b"x")
+    with pytest.raises(ValueError, match="nothing"):
+        _uncollected(encode, [])
+    assert enabled == [False, False]
+    assert gc.isenabled()
