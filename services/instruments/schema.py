@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Annotated, Literal, cast
 
 from pydantic import (
@@ -77,6 +78,15 @@ def dec(value: int | float | Decimal) -> Decimal:
     """Exact decimal of a JSON number: ``Decimal(str(9.1)) == Decimal("9.1")``."""
     if isinstance(value, Decimal):
         return value
+    if not value or value != value:  # 0.0 and -0.0 are one key but two texts; NaN is no key
+        return Decimal(str(value))
+    return _decimal_of(value)
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: 1 and 1.0 are two texts ("1", "1.0")
+def _decimal_of(value: int | float) -> Decimal:
+    """A submission converts the same few numbers (item bounds and steps, answers, cut-offs)
+    forty times over; Decimal is immutable, so each is converted once."""
     return Decimal(str(value))
 
 

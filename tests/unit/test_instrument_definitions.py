@@ -6,13 +6,17 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.instruments import DefinitionProblems, InstrumentDefinition, builtin_instruments
 from services.instruments import get_builtin as builtin
+from services.instruments.schema import dec
 
 # The example of DESIGN.md §5, verbatim apart from the elided citation.
 DESIGN_EXAMPLE: dict[str, Any] = {
@@ -427,3 +431,13 @@ def test_mean_scoring_range_is_the_item_range() -> None:
     data["cutoff"] = 2
     data["bands"] = [{"max": 2, "label": "low"}, {"max": 4, "label": "high"}]
     assert InstrumentDefinition.model_validate(data).total_range == (0.0, 4.0)
+
+
+@given(st.lists(st.one_of(st.integers(), st.floats(allow_nan=False)), min_size=1, max_size=5))
+def test_a_numbers_decimal_is_its_text_also_when_an_equal_number_was_converted_first(
+    numbers: list[int | float],
+) -> None:
+    """dec() keeps the numbers it converted: 1 and 1.0, 0.0 and -0.0 are equal keys but
+    different texts ("1", "1.0", "0.0", "-0.0"), and each must keep its own."""
+    for value in [*numbers, *(-v for v in numbers), *(float(v) for v in numbers)]:
+        assert str(dec(value)) == str(Decimal(str(value)))
