@@ -179,12 +179,7 @@ async def test_a_broken_off_postgresql_csv_export_gives_its_connection_back_and_
     tenant = await attune.tenant()
     await world(tenant)
     actor = exporter(tenant)
-    query = export_runner.ExportQuery("alerts", "csv", None, None, None, True)
-    async with app.state.sessionmaker() as session:
-        prepared = await export_runner.prepare(
-            session, actor=actor, query=query, settle_seconds=0,
-            secrets=app.state.settings.secret_box(),
-        )  # fmt: skip
+    prepared = await prepared_export(app, actor, "alerts", "csv", {}, identified=True)
     body = export_runner.stream(
         prepared,
         engine=app.state.engine,
