@@ -171,12 +171,13 @@ def _name_enums(node: Any) -> Any:
 # (`InstrumentDefinitionCutoffType2`). Each is moved to a schema of its own, by where it is:
 # (schema, path inside it) -> name, in this order (a schema named here may hold a later place).
 # One name may stand at several places of the same shape.
+_BY_POPULATION = "A cut-off per client population (adult, adolescent, child)"
 NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
     (
         "InstrumentDefinition",
         ("properties", "cutoff", "anyOf", 2),
         "CutoffByPopulation",
-        "A cut-off per client population (adult, adolescent, child)",
+        _BY_POPULATION,
     ),
     (
         "InstrumentDefinition",
@@ -188,7 +189,7 @@ NAMED_BRANCHES: list[tuple[str, tuple[str | int, ...], str, str]] = [
         "CutoffByRespondent",
         ("additionalProperties", "anyOf", 2),
         "CutoffByPopulation",
-        "A cut-off per client population (adult, adolescent, child)",
+        _BY_POPULATION,
     ),
     (
         "InstrumentDefinition",
