@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -61,13 +62,18 @@ def submit(client: httpx.Client, key: str, episode: str, session: int) -> None:
         raise SystemExit(f"submission -> {response.status_code}: {response.text[:300]}")
 
 
-def total_instructions(out: Path) -> int:
+def callgrind_totals(paths: Iterable[Path]) -> int:
+    """The instructions counted in these callgrind output files (one per process and part)."""
     total = 0
-    for path in out.parent.glob(out.name + "*"):
+    for path in paths:
         match = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
         if match:
             total += int(match.group(1))
     return total
+
+
+def total_instructions(out: Path) -> int:
+    return callgrind_totals(out.parent.glob(out.name + "*"))
 
 
 def main() -> None:

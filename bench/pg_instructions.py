@@ -21,11 +21,9 @@ not run as root: as root the cluster runs as the `postgres` user (su).
 import argparse
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +33,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-BODY = {"relationship": 9.1, "goals_topics": 8.4, "approach_method": 9.0, "overall": 8.8}
+sys.path.insert(0, str(ROOT / "bench"))
+
+# The same body, port picking, submission and callgrind totals as the service's count.
+from instructions import callgrind_totals, free_port, submit  # noqa: E402
 
 
 def pg_bin() -> Path:
@@ -57,12 +58,6 @@ def as_owner(command: list[str], **kwargs: object) -> subprocess.Popen[bytes]:
     if os.geteuid() == 0:
         command = ["su", "postgres", "-c", "exec " + " ".join(command)]
     return subprocess.Popen(command, **kwargs)  # type: ignore[call-overload]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cluster:
@@ -135,14 +130,7 @@ class Service:
     def submit(self, key: str, pairs: list[tuple[str, int]]) -> None:
         with httpx.Client(base_url=self.base, timeout=600) as client:
             for episode, session in pairs:
-                response = client.post(
-                    "/v1/submissions",
-                    json={"episode_id": episode, "instrument": "srs", "session_number": session,
-                          "respondent": "client", "answers": BODY},
-                    headers={"Authorization": f"Bearer {key}"},
-                )  # fmt: skip
-                if response.status_code != 201:
-                    raise SystemExit(f"submission -> {response.status_code}: {response.text[:300]}")
+                submit(client, key, episode, session)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -151,12 +139,7 @@ class Service:
 
 
 def counted(out: Path, pids: list[str]) -> int:
-    total = 0
-    for pid in pids:
-        for path in out.glob(f"{pid}.out*"):
-            found = re.search(r"^totals: (\d+)", path.read_text(errors="replace"), re.M)
-            total += int(found.group(1)) if found else 0
-    return total
+    return callgrind_totals(path for pid in pids for path in out.glob(f"{pid}.out*"))
 
 
 def main() -> None:
