@@ -15,7 +15,7 @@ from services.kernel.errors import Unauthorized
 from services.kernel.pagination import MAX_LIMIT
 
 
-async def _unit_of_work(request: Request) -> UnitOfWork:
+async def unit_of_work(request: Request) -> UnitOfWork:
     """The request's one transaction; `api.routing.UnitOfWorkRoute` commits it before the
     response is sent, or rolls it back."""
     uow = UnitOfWork(request.app.state.engine, request.app.state.driver_pool)
@@ -23,7 +23,7 @@ async def _unit_of_work(request: Request) -> UnitOfWork:
     return uow
 
 
-UnitOfWorkDep = Annotated[UnitOfWork, Depends(_unit_of_work)]
+UnitOfWorkDep = Annotated[UnitOfWork, Depends(unit_of_work)]
 
 
 async def _orm_session(uow: UnitOfWorkDep) -> AsyncSession:
@@ -54,11 +54,6 @@ def bearer_token(request: Request, what: str) -> str:
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized(f"missing {what}: send 'Authorization: Bearer <{what.split()[-1]}>'")
     return token.strip()
-
-
-async def unit_of_work(request: Request) -> UnitOfWork:
-    """The request's unit of work, for a route's fast path (api.routing.fast_path)."""
-    return await _unit_of_work(request)
 
 
 def authenticator(
