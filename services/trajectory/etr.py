@@ -477,13 +477,8 @@ def fit(
         ranges = list(intake_bands)
     starts = [start for start, _ in ranges]
     by_band: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
-    held_out: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
-    training: list[list[list[tuple[int, float]]]] = [[] for _ in ranges]
     for points in usable:
-        band = band_index(starts, points[0][1])
-        by_band[band].append(points)
-        i = len(by_band[band]) - 1  # this episode's place in its band
-        (held_out if i % HOLDOUT_EVERY == HOLDOUT_EVERY - 1 else training)[band].append(points)
+        by_band[band_index(starts, points[0][1])].append(points)
     short = [len(b) for b in by_band]
     if any(n < MIN_EPISODES_PER_BAND for n in short):
         listed = ", ".join(
@@ -496,9 +491,12 @@ def fit(
             f"{defn.code} scores in each intake band; by band ({listed})",
         )
     model = _fit(defn, ranges, by_band)
+    last = HOLDOUT_EVERY - 1  # the 5th, 10th, ... episode of each band is held out
+    training = [[p for i, p in enumerate(band) if i % HOLDOUT_EVERY != last] for band in by_band]
+    held_out = [p for band in by_band for i, p in enumerate(band) if i % HOLDOUT_EVERY == last]
     check = coverage(
         _fit(defn, ranges, training),
-        [[(s, y) for s, y in points] for band in held_out for points in band],
+        [[(s, y) for s, y in points] for points in held_out],
     )
     bands = [
         band.model_copy(update={"coverage": _round(check.by_band.get(i))})
