@@ -33,7 +33,12 @@ MEDIA_TYPES: dict[str, str] = {
     "csv": "text/csv; charset=utf-8; header=present",
     "parquet": "application/vnd.apache.parquet",
 }
-PARQUET_ROW_GROUP = 50_000
+# Rows per Parquet row group, in both encoders (the fast path's file must be the generic one's).
+# A row group is held as Arrow columns until it is written, so it sets an export's memory: at
+# 50,000 rows, identified alerts (message, evidence, parameters: the widest rows) grew the
+# service's RSS by 72.3 MiB at 1,000,000 rows, over issue 18's 64 MiB (bench/README.md).
+# 20,000 rows is still far above the few thousand under which readers' per-group overhead shows.
+PARQUET_ROW_GROUP = 20_000
 
 Row = ExportRow
 
