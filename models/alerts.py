@@ -76,11 +76,13 @@ class Alert(SQLModel, table=True):
         one_of("status", AlertStatus),
         one_of("resolution", AlertResolution),
         one_of("respondent", AlertRespondent),
+        # The episode, with its organisation (models/submissions.py, CareSession, says why).
+        sa.ForeignKeyConstraint(["org_id", "episode_id"], ["episodes.org_id", "episodes.id"]),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    org_id: uuid.UUID = Field(foreign_key="organizations.id")
-    episode_id: uuid.UUID = Field(foreign_key="episodes.id")
+    org_id: uuid.UUID
+    episode_id: uuid.UUID
     type: str = Field(max_length=64)
     severity: AlertSeverity = Field(sa_type=AutoString(length=16))
     status: AlertStatus = Field(default="open", sa_type=AutoString(length=16))

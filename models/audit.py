@@ -19,7 +19,10 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_audit_events_org_id_id", "org_id", "id"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    org_id: uuid.UUID | None = Field(default=None, foreign_key="organizations.id")
+    # No foreign key, as for key_id: every request writes an event, and a key made each one lock
+    # its organisation's row FOR KEY SHARE, which concurrent requests of the organisation share
+    # through a MultiXact (models/submissions.py, CareSession). The id is the caller's own.
+    org_id: uuid.UUID | None = None
     key_id: uuid.UUID | None = None
     action: str = Field(max_length=64)
     resource_type: str = Field(max_length=64)

@@ -20,7 +20,9 @@ MAX_DATE = date(2200, 12, 31)
 class Episode(SQLModel, table=True):
     __tablename__ = "episodes"
     __table_args__ = (
-        sa.Index("ix_episodes_org_id_id", "org_id", "id"),
+        # Unique, so that the rows of an episode (sessions, submissions, alerts) reference it by
+        # (org_id, id): their organisation is then their episode's by construction.
+        sa.Index("ix_episodes_org_id_id", "org_id", "id", unique=True),
         sa.Index("ix_episodes_org_id_client_id", "org_id", "client_id"),
         sa.Index("ix_episodes_org_id_clinician_id", "org_id", "clinician_id"),
         one_of("status", EpisodeStatus),
