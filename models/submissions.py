@@ -29,7 +29,7 @@ class CareSession(SQLModel, table=True):
         # to `organizations`. The submission's write statement already holds the episode's row
         # (it bumps alert_seq), so the check takes no lock another submission waits on; a key
         # to `organizations` made every concurrent submission of the organisation lock its one
-        # row FOR KEY SHARE (a MultiXact per submission): 6 % of throughput (bench/README.md).
+        # row FOR KEY SHARE (a MultiXact per submission): 6-8 % of throughput (bench/README.md).
         sa.ForeignKeyConstraint(["org_id", "episode_id"], ["episodes.org_id", "episodes.id"]),
     )
 
