@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,21 +35,21 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent.parent
-PG = ["-h", os.environ.get("PGHOST", "127.0.0.1"), "-p", os.environ.get("PGPORT", "5432"),
-      "-U", os.environ.get("PGUSER", "postgres")]  # fmt: skip
+sys.path.insert(0, str(HERE / "bench"))
+
+# The same port picking as the instruction counts.
+from instructions import free_port  # noqa: E402
+
+PGHOST = os.environ.get("PGHOST", "127.0.0.1")
+PGPORT = os.environ.get("PGPORT", "5432")
+PGUSER = os.environ.get("PGUSER", "postgres")
+PG = ["-h", PGHOST, "-p", PGPORT, "-U", PGUSER]
 PY = str(HERE / ".venv/bin/python")
 
 
 def psql(database: str, sql: str) -> str:
     return subprocess.run(["psql", *PG, "-d", database, "-qtAc", sql], check=True,
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -78,9 +77,8 @@ class Side:
     def start(self) -> None:
         self.database = f"attune_compare_{self.name.lower()}_{os.getpid()}"
         psql("postgres", f"CREATE DATABASE {self.database}")
-        host, port = PG[1], PG[3]
         env = {**os.environ, "ATTUNE_ENVIRONMENT": "development", "ATTUNE_LOG_LEVEL": "WARNING",
-               "ATTUNE_DATABASE_URL": f"postgresql+asyncpg://{PG[5]}@{host}:{port}/{self.database}",
+               "ATTUNE_DATABASE_URL": f"postgresql+asyncpg://{PGUSER}@{PGHOST}:{PGPORT}/{self.database}",
                "ATTUNE_WEBHOOK_ALLOW_PRIVATE": "true", "ATTUNE_DB_POOL_SIZE": "16",
                "ATTUNE_HOST": "127.0.0.1"}  # fmt: skip
         attune = str(self.root / ".venv/bin/attune")

@@ -46,6 +46,15 @@ def psql(sql: str) -> None:
     )
 
 
+def report(result: dict[str, object], path: Path | None) -> None:
+    """Print a count's result as JSON, with the commit counted, and write it to ``path``."""
+    result["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                      capture_output=True, text=True).stdout.strip()  # fmt: skip
+    print(json.dumps(result))
+    if path:
+        path.write_text(json.dumps(result, indent=2))
+
+
 def submit(client: httpx.Client, key: str, episode: str, session: int) -> None:
     response = client.post(
         "/v1/submissions",
@@ -142,16 +151,9 @@ def main() -> None:
         service.terminate()
         service.wait(timeout=300)
         total = total_instructions(out)
-        result = {
-            "requests": args.requests,
-            "instructions": total,
-            "per_request": total / args.requests,
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip(),
-        }  # fmt: skip
-        print(json.dumps(result))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2))
+        per_request = total / args.requests
+        report({"requests": args.requests, "instructions": total, "per_request": per_request},
+               args.json)  # fmt: skip
     finally:
         if service is not None and service.poll() is None:
             service.kill()

@@ -19,7 +19,6 @@ not run as root: as root the cluster runs as the `postgres` user (su).
 """
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -35,8 +34,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-# The same body, port picking, submission and callgrind totals as the service's count.
-from instructions import callgrind_totals, free_port, submit  # noqa: E402
+# The same body, port picking, submission, callgrind totals and report as the service's count.
+from instructions import callgrind_totals, free_port, report, submit  # noqa: E402
 
 
 def pg_bin() -> Path:
@@ -202,15 +201,8 @@ def main() -> None:
             cluster.stop()
             counts.append(counted(out, pids.split()))
         per_request = (counts[1] - counts[0]) / args.requests
-        result = {
-            "requests": args.requests,
-            "postgres_instructions_per_request": per_request,
-            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                     capture_output=True, text=True).stdout.strip(),
-        }  # fmt: skip
-        print(json.dumps(result))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2))
+        report({"requests": args.requests, "postgres_instructions_per_request": per_request},
+               args.json)  # fmt: skip
     finally:
         if service is not None:
             service.stop()  # a failed set-up leaves it running
