@@ -74,7 +74,7 @@ class JsonFormatter(logging.Formatter):
 
 # Drivers and the ORM log statements with their parameters at DEBUG: parameters are health data.
 # They stay at WARNING whatever level the service runs at.
-QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "httpx", "httpcore")
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy", "aiohttp", "httpx", "httpcore")
 
 
 def quiet_third_party() -> None:

@@ -3,10 +3,10 @@
 A URL naming a non-public address — directly or through its DNS name — is refused unless
 ``ATTUNE_WEBHOOK_ALLOW_PRIVATE=true`` (development and tests). The check runs when an endpoint is
 created (so that a mistake is a 422 at once) and again at every connection, inside the
-connection itself (`PinnedBackend`): the name is resolved once, every address it resolves to is
-vetted, and the socket is opened to a vetted address, while TLS (SNI, certificate) and the
-``Host`` header keep the name. There is no second DNS lookup between check and connect for a
-rebinding DNS server to answer differently.
+connection itself (`PinnedResolver`; `literal_refusal` for a host written as an address): the
+name is resolved once, every address it resolves to is vetted, and the socket is opened to a
+vetted address, while TLS (SNI, certificate) and the ``Host`` header keep the name. There is no
+second DNS lookup between check and connect for a rebinding DNS server to answer differently.
 
 IPv6 forms that carry an IPv4 address are judged by that address (a NAT64 gateway or a 6to4
 relay would forward to it): IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96`` (RFC 6052)
@@ -23,19 +23,14 @@ Ports: outside development only the ports in ``ATTUNE_WEBHOOK_ALLOWED_PORTS`` (b
 
 import asyncio
 import ipaddress
-import select
 import socket
-import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-import httpcore
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.helpers import is_ip_address
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-# What `socket.setsockopt` takes: httpcore's SOCKET_OPTION (httpcore/_backends/base.py).
-SocketOption = (
-    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
-)
 # Resolves a host name and port to the addresses to connect to (getaddrinfo in production; a
 # test may pass its own, to make a name point somewhere without a DNS server).
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
@@ -160,100 +155,49 @@ async def refusal(
     return None
 
 
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend, but every TCP connection goes to an address vetted from one
-    resolution of the host (`vetted_addresses`), tried in the resolver's order. TLS and the
-    ``Host`` header still use the URL's name: httpcore passes the origin's host to ``start_tls``
-    and the request carries it, whatever address the socket was opened to."""
+def literal_refusal(host: str, *, allow_private: bool) -> str | None:
+    """Why a host written as an address may not be connected to, or None. aiohttp connects to
+    an address written in the URL without asking the resolver (`PinnedResolver`), so such a
+    host is vetted here, by the same rule. What aiohttp takes for an address (digits and dots,
+    or any colon: ``aiohttp.helpers.is_ip_address``) but Python cannot read as one is refused."""
+    if not is_ip_address(host):
+        return None  # a name: vetted by PinnedResolver when a connection is opened
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return f"the host {host!r} is not a valid address"
+    if allow_private or is_public(address):
+        return None
+    return PRIVATE_REASON
+
+
+class PinnedResolver(AbstractResolver):
+    """aiohttp's resolver, but every name resolves once, through `vetted_addresses`: aiohttp
+    opens its socket to one of the addresses returned, in the resolver's order, while TLS (SNI,
+    certificate) and the ``Host`` header keep the URL's name. `TargetRefused` passes through
+    aiohttp unchanged (it wraps only `OSError`s as DNS errors)."""
 
     def __init__(self, *, allow_private: bool, resolve: Resolver = system_resolver) -> None:
-        self._inner = httpcore.AnyIOBackend()
         self._allow_private = allow_private
         self._resolve = resolve
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        try:
-            # The resolution counts against the connect timeout, as httpcore's own does.
-            async with asyncio.timeout(timeout):
-                addresses = await vetted_addresses(
-                    host, port, allow_private=self._allow_private, resolve=self._resolve
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout("the host did not resolve in time") from None
-        failure: Exception | None = None
-        for address in addresses:
-            try:
-                stream = await self._inner.connect_tcp(
-                    str(address), port, timeout, local_address, socket_options
-                )
-                return _Stream(stream, stream.get_extra_info("socket"))
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-        assert failure is not None
-        raise failure
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("webhooks are never sent to a unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def _readable(sock: socket.socket | None) -> bool:
-    """Whether a socket has something to read (or is gone): httpcore's own test
-    (``httpcore._utils.is_socket_readable``), which marks an idle kept-alive connection the
-    peer has closed."""
-    fd = -1 if sock is None else sock.fileno()
-    if fd == -1:
-        return True
-    poll = select.poll()
-    poll.register(fd, select.POLLIN)
-    return bool(poll.poll(0))
-
-
-class _Stream(httpcore.AsyncNetworkStream):
-    """httpcore's stream, but the "is the idle connection readable" check goes to the socket
-    found once at connect. httpcore asks it of every pooled connection each time a request
-    starts or ends, and anyio answers by building all of a socket's attributes (a
-    ``getpeername`` system call among them) to pick one: 10 % of the webhook worker's CPU under
-    load (bench/README.md). TLS wraps the same socket, so a TLS stream keeps it."""
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream, sock: socket.socket | None) -> None:
-        self._inner = inner
-        self._sock = sock
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109  (httpcore's interface)
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(
-            await self._inner.start_tls(ssl_context, server_hostname, timeout), self._sock
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses = await vetted_addresses(
+            host, port, allow_private=self._allow_private, resolve=self._resolve
         )
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
 
-    def get_extra_info(self, info: str) -> object:
-        if info == "is_readable":
-            return _readable(self._sock)
-        return self._inner.get_extra_info(info)
+    async def close(self) -> None:
+        return None

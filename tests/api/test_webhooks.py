@@ -514,7 +514,8 @@ async def test_delivery_log_pages_newest_first_with_a_cursor(attune: Attune, app
 async def deliver_with(
     app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy, resolve: Any
 ) -> None:
-    async with webhook_delivery.http_client(pol, resolve=resolve) as client:
+    resolver = {} if resolve is None else {"resolve": resolve}
+    async with webhook_delivery.http_client(pol, **resolver) as client:
         await webhook_delivery.deliver_due(
             app.state.engine, client, pol, org_ids=[uuid.UUID(tenant.org_id)]
         )
@@ -561,6 +562,91 @@ async def test_a_name_resolving_to_any_private_address_is_refused_at_delivery(
         await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
     )["items"]
     assert "non-public" in log[0]["attempt_log"][0]["error"]
+
+
+async def test_an_address_written_in_the_url_is_vetted_at_delivery_as_a_name_is(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    """aiohttp connects to an address written in the URL without asking the resolver that
+    vets names: the worker must refuse a private one itself."""
+    tenant = await attune.tenant()
+    port = receiver.server.port
+    hook = await endpoint(tenant, f"http://127.0.0.1:{port}/hook")  # allowed when created
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    strict = policy(allow_private=False, allowed_ports=(port,))
+    await deliver_with(app, tenant, strict, None)
+    assert receiver.received == []
+    log = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert "non-public" in log[0]["attempt_log"][0]["error"]
+
+
+async def test_a_redirect_is_not_followed_and_counts_as_a_failed_attempt(
+    attune: Attune, app: FastAPI, httpserver: HTTPServer
+) -> None:
+    """A redirect could lead past the address check: the worker never follows one."""
+    followed: list[str] = []
+
+    def elsewhere(request: Request) -> Response:
+        followed.append(request.path)
+        return Response(status=204)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_response(
+        Response(status=307, headers={"Location": httpserver.url_for("/elsewhere")})
+    )
+    httpserver.expect_request("/elsewhere").respond_with_handler(elsewhere)
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, httpserver.url_for("/hook"), event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await drain(app, tenant, policy(max_attempts=1))
+    assert followed == []
+    (delivery,) = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert delivery["status"] == "failed"
+    assert delivery["last_status_code"] == 307
+
+
+async def test_basic_credentials_in_the_url_are_sent_to_the_receiver(
+    attune: Attune, app: FastAPI, receiver: Receiver
+) -> None:
+    tenant = await attune.tenant()
+    url = receiver.url.replace("http://", "http://integrator:s3cr3t@")
+    await endpoint(tenant, url, event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+    await drain(app, tenant)
+    ((headers, _),) = receiver.received
+    assert headers["Authorization"] == "Basic aW50ZWdyYXRvcjpzM2NyM3Q="  # integrator:s3cr3t
+
+
+async def test_a_long_answer_is_read_only_in_part_and_the_delivery_still_counts(
+    attune: Attune, app: FastAPI, httpserver: HTTPServer
+) -> None:
+    """The worker reads at most `RESPONSE_BODY_LIMIT` of an answer (a receiver cannot make it
+    hold a large body in memory) and then drops that connection; the next delivery opens
+    another."""
+    answered: list[int] = []
+
+    def answer(request: Request) -> Response:
+        answered.append(1)
+        return Response(b"x" * (4 * webhook_delivery.RESPONSE_BODY_LIMIT), status=200)
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(answer)
+    tenant = await attune.tenant()
+    hook = await endpoint(tenant, httpserver.url_for("/hook"), event_types=["submission.created"])
+    eid = (await tenant.episode())["id"]
+    for session in (1, 2):
+        await submit(tenant, eid, "srs", session, srs(9, 9, 9, 9))
+    await drain(app, tenant)
+    assert len(answered) == 2
+    deliveries = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert [d["status"] for d in deliveries] == ["delivered", "delivered"]
 
 
 async def test_connection_failures_are_logged_coarsely_not_as_a_port_probe(

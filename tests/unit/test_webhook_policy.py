@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from services.alerts.model import AlertRow
 from services.webhooks import events
 from services.webhooks.delivery import backoff_seconds, verdict
-from services.webhooks.targets import is_public
+from services.webhooks.targets import PRIVATE_REASON, is_public, literal_refusal
 
 
 @given(
@@ -103,6 +103,32 @@ def test_an_ipv6_form_of_an_ipv4_address_is_never_more_public_than_the_address(
     wrapped = ipaddress.ip_address(wrap(v4))
     if is_public(wrapped):
         assert is_public(v4)
+
+
+@pytest.mark.parametrize(
+    ("host", "allow_private", "expected"),
+    [
+        ("hooks.example.org", False, None),  # a name: vetted when resolved
+        ("93.184.216.34", False, None),
+        ("127.0.0.1", False, PRIVATE_REASON),
+        ("127.0.0.1", True, None),
+        ("::1", False, PRIVATE_REASON),
+        ("::ffff:10.0.0.1", False, PRIVATE_REASON),
+        ("2606:2800:220:1:248:1893:25c8:1946", False, None),
+        ("127.1", False, "the host '127.1' is not a valid address"),  # aiohttp's "address"
+        ("2130706433", True, "the host '2130706433' is not a valid address"),
+    ],
+)
+def test_a_host_written_as_an_address_is_judged_as_its_address(
+    host: str, allow_private: bool, expected: str | None
+) -> None:
+    assert literal_refusal(host, allow_private=allow_private) == expected
+
+
+@given(st.ip_addresses())
+def test_an_address_is_refused_exactly_when_it_is_not_public(address: Any) -> None:
+    refused = literal_refusal(str(address), allow_private=False) is not None
+    assert refused == (not is_public(address))
 
 
 def test_alert_event_summarises_without_message_evidence_or_note() -> None:
