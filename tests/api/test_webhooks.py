@@ -669,6 +669,27 @@ async def test_connection_failures_are_logged_coarsely_not_as_a_port_probe(
     assert attempt["duration_ms"] == 0  # a quick refusal and a long timeout look the same
 
 
+async def test_a_receiver_that_never_answers_is_given_up_on_after_the_timeout(
+    attune: Attune, app: FastAPI
+) -> None:
+    tenant = await attune.tenant()
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hook = await endpoint(tenant, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        eid = (await tenant.episode())["id"]
+        await submit(tenant, eid, "srs", 1, srs(9, 9, 9, 9))
+        started = time.monotonic()
+        await asyncio.wait_for(drain(app, tenant, policy(timeout_seconds=0.5, max_attempts=1)), 10)
+        waited = time.monotonic() - started
+    assert 0.5 <= waited < 5
+    (delivery,) = expect(
+        await attune.http.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=tenant.admin), 200
+    )["items"]
+    assert delivery["status"] == "failed"
+    assert delivery["last_error"] == "no response"
+
+
 async def test_other_ports_are_refused_outside_development(
     attune: Attune, app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
