@@ -111,9 +111,8 @@ def redacted(url: str) -> str:
 async def vetted_addresses(
     host: str, port: int, *, allow_private: bool, resolve: Resolver = system_resolver
 ) -> list[Address]:
-    """The addresses to connect to for ``host``, resolved once; all of them must be public
-    (one private answer among public ones is how a rebinding attack hides), unless private
-    ones are allowed. Raises `TargetRefused`."""
+    """The addresses to connect to for ``host``, resolved once and vetted by
+    `private_refusal`. Raises `TargetRefused`."""
     try:
         addresses: list[Address] = [ipaddress.ip_address(host.strip("[]"))]
     except ValueError:
@@ -125,9 +124,18 @@ async def vetted_addresses(
         addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in dict.fromkeys(found)]
     if not addresses:
         raise TargetRefused(f"the host {host!r} does not resolve")
-    if not allow_private and not all(is_public(a) for a in addresses):
-        raise TargetRefused(PRIVATE_REASON)
+    reason = private_refusal(addresses, allow_private=allow_private)
+    if reason is not None:
+        raise TargetRefused(reason)
     return addresses
+
+
+def private_refusal(addresses: Iterable[Address], *, allow_private: bool) -> str | None:
+    """The rule for a host's addresses, resolved or written: all of them public (one private
+    answer among public ones is how a rebinding attack hides), unless private ones are allowed."""
+    if allow_private or all(is_public(a) for a in addresses):
+        return None
+    return PRIVATE_REASON
 
 
 async def refusal(
@@ -166,9 +174,7 @@ def literal_refusal(host: str, *, allow_private: bool) -> str | None:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return f"the host {host!r} is not a valid address"
-    if allow_private or is_public(address):
-        return None
-    return PRIVATE_REASON
+    return private_refusal([address], allow_private=allow_private)
 
 
 class PinnedResolver(AbstractResolver):

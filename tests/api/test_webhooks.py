@@ -26,6 +26,7 @@ from werkzeug import Request, Response
 
 from services.kernel.config import Settings
 from services.webhooks import delivery as webhook_delivery
+from services.webhooks import targets as webhook_targets
 from services.webhooks.events import EventRow
 from services.webhooks.outbox import DELIVERIES, OUTBOX
 from tests.support import Attune, Tenant, bearer, expect, srs, submit
@@ -514,8 +515,8 @@ async def test_delivery_log_pages_newest_first_with_a_cursor(attune: Attune, app
 async def deliver_with(
     app: FastAPI, tenant: Tenant, pol: webhook_delivery.Policy, resolve: Any
 ) -> None:
-    resolver = {} if resolve is None else {"resolve": resolve}
-    async with webhook_delivery.http_client(pol, **resolver) as client:
+    resolver = resolve or webhook_targets.system_resolver
+    async with webhook_delivery.http_client(pol, resolve=resolver) as client:
         await webhook_delivery.deliver_due(
             app.state.engine, client, pol, org_ids=[uuid.UUID(tenant.org_id)]
         )
